@@ -1,0 +1,67 @@
+"""The aiohttp application: every route of calserver on one base URL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from calserver.config import Settings
+from calserver.wsgi_bridge import WSGIBridge
+from plugins.caldav import build_application
+from storage.database import Database
+
+DAV_PREFIX = "/dav"
+DAV_METHODS = (
+    "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PROPFIND", "PROPPATCH", "REPORT",
+    "MKCOL", "MKCALENDAR", "MOVE", "COPY", "POST",
+)
+log = logging.getLogger("calserver")
+
+
+async def _well_known(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently(DAV_PREFIX + "/")
+
+
+def _healthz(db: Database):  # type: ignore[no-untyped-def]
+    async def handler(_request: web.Request) -> web.Response:
+        def ping() -> None:
+            with db.connection() as conn:
+                conn.exec_driver_sql("SELECT 1")
+
+        try:
+            await _run_blocking(ping)
+        except Exception:
+            log.exception("health check: database unreachable")
+            return web.json_response({"status": "unavailable", "database": "unreachable"},
+                                     status=503)
+        return web.json_response({"status": "ok", "database": "ok"})
+
+    return handler
+
+
+async def _run_blocking(fn) -> None:  # type: ignore[no-untyped-def]
+    await asyncio.get_running_loop().run_in_executor(None, fn)
+
+
+def create_app(settings: Settings, db: Database) -> web.Application:
+    """Build the application on a database whose schema is already migrated."""
+    app = web.Application(client_max_size=settings.max_content_length)
+    caldav = WSGIBridge(
+        build_application(db, max_content_length=settings.max_content_length,
+                          realm=settings.realm),
+        script_name=DAV_PREFIX, max_body=settings.max_content_length, threads=settings.threads,
+    )
+    app.router.add_route("*", "/.well-known/caldav", _well_known)
+    app.router.add_route("*", "/.well-known/carddav", _well_known)
+    app.router.add_get("/healthz", _healthz(db))
+    app.router.add_route("*", DAV_PREFIX, caldav.handle)
+    app.router.add_route("*", DAV_PREFIX + "/{tail:.*}", caldav.handle)
+
+    async def _close(_app: web.Application) -> None:
+        caldav.close()
+        db.dispose()
+
+    app.on_cleanup.append(_close)
+    return app

@@ -1,0 +1,30 @@
+"""First start: schema up to date, and on an empty database an organisation
+with its first admin, so that a fresh install can be logged into at once."""
+
+from __future__ import annotations
+
+import secrets
+
+from calserver.config import Settings
+from storage import agents
+from storage.database import Database
+
+
+def prepare_database(db: Database, settings: Settings) -> str | None:
+    """Migrate; create the first organisation and admin when there is no agent.
+
+    Returns the admin password when it was generated here (to print once).
+    """
+    db.migrate()
+    with db.transaction(write=True) as conn:
+        if agents.count_agents(conn):
+            return None
+        generated = None if settings.admin_password else secrets.token_urlsafe(12)
+        organisation = agents.create_organisation(
+            conn, settings.organisation_name, settings.organisation_slug, settings.time_zone
+        )
+        agents.create_agent(
+            conn, settings.admin_login, organisation=organisation, role="admin",
+            password=settings.admin_password or generated,
+        )
+        return generated

@@ -1,0 +1,129 @@
+"""The ``calserver`` command: serve, and the operator's non-interactive tasks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from calserver.app import create_app
+from calserver.bootstrap import prepare_database
+from calserver.config import ConfigError, Settings, load_settings
+from plugins.importer import import_folder
+from storage import agents
+from storage.database import Database
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calserver", description=__doc__)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="configuration file (default: ./config.ini)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="listen address (overrides [server] host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides [server] port)")
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    add = commands.add_parser("add-agent", help="create an agent with its agendas")
+    add.add_argument("login")
+    add.add_argument("--role", choices=agents.ROLES, default="basic")
+    add.add_argument("--service", action="append", default=[],
+                     help="service name (repeat for several; created if missing)")
+    add.add_argument("--organisation", help="organisation slug (default: the first one)")
+    add.add_argument("--name", default="", help="display name")
+    add.add_argument("--email")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input (else one is generated)")
+
+    reset = commands.add_parser("set-password", help="set or reset an agent's password")
+    reset.add_argument("login")
+    reset.add_argument("--password-stdin", action="store_true",
+                       help="read the password from standard input (else one is generated)")
+
+    load = commands.add_parser(
+        "import", help="load a folder of .ics files (one object each) into an agenda"
+    )
+    load.add_argument("collection", help="agenda path, e.g. alice/rdv")
+    load.add_argument("folder", type=Path)
+    return parser
+
+
+def _password(from_stdin: bool) -> tuple[str, bool]:
+    """The password to set, and whether it was generated (and so must be shown)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    return secrets.token_urlsafe(12), True
+
+
+def _serve(settings: Settings, db: Database) -> None:
+    generated = prepare_database(db, settings)
+    app = create_app(settings, db)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")
+    if generated:
+        print(f"First start: log in as {settings.admin_login!r} with password "
+              f"{generated!r} (shown only this once; change it with "
+              f"'calserver set-password {settings.admin_login}').")
+    sys.stdout.flush()
+    web.run_app(app, host=settings.host, port=settings.port, print=None,
+                access_log=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"calserver: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Radicale and Alembic narrate every request and migration step at INFO.
+    for noisy in ("radicale", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if args.command == "serve":
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+        settings = Settings(**{**settings.__dict__, **overrides})
+    db = Database(settings.database_url)
+    try:
+        if args.command == "serve":
+            _serve(settings, db)
+            return 0
+        prepare_database(db, settings)
+        if args.command == "migrate":
+            print("database schema is up to date")
+        elif args.command == "add-agent":
+            password, generated = (None, False) if args.role == "intervenant" else _password(
+                args.password_stdin)
+            with db.transaction(write=True) as conn:
+                slug = args.organisation or agents.first_organisation_slug(conn)
+                agents.create_agent(
+                    conn, args.login, organisation=agents.organisation_id(conn, slug or ""),
+                    role=args.role, password=password, services_names=tuple(args.service),
+                    display_name=args.name, email=args.email,
+                )
+            print(f"agent {args.login!r} created ({args.role})")
+            if generated:
+                print(f"password: {password}")
+        elif args.command == "set-password":
+            password, generated = _password(args.password_stdin)
+            with db.transaction(write=True) as conn:
+                agents.set_password(conn, args.login, password)
+            print(f"password of {args.login!r} changed")
+            if generated:
+                print(f"password: {password}")
+        elif args.command == "import":
+            count = import_folder(db, args.collection.strip("/"), args.folder)
+            print(f"{count} objects imported into {args.collection}")
+    except agents.AgentError as e:
+        print(f"calserver: {e}", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    return 0

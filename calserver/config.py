@@ -1,0 +1,100 @@
+"""The server's settings: one typed object read from config.ini.
+
+Every option is documented in place in config.ini.  The database URL and the
+secrets may instead come from the environment (``CALSERVER_DATABASE_URL``,
+``CALSERVER_ADMIN_PASSWORD``), which wins over the file, so that a deployment
+never has to write a secret into a file.  A relative SQLite path is relative to
+the config file's folder.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_CONFIG = Path("config.ini")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which option and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    public_url: str
+    threads: int
+    database_url: str
+    max_content_length: int
+    realm: str
+    organisation_name: str
+    organisation_slug: str
+    time_zone: str
+    admin_login: str
+    admin_password: str | None
+    log_level: str
+
+
+def _sqlite_relative_to(url: str, folder: Path) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return url
+    if parsed.database == ":memory:" or Path(parsed.database).is_absolute():
+        return url
+    return parsed.set(database=str((folder / parsed.database).resolve())).render_as_string(
+        hide_password=False
+    )
+
+
+def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    path = path or DEFAULT_CONFIG
+    parser = configparser.ConfigParser(interpolation=None)
+    if path.exists():
+        parser.read(path, encoding="utf-8")
+    elif path != DEFAULT_CONFIG:
+        raise ConfigError(f"configuration file {path} does not exist")
+    folder = path.resolve().parent
+
+    def get(section: str, option: str, default: str) -> str:
+        return parser.get(section, option, fallback=default).strip()
+
+    def get_int(section: str, option: str, default: int) -> int:
+        raw = get(section, option, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"[{section}] {option} must be a whole number, not {raw!r}") from None
+        if value <= 0:
+            raise ConfigError(f"[{section}] {option} must be positive")
+        return value
+
+    host = get("server", "host", "127.0.0.1")
+    port = get_int("server", "port", 5232)
+    database_url = env.get("CALSERVER_DATABASE_URL") or get(
+        "database", "url", "sqlite:///calserver.db"
+    )
+    try:
+        database_url = _sqlite_relative_to(database_url, folder)
+    except Exception as e:
+        raise ConfigError(f"[database] url is not a database URL: {e}") from None
+    return Settings(
+        host=host,
+        port=port,
+        public_url=get("server", "public_url", "").rstrip("/") or f"http://{host}:{port}",
+        threads=get_int("server", "threads", 8),
+        database_url=database_url,
+        max_content_length=get_int("caldav", "max_content_length", 1_048_576),
+        realm=get("caldav", "realm", "calserver"),
+        organisation_name=get("bootstrap", "organisation_name", "Mon organisation"),
+        organisation_slug=get("bootstrap", "organisation_slug", "mon-organisation"),
+        time_zone=get("bootstrap", "time_zone", "Europe/Paris"),
+        admin_login=get("bootstrap", "admin_login", "admin"),
+        admin_password=env.get("CALSERVER_ADMIN_PASSWORD") or None,
+        log_level=get("logging", "level", "info").upper(),
+    )

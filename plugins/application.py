@@ -1,0 +1,166 @@
+"""calserver's Radicale: the stock application with a few protocol answers fixed.
+
+- A refused write answers 403 with a precondition element and a readable
+  ``DAV:responsedescription`` (stock Radicale answers a bare 400): malformed
+  iCalendar gets ``CALDAV:valid-calendar-data``; a ``WriteRefused`` raised by
+  the storage (booking rules, later) gets its own precondition.  Nothing is
+  stored in either case: the exception rolls the request's transaction back.
+- An XML body that declares entities is refused with 400 (stock Radicale's
+  defusedxml error escapes as a 500).
+- ``sync-collection`` honours ``DAV:limit`` (RFC 6578 §3.7): the storage stops
+  after N changes and the answer carries the 507 response for the collection.
+- A calendar-query with ``expand`` lets the storage pre-filter on the
+  time range, which stock Radicale drops before asking the storage.
+"""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from http import client
+from typing import Any
+
+import defusedxml.ElementTree as DefusedET
+from defusedxml import DefusedXmlException
+from radicale import Application as RadicaleApplication
+from radicale import item as radicale_item
+from radicale import types, xmlutils
+from radicale.item import filter as radicale_filter
+
+from plugins import storage as sql_storage
+from plugins.errors import WriteRefused
+
+DAV_LIMIT = "{DAV:}limit"
+
+
+@contextmanager
+def _bound(var: ContextVar[Any], value: Any) -> Iterator[None]:
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+def _error_body(precondition: str, description: str) -> ET.Element:
+    root = ET.Element(xmlutils.make_clark("D:error"))
+    ET.SubElement(root, xmlutils.make_clark(precondition))
+    ET.SubElement(root, xmlutils.make_clark("D:responsedescription")).text = description
+    return root
+
+
+def _calendar_data_problem(body: bytes) -> str:
+    """Say, for a person, why Radicale could not take this iCalendar body."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "The calendar data is not valid UTF-8."
+    try:
+        components = radicale_item.read_components(text)
+    except Exception as e:  # vobject raises many kinds
+        return f"The calendar data is not valid iCalendar: {e}".splitlines()[0][:300]
+    if not components:
+        return "The request body holds no calendar object."
+    return (
+        "The calendar object is not acceptable: it must hold one component type "
+        "(VEVENT, VTODO or VJOURNAL) with one UID and valid dates."
+    )
+
+
+def _read_body(environ: types.WSGIEnviron) -> bytes:
+    """Read the request body once and put it back for Radicale to read again."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _report_hints(body: bytes) -> tuple[int | None, tuple[int, int] | None]:
+    """DAV:limit of a sync-collection and the time range of an expanding query."""
+    try:
+        root = DefusedET.fromstring(body)
+    except (ET.ParseError, DefusedXmlException):
+        return None, None
+    limit = None
+    if root.tag == xmlutils.make_clark("D:sync-collection"):
+        nresults = root.find(f"{DAV_LIMIT}/{{DAV:}}nresults")
+        if nresults is not None and (nresults.text or "").strip().isdigit():
+            limit = int(nresults.text.strip())
+    window = None
+    if root.find(".//" + xmlutils.make_clark("C:expand")) is not None:
+        comp = xmlutils.make_clark("C:comp-filter")
+        for outer in root.iterfind(f".//{comp}"):
+            for inner in outer.iterfind(comp):
+                time_range = inner.find(xmlutils.make_clark("C:time-range"))
+                if time_range is not None:
+                    window = radicale_filter.time_range_timestamps(time_range)
+    return limit, window
+
+
+class Application(RadicaleApplication):
+    def _refusal(self, precondition: str, description: str, request_info: dict,
+                 status: int = client.FORBIDDEN) -> types.WSGIResponse:
+        headers = {"Content-Type": f"text/xml; charset={self._encoding}"}
+        body = self._xml_response(_error_body(precondition, description), request_info)
+        return status, headers, body, None
+
+    def _read_xml_request_body(self, environ: types.WSGIEnviron,
+                               request_info: dict) -> ET.Element | None:
+        try:
+            return super()._read_xml_request_body(environ, request_info)
+        except DefusedXmlException as e:
+            raise RuntimeError(f"XML entity declarations are refused: {e}") from None
+
+    def do_PUT(self, environ: types.WSGIEnviron, base_prefix: str, path: str, user: str,
+               user_groups: set, request_info: dict) -> types.WSGIResponse:
+        body = _read_body(environ)
+        try:
+            answer = super().do_PUT(environ, base_prefix, path, user, user_groups, request_info)
+        except WriteRefused as refused:
+            return self._refusal(refused.precondition, refused.description, request_info)
+        if answer[0] == client.BAD_REQUEST:
+            return self._refusal(
+                "C:valid-calendar-data", _calendar_data_problem(body), request_info
+            )
+        return answer
+
+    def do_MOVE(self, environ: types.WSGIEnviron, base_prefix: str, path: str, user: str,
+                user_groups: set, request_info: dict) -> types.WSGIResponse:
+        try:
+            return super().do_MOVE(environ, base_prefix, path, user, user_groups, request_info)
+        except WriteRefused as refused:
+            return self._refusal(refused.precondition, refused.description, request_info)
+
+    def do_REPORT(self, environ: types.WSGIEnviron, base_prefix: str, path: str, user: str,
+                  user_groups: set, request_info: dict) -> types.WSGIResponse:
+        limit, window = _report_hints(_read_body(environ))
+        truncated: list[bool] = []
+        report: Callable[..., types.WSGIResponse] = super().do_REPORT
+        with (
+            _bound(sql_storage.sync_limit, limit),
+            _bound(sql_storage.sync_truncated, truncated),
+            _bound(sql_storage.expand_range, window),
+        ):
+            status, headers, answer, xml_request = report(
+                environ, base_prefix, path, user, user_groups, request_info
+            )
+        if any(truncated) and status == client.MULTI_STATUS and isinstance(answer, bytes):
+            answer = _append_insufficient_storage(answer, base_prefix + path)
+        return status, headers, answer, xml_request
+
+
+def _append_insufficient_storage(answer: bytes, href: str) -> bytes:
+    """Add RFC 6578's 507 response for the collection to a truncated sync answer."""
+    response = ET.Element(xmlutils.make_clark("D:response"))
+    ET.SubElement(response, xmlutils.make_clark("D:href")).text = href
+    ET.SubElement(response, xmlutils.make_clark("D:status")).text = (
+        "HTTP/1.1 507 Insufficient Storage"
+    )
+    error = ET.SubElement(response, xmlutils.make_clark("D:error"))
+    ET.SubElement(error, xmlutils.make_clark("D:number-of-matches-within-limits"))
+    fragment = ET.tostring(response, encoding="utf-8", xml_declaration=False)
+    end = answer.rfind(b"</")
+    return answer[:end] + fragment + answer[end:]

@@ -1,0 +1,92 @@
+"""What the SQL index needs to know about one iCalendar object.
+
+Occurrences are visited with Radicale's own ``visit_time_ranges`` so that the
+ranges stored for a series are exactly the ones Radicale's time-range filter
+would test; the SQL answer and Radicale's answer cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+
+from radicale import item as radicale_item
+from radicale.item import filter as radicale_filter
+
+from storage.calendars import FAR_FUTURE, ItemWrite
+
+# Occurrences of a series are stored up to this far ahead of now (or of the
+# series' start when it starts later), and at most this many; past that the
+# storage hands the series to Radicale's exact test.
+HORIZON_SECONDS = 3 * 366 * 86400
+MAX_RANGES = 2000
+
+
+def _ts_floor(value: datetime) -> int:
+    return math.floor(value.timestamp())
+
+
+def _ts_ceil(value: datetime) -> int:
+    return math.ceil(value.timestamp())
+
+
+def _single_interval(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
+    """True when the ranges cover [start, end) without a gap."""
+    reach = start
+    for r_start, r_end in sorted(ranges):
+        if r_start > reach:
+            return False
+        reach = max(reach, r_end)
+    return reach >= end
+
+
+def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
+    """Describe a prepared Radicale item for the calendar repository."""
+    component = item.component_name
+    text = item.serialize()
+    if not component:
+        return ItemWrite(
+            href=href, uid=item.uid, etag=item.etag, component="", text=text,
+            t_start=radicale_filter.TIMESTAMP_MIN, t_end=radicale_filter.TIMESTAMP_MAX,
+        )
+    ranges: list[tuple[int, int]] = []
+    infinite = False
+    truncated_at: int | None = None
+    horizon: float | None = None
+
+    def range_fn(start: datetime, end: datetime, _is_recurrence: bool) -> bool:
+        nonlocal truncated_at, horizon
+        start_ts = _ts_floor(start)
+        if horizon is None:
+            horizon = max(time.time(), start_ts) + HORIZON_SECONDS
+        if start_ts >= horizon or len(ranges) >= MAX_RANGES:
+            truncated_at = start_ts
+            return True
+        ranges.append((start_ts, _ts_ceil(end)))
+        return False
+
+    def infinity_fn(_start: datetime) -> bool:
+        nonlocal infinite
+        infinite = True
+        return False
+
+    radicale_filter.visit_time_ranges(item.vobject_item, component, range_fn, infinity_fn)
+    if not ranges:
+        t_start, t_end = radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX
+    else:
+        t_start = min(s for s, _ in ranges)
+        t_end = radicale_filter.TIMESTAMP_MAX if (infinite or truncated_at is not None) else max(
+            e for _, e in ranges
+        )
+    write = ItemWrite(
+        href=href, uid=item.uid, etag=item.etag, component=component, text=text,
+        t_start=t_start, t_end=t_end,
+    )
+    if not ranges:
+        # A series whose every occurrence is excluded matches no time range.
+        write.ranges, write.ranges_until = [], FAR_FUTURE
+    elif not (truncated_at is None and _single_interval(ranges, t_start, t_end)):
+        write.ranges = ranges
+        write.ranges_until = FAR_FUTURE if truncated_at is None else truncated_at
+    return write

@@ -1,0 +1,264 @@
+"""Radicale storage plugin over the SQL repositories of ``storage/``.
+
+Radicale calls ``acquire_lock`` around the part of each request that touches
+storage; here that opens the request's database transaction.  Items are built
+fully loaded (text, etag, uid, time range) so that Radicale can keep using them
+after it has released the lock, and a collection caches its row so that the
+properties Radicale reads late (getctag, sync-token, last-modified) answer from
+the snapshot the request saw.  Collection methods called outside the lock open
+a short transaction of their own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import email.utils
+import posixpath
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
+
+from radicale import config as radicale_config
+from radicale import item as radicale_item
+from radicale import pathutils, storage, types
+from radicale.item import filter as radicale_filter
+from sqlalchemy import Connection
+
+from plugins.item_index import item_write
+from storage import calendars
+from storage.calendars import CollectionRow, ItemRow
+from storage.database import Database
+
+# Set by the REPORT handler for the duration of one request: DAV:limit of a
+# sync-collection, and the time range of a calendar-query with expand (which
+# Radicale removes from the filters it hands to the storage).
+sync_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "sync_limit", default=None
+)
+sync_truncated: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "sync_truncated", default=None
+)
+expand_range: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
+    "expand_range", default=None
+)
+
+def _http_date(timestamp: int) -> str:
+    return email.utils.formatdate(timestamp, usegmt=True)
+
+
+class Collection(storage.BaseCollection):
+    def __init__(self, storage_: Storage, row: CollectionRow | None, path: str = "") -> None:
+        self._storage = storage_
+        self._row = row
+        self._path = row.path if row else path
+
+    # -- identity and metadata ------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def owner(self) -> str:
+        return self._row.owner if self._row else ""
+
+    def _require_row(self) -> CollectionRow:
+        if self._row is None:
+            raise ValueError("the root collection has no items")
+        return self._row
+
+    @property
+    def etag(self) -> str:
+        if self._row is None:
+            return '"root"'
+        return f'"{self._row.sync_id}-{self._row.revision}"'
+
+    @property
+    def last_modified(self) -> str:
+        return _http_date(self._row.modified_at if self._row else 0)
+
+    def get_meta(self, key: str | None = None) -> Any:
+        props = self._row.props if self._row else {}
+        return dict(props) if key is None else props.get(key)
+
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        row = self._require_row()
+        with self._storage.db.connection(write=True) as conn:
+            calendars.set_props(conn, row, dict(props))
+
+    # -- items ------------------------------------------------------------
+
+    def _item(self, row: ItemRow) -> radicale_item.Item:
+        return radicale_item.Item(
+            collection=self, href=row.href, text=row.text, etag=row.etag, uid=row.uid,
+            name="VCALENDAR", component_name=row.component,
+            time_range=(row.t_start, row.t_end), last_modified=_http_date(row.modified_at),
+        )
+
+    def get_all(self) -> Iterable[radicale_item.Item]:
+        if self._row is None:
+            return []
+        with self._storage.db.connection() as conn:
+            rows = calendars.list_items(conn, self._row.id)
+        return [self._item(r) for r in rows]
+
+    def get_multi(
+        self, hrefs: Iterable[str]
+    ) -> Iterable[tuple[str, radicale_item.Item | None]]:
+        wanted = list(dict.fromkeys(hrefs))
+        if self._row is None:
+            return [(h, None) for h in wanted]
+        with self._storage.db.connection() as conn:
+            found = calendars.get_items(conn, self._row.id, wanted)
+        return [(h, self._item(found[h]) if h in found else None) for h in wanted]
+
+    def get_filtered(
+        self, filters: Iterable[ET.Element]
+    ) -> Iterable[tuple[radicale_item.Item, bool]]:
+        if self._row is None or not self.tag:
+            return []
+        tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
+        window = expand_range.get()
+        if window is not None:
+            # Expand: Radicale tests the range after expansion; pre-filter only.
+            start, end = max(start, window[0]), min(end, window[1])
+            simple = False
+        with self._storage.db.connection() as conn:
+            rows = calendars.items_in_range(conn, self._row.id, tag, start, end)
+        return [(self._item(row), simple and certain) for row, certain in rows]
+
+    def has_uid(self, uid: str) -> bool:
+        if self._row is None:
+            return False
+        with self._storage.db.connection() as conn:
+            return calendars.has_uid(conn, self._row.id, uid)
+
+    def upload(
+        self, href: str, item: radicale_item.Item
+    ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
+        if not pathutils.is_safe_path_component(href):
+            raise pathutils.UnsafePathError(href)
+        row = self._require_row()
+        write = item_write(item, href)
+        with self._storage.db.connection(write=True) as conn:
+            old = calendars.put_item(conn, row, write)
+            new = calendars.get_items(conn, row.id, [href])[href]
+        return self._item(new), (self._item(old) if old else None)
+
+    def delete(self, href: str | None = None) -> None:
+        row = self._require_row()
+        with self._storage.db.connection(write=True) as conn:
+            if href is None:
+                calendars.delete_collection(conn, row.path)
+            elif not calendars.delete_item(conn, row, href):
+                raise storage.ComponentNotFoundError(href)
+
+    def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        row = self._require_row()
+        since = calendars.parse_sync_token(row, old_token) if old_token else None
+        limit = sync_limit.get()
+        with self._storage.db.connection() as conn:
+            hrefs, reached, truncated = calendars.changes_since(conn, row, since, limit)
+        flag = sync_truncated.get()
+        if flag is not None:
+            flag.append(truncated)
+        return calendars.sync_token(row, reached), hrefs
+
+
+class Storage(storage.BaseStorage):
+    _is_collision_free = True
+    _supports_unicode = True
+    _supports_trailing_whitespace = True
+    _supports_problematic_chars = True
+
+    def __init__(self, configuration: radicale_config.Configuration, db: Database) -> None:
+        super().__init__(configuration)
+        self.db = db
+
+    @types.contextmanager
+    def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
+        with self.db.transaction(write=mode == "w"):
+            yield
+
+    def discover(
+        self,
+        path: str,
+        depth: str = "0",
+        child_context_manager: Callable[[str, str | None], ContextManager[None]] | None = None,
+        user_groups: set[str] | None = None,
+    ) -> Iterable[types.CollectionOrItem]:
+        sane = pathutils.strip_path(path)
+        with self.db.connection() as conn:
+            return self._discover(conn, sane, depth)
+
+    def _discover(self, conn: Connection, sane: str, depth: str) -> list[types.CollectionOrItem]:
+        """Load everything at once: the result outlives the transaction."""
+        row = calendars.get_collection(conn, sane) if sane else None
+        if sane and row is None:
+            parent_path, href = posixpath.split(sane)
+            parent = calendars.get_collection(conn, parent_path) if parent_path else None
+            if parent is None:
+                return []
+            found = calendars.get_items(conn, parent.id, [href])
+            return [Collection(self, parent)._item(found[href])] if href in found else []
+        collection = Collection(self, row, sane)
+        result: list[types.CollectionOrItem] = [collection]
+        if depth != "0":
+            if row is not None:
+                result.extend(collection._item(r) for r in calendars.list_items(conn, row.id))
+            result.extend(
+                Collection(self, child) for child in calendars.child_collections(conn, sane)
+            )
+        return result
+
+    def create_collection(
+        self,
+        href: str,
+        items: Iterable[radicale_item.Item] | None = None,
+        props: Mapping[str, str] | None = None,
+    ) -> tuple[Collection, dict[str, radicale_item.Item], list[str]]:
+        sane = pathutils.strip_path(href)
+        with self.db.connection(write=True) as conn:
+            existing = calendars.get_collection(conn, sane)
+            if existing is not None and not props:
+                return Collection(self, existing), {}, []
+            replaced: dict[str, radicale_item.Item] = {}
+            if existing is None:
+                owner = sane.split("/", 1)[0]
+                kind = "principal" if "/" not in sane else "other"
+                row = calendars.create_collection(conn, sane, owner, kind, dict(props or {}))
+            else:
+                row = existing
+                old_collection = Collection(self, row)
+                for old in calendars.list_items(conn, row.id):
+                    replaced[old.href] = old_collection._item(old)
+                calendars.delete_all_items(conn, row)
+                calendars.set_props(conn, row, dict(props or {}))
+            collection = Collection(self, row)
+            new_hrefs: list[str] = []
+            for item in items or ():
+                item_href = _free_href(item.uid, new_hrefs)
+                calendars.put_item(conn, row, item_write(item, item_href))
+                new_hrefs.append(item_href)
+        return collection, replaced, new_hrefs
+
+    def move(self, item: radicale_item.Item, to_collection: storage.BaseCollection,
+             to_href: str) -> None:
+        assert isinstance(item.collection, Collection) and isinstance(to_collection, Collection)
+        with self.db.connection(write=True) as conn:
+            calendars.move_item(
+                conn, item.collection._require_row(), item.href or "",
+                to_collection._require_row(), to_href,
+            )
+
+    def verify(self) -> bool:
+        return True
+
+
+def _free_href(uid: str, taken: list[str]) -> str:
+    """An href for an item of a whole-collection PUT, derived from its UID like Radicale."""
+    candidate = uid if uid.lower().endswith(".ics") else uid + ".ics"
+    if pathutils.is_safe_path_component(candidate) and candidate not in taken:
+        return candidate
+    return radicale_item.find_available_uid(lambda h: h in taken, ".ics")

@@ -1,0 +1,200 @@
+"""Repository of organisations, services and agents, with their credentials.
+
+An agent is created together with its principal collection and its three
+agendas, in the caller's transaction, so an agent never exists without them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.orm import aliased
+
+from storage import calendars
+from storage.schema import agent_roles, agent_services, agents, organisations, services
+
+ROLES = ("admin", "basic", "intervenant")
+LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+# The three agendas every agent owns: path segment -> (kind, display name).
+AGENDAS = {
+    "rdv": "RDV",
+    "plages": "Plages d'ouverture",
+    "indisponibilites": "Indisponibilités",
+}
+
+_hasher = PasswordHasher()
+
+
+class AgentError(ValueError):
+    """A request about agents that cannot be carried out, with a readable reason."""
+
+
+@dataclass(frozen=True)
+class Relation:
+    """How a logged-in agent stands towards the owner of an agenda."""
+
+    is_self: bool
+    is_admin: bool  # admin of an organisation the owner belongs to
+    shares_service: bool
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 8:
+        raise AgentError("a password needs at least 8 characters")
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def create_organisation(
+    conn: Connection, name: str, slug: str, time_zone: str = "Europe/Paris"
+) -> int:
+    return conn.execute(
+        insert(organisations)
+        .values(name=name, slug=slug, time_zone=time_zone)
+        .returning(organisations.c.id)
+    ).scalar_one()
+
+
+def organisation_id(conn: Connection, slug: str) -> int:
+    found = conn.execute(
+        select(organisations.c.id).where(organisations.c.slug == slug)
+    ).scalar_one_or_none()
+    if found is None:
+        raise AgentError(f"no organisation with slug {slug!r}")
+    return found
+
+
+def first_organisation_slug(conn: Connection) -> str | None:
+    return conn.execute(
+        select(organisations.c.slug).order_by(organisations.c.id).limit(1)
+    ).scalar_one_or_none()
+
+
+def service_id(conn: Connection, organisation: int, name: str) -> int:
+    """The service of that name in the organisation, created on first use."""
+    found = conn.execute(
+        select(services.c.id).where(
+            services.c.organisation_id == organisation, services.c.name == name
+        )
+    ).scalar_one_or_none()
+    if found is not None:
+        return found
+    return conn.execute(
+        insert(services).values(organisation_id=organisation, name=name).returning(services.c.id)
+    ).scalar_one()
+
+
+def agent_exists(conn: Connection, login: str) -> bool:
+    return conn.execute(select(agents.c.id).where(agents.c.login == login)).first() is not None
+
+
+def count_agents(conn: Connection) -> int:
+    return len(conn.execute(select(agents.c.id)).all())
+
+
+def create_agent(
+    conn: Connection,
+    login: str,
+    *,
+    organisation: int,
+    role: str,
+    password: str | None,
+    services_names: tuple[str, ...] = (),
+    display_name: str = "",
+    email: str | None = None,
+) -> int:
+    """Create an agent, its role, its services, its principal and its agendas."""
+    if not LOGIN_PATTERN.match(login):
+        raise AgentError(
+            "a login is 1 to 63 lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    if role not in ROLES:
+        raise AgentError(f"role must be one of {', '.join(ROLES)}")
+    if agent_exists(conn, login):
+        raise AgentError(f"an agent with login {login!r} already exists")
+    if role == "intervenant":
+        if password is not None:
+            raise AgentError("an intervenant has no login password")
+        password_hash = None
+    else:
+        if password is None:
+            raise AgentError("a password is required for this role")
+        password_hash = hash_password(password)
+    agent_id = conn.execute(
+        insert(agents)
+        .values(login=login, display_name=display_name or login, email=email,
+                password_hash=password_hash, created_at=int(time.time()))
+        .returning(agents.c.id)
+    ).scalar_one()
+    conn.execute(
+        insert(agent_roles).values(agent_id=agent_id, organisation_id=organisation, role=role)
+    )
+    for name in services_names:
+        conn.execute(
+            insert(agent_services).values(
+                agent_id=agent_id, service_id=service_id(conn, organisation, name)
+            )
+        )
+    calendars.create_collection(conn, login, login, "principal", {})
+    for segment, title in AGENDAS.items():
+        calendars.create_collection(
+            conn, f"{login}/{segment}", login, segment,
+            {"tag": "VCALENDAR", "D:displayname": title,
+             "C:supported-calendar-component-set": "VEVENT"},
+        )
+    return agent_id
+
+
+def set_password(conn: Connection, login: str, password: str) -> None:
+    updated = conn.execute(
+        update(agents)
+        .where(agents.c.login == login, agents.c.password_hash.is_not(None))
+        .values(password_hash=hash_password(password))
+    ).rowcount
+    if not updated:
+        raise AgentError(f"no agent with login {login!r} that can log in")
+
+
+def password_hash(conn: Connection, login: str) -> str | None:
+    return conn.execute(
+        select(agents.c.password_hash).where(agents.c.login == login)
+    ).scalar_one_or_none()
+
+
+def relation(conn: Connection, user: str, owner: str) -> Relation:
+    """Rights-relevant facts between a logged-in agent and an agenda's owner."""
+    if user == owner:
+        return Relation(is_self=True, is_admin=False, shares_service=False)
+    me, them = aliased(agents), aliased(agents)
+    my_role, their_role = aliased(agent_roles), aliased(agent_roles)
+    is_admin = conn.execute(
+        select(my_role.c.organisation_id)
+        .join(me, me.c.id == my_role.c.agent_id)
+        .join(their_role, their_role.c.organisation_id == my_role.c.organisation_id)
+        .join(them, them.c.id == their_role.c.agent_id)
+        .where(me.c.login == user, my_role.c.role == "admin", them.c.login == owner)
+        .limit(1)
+    ).first() is not None
+    my_svc, their_svc = aliased(agent_services), aliased(agent_services)
+    shares = conn.execute(
+        select(my_svc.c.service_id)
+        .join(me, me.c.id == my_svc.c.agent_id)
+        .join(their_svc, their_svc.c.service_id == my_svc.c.service_id)
+        .join(them, them.c.id == their_svc.c.agent_id)
+        .where(me.c.login == user, them.c.login == owner)
+        .limit(1)
+    ).first() is not None
+    return Relation(is_self=False, is_admin=is_admin, shares_service=shares)

@@ -1,0 +1,411 @@
+"""Repository of calendar collections, their items and their change log.
+
+Plain data in, plain data out: callers (the Radicale storage plugin, imports,
+later the booking engine) compute what an item's iCalendar text means (UID,
+time range, occurrences); this module only stores and finds it, each lookup
+an indexed query.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, delete, exists, func, insert, or_, select, update
+
+from storage.schema import changes, collections, item_ranges, items
+
+# Far enough that every real occurrence is before it; also Radicale's "infinity".
+FAR_FUTURE = 253402300799  # 9999-12-31T23:59:59Z
+_IN_CHUNK = 500
+
+
+@dataclass
+class CollectionRow:
+    id: int
+    path: str
+    owner: str
+    kind: str
+    props: dict[str, str]
+    revision: int
+    sync_id: str
+    modified_at: int
+
+
+@dataclass
+class ItemRow:
+    href: str
+    uid: str
+    etag: str
+    component: str
+    text: str
+    t_start: int
+    t_end: int
+    modified_at: int
+
+
+@dataclass
+class ItemWrite:
+    """What to store for one calendar object resource."""
+
+    href: str
+    uid: str
+    etag: str
+    component: str
+    text: str
+    t_start: int
+    t_end: int
+    # Occurrence ranges of a recurring item, complete for every occurrence that
+    # starts before ``ranges_until``; None when [t_start, t_end) is the only range.
+    ranges: list[tuple[int, int]] | None = None
+    ranges_until: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class InvalidSyncToken(ValueError):
+    """The client's sync token is not one of this collection's."""
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _collection(row) -> CollectionRow:  # type: ignore[no-untyped-def]
+    return CollectionRow(
+        id=row.id, path=row.path, owner=row.owner, kind=row.kind,
+        props=json.loads(row.props), revision=row.revision, sync_id=row.sync_id,
+        modified_at=row.modified_at,
+    )
+
+
+_ITEM_COLUMNS = (
+    items.c.href, items.c.uid, items.c.etag, items.c.component, items.c.text,
+    items.c.t_start, items.c.t_end, items.c.modified_at,
+)
+
+
+def _item(row) -> ItemRow:  # type: ignore[no-untyped-def]
+    return ItemRow(
+        href=row.href, uid=row.uid, etag=row.etag, component=row.component, text=row.text,
+        t_start=row.t_start, t_end=row.t_end, modified_at=row.modified_at,
+    )
+
+
+def parent_of(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+# -- collections ---------------------------------------------------------
+
+def get_collection(conn: Connection, path: str) -> CollectionRow | None:
+    row = conn.execute(select(collections).where(collections.c.path == path)).first()
+    return _collection(row) if row else None
+
+
+def child_collections(conn: Connection, parent_path: str) -> list[CollectionRow]:
+    rows = conn.execute(
+        select(collections)
+        .where(collections.c.parent_path == parent_path)
+        .order_by(collections.c.path)
+    )
+    return [_collection(r) for r in rows]
+
+
+def create_collection(
+    conn: Connection, path: str, owner: str, kind: str, props: dict[str, str]
+) -> CollectionRow:
+    now = _now()
+    conn.execute(
+        insert(collections)
+        .values(
+            path=path, parent_path=parent_of(path), owner=owner, kind=kind,
+            props=json.dumps(props, sort_keys=True), revision=0,
+            sync_id=secrets.token_hex(8), modified_at=now,
+        )
+    )
+    created = get_collection(conn, path)
+    assert created is not None
+    return created
+
+
+def delete_collection(conn: Connection, path: str) -> None:
+    """Delete a collection and every collection below it (items cascade)."""
+    conn.execute(
+        delete(collections).where(
+            or_(collections.c.path == path, collections.c.path.startswith(path + "/"))
+        )
+    )
+
+
+def bump_revision(conn: Connection, collection: CollectionRow) -> int:
+    """Take the collection's next revision; on PostgreSQL this also row-locks it
+    until commit, which orders concurrent writers of one collection."""
+    now = _now()
+    revision = conn.execute(
+        update(collections)
+        .where(collections.c.id == collection.id)
+        .values(revision=collections.c.revision + 1, modified_at=now)
+        .returning(collections.c.revision)
+    ).scalar_one()
+    collection.revision, collection.modified_at = revision, now
+    return revision
+
+
+def set_props(conn: Connection, collection: CollectionRow, props: dict[str, str]) -> None:
+    bump_revision(conn, collection)
+    conn.execute(
+        update(collections)
+        .where(collections.c.id == collection.id)
+        .values(props=json.dumps(props, sort_keys=True))
+    )
+    collection.props = dict(props)
+
+
+# -- items ---------------------------------------------------------------
+
+def list_items(conn: Connection, collection_id: int) -> list[ItemRow]:
+    rows = conn.execute(
+        select(*_ITEM_COLUMNS).where(items.c.collection_id == collection_id).order_by(items.c.id)
+    )
+    return [_item(r) for r in rows]
+
+
+def list_hrefs(conn: Connection, collection_id: int) -> list[str]:
+    return list(
+        conn.execute(select(items.c.href).where(items.c.collection_id == collection_id)).scalars()
+    )
+
+
+def get_items(conn: Connection, collection_id: int, hrefs: Sequence[str]) -> dict[str, ItemRow]:
+    found: dict[str, ItemRow] = {}
+    for i in range(0, len(hrefs), _IN_CHUNK):
+        chunk = hrefs[i:i + _IN_CHUNK]
+        rows = conn.execute(
+            select(*_ITEM_COLUMNS).where(
+                items.c.collection_id == collection_id, items.c.href.in_(chunk)
+            )
+        )
+        found.update((r.href, _item(r)) for r in rows)
+    return found
+
+
+def has_uid(conn: Connection, collection_id: int, uid: str) -> bool:
+    return conn.execute(
+        select(exists().where(items.c.collection_id == collection_id, items.c.uid == uid))
+    ).scalar_one()
+
+
+def items_in_range(
+    conn: Connection, collection_id: int, component: str | None, start: int, end: int
+) -> list[tuple[ItemRow, bool]]:
+    """Items with an occurrence overlapping [start, end), and whether that is certain.
+
+    Certain (True) when the stored ranges are exact for that window; False for a
+    series whose stored occurrences stop before ``end`` (the caller then tests it).
+    """
+    occurrence_in_window = exists().where(
+        item_ranges.c.item_id == items.c.id,
+        item_ranges.c.r_start < end,
+        item_ranges.c.r_end > start,
+    )
+    query = select(*_ITEM_COLUMNS, items.c.ranges_until).where(
+        items.c.collection_id == collection_id,
+        items.c.t_start < end,
+        items.c.t_end > start,
+        or_(
+            items.c.ranges_until.is_(None),
+            items.c.ranges_until < end,
+            occurrence_in_window,
+        ),
+    )
+    if component:
+        query = query.where(items.c.component == component)
+    result = []
+    for row in conn.execute(query.order_by(items.c.id)):
+        certain = row.ranges_until is None or end <= row.ranges_until
+        result.append((_item(row), certain))
+    return result
+
+
+def _record_change(
+    conn: Connection, collection: CollectionRow, href: str, operation: str
+) -> int:
+    revision = bump_revision(conn, collection)
+    conn.execute(
+        insert(changes).values(
+            collection_id=collection.id, revision=revision, href=href, operation=operation
+        )
+    )
+    return revision
+
+
+def _insert_ranges(conn: Connection, item_id: int, write: ItemWrite) -> None:
+    if write.ranges:
+        conn.execute(
+            insert(item_ranges),
+            [{"item_id": item_id, "r_start": s, "r_end": e} for s, e in write.ranges],
+        )
+
+
+def put_item(conn: Connection, collection: CollectionRow, write: ItemWrite) -> ItemRow | None:
+    """Create or replace the item at ``write.href``; return the replaced one."""
+    old_row = conn.execute(
+        select(items.c.id, *_ITEM_COLUMNS).where(
+            items.c.collection_id == collection.id, items.c.href == write.href
+        )
+    ).first()
+    revision = _record_change(
+        conn, collection, write.href, "modified" if old_row else "created"
+    )
+    values = {
+        "uid": write.uid, "etag": write.etag, "component": write.component, "text": write.text,
+        "t_start": write.t_start, "t_end": write.t_end, "ranges_until": write.ranges_until,
+        "revision": revision, "modified_at": collection.modified_at, **write.extra,
+    }
+    if old_row:
+        item_id = old_row.id
+        conn.execute(update(items).where(items.c.id == item_id).values(**values))
+        conn.execute(delete(item_ranges).where(item_ranges.c.item_id == item_id))
+    else:
+        item_id = conn.execute(
+            insert(items)
+            .values(collection_id=collection.id, href=write.href, **values)
+            .returning(items.c.id)
+        ).scalar_one()
+    _insert_ranges(conn, item_id, write)
+    return _item(old_row) if old_row else None
+
+
+def import_items(conn: Connection, collection: CollectionRow, writes: Iterable[ItemWrite]) -> int:
+    """Bulk-load new items (operator import, benchmarks): one revision for the batch."""
+    batch = list(writes)
+    if not batch:
+        return 0
+    revision = bump_revision(conn, collection)
+    conn.execute(
+        insert(items),
+        [
+            {
+                "collection_id": collection.id, "href": w.href, "uid": w.uid, "etag": w.etag,
+                "component": w.component, "text": w.text, "t_start": w.t_start,
+                "t_end": w.t_end, "ranges_until": w.ranges_until, "revision": revision,
+                "modified_at": collection.modified_at, **w.extra,
+            }
+            for w in batch
+        ],
+    )
+    ids = dict(
+        conn.execute(
+            select(items.c.href, items.c.id).where(
+                items.c.collection_id == collection.id, items.c.revision == revision
+            )
+        ).all()
+    )
+    ranges = [
+        {"item_id": ids[w.href], "r_start": s, "r_end": e}
+        for w in batch if w.ranges for s, e in w.ranges
+    ]
+    if ranges:
+        conn.execute(insert(item_ranges), ranges)
+    conn.execute(
+        insert(changes),
+        [{"collection_id": collection.id, "revision": revision, "href": w.href,
+          "operation": "created"} for w in batch],
+    )
+    return len(batch)
+
+
+def delete_item(conn: Connection, collection: CollectionRow, href: str) -> bool:
+    deleted = conn.execute(
+        delete(items).where(items.c.collection_id == collection.id, items.c.href == href)
+    ).rowcount
+    if deleted:
+        _record_change(conn, collection, href, "deleted")
+    return bool(deleted)
+
+
+def delete_all_items(conn: Connection, collection: CollectionRow) -> None:
+    for href in list_hrefs(conn, collection.id):
+        delete_item(conn, collection, href)
+
+
+def move_item(
+    conn: Connection, source: CollectionRow, href: str, target: CollectionRow, to_href: str
+) -> None:
+    """Move an item (keeping its id and occurrence rows), logging both sides."""
+    if source.id != target.id or href != to_href:
+        conn.execute(
+            delete(items).where(items.c.collection_id == target.id, items.c.href == to_href)
+        )
+    _record_change(conn, source, href, "deleted")
+    revision = _record_change(conn, target, to_href, "created")
+    conn.execute(
+        update(items)
+        .where(items.c.collection_id == source.id, items.c.href == href)
+        .values(collection_id=target.id, href=to_href, revision=revision,
+                modified_at=target.modified_at)
+    )
+
+
+# -- sync ----------------------------------------------------------------
+
+def sync_token(collection: CollectionRow, revision: int | None = None) -> str:
+    rev = collection.revision if revision is None else revision
+    return f"urn:calserver:sync:{collection.sync_id}:{rev}"
+
+
+def parse_sync_token(collection: CollectionRow, token: str) -> int:
+    prefix = f"urn:calserver:sync:{collection.sync_id}:"
+    if not token.startswith(prefix):
+        raise InvalidSyncToken(f"sync token {token!r} does not belong to this collection")
+    try:
+        revision = int(token[len(prefix):])
+    except ValueError:
+        raise InvalidSyncToken(f"malformed sync token {token!r}") from None
+    if not 0 <= revision <= collection.revision:
+        raise InvalidSyncToken(f"sync token {token!r} is from the future")
+    return revision
+
+
+def changes_since(
+    conn: Connection, collection: CollectionRow, since: int | None, limit: int | None
+) -> tuple[list[str], int, bool]:
+    """Hrefs changed after revision ``since`` (all items when None), oldest first.
+
+    Returns (hrefs, revision reached, truncated).  With a limit the revision
+    reached is that of the last href returned, so a follow-up sync from it
+    yields exactly the rest.
+    """
+    if since is None:
+        last = items.c.revision.label("last")
+        query = select(items.c.href, last).where(items.c.collection_id == collection.id)
+    else:
+        last = func.max(changes.c.revision).label("last")
+        query = (
+            select(changes.c.href, last)
+            .where(changes.c.collection_id == collection.id, changes.c.revision > since)
+            .group_by(changes.c.href)
+        )
+    query = query.order_by(last, query.selected_columns[0])
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = conn.execute(query).all()
+    if limit is not None and len(rows) > limit:
+        # Cut at a revision boundary so that no href of the same revision is lost.
+        kept = rows[:limit]
+        boundary = kept[-1].last
+        if rows[limit].last == boundary:
+            below = [r for r in kept if r.last < boundary]
+            if below:
+                kept, boundary = below, below[-1].last
+            else:
+                # One revision holds more hrefs than the limit (a bulk import):
+                # return that whole revision rather than make no progress.
+                kept = [r for r in rows if r.last == boundary]
+                kept += conn.execute(query.limit(None).offset(len(rows))).all()
+                kept = [r for r in kept if r.last == boundary]
+        return [r[0] for r in kept], boundary, True
+    return [r[0] for r in rows], collection.revision, False

@@ -1,0 +1,136 @@
+"""Engine creation and the one-request-one-transaction discipline.
+
+A ``Database`` owns the SQLAlchemy engine and a per-thread current transaction.
+Radicale runs each request in one thread and opens it with ``acquire_lock``;
+``transaction()`` is what that lock opens, and ``connection()`` is how every
+repository call finds it (or opens a short transaction of its own when called
+outside, as Radicale does after it has released the lock).
+
+SQLite: WAL mode, ``BEGIN IMMEDIATE`` for writes so that a writer takes the
+write lock before it reads (no upgrade deadlock, no "database is locked" half way
+through), a busy timeout for other processes, and an in-process writer lock so
+that threads of one process queue instead of spinning in SQLite's busy handler.
+PostgreSQL: READ COMMITTED for writes (the row lock on the collection's revision
+counter serializes writers of one collection across processes and hosts) and
+REPEATABLE READ for reads, so a multi-statement read sees one snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    """A database URL made usable: engine, transactions, migrations."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        if self.is_sqlite:
+            self.engine = self._sqlite_engine(url)
+        else:
+            self.engine = create_engine(
+                _with_psycopg3(url), pool_size=pool_size, max_overflow=pool_size,
+                pool_pre_ping=True,
+            )
+
+    @staticmethod
+    def _sqlite_engine(url: str) -> Engine:
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            # Let SQLAlchemy's "begin" event below emit BEGIN itself.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    # -- transactions ---------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool) -> Iterator[Connection]:
+        """Open the thread's transaction; commit on success, roll back on error.
+
+        Nested calls join the outer transaction (a read inside a write is fine;
+        a write inside a read is a programming error and is refused).
+        """
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            if write and not self._local.write:
+                raise RuntimeError("write requested inside a read-only transaction")
+            yield current
+            return
+        lock = self._write_lock if (write and self.is_sqlite) else contextlib.nullcontext()
+        with lock, self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED")
+            else:
+                conn.execution_options(
+                    isolation_level="READ COMMITTED" if write else "REPEATABLE READ"
+                )
+            self._local.conn, self._local.write = conn, write
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                self._local.conn = None
+
+    @contextlib.contextmanager
+    def connection(self, write: bool = False) -> Iterator[Connection]:
+        """The current transaction's connection, or a short transaction of its own."""
+        with self.transaction(write) as conn:
+            yield conn
+
+    # -- schema ---------------------------------------------------------
+
+    def alembic_config(self) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.attributes["engine"] = self.engine
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        command.upgrade(self.alembic_config(), "head")
+
+    def has_schema(self) -> bool:
+        return inspect(self.engine).has_table("alembic_version")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _with_psycopg3(url: str) -> str:
+    """Prefer psycopg 3 for a bare ``postgresql://`` URL (SQLAlchemy's default is psycopg2)."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)

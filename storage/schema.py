@@ -1,0 +1,167 @@
+"""The SQL schema, in SQLAlchemy Core.
+
+The calendar part follows the shape of sabre/dav's schema: each item carries the
+enclosing time range of all its occurrences so that a time-range REPORT is an
+indexed query, and a change log keyed by a per-collection revision makes
+getctag/sync-token O(1) and sync-collection O(changes).  Recurring items also
+get one row per occurrence (up to a horizon) in ``item_ranges`` so that a
+time-range query over a recurring series is answered exactly in SQL instead of
+re-expanding every series in Python.
+
+The Alembic migrations under ``storage/migrations`` create exactly these tables;
+this module is the one description both the code and the first migration use.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("slug", String(100), nullable=False, unique=True),
+    Column("time_zone", String(64), nullable=False, server_default="Europe/Paris"),
+    Column("holiday_zone", String(16), nullable=False, server_default="metropole"),
+)
+
+services = Table(
+    "services",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "organisation_id",
+        Integer,
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("organisation_id", "name"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("login", String(100), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False, server_default=""),
+    Column("email", String(320), nullable=True),
+    # NULL for an intervenant: an agenda without a login.
+    Column("password_hash", String(200), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# An agent's role in one organisation: admin, basic or intervenant.
+agent_roles = Table(
+    "agent_roles",
+    metadata,
+    Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "organisation_id",
+        Integer,
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("role", String(16), nullable=False),
+)
+
+agent_services = Table(
+    "agent_services",
+    metadata,
+    Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # Sanitized path without leading/trailing slash: "alice", "alice/rdv".
+    Column("path", String(400), nullable=False, unique=True),
+    Column("parent_path", String(400), nullable=False, index=True),
+    Column("owner", String(100), nullable=False),
+    # principal / rdv / plages / indisponibilites / other
+    Column("kind", String(32), nullable=False, server_default="other"),
+    # JSON object of WebDAV properties as Radicale names them ("tag", "D:displayname", ...).
+    Column("props", Text, nullable=False, server_default="{}"),
+    Column("revision", BigInteger, nullable=False, server_default="0"),
+    # Random per incarnation: a collection deleted and re-created never reuses a sync token.
+    Column("sync_id", String(32), nullable=False),
+    Column("modified_at", BigInteger, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "collection_id",
+        Integer,
+        ForeignKey("collections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("href", String(400), nullable=False),
+    Column("uid", String(400), nullable=False),
+    Column("etag", String(80), nullable=False),
+    Column("component", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    # Enclosing time range of all occurrences, POSIX seconds; open-ended RRULE = far future.
+    Column("t_start", BigInteger, nullable=False),
+    Column("t_end", BigInteger, nullable=False),
+    # NULL: the item has one time range, [t_start, t_end) is exact.  Otherwise the
+    # item_ranges rows list every occurrence ending before this timestamp.
+    Column("ranges_until", BigInteger, nullable=True),
+    Column("revision", BigInteger, nullable=False),
+    Column("modified_at", BigInteger, nullable=False),
+    UniqueConstraint("collection_id", "href"),
+    Index("ix_items_collection_uid", "collection_id", "uid"),
+    Index("ix_items_collection_range", "collection_id", "t_start", "t_end"),
+)
+
+item_ranges = Table(
+    "item_ranges",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("r_start", BigInteger, nullable=False),
+    Column("r_end", BigInteger, nullable=False),
+    Index("ix_item_ranges_item_start", "item_id", "r_start"),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "collection_id",
+        Integer,
+        ForeignKey("collections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("revision", BigInteger, nullable=False),
+    Column("href", String(400), nullable=False),
+    # created / modified / deleted
+    Column("operation", String(8), nullable=False),
+    Index("ix_changes_collection_revision", "collection_id", "revision"),
+)

@@ -121,9 +121,14 @@ class Collection(storage.BaseCollection):
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, self.tag)
         window = expand_range.get()
         if window is not None:
-            # Expand: Radicale tests the range after expansion; pre-filter only.
-            start, end = max(start, window[0]), min(end, window[1])
-            simple = False
+            # Expand: Radicale removed the time range from ``filters`` and tests it
+            # after expansion; an item with no occurrence in the window would
+            # expand to nothing, so the window only pre-filters.
+            unbounded = (start, end) == (radicale_filter.TIMESTAMP_MIN,
+                                         radicale_filter.TIMESTAMP_MAX)
+            with self._storage.db.connection() as conn:
+                rows = calendars.items_in_range(conn, self._row.id, tag, *window)
+            return [(self._item(row), simple and unbounded) for row, _ in rows]
         with self._storage.db.connection() as conn:
             rows = calendars.items_in_range(conn, self._row.id, tag, start, end)
         return [(self._item(row), simple and certain) for row, certain in rows]

@@ -1,0 +1,1 @@
+"""Benchmarks of calserver against stock Radicale (see README.md in this folder)."""

@@ -1,0 +1,165 @@
+"""Shared fixtures: real databases (a SQLite file, a fresh PostgreSQL database)
+and real servers (the ``calserver`` command on a free loopback port).
+
+Slow suites (marked ``slow``) run with ``--all`` or when ``CI=true``.  On CI an
+unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from storage.database import Database
+
+PG_ADMIN_DSN = os.environ.get("CALSERVER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+ON_CI = os.environ.get("CI", "").lower() == "true"
+ADMIN_PASSWORD = "admin-secret-1"
+CALSERVER = Path(sys.executable).with_name("calserver")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--all", action="store_true", help="also run the slow suites")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--all") or ON_CI:
+        return
+    kept = [i for i in items if "slow" not in i.keywords]
+    deselected = [i for i in items if "slow" in i.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+def _pg_available() -> bool:
+    try:
+        psycopg.connect(PG_ADMIN_DSN, connect_timeout=3).close()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    available = _pg_available()
+    if not available and ON_CI:
+        pytest.fail(f"PostgreSQL is unreachable at {PG_ADMIN_DSN} (required on CI)")
+    return available
+
+
+@pytest.fixture
+def pg_url(pg_available: bool) -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    if not pg_available:
+        pytest.skip("PostgreSQL is not reachable (it is required on CI)")
+    name = f"calserver_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'calserver.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    """A running ``calserver serve`` process."""
+
+    url: str
+    database_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def dav(self) -> str:
+        return self.url + "/dav/"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def run_cli(database_url: str, *args: str, stdin: str | None = None,
+            config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CALSERVER_DATABASE_URL": database_url,
+           "CALSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    command = [str(CALSERVER)] + (["--config", str(config)] if config else []) + list(args)
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+
+
+def start_server(database_url: str, workdir: Path, *, extra_config: str = "",
+                 env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / f"config-{port}.ini"
+    config.write_text(f"[server]\nhost = 127.0.0.1\nport = {port}\n{extra_config}")
+    log_path = workdir / f"server-{port}.log"
+    full_env = {**os.environ, "CALSERVER_DATABASE_URL": database_url,
+                "CALSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(CALSERVER), "--config", str(config), "serve"],
+            stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=workdir,
+        )
+    server = Server(f"http://127.0.0.1:{port}", database_url, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"calserver exited early:\n{server.log()}")
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"calserver did not become healthy:\n{server.log()}")
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(database_url, tmp_path / "server")
+    yield srv
+    srv.stop()

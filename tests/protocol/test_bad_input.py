@@ -1,0 +1,97 @@
+"""Bad input over CalDAV: a clear refusal, and nothing stored."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, Server
+from tests.ics import event
+
+AUTH = ("admin", ADMIN_PASSWORD)
+CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
+
+
+def _hrefs(server: Server) -> list[str]:
+    answer = httpx.request(
+        "PROPFIND", server.dav + "admin/rdv/", auth=AUTH, headers={"Depth": "1"},
+        content=b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+    )
+    assert answer.status_code == 207
+    root = ET.fromstring(answer.content)
+    return [h.text for h in root.iter("{DAV:}href") if h.text != "/dav/admin/rdv/"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "this is not a calendar",
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\n",  # truncated
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\n"
+        "DTSTART:2027-01-01\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",  # bad date
+    ],
+)
+def test_malformed_icalendar_is_refused_with_precondition(server: Server, body: str) -> None:
+    answer = httpx.put(server.dav + "admin/rdv/bad.ics", auth=AUTH, content=body.encode(),
+                       headers={"Content-Type": "text/calendar"})
+    assert answer.status_code == 403
+    root = ET.fromstring(answer.content)
+    assert root.tag == "{DAV:}error"
+    assert root.find(f"{{{CALDAV_NS}}}valid-calendar-data") is not None
+    description = root.findtext("{DAV:}responsedescription")
+    assert description and "calendar" in description.lower()
+    assert "Traceback" not in answer.text
+    assert _hrefs(server) == []
+
+
+def test_oversized_body_gets_413_and_nothing_stored(server: Server) -> None:
+    padding = "DESCRIPTION:" + "x" * 70 + "\r\n"
+    big = event("big", datetime(2027, 1, 4, 9, 0), extra=padding * 20_000)
+    assert len(big) > 1_048_576
+    answer = httpx.put(server.dav + "admin/rdv/big.ics", auth=AUTH, content=big.encode(),
+                       headers={"Content-Type": "text/calendar"})
+    assert answer.status_code == 413
+    assert _hrefs(server) == []
+
+
+def test_xml_entity_expansion_is_refused(server: Server) -> None:
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        b'<propfind xmlns="DAV:"><prop><displayname>&b;</displayname></prop></propfind>'
+    )
+    for method in ("PROPFIND", "REPORT", "PROPPATCH"):
+        answer = httpx.request(method, server.dav + "admin/rdv/", auth=AUTH, content=bomb,
+                               headers={"Depth": "0"})
+        assert answer.status_code == 400, method
+    names = httpx.request(
+        "PROPFIND", server.dav + "admin/rdv/", auth=AUTH, headers={"Depth": "0"},
+        content=b'<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
+    )
+    assert "aaaaaaaaaa" not in names.text
+
+
+def test_wrong_password_gets_401_with_challenge(server: Server) -> None:
+    answer = httpx.request("PROPFIND", server.dav + "admin/", auth=("admin", "wrong-password"))
+    assert answer.status_code == 401
+    assert answer.headers["WWW-Authenticate"].startswith("Basic realm=")
+    anonymous = httpx.request("PROPFIND", server.dav + "admin/")
+    assert anonymous.status_code == 401
+
+
+def test_eight_concurrent_writers_never_see_database_locked(server: Server) -> None:
+    def put(n: int) -> int:
+        body = event(f"c{n}", datetime(2027, 2, 1, 8, 0) + timedelta(minutes=30 * n))
+        with httpx.Client(auth=AUTH) as client:
+            return client.put(server.dav + f"admin/rdv/c{n}.ics", content=body.encode(),
+                              headers={"Content-Type": "text/calendar"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(put, range(80)))
+    assert statuses == [201] * 80
+    assert len(_hrefs(server)) == 80
+    assert "locked" not in server.log().lower()

@@ -1,0 +1,96 @@
+"""Who sees what, over CalDAV, with agents created by the operator's command."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime
+
+import httpx
+import pytest
+
+from storage import agents
+from storage.database import Database
+from tests.conftest import ADMIN_PASSWORD, Server, run_cli
+from tests.ics import event
+
+PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-12", "carol": "carol-pass-1"}
+SERVICES = {"alice": "PMI", "bob": "PMI", "carol": "Social"}
+
+
+@pytest.fixture
+def team(server: Server) -> Server:
+    """Three agents, created in-process on the server's database (the operator's
+    command itself is tested in tests/calserver/test_cli.py)."""
+    db = Database(server.database_url)
+    with db.transaction(write=True) as conn:
+        organisation = agents.organisation_id(conn, "mon-organisation")
+        for login, password in PASSWORDS.items():
+            agents.create_agent(conn, login, organisation=organisation, role="basic",
+                                password=password, services_names=(SERVICES[login],))
+    db.dispose()
+    return server
+
+
+def _as(login: str) -> httpx.Client:
+    password = ADMIN_PASSWORD if login == "admin" else PASSWORDS[login]
+    return httpx.Client(auth=(login, password))
+
+
+def _put(client: httpx.Client, url: str, uid: str) -> int:
+    body = event(uid, datetime(2027, 3, 1, 9, 0)).encode()
+    return client.put(url, content=body, headers={"Content-Type": "text/calendar"}).status_code
+
+
+def test_agents_of_one_service_share_their_rdv_agenda(team: Server) -> None:
+    with _as("alice") as alice, _as("bob") as bob:
+        assert _put(alice, team.dav + "bob/rdv/from-alice.ics", "from-alice") == 201
+        assert bob.get(team.dav + "bob/rdv/from-alice.ics").status_code == 200
+        assert alice.get(team.dav + "bob/rdv/from-alice.ics").status_code == 200
+
+
+def test_colleague_cannot_touch_plages_or_absences(team: Server) -> None:
+    with _as("alice") as alice:
+        for agenda in ("plages", "indisponibilites"):
+            assert _put(alice, team.dav + f"bob/{agenda}/x.ics", "x") == 403
+            answer = alice.request("PROPFIND", team.dav + f"bob/{agenda}/",
+                                   headers={"Depth": "1"})
+            assert answer.status_code == 403
+
+
+def test_other_service_sees_nothing(team: Server) -> None:
+    with _as("carol") as carol:
+        assert _put(carol, team.dav + "alice/rdv/y.ics", "y") == 403
+        assert carol.get(team.dav + "alice/rdv/").status_code == 403
+        root = carol.request("PROPFIND", team.dav, headers={"Depth": "1"})
+        assert root.status_code == 207
+        listed = {h.text for h in ET.fromstring(root.content).iter("{DAV:}href")}
+        assert "/dav/carol/" in listed
+        assert not listed & {"/dav/alice/", "/dav/bob/", "/dav/admin/"}
+
+
+def test_admin_manages_every_agenda_of_the_organisation(team: Server) -> None:
+    with _as("admin") as admin:
+        for login in PASSWORDS:
+            assert _put(admin, team.dav + f"{login}/plages/p.ics", f"p-{login}") == 201
+    with _as("alice") as alice:
+        assert _put(alice, team.dav + "admin/plages/z.ics", "z") == 403
+
+
+def test_agent_creates_its_own_calendars(team: Server) -> None:
+    with _as("alice") as alice:
+        created = alice.request("MKCALENDAR", team.dav + "alice/perso/")
+        assert created.status_code == 201
+        assert _put(alice, team.dav + "alice/perso/e.ics", "e") == 201
+    with _as("bob") as bob:
+        assert bob.get(team.dav + "alice/perso/e.ics").status_code == 403
+
+
+def test_password_reset_takes_effect_at_once(team: Server) -> None:
+    with _as("alice") as alice:
+        assert alice.request("PROPFIND", team.dav + "alice/").status_code == 207
+        result = run_cli(team.database_url, "set-password", "alice", "--password-stdin",
+                         stdin="a-new-password\n")
+        assert result.returncode == 0, result.stderr
+        assert alice.request("PROPFIND", team.dav + "alice/").status_code == 401
+    with httpx.Client(auth=("alice", "a-new-password")) as renewed:
+        assert renewed.request("PROPFIND", team.dav + "alice/").status_code == 207

@@ -13,7 +13,7 @@ from aiohttp import web
 from calserver.app import create_app
 from calserver.bootstrap import prepare_database
 from calserver.config import ConfigError, Settings, load_settings
-from plugins.importer import import_folder
+from plugins.importer import ImportRefused, import_folder
 from storage import agents
 from storage.database import Database
 
@@ -61,15 +61,18 @@ def _password(from_stdin: bool) -> tuple[str, bool]:
     return secrets.token_urlsafe(12), True
 
 
-def _serve(settings: Settings, db: Database) -> None:
+def _prepare(settings: Settings, db: Database) -> None:
     generated = prepare_database(db, settings)
-    app = create_app(settings, db)
-    url = f"http://{settings.host}:{settings.port}"
-    print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")
     if generated:
         print(f"First start: log in as {settings.admin_login!r} with password "
               f"{generated!r} (shown only this once; change it with "
               f"'calserver set-password {settings.admin_login}').")
+
+
+def _serve(settings: Settings, db: Database) -> None:
+    app = create_app(settings, db)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")
     sys.stdout.flush()
     web.run_app(app, host=settings.host, port=settings.port, print=None,
                 access_log=None)
@@ -92,11 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(**{**settings.__dict__, **overrides})
     db = Database(settings.database_url)
     try:
+        _prepare(settings, db)
         if args.command == "serve":
             _serve(settings, db)
-            return 0
-        prepare_database(db, settings)
-        if args.command == "migrate":
+        elif args.command == "migrate":
             print("database schema is up to date")
         elif args.command == "add-agent":
             password, generated = (None, False) if args.role == "intervenant" else _password(
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import":
             count = import_folder(db, args.collection.strip("/"), args.folder)
             print(f"{count} objects imported into {args.collection}")
-    except agents.AgentError as e:
+    except (agents.AgentError, ImportRefused) as e:
         print(f"calserver: {e}", file=sys.stderr)
         return 1
     finally:

@@ -1,0 +1,82 @@
+"""The operator's commands, run as a person would run them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import CALSERVER, run_cli, start_server
+from tests.ics import event
+
+
+def test_first_start_generates_and_prints_admin_password_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "CALSERVER_ADMIN_PASSWORD"}
+    env["CALSERVER_DATABASE_URL"] = url
+
+    def migrate() -> str:
+        done = subprocess.run([str(CALSERVER), "migrate"], env=env, capture_output=True,
+                              text=True, timeout=60, check=True)
+        return done.stdout
+
+    first = migrate()
+    assert "First start: log in as 'admin' with password" in first
+    password = first.split("with password '", 1)[1].split("'", 1)[0]
+    assert "password" not in migrate()
+    server = start_server(url, tmp_path / "srv", env={"CALSERVER_ADMIN_PASSWORD": ""})
+    try:
+        answer = httpx.request("PROPFIND", server.dav + "admin/", auth=("admin", password))
+        assert answer.status_code == 207
+    finally:
+        server.stop()
+
+
+def test_add_agent_and_reset_password(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ops.db'}"
+    created = run_cli(url, "add-agent", "alice", "--role", "basic", "--service", "PMI",
+                      "--service", "Social", "--name", "Alice Martin", "--password-stdin",
+                      stdin="alice-password\n")
+    assert created.returncode == 0, created.stderr
+    duplicate = run_cli(url, "add-agent", "alice", "--password-stdin", stdin="whatever12\n")
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr and "Traceback" not in duplicate.stderr
+    bad_login = run_cli(url, "add-agent", "Alice Martin")
+    assert bad_login.returncode == 1 and "login" in bad_login.stderr
+    reset = run_cli(url, "set-password", "alice")
+    assert reset.returncode == 0
+    new_password = reset.stdout.split("password: ", 1)[1].strip()
+    server = start_server(url, tmp_path / "srv")
+    try:
+        assert httpx.request("PROPFIND", server.dav + "alice/",
+                             auth=("alice", "alice-password")).status_code == 401
+        assert httpx.request("PROPFIND", server.dav + "alice/",
+                             auth=("alice", new_password)).status_code == 207
+    finally:
+        server.stop()
+
+
+def test_import_loads_a_folder_or_refuses_it_whole(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'imp.db'}"
+    folder = tmp_path / "ics"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"e{n}.ics").write_text(event(f"e{n}", datetime(2027, 1, 4 + n, 9, 0)))
+    assert run_cli(url, "import", "admin/rdv", str(folder)).returncode == 0
+    (folder / "broken.ics").write_text("BEGIN:VCALENDAR\r\nnot really\r\n")
+    refused = run_cli(url, "import", "admin/plages", str(folder))
+    assert refused.returncode == 1 and "broken.ics" in refused.stderr
+    server = start_server(url, tmp_path / "srv")
+    try:
+        from tests.conftest import ADMIN_PASSWORD
+
+        auth = ("admin", ADMIN_PASSWORD)
+        assert httpx.get(server.dav + "admin/rdv/e1.ics", auth=auth).status_code == 200
+        listing = httpx.request("PROPFIND", server.dav + "admin/plages/", auth=auth,
+                                headers={"Depth": "1"})
+        assert listing.text.count("<response>") == 1  # the collection alone
+    finally:
+        server.stop()

@@ -50,6 +50,13 @@ def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
             href=href, uid=item.uid, etag=item.etag, component="", text=text,
             t_start=radicale_filter.TIMESTAMP_MIN, t_end=radicale_filter.TIMESTAMP_MAX,
         )
+    components = [c for c in item.vobject_item.getChildren() if c.name == component]
+    if len(components) == 1 and not ({"rrule", "rdate"} & components[0].contents.keys()):
+        # One occurrence: Radicale's enclosing range (computed while preparing
+        # the item) is exact, no need to visit it again.
+        t_start, t_end = item.time_range
+        return ItemWrite(href=href, uid=item.uid, etag=item.etag, component=component,
+                         text=text, t_start=t_start, t_end=t_end)
     ranges: list[tuple[int, int]] = []
     infinite = False
     truncated_at: int | None = None

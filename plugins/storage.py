@@ -148,8 +148,7 @@ class Collection(storage.BaseCollection):
         write = item_write(item, href)
         with self._storage.db.connection(write=True) as conn:
             old = calendars.put_item(conn, row, write)
-            new = calendars.get_items(conn, row.id, [href])[href]
-        return self._item(new), (self._item(old) if old else None)
+        return self._item(write.stored(row.modified_at)), (self._item(old) if old else None)
 
     def delete(self, href: str | None = None) -> None:
         row = self._require_row()
@@ -199,10 +198,11 @@ class Storage(storage.BaseStorage):
 
     def _discover(self, conn: Connection, sane: str, depth: str) -> list[types.CollectionOrItem]:
         """Load everything at once: the result outlives the transaction."""
-        row = calendars.get_collection(conn, sane) if sane else None
+        parent_path, href = posixpath.split(sane)
+        rows = calendars.get_collections(conn, [sane, parent_path] if parent_path else [sane])
+        row = rows.get(sane)
         if sane and row is None:
-            parent_path, href = posixpath.split(sane)
-            parent = calendars.get_collection(conn, parent_path) if parent_path else None
+            parent = rows.get(parent_path)
             if parent is None:
                 return []
             found = calendars.get_items(conn, parent.id, [href])

@@ -64,6 +64,12 @@ class ItemWrite:
     ranges_until: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
+    def stored(self, modified_at: int) -> ItemRow:
+        """The row this write leaves in the table (saves reading it back)."""
+        return ItemRow(href=self.href, uid=self.uid, etag=self.etag, component=self.component,
+                       text=self.text, t_start=self.t_start, t_end=self.t_end,
+                       modified_at=modified_at)
+
 
 class InvalidSyncToken(ValueError):
     """The client's sync token is not one of this collection's."""
@@ -103,6 +109,11 @@ def parent_of(path: str) -> str:
 def get_collection(conn: Connection, path: str) -> CollectionRow | None:
     row = conn.execute(select(collections).where(collections.c.path == path)).first()
     return _collection(row) if row else None
+
+
+def get_collections(conn: Connection, paths: Sequence[str]) -> dict[str, CollectionRow]:
+    rows = conn.execute(select(collections).where(collections.c.path.in_(paths)))
+    return {r.path: _collection(r) for r in rows}
 
 
 def child_collections(conn: Connection, parent_path: str) -> list[CollectionRow]:

@@ -48,6 +48,18 @@ def test_malformed_icalendar_is_refused_with_precondition(server: Server, body: 
     assert _hrefs(server) == []
 
 
+def test_refused_content_never_reaches_the_log(server: Server) -> None:
+    # A line without its colon: vobject's error quotes it whole.
+    secret = "DESCRIPTION RDV de Jeanne Confidentielle jeanne.confidentielle@example.org"
+    body = event("leak", datetime(2027, 1, 4, 9, 0), extra=secret)
+    answer = httpx.put(server.dav + "admin/rdv/leak.ics", auth=AUTH, content=body.encode(),
+                       headers={"Content-Type": "text/calendar"})
+    assert answer.status_code == 403
+    log = server.log()
+    assert "leak.ics" in log  # the refusal is logged...
+    assert "Confidentielle" not in log and "jeanne" not in log.lower()  # ...not the content
+
+
 def test_oversized_body_gets_413_and_nothing_stored(server: Server) -> None:
     padding = "DESCRIPTION:" + "x" * 70 + "\r\n"
     big = event("big", datetime(2027, 1, 4, 9, 0), extra=padding * 20_000)

@@ -210,7 +210,7 @@ class Storage(storage.BaseStorage):
         collection = Collection(self, row, sane)
         result: list[types.CollectionOrItem] = [collection]
         if depth != "0":
-            if row is not None:
+            if row is not None and row.props.get("tag"):  # only calendars hold items
                 result.extend(collection._item(r) for r in calendars.list_items(conn, row.id))
             result.extend(
                 Collection(self, child) for child in calendars.child_collections(conn, sane)

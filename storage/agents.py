@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import aliased
 
 from storage import calendars
@@ -168,10 +168,12 @@ def set_password(conn: Connection, login: str, password: str) -> None:
         raise AgentError(f"no agent with login {login!r} that can log in")
 
 
+_PASSWORD_HASH = select(agents.c.password_hash).where(agents.c.login == bindparam("login"))
+
+
 def password_hash(conn: Connection, login: str) -> str | None:
-    return conn.execute(
-        select(agents.c.password_hash).where(agents.c.login == login)
-    ).scalar_one_or_none()
+    # Read on every authenticated request, hence the prebuilt statement.
+    return conn.execute(_PASSWORD_HASH, {"login": login}).scalar_one_or_none()
 
 
 def relation(conn: Connection, user: str, owner: str) -> Relation:

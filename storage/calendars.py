@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, update
 
 from storage.schema import changes, collections, item_ranges, items
 
@@ -100,6 +100,40 @@ def _item(row) -> ItemRow:  # type: ignore[no-untyped-def]
     )
 
 
+# Statements on the request path are built once: building a SQLAlchemy
+# statement costs more than running it on SQLite.
+_COLLECTIONS_BY_PATH = select(collections).where(
+    collections.c.path.in_(bindparam("paths", expanding=True))
+)
+_CHILD_COLLECTIONS = (
+    select(collections)
+    .where(collections.c.parent_path == bindparam("parent"))
+    .order_by(collections.c.path)
+)
+_ITEMS_OF = (
+    select(*_ITEM_COLUMNS).where(items.c.collection_id == bindparam("cid")).order_by(items.c.id)
+)
+_ITEMS_BY_HREF = select(*_ITEM_COLUMNS).where(
+    items.c.collection_id == bindparam("cid"), items.c.href.in_(bindparam("hrefs", expanding=True))
+)
+_HAS_UID = select(
+    exists().where(items.c.collection_id == bindparam("cid"), items.c.uid == bindparam("uid"))
+)
+_OLD_ITEM = select(items.c.id, *_ITEM_COLUMNS).where(
+    items.c.collection_id == bindparam("cid"), items.c.href == bindparam("href_")
+)
+_BUMP = (
+    update(collections)
+    .where(collections.c.id == bindparam("cid"))
+    .values(revision=collections.c.revision + 1, modified_at=bindparam("now"))
+    .returning(collections.c.revision)
+)
+_LOG_CHANGE = insert(changes)
+_DROP_RANGES = delete(item_ranges).where(item_ranges.c.item_id == bindparam("item_id"))
+_INSERT_ITEM = insert(items).returning(items.c.id)
+_UPDATE_ITEM = update(items).where(items.c.id == bindparam("item_id"))
+
+
 def parent_of(path: str) -> str:
     return path.rpartition("/")[0]
 
@@ -107,22 +141,16 @@ def parent_of(path: str) -> str:
 # -- collections ---------------------------------------------------------
 
 def get_collection(conn: Connection, path: str) -> CollectionRow | None:
-    row = conn.execute(select(collections).where(collections.c.path == path)).first()
-    return _collection(row) if row else None
+    return get_collections(conn, [path]).get(path)
 
 
 def get_collections(conn: Connection, paths: Sequence[str]) -> dict[str, CollectionRow]:
-    rows = conn.execute(select(collections).where(collections.c.path.in_(paths)))
+    rows = conn.execute(_COLLECTIONS_BY_PATH, {"paths": list(paths)})
     return {r.path: _collection(r) for r in rows}
 
 
 def child_collections(conn: Connection, parent_path: str) -> list[CollectionRow]:
-    rows = conn.execute(
-        select(collections)
-        .where(collections.c.parent_path == parent_path)
-        .order_by(collections.c.path)
-    )
-    return [_collection(r) for r in rows]
+    return [_collection(r) for r in conn.execute(_CHILD_COLLECTIONS, {"parent": parent_path})]
 
 
 def create_collection(
@@ -155,12 +183,7 @@ def bump_revision(conn: Connection, collection: CollectionRow) -> int:
     """Take the collection's next revision; on PostgreSQL this also row-locks it
     until commit, which orders concurrent writers of one collection."""
     now = _now()
-    revision = conn.execute(
-        update(collections)
-        .where(collections.c.id == collection.id)
-        .values(revision=collections.c.revision + 1, modified_at=now)
-        .returning(collections.c.revision)
-    ).scalar_one()
+    revision = conn.execute(_BUMP, {"cid": collection.id, "now": now}).scalar_one()
     collection.revision, collection.modified_at = revision, now
     return revision
 
@@ -178,10 +201,7 @@ def set_props(conn: Connection, collection: CollectionRow, props: dict[str, str]
 # -- items ---------------------------------------------------------------
 
 def list_items(conn: Connection, collection_id: int) -> list[ItemRow]:
-    rows = conn.execute(
-        select(*_ITEM_COLUMNS).where(items.c.collection_id == collection_id).order_by(items.c.id)
-    )
-    return [_item(r) for r in rows]
+    return [_item(r) for r in conn.execute(_ITEMS_OF, {"cid": collection_id})]
 
 
 def list_hrefs(conn: Connection, collection_id: int) -> list[str]:
@@ -194,19 +214,13 @@ def get_items(conn: Connection, collection_id: int, hrefs: Sequence[str]) -> dic
     found: dict[str, ItemRow] = {}
     for i in range(0, len(hrefs), _IN_CHUNK):
         chunk = hrefs[i:i + _IN_CHUNK]
-        rows = conn.execute(
-            select(*_ITEM_COLUMNS).where(
-                items.c.collection_id == collection_id, items.c.href.in_(chunk)
-            )
-        )
+        rows = conn.execute(_ITEMS_BY_HREF, {"cid": collection_id, "hrefs": list(chunk)})
         found.update((r.href, _item(r)) for r in rows)
     return found
 
 
 def has_uid(conn: Connection, collection_id: int, uid: str) -> bool:
-    return conn.execute(
-        select(exists().where(items.c.collection_id == collection_id, items.c.uid == uid))
-    ).scalar_one()
+    return conn.execute(_HAS_UID, {"cid": collection_id, "uid": uid}).scalar_one()
 
 
 def items_in_range(
@@ -245,11 +259,8 @@ def _record_change(
     conn: Connection, collection: CollectionRow, href: str, operation: str
 ) -> int:
     revision = bump_revision(conn, collection)
-    conn.execute(
-        insert(changes).values(
-            collection_id=collection.id, revision=revision, href=href, operation=operation
-        )
-    )
+    conn.execute(_LOG_CHANGE, {"collection_id": collection.id, "revision": revision,
+                                "href": href, "operation": operation})
     return revision
 
 
@@ -263,11 +274,7 @@ def _insert_ranges(conn: Connection, item_id: int, write: ItemWrite) -> None:
 
 def put_item(conn: Connection, collection: CollectionRow, write: ItemWrite) -> ItemRow | None:
     """Create or replace the item at ``write.href``; return the replaced one."""
-    old_row = conn.execute(
-        select(items.c.id, *_ITEM_COLUMNS).where(
-            items.c.collection_id == collection.id, items.c.href == write.href
-        )
-    ).first()
+    old_row = conn.execute(_OLD_ITEM, {"cid": collection.id, "href_": write.href}).first()
     revision = _record_change(
         conn, collection, write.href, "modified" if old_row else "created"
     )
@@ -278,13 +285,11 @@ def put_item(conn: Connection, collection: CollectionRow, write: ItemWrite) -> I
     }
     if old_row:
         item_id = old_row.id
-        conn.execute(update(items).where(items.c.id == item_id).values(**values))
-        conn.execute(delete(item_ranges).where(item_ranges.c.item_id == item_id))
+        conn.execute(_UPDATE_ITEM, {"item_id": item_id, **values})
+        conn.execute(_DROP_RANGES, {"item_id": item_id})
     else:
         item_id = conn.execute(
-            insert(items)
-            .values(collection_id=collection.id, href=write.href, **values)
-            .returning(items.c.id)
+            _INSERT_ITEM, {"collection_id": collection.id, "href": write.href, **values}
         ).scalar_one()
     _insert_ranges(conn, item_id, write)
     return _item(old_row) if old_row else None

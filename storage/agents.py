@@ -7,6 +7,7 @@ agendas, in the caller's transaction, so an agent never exists without them.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 
@@ -28,7 +29,13 @@ AGENDAS = {
     "indisponibilites": "Indisponibilités",
 }
 
-_hasher = PasswordHasher()
+# argon2id at OWASP's recommended minimum (19 MiB, 2 passes, 1 lane) rather than
+# the library's 64 MiB default: every login verification allocates that memory,
+# and a CalDAV server verifies for many clients at once.  Verifications are
+# also limited to two at a time (one per core), which bounds both memory and
+# the CPU a burst of wrong passwords can take.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+_verifications = threading.BoundedSemaphore(2)
 
 
 class AgentError(ValueError):
@@ -52,7 +59,8 @@ def hash_password(password: str) -> str:
 
 def verify_password(stored_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(stored_hash, password)
+        with _verifications:
+            return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -199,7 +199,10 @@ class Storage(storage.BaseStorage):
     def _discover(self, conn: Connection, sane: str, depth: str) -> list[types.CollectionOrItem]:
         """Load everything at once: the result outlives the transaction."""
         parent_path, href = posixpath.split(sane)
-        rows = calendars.get_collections(conn, [sane, parent_path] if parent_path else [sane])
+        rows = calendars.get_collections(
+            conn, [sane, parent_path] if parent_path else [sane],
+            lock=self.db.in_write_transaction,
+        )
         row = rows.get(sane)
         if sane and row is None:
             parent = rows.get(parent_path)

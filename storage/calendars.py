@@ -105,6 +105,11 @@ def _item(row) -> ItemRow:  # type: ignore[no-untyped-def]
 _COLLECTIONS_BY_PATH = select(collections).where(
     collections.c.path.in_(bindparam("paths", expanding=True))
 )
+# In a write transaction the collections a request works on are locked first
+# (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers), so that
+# what the request checks (does the item exist? is the UID taken?) still holds
+# when it writes.
+_COLLECTIONS_BY_PATH_LOCKED = _COLLECTIONS_BY_PATH.with_for_update()
 _CHILD_COLLECTIONS = (
     select(collections)
     .where(collections.c.parent_path == bindparam("parent"))
@@ -144,8 +149,11 @@ def get_collection(conn: Connection, path: str) -> CollectionRow | None:
     return get_collections(conn, [path]).get(path)
 
 
-def get_collections(conn: Connection, paths: Sequence[str]) -> dict[str, CollectionRow]:
-    rows = conn.execute(_COLLECTIONS_BY_PATH, {"paths": list(paths)})
+def get_collections(
+    conn: Connection, paths: Sequence[str], *, lock: bool = False
+) -> dict[str, CollectionRow]:
+    statement = _COLLECTIONS_BY_PATH_LOCKED if lock else _COLLECTIONS_BY_PATH
+    rows = conn.execute(statement, {"paths": sorted(paths)})
     return {r.path: _collection(r) for r in rows}
 
 

@@ -75,6 +75,10 @@ class Database:
     def in_transaction(self) -> bool:
         return getattr(self._local, "conn", None) is not None
 
+    @property
+    def in_write_transaction(self) -> bool:
+        return self.in_transaction and self._local.write
+
     @contextlib.contextmanager
     def transaction(self, write: bool) -> Iterator[Connection]:
         """Open the thread's transaction; commit on success, roll back on error.

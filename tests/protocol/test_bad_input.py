@@ -107,3 +107,18 @@ def test_eight_concurrent_writers_never_see_database_locked(server: Server) -> N
     assert statuses == [201] * 80
     assert len(_hrefs(server)) == 80
     assert "locked" not in server.log().lower()
+
+
+def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server) -> None:
+    """Eight clients PUT the same href at once: one creates it, the others
+    replace it; nobody gets a server error."""
+    def put(n: int) -> int:
+        body = event("same", datetime(2027, 2, 1, 8, 0), summary=f"version {n}")
+        with httpx.Client(auth=AUTH) as client:
+            return client.put(server.dav + "admin/rdv/same.ics", content=body.encode(),
+                              headers={"Content-Type": "text/calendar"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(put, range(8)))
+    assert statuses == [201] + [204] * 7
+    assert _hrefs(server) == ["/dav/admin/rdv/same.ics"]

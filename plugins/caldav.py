@@ -8,7 +8,7 @@ import functools
 
 from radicale import config as radicale_config
 
-from plugins import log_redaction
+from plugins import log_redaction, timezone_cache
 from plugins.application import Application
 from plugins.auth import Auth
 from plugins.rights import Rights
@@ -21,6 +21,7 @@ MAX_EXPAND_OCCURRENCES = 200_000
 
 def build_application(db: Database, *, max_content_length: int, realm: str) -> Application:
     log_redaction.install()
+    timezone_cache.install()
     configuration = radicale_config.load()
     configuration.update(
         {

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from radicale import item as radicale_item
 
+from plugins import timezone_cache
 from plugins.item_index import item_write
 from storage import calendars
 from storage.database import Database
@@ -25,6 +26,7 @@ class ImportRefused(ValueError):
 
 def import_folder(db: Database, collection_path: str, folder: Path) -> int:
     """Import every ``*.ics`` file of ``folder`` (one object each, href = file name)."""
+    timezone_cache.install()
     writes = []
     for path in sorted(folder.glob("*.ics")):
         text = path.read_text(encoding="utf-8")

@@ -105,3 +105,12 @@ def test_a_failed_transaction_leaves_nothing(db: Database,
     with db.transaction(write=False) as conn:
         assert calendars.get_items(conn, agenda.id, ["ghost.ics"]) == {}
         assert calendars.get_collection(conn, "alice/rdv").revision == 0
+
+
+def test_head_revision_constant_matches_the_migrations(db: Database) -> None:
+    from alembic.script import ScriptDirectory
+
+    from storage.database import HEAD_REVISION
+
+    assert ScriptDirectory.from_config(db.alembic_config()).get_current_head() == HEAD_REVISION
+    assert db.current_revision() == HEAD_REVISION

@@ -25,6 +25,7 @@ from radicale import pathutils, storage, types
 from radicale.item import filter as radicale_filter
 from sqlalchemy import Connection
 
+from plugins.calendar_export import export_calendar
 from plugins.item_index import item_write
 from storage import calendars
 from storage.calendars import CollectionRow, ItemRow
@@ -102,6 +103,15 @@ class Collection(storage.BaseCollection):
         with self._storage.db.connection() as conn:
             rows = calendars.list_items(conn, self._row.id)
         return [self._item(r) for r in rows]
+
+    def serialize(self, vcf_to_ics: bool = False, ShareActions: dict | None = None) -> str:
+        if self.tag != "VCALENDAR" or self._row is None:
+            return super().serialize(vcf_to_ics, ShareActions or {})
+        with self._storage.db.connection() as conn:
+            return export_calendar(
+                calendars.iter_item_texts(conn, self._row.id),
+                self.get_meta("D:displayname"), self.get_meta("C:calendar-description"),
+            )
 
     def get_multi(
         self, hrefs: Iterable[str]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, update
@@ -210,6 +210,15 @@ def set_props(conn: Connection, collection: CollectionRow, props: dict[str, str]
 
 def list_items(conn: Connection, collection_id: int) -> list[ItemRow]:
     return [_item(r) for r in conn.execute(_ITEMS_OF, {"cid": collection_id})]
+
+
+def iter_item_texts(conn: Connection, collection_id: int) -> Iterator[str]:
+    """Stream the collection's texts in item order without holding them all."""
+    result = conn.execution_options(yield_per=500).execute(
+        select(items.c.text).where(items.c.collection_id == collection_id).order_by(items.c.id)
+    )
+    for row in result:
+        yield row.text
 
 
 def list_hrefs(conn: Connection, collection_id: int) -> list[str]:

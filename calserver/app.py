@@ -14,8 +14,19 @@ from storage.database import Database
 
 DAV_PREFIX = "/dav"
 DAV_METHODS = (
-    "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PROPFIND", "PROPPATCH", "REPORT",
-    "MKCOL", "MKCALENDAR", "MOVE", "COPY", "POST",
+    "GET",
+    "HEAD",
+    "OPTIONS",
+    "PUT",
+    "DELETE",
+    "PROPFIND",
+    "PROPPATCH",
+    "REPORT",
+    "MKCOL",
+    "MKCALENDAR",
+    "MOVE",
+    "COPY",
+    "POST",
 )
 log = logging.getLogger("calserver")
 
@@ -34,8 +45,9 @@ def _healthz(db: Database):  # type: ignore[no-untyped-def]
             await _run_blocking(ping)
         except Exception:
             log.exception("health check: database unreachable")
-            return web.json_response({"status": "unavailable", "database": "unreachable"},
-                                     status=503)
+            return web.json_response(
+                {"status": "unavailable", "database": "unreachable"}, status=503
+            )
         return web.json_response({"status": "ok", "database": "ok"})
 
     return handler
@@ -49,9 +61,10 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     """Build the application on a database whose schema is already migrated."""
     app = web.Application(client_max_size=settings.max_content_length)
     caldav = WSGIBridge(
-        build_application(db, max_content_length=settings.max_content_length,
-                          realm=settings.realm),
-        script_name=DAV_PREFIX, max_body=settings.max_content_length, threads=settings.threads,
+        build_application(db, max_content_length=settings.max_content_length, realm=settings.realm),
+        script_name=DAV_PREFIX,
+        max_body=settings.max_content_length,
+        threads=settings.threads,
     )
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)

@@ -24,7 +24,10 @@ def prepare_database(db: Database, settings: Settings) -> str | None:
             conn, settings.organisation_name, settings.organisation_slug, settings.time_zone
         )
         agents.create_agent(
-            conn, settings.admin_login, organisation=organisation, role="admin",
+            conn,
+            settings.admin_login,
+            organisation=organisation,
+            role="admin",
             password=settings.admin_password or generated,
         )
         return generated

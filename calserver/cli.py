@@ -20,8 +20,9 @@ from storage.database import Database
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calserver", description=__doc__)
-    parser.add_argument("--config", type=Path, default=None,
-                        help="configuration file (default: ./config.ini)")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="configuration file (default: ./config.ini)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the server")
@@ -33,18 +34,28 @@ def _parser() -> argparse.ArgumentParser:
     add = commands.add_parser("add-agent", help="create an agent with its agendas")
     add.add_argument("login")
     add.add_argument("--role", choices=agents.ROLES, default="basic")
-    add.add_argument("--service", action="append", default=[],
-                     help="service name (repeat for several; created if missing)")
+    add.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        help="service name (repeat for several; created if missing)",
+    )
     add.add_argument("--organisation", help="organisation slug (default: the first one)")
     add.add_argument("--name", default="", help="display name")
     add.add_argument("--email")
-    add.add_argument("--password-stdin", action="store_true",
-                     help="read the password from standard input (else one is generated)")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else one is generated)",
+    )
 
     reset = commands.add_parser("set-password", help="set or reset an agent's password")
     reset.add_argument("login")
-    reset.add_argument("--password-stdin", action="store_true",
-                       help="read the password from standard input (else one is generated)")
+    reset.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else one is generated)",
+    )
 
     load = commands.add_parser(
         "import", help="load a folder of .ics files (one object each) into an agenda"
@@ -64,9 +75,11 @@ def _password(from_stdin: bool) -> tuple[str, bool]:
 def _prepare(settings: Settings, db: Database) -> None:
     generated = prepare_database(db, settings)
     if generated:
-        print(f"First start: log in as {settings.admin_login!r} with password "
-              f"{generated!r} (shown only this once; change it with "
-              f"'calserver set-password {settings.admin_login}').")
+        print(
+            f"First start: log in as {settings.admin_login!r} with password "
+            f"{generated!r} (shown only this once; change it with "
+            f"'calserver set-password {settings.admin_login}')."
+        )
 
 
 def _serve(settings: Settings, db: Database) -> None:
@@ -74,8 +87,7 @@ def _serve(settings: Settings, db: Database) -> None:
     url = f"http://{settings.host}:{settings.port}"
     print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")
     sys.stdout.flush()
-    web.run_app(app, host=settings.host, port=settings.port, print=None,
-                access_log=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"calserver: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # Radicale and Alembic narrate every request and migration step at INFO.
     for noisy in ("radicale", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -101,14 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "migrate":
             print("database schema is up to date")
         elif args.command == "add-agent":
-            password, generated = (None, False) if args.role == "intervenant" else _password(
-                args.password_stdin)
+            password, generated = (
+                (None, False) if args.role == "intervenant" else _password(args.password_stdin)
+            )
             with db.transaction(write=True) as conn:
                 slug = args.organisation or agents.first_organisation_slug(conn)
                 agents.create_agent(
-                    conn, args.login, organisation=agents.organisation_id(conn, slug or ""),
-                    role=args.role, password=password, services_names=tuple(args.service),
-                    display_name=args.name, email=args.email,
+                    conn,
+                    args.login,
+                    organisation=agents.organisation_id(conn, slug or ""),
+                    role=args.role,
+                    password=password,
+                    services_names=tuple(args.service),
+                    display_name=args.name,
+                    email=args.email,
                 )
             print(f"agent {args.login!r} created ({args.role})")
             if generated:

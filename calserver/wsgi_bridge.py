@@ -31,7 +31,7 @@ class WSGIBridge:
 
     def _environ(self, request: web.Request, body: bytes) -> dict[str, Any]:
         path = request.path
-        path_info = path[len(self._script_name):] if path.startswith(self._script_name) else path
+        path_info = path[len(self._script_name) :] if path.startswith(self._script_name) else path
         host, port = (request.transport.get_extra_info("sockname") or ("", 0))[:2]
         peer = request.transport.get_extra_info("peername") or ("", 0)
         environ: dict[str, Any] = {
@@ -75,7 +75,8 @@ class WSGIBridge:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > self._max_body:
             raise web.HTTPRequestEntityTooLarge(
-                max_size=self._max_body, actual_size=request.content_length,
+                max_size=self._max_body,
+                actual_size=request.content_length,
                 text=f"The request body is larger than the limit of {self._max_body} bytes.\n",
             )
         body = await request.read()

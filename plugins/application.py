@@ -101,21 +101,34 @@ def _report_hints(body: bytes) -> tuple[int | None, tuple[int, int] | None]:
 
 
 class Application(RadicaleApplication):
-    def _refusal(self, precondition: str, description: str, request_info: dict,
-                 status: int = client.FORBIDDEN) -> types.WSGIResponse:
+    def _refusal(
+        self,
+        precondition: str,
+        description: str,
+        request_info: dict,
+        status: int = client.FORBIDDEN,
+    ) -> types.WSGIResponse:
         headers = {"Content-Type": f"text/xml; charset={self._encoding}"}
         body = self._xml_response(_error_body(precondition, description), request_info)
         return status, headers, body, None
 
-    def _read_xml_request_body(self, environ: types.WSGIEnviron,
-                               request_info: dict) -> ET.Element | None:
+    def _read_xml_request_body(
+        self, environ: types.WSGIEnviron, request_info: dict
+    ) -> ET.Element | None:
         try:
             return super()._read_xml_request_body(environ, request_info)
         except DefusedXmlException as e:
             raise RuntimeError(f"XML entity declarations are refused: {e}") from None
 
-    def do_PUT(self, environ: types.WSGIEnviron, base_prefix: str, path: str, user: str,
-               user_groups: set, request_info: dict) -> types.WSGIResponse:
+    def do_PUT(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        request_info: dict,
+    ) -> types.WSGIResponse:
         body = _read_body(environ)
         try:
             answer = super().do_PUT(environ, base_prefix, path, user, user_groups, request_info)
@@ -127,15 +140,29 @@ class Application(RadicaleApplication):
             )
         return answer
 
-    def do_MOVE(self, environ: types.WSGIEnviron, base_prefix: str, path: str, user: str,
-                user_groups: set, request_info: dict) -> types.WSGIResponse:
+    def do_MOVE(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        request_info: dict,
+    ) -> types.WSGIResponse:
         try:
             return super().do_MOVE(environ, base_prefix, path, user, user_groups, request_info)
         except WriteRefused as refused:
             return self._refusal(refused.precondition, refused.description, request_info)
 
-    def do_REPORT(self, environ: types.WSGIEnviron, base_prefix: str, path: str, user: str,
-                  user_groups: set, request_info: dict) -> types.WSGIResponse:
+    def do_REPORT(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        request_info: dict,
+    ) -> types.WSGIResponse:
         limit, window = _report_hints(_read_body(environ))
         truncated: list[bool] = []
         report: Callable[..., types.WSGIResponse] = super().do_REPORT
@@ -156,9 +183,9 @@ def _append_insufficient_storage(answer: bytes, href: str) -> bytes:
     """Add RFC 6578's 507 response for the collection to a truncated sync answer."""
     response = ET.Element(xmlutils.make_clark("D:response"))
     ET.SubElement(response, xmlutils.make_clark("D:href")).text = href
-    ET.SubElement(response, xmlutils.make_clark("D:status")).text = (
-        "HTTP/1.1 507 Insufficient Storage"
-    )
+    ET.SubElement(
+        response, xmlutils.make_clark("D:status")
+    ).text = "HTTP/1.1 507 Insufficient Storage"
     error = ET.SubElement(response, xmlutils.make_clark("D:error"))
     ET.SubElement(error, xmlutils.make_clark("D:number-of-matches-within-limits"))
     fragment = ET.tostring(response, encoding="utf-8", xml_declaration=False)

@@ -31,7 +31,7 @@ def _inner_blocks(text: str) -> Iterable[tuple[str | None, str]]:
         if depth >= 2:
             block.append(line)
             if is_timezone and depth == 2 and upper.startswith("TZID:"):
-                tzid = line[len("TZID:"):]
+                tzid = line[len("TZID:") :]
         if upper.startswith("END:"):
             if depth == 2:
                 yield (tzid if is_timezone else None, "\r\n".join(block) + "\r\n")

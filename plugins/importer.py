@@ -33,9 +33,9 @@ def import_folder(db: Database, collection_path: str, folder: Path) -> int:
         try:
             vobject_item = radicale_item.read_components(text)[0]
             radicale_item.check_and_sanitize_items(
-                [vobject_item], MAX_RRULE_OCCURRENCES, tag="VCALENDAR")
-            item = radicale_item.Item(collection_path=collection_path,
-                                      vobject_item=vobject_item)
+                [vobject_item], MAX_RRULE_OCCURRENCES, tag="VCALENDAR"
+            )
+            item = radicale_item.Item(collection_path=collection_path, vobject_item=vobject_item)
             item.prepare()
         except Exception as e:
             raise ImportRefused(f"{path.name}: not a valid calendar object ({e})") from e

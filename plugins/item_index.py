@@ -47,16 +47,28 @@ def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
     text = item.serialize()
     if not component:
         return ItemWrite(
-            href=href, uid=item.uid, etag=item.etag, component="", text=text,
-            t_start=radicale_filter.TIMESTAMP_MIN, t_end=radicale_filter.TIMESTAMP_MAX,
+            href=href,
+            uid=item.uid,
+            etag=item.etag,
+            component="",
+            text=text,
+            t_start=radicale_filter.TIMESTAMP_MIN,
+            t_end=radicale_filter.TIMESTAMP_MAX,
         )
     components = [c for c in item.vobject_item.getChildren() if c.name == component]
     if len(components) == 1 and not ({"rrule", "rdate"} & components[0].contents.keys()):
         # One occurrence: Radicale's enclosing range (computed while preparing
         # the item) is exact, no need to visit it again.
         t_start, t_end = item.time_range
-        return ItemWrite(href=href, uid=item.uid, etag=item.etag, component=component,
-                         text=text, t_start=t_start, t_end=t_end)
+        return ItemWrite(
+            href=href,
+            uid=item.uid,
+            etag=item.etag,
+            component=component,
+            text=text,
+            t_start=t_start,
+            t_end=t_end,
+        )
     ranges: list[tuple[int, int]] = []
     infinite = False
     truncated_at: int | None = None
@@ -83,12 +95,19 @@ def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
         t_start, t_end = radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX
     else:
         t_start = min(s for s, _ in ranges)
-        t_end = radicale_filter.TIMESTAMP_MAX if (infinite or truncated_at is not None) else max(
-            e for _, e in ranges
+        t_end = (
+            radicale_filter.TIMESTAMP_MAX
+            if (infinite or truncated_at is not None)
+            else max(e for _, e in ranges)
         )
     write = ItemWrite(
-        href=href, uid=item.uid, etag=item.etag, component=component, text=text,
-        t_start=t_start, t_end=t_end,
+        href=href,
+        uid=item.uid,
+        etag=item.etag,
+        component=component,
+        text=text,
+        t_start=t_start,
+        t_end=t_end,
     )
     if not ranges:
         # A series whose every occurrence is excluded matches no time range.

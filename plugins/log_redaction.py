@@ -19,8 +19,7 @@ class RedactExceptions(logging.Filter):
             record.stack_info = None
         if isinstance(record.args, tuple):
             record.args = tuple(
-                f"<{type(a).__name__}>" if isinstance(a, BaseException) else a
-                for a in record.args
+                f"<{type(a).__name__}>" if isinstance(a, BaseException) else a for a in record.args
             )
         return True
 

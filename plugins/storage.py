@@ -34,15 +34,14 @@ from storage.database import Database
 # Set by the REPORT handler for the duration of one request: DAV:limit of a
 # sync-collection, and the time range of a calendar-query with expand (which
 # Radicale removes from the filters it hands to the storage).
-sync_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "sync_limit", default=None
-)
+sync_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar("sync_limit", default=None)
 sync_truncated: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
     "sync_truncated", default=None
 )
 expand_range: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "expand_range", default=None
 )
+
 
 def _http_date(timestamp: int) -> str:
     return email.utils.formatdate(timestamp, usegmt=True)
@@ -92,9 +91,15 @@ class Collection(storage.BaseCollection):
 
     def _item(self, row: ItemRow) -> radicale_item.Item:
         return radicale_item.Item(
-            collection=self, href=row.href, text=row.text, etag=row.etag, uid=row.uid,
-            name="VCALENDAR", component_name=row.component,
-            time_range=(row.t_start, row.t_end), last_modified=_http_date(row.modified_at),
+            collection=self,
+            href=row.href,
+            text=row.text,
+            etag=row.etag,
+            uid=row.uid,
+            name="VCALENDAR",
+            component_name=row.component,
+            time_range=(row.t_start, row.t_end),
+            last_modified=_http_date(row.modified_at),
         )
 
     def get_all(self) -> Iterable[radicale_item.Item]:
@@ -110,12 +115,11 @@ class Collection(storage.BaseCollection):
         with self._storage.db.connection() as conn:
             return export_calendar(
                 calendars.iter_item_texts(conn, self._row.id),
-                self.get_meta("D:displayname"), self.get_meta("C:calendar-description"),
+                self.get_meta("D:displayname"),
+                self.get_meta("C:calendar-description"),
             )
 
-    def get_multi(
-        self, hrefs: Iterable[str]
-    ) -> Iterable[tuple[str, radicale_item.Item | None]]:
+    def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
         wanted = list(dict.fromkeys(hrefs))
         if self._row is None:
             return [(h, None) for h in wanted]
@@ -134,8 +138,10 @@ class Collection(storage.BaseCollection):
             # Expand: Radicale removed the time range from ``filters`` and tests it
             # after expansion; an item with no occurrence in the window would
             # expand to nothing, so the window only pre-filters.
-            unbounded = (start, end) == (radicale_filter.TIMESTAMP_MIN,
-                                         radicale_filter.TIMESTAMP_MAX)
+            unbounded = (start, end) == (
+                radicale_filter.TIMESTAMP_MIN,
+                radicale_filter.TIMESTAMP_MAX,
+            )
             with self._storage.db.connection() as conn:
                 rows = calendars.items_in_range(conn, self._row.id, tag, *window)
             return [(self._item(row), simple and unbounded) for row, _ in rows]
@@ -210,7 +216,8 @@ class Storage(storage.BaseStorage):
         """Load everything at once: the result outlives the transaction."""
         parent_path, href = posixpath.split(sane)
         rows = calendars.get_collections(
-            conn, [sane, parent_path] if parent_path else [sane],
+            conn,
+            [sane, parent_path] if parent_path else [sane],
             lock=self.db.in_write_transaction,
         )
         row = rows.get(sane)
@@ -261,13 +268,17 @@ class Storage(storage.BaseStorage):
                 new_hrefs.append(item_href)
         return collection, replaced, new_hrefs
 
-    def move(self, item: radicale_item.Item, to_collection: storage.BaseCollection,
-             to_href: str) -> None:
+    def move(
+        self, item: radicale_item.Item, to_collection: storage.BaseCollection, to_href: str
+    ) -> None:
         assert isinstance(item.collection, Collection) and isinstance(to_collection, Collection)
         with self.db.connection(write=True) as conn:
             calendars.move_item(
-                conn, item.collection._require_row(), item.href or "",
-                to_collection._require_row(), to_href,
+                conn,
+                item.collection._require_row(),
+                item.href or "",
+                to_collection._require_row(),
+                to_href,
             )
 
     def verify(self) -> bool:

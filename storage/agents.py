@@ -143,8 +143,13 @@ def create_agent(
         password_hash = hash_password(password)
     agent_id = conn.execute(
         insert(agents)
-        .values(login=login, display_name=display_name or login, email=email,
-                password_hash=password_hash, created_at=int(time.time()))
+        .values(
+            login=login,
+            display_name=display_name or login,
+            email=email,
+            password_hash=password_hash,
+            created_at=int(time.time()),
+        )
         .returning(agents.c.id)
     ).scalar_one()
     conn.execute(
@@ -159,9 +164,15 @@ def create_agent(
     calendars.create_collection(conn, login, login, "principal", {})
     for segment, title in AGENDAS.items():
         calendars.create_collection(
-            conn, f"{login}/{segment}", login, segment,
-            {"tag": "VCALENDAR", "D:displayname": title,
-             "C:supported-calendar-component-set": "VEVENT"},
+            conn,
+            f"{login}/{segment}",
+            login,
+            segment,
+            {
+                "tag": "VCALENDAR",
+                "D:displayname": title,
+                "C:supported-calendar-component-set": "VEVENT",
+            },
         )
     return agent_id
 
@@ -190,21 +201,27 @@ def relation(conn: Connection, user: str, owner: str) -> Relation:
         return Relation(is_self=True, is_admin=False, shares_service=False)
     me, them = aliased(agents), aliased(agents)
     my_role, their_role = aliased(agent_roles), aliased(agent_roles)
-    is_admin = conn.execute(
-        select(my_role.c.organisation_id)
-        .join(me, me.c.id == my_role.c.agent_id)
-        .join(their_role, their_role.c.organisation_id == my_role.c.organisation_id)
-        .join(them, them.c.id == their_role.c.agent_id)
-        .where(me.c.login == user, my_role.c.role == "admin", them.c.login == owner)
-        .limit(1)
-    ).first() is not None
+    is_admin = (
+        conn.execute(
+            select(my_role.c.organisation_id)
+            .join(me, me.c.id == my_role.c.agent_id)
+            .join(their_role, their_role.c.organisation_id == my_role.c.organisation_id)
+            .join(them, them.c.id == their_role.c.agent_id)
+            .where(me.c.login == user, my_role.c.role == "admin", them.c.login == owner)
+            .limit(1)
+        ).first()
+        is not None
+    )
     my_svc, their_svc = aliased(agent_services), aliased(agent_services)
-    shares = conn.execute(
-        select(my_svc.c.service_id)
-        .join(me, me.c.id == my_svc.c.agent_id)
-        .join(their_svc, their_svc.c.service_id == my_svc.c.service_id)
-        .join(them, them.c.id == their_svc.c.agent_id)
-        .where(me.c.login == user, them.c.login == owner)
-        .limit(1)
-    ).first() is not None
+    shares = (
+        conn.execute(
+            select(my_svc.c.service_id)
+            .join(me, me.c.id == my_svc.c.agent_id)
+            .join(their_svc, their_svc.c.service_id == my_svc.c.service_id)
+            .join(them, them.c.id == their_svc.c.agent_id)
+            .where(me.c.login == user, them.c.login == owner)
+            .limit(1)
+        ).first()
+        is not None
+    )
     return Relation(is_self=False, is_admin=is_admin, shares_service=shares)

@@ -66,9 +66,16 @@ class ItemWrite:
 
     def stored(self, modified_at: int) -> ItemRow:
         """The row this write leaves in the table (saves reading it back)."""
-        return ItemRow(href=self.href, uid=self.uid, etag=self.etag, component=self.component,
-                       text=self.text, t_start=self.t_start, t_end=self.t_end,
-                       modified_at=modified_at)
+        return ItemRow(
+            href=self.href,
+            uid=self.uid,
+            etag=self.etag,
+            component=self.component,
+            text=self.text,
+            t_start=self.t_start,
+            t_end=self.t_end,
+            modified_at=modified_at,
+        )
 
 
 class InvalidSyncToken(ValueError):
@@ -81,22 +88,39 @@ def _now() -> int:
 
 def _collection(row) -> CollectionRow:  # type: ignore[no-untyped-def]
     return CollectionRow(
-        id=row.id, path=row.path, owner=row.owner, kind=row.kind,
-        props=json.loads(row.props), revision=row.revision, sync_id=row.sync_id,
+        id=row.id,
+        path=row.path,
+        owner=row.owner,
+        kind=row.kind,
+        props=json.loads(row.props),
+        revision=row.revision,
+        sync_id=row.sync_id,
         modified_at=row.modified_at,
     )
 
 
 _ITEM_COLUMNS = (
-    items.c.href, items.c.uid, items.c.etag, items.c.component, items.c.text,
-    items.c.t_start, items.c.t_end, items.c.modified_at,
+    items.c.href,
+    items.c.uid,
+    items.c.etag,
+    items.c.component,
+    items.c.text,
+    items.c.t_start,
+    items.c.t_end,
+    items.c.modified_at,
 )
 
 
 def _item(row) -> ItemRow:  # type: ignore[no-untyped-def]
     return ItemRow(
-        href=row.href, uid=row.uid, etag=row.etag, component=row.component, text=row.text,
-        t_start=row.t_start, t_end=row.t_end, modified_at=row.modified_at,
+        href=row.href,
+        uid=row.uid,
+        etag=row.etag,
+        component=row.component,
+        text=row.text,
+        t_start=row.t_start,
+        t_end=row.t_end,
+        modified_at=row.modified_at,
     )
 
 
@@ -145,6 +169,7 @@ def parent_of(path: str) -> str:
 
 # -- collections ---------------------------------------------------------
 
+
 def get_collection(conn: Connection, path: str) -> CollectionRow | None:
     return get_collections(conn, [path]).get(path)
 
@@ -166,11 +191,15 @@ def create_collection(
 ) -> CollectionRow:
     now = _now()
     conn.execute(
-        insert(collections)
-        .values(
-            path=path, parent_path=parent_of(path), owner=owner, kind=kind,
-            props=json.dumps(props, sort_keys=True), revision=0,
-            sync_id=secrets.token_hex(8), modified_at=now,
+        insert(collections).values(
+            path=path,
+            parent_path=parent_of(path),
+            owner=owner,
+            kind=kind,
+            props=json.dumps(props, sort_keys=True),
+            revision=0,
+            sync_id=secrets.token_hex(8),
+            modified_at=now,
         )
     )
     created = get_collection(conn, path)
@@ -208,6 +237,7 @@ def set_props(conn: Connection, collection: CollectionRow, props: dict[str, str]
 
 # -- items ---------------------------------------------------------------
 
+
 def list_items(conn: Connection, collection_id: int) -> list[ItemRow]:
     return [_item(r) for r in conn.execute(_ITEMS_OF, {"cid": collection_id})]
 
@@ -230,7 +260,7 @@ def list_hrefs(conn: Connection, collection_id: int) -> list[str]:
 def get_items(conn: Connection, collection_id: int, hrefs: Sequence[str]) -> dict[str, ItemRow]:
     found: dict[str, ItemRow] = {}
     for i in range(0, len(hrefs), _IN_CHUNK):
-        chunk = hrefs[i:i + _IN_CHUNK]
+        chunk = hrefs[i : i + _IN_CHUNK]
         rows = conn.execute(_ITEMS_BY_HREF, {"cid": collection_id, "hrefs": list(chunk)})
         found.update((r.href, _item(r)) for r in rows)
     return found
@@ -272,12 +302,17 @@ def items_in_range(
     return result
 
 
-def _record_change(
-    conn: Connection, collection: CollectionRow, href: str, operation: str
-) -> int:
+def _record_change(conn: Connection, collection: CollectionRow, href: str, operation: str) -> int:
     revision = bump_revision(conn, collection)
-    conn.execute(_LOG_CHANGE, {"collection_id": collection.id, "revision": revision,
-                                "href": href, "operation": operation})
+    conn.execute(
+        _LOG_CHANGE,
+        {
+            "collection_id": collection.id,
+            "revision": revision,
+            "href": href,
+            "operation": operation,
+        },
+    )
     return revision
 
 
@@ -292,13 +327,18 @@ def _insert_ranges(conn: Connection, item_id: int, write: ItemWrite) -> None:
 def put_item(conn: Connection, collection: CollectionRow, write: ItemWrite) -> ItemRow | None:
     """Create or replace the item at ``write.href``; return the replaced one."""
     old_row = conn.execute(_OLD_ITEM, {"cid": collection.id, "href_": write.href}).first()
-    revision = _record_change(
-        conn, collection, write.href, "modified" if old_row else "created"
-    )
+    revision = _record_change(conn, collection, write.href, "modified" if old_row else "created")
     values = {
-        "uid": write.uid, "etag": write.etag, "component": write.component, "text": write.text,
-        "t_start": write.t_start, "t_end": write.t_end, "ranges_until": write.ranges_until,
-        "revision": revision, "modified_at": collection.modified_at, **write.extra,
+        "uid": write.uid,
+        "etag": write.etag,
+        "component": write.component,
+        "text": write.text,
+        "t_start": write.t_start,
+        "t_end": write.t_end,
+        "ranges_until": write.ranges_until,
+        "revision": revision,
+        "modified_at": collection.modified_at,
+        **write.extra,
     }
     if old_row:
         item_id = old_row.id
@@ -322,10 +362,18 @@ def import_items(conn: Connection, collection: CollectionRow, writes: Iterable[I
         insert(items),
         [
             {
-                "collection_id": collection.id, "href": w.href, "uid": w.uid, "etag": w.etag,
-                "component": w.component, "text": w.text, "t_start": w.t_start,
-                "t_end": w.t_end, "ranges_until": w.ranges_until, "revision": revision,
-                "modified_at": collection.modified_at, **w.extra,
+                "collection_id": collection.id,
+                "href": w.href,
+                "uid": w.uid,
+                "etag": w.etag,
+                "component": w.component,
+                "text": w.text,
+                "t_start": w.t_start,
+                "t_end": w.t_end,
+                "ranges_until": w.ranges_until,
+                "revision": revision,
+                "modified_at": collection.modified_at,
+                **w.extra,
             }
             for w in batch
         ],
@@ -339,14 +387,23 @@ def import_items(conn: Connection, collection: CollectionRow, writes: Iterable[I
     )
     ranges = [
         {"item_id": ids[w.href], "r_start": s, "r_end": e}
-        for w in batch if w.ranges for s, e in w.ranges
+        for w in batch
+        if w.ranges
+        for s, e in w.ranges
     ]
     if ranges:
         conn.execute(insert(item_ranges), ranges)
     conn.execute(
         insert(changes),
-        [{"collection_id": collection.id, "revision": revision, "href": w.href,
-          "operation": "created"} for w in batch],
+        [
+            {
+                "collection_id": collection.id,
+                "revision": revision,
+                "href": w.href,
+                "operation": "created",
+            }
+            for w in batch
+        ],
     )
     return len(batch)
 
@@ -378,12 +435,14 @@ def move_item(
     conn.execute(
         update(items)
         .where(items.c.collection_id == source.id, items.c.href == href)
-        .values(collection_id=target.id, href=to_href, revision=revision,
-                modified_at=target.modified_at)
+        .values(
+            collection_id=target.id, href=to_href, revision=revision, modified_at=target.modified_at
+        )
     )
 
 
 # -- sync ----------------------------------------------------------------
+
 
 def sync_token(collection: CollectionRow, revision: int | None = None) -> str:
     rev = collection.revision if revision is None else revision
@@ -395,7 +454,7 @@ def parse_sync_token(collection: CollectionRow, token: str) -> int:
     if not token.startswith(prefix):
         raise InvalidSyncToken(f"sync token {token!r} does not belong to this collection")
     try:
-        revision = int(token[len(prefix):])
+        revision = int(token[len(prefix) :])
     except ValueError:
         raise InvalidSyncToken(f"malformed sync token {token!r}") from None
     if not 0 <= revision <= collection.revision:

@@ -49,7 +49,9 @@ class Database:
             self.engine = self._sqlite_engine(url)
         else:
             self.engine = create_engine(
-                _with_psycopg3(url), pool_size=pool_size, max_overflow=pool_size,
+                _with_psycopg3(url),
+                pool_size=pool_size,
+                max_overflow=pool_size,
                 pool_pre_ping=True,
             )
 

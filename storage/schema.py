@@ -89,9 +89,7 @@ agent_services = Table(
     "agent_services",
     metadata,
     Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
-    Column(
-        "service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), primary_key=True
-    ),
+    Column("service_id", Integer, ForeignKey("services.id", ondelete="CASCADE"), primary_key=True),
 )
 
 collections = Table(

@@ -120,28 +120,41 @@ class Server:
                 self.process.wait()
 
 
-def run_cli(database_url: str, *args: str, stdin: str | None = None,
-            config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CALSERVER_DATABASE_URL": database_url,
-           "CALSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD}
+def run_cli(
+    database_url: str, *args: str, stdin: str | None = None, config: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "CALSERVER_DATABASE_URL": database_url,
+        "CALSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
     command = [str(CALSERVER)] + (["--config", str(config)] if config else []) + list(args)
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
+    return subprocess.run(
+        command, input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False
+    )
 
 
-def start_server(database_url: str, workdir: Path, *, extra_config: str = "",
-                 env: dict[str, str] | None = None) -> Server:
+def start_server(
+    database_url: str, workdir: Path, *, extra_config: str = "", env: dict[str, str] | None = None
+) -> Server:
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"config-{port}.ini"
     config.write_text(f"[server]\nhost = 127.0.0.1\nport = {port}\n{extra_config}")
     log_path = workdir / f"server-{port}.log"
-    full_env = {**os.environ, "CALSERVER_DATABASE_URL": database_url,
-                "CALSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    full_env = {
+        **os.environ,
+        "CALSERVER_DATABASE_URL": database_url,
+        "CALSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **(env or {}),
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(CALSERVER), "--config", str(config), "serve"],
-            stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=workdir,
         )
     server = Server(f"http://127.0.0.1:{port}", database_url, process, log_path)
     deadline = time.monotonic() + 30

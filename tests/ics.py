@@ -14,14 +14,24 @@ PARIS_VTIMEZONE = (
 )
 
 
-def event(uid: str, start: datetime, minutes: int = 30, summary: str = "RDV",
-          rrule: str | None = None, extra: str = "") -> str:
+def event(
+    uid: str,
+    start: datetime,
+    minutes: int = 30,
+    summary: str = "RDV",
+    rrule: str | None = None,
+    extra: str = "",
+) -> str:
     """A VCALENDAR with one VEVENT in Europe/Paris local time."""
     end = start + timedelta(minutes=minutes)
     lines = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//calserver tests//EN",
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//calserver tests//EN",
         PARIS_VTIMEZONE.rstrip("\r\n"),
-        "BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20260101T000000Z",
+        "BEGIN:VEVENT",
+        f"UID:{uid}",
+        "DTSTAMP:20260101T000000Z",
         f"DTSTART;TZID=Europe/Paris:{start:%Y%m%dT%H%M%S}",
         f"DTEND;TZID=Europe/Paris:{end:%Y%m%dT%H%M%S}",
         f"SUMMARY:{summary}",

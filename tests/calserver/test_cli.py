@@ -19,8 +19,14 @@ def test_first_start_generates_and_prints_admin_password_once(tmp_path: Path) ->
     env["CALSERVER_DATABASE_URL"] = url
 
     def migrate() -> str:
-        done = subprocess.run([str(CALSERVER), "migrate"], env=env, capture_output=True,
-                              text=True, timeout=60, check=True)
+        done = subprocess.run(
+            [str(CALSERVER), "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return done.stdout
 
     first = migrate()
@@ -37,9 +43,21 @@ def test_first_start_generates_and_prints_admin_password_once(tmp_path: Path) ->
 
 def test_add_agent_and_reset_password(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ops.db'}"
-    created = run_cli(url, "add-agent", "alice", "--role", "basic", "--service", "PMI",
-                      "--service", "Social", "--name", "Alice Martin", "--password-stdin",
-                      stdin="alice-password\n")
+    created = run_cli(
+        url,
+        "add-agent",
+        "alice",
+        "--role",
+        "basic",
+        "--service",
+        "PMI",
+        "--service",
+        "Social",
+        "--name",
+        "Alice Martin",
+        "--password-stdin",
+        stdin="alice-password\n",
+    )
     assert created.returncode == 0, created.stderr
     duplicate = run_cli(url, "add-agent", "alice", "--password-stdin", stdin="whatever12\n")
     assert duplicate.returncode == 1
@@ -51,10 +69,18 @@ def test_add_agent_and_reset_password(tmp_path: Path) -> None:
     new_password = reset.stdout.split("password: ", 1)[1].strip()
     server = start_server(url, tmp_path / "srv")
     try:
-        assert httpx.request("PROPFIND", server.dav + "alice/",
-                             auth=("alice", "alice-password")).status_code == 401
-        assert httpx.request("PROPFIND", server.dav + "alice/",
-                             auth=("alice", new_password)).status_code == 207
+        assert (
+            httpx.request(
+                "PROPFIND", server.dav + "alice/", auth=("alice", "alice-password")
+            ).status_code
+            == 401
+        )
+        assert (
+            httpx.request(
+                "PROPFIND", server.dav + "alice/", auth=("alice", new_password)
+            ).status_code
+            == 207
+        )
     finally:
         server.stop()
 
@@ -75,8 +101,9 @@ def test_import_loads_a_folder_or_refuses_it_whole(tmp_path: Path) -> None:
 
         auth = ("admin", ADMIN_PASSWORD)
         assert httpx.get(server.dav + "admin/rdv/e1.ics", auth=auth).status_code == 200
-        listing = httpx.request("PROPFIND", server.dav + "admin/plages/", auth=auth,
-                                headers={"Depth": "1"})
+        listing = httpx.request(
+            "PROPFIND", server.dav + "admin/plages/", auth=auth, headers={"Depth": "1"}
+        )
         assert listing.text.count("<response>") == 1  # the collection alone
     finally:
         server.stop()

@@ -52,8 +52,9 @@ def test_server_tester_finds_no_regression(server: Server) -> None:
 
 def test_caldav_functional_suite(server: Server) -> None:
     tree = prepare_caldav_suite(SUITE_CACHE)
-    result = run_caldav_suite(tree, server.dav, "admin", ADMIN_PASSWORD,
-                              _load(BASELINE)["features"])
+    result = run_caldav_suite(
+        tree, server.dav, "admin", ADMIN_PASSWORD, _load(BASELINE)["features"]
+    )
     assert result["failures"] == []
     assert result["failed"] == 0 and result["errors"] == 0
     assert result["passed"] >= 60

@@ -19,8 +19,10 @@ def _stored(text: str) -> str:
 TEXTS = [
     _stored(event("one", datetime(2027, 1, 4, 9, 0))),
     _stored(event("two", datetime(2027, 7, 4, 9, 0), rrule="FREQ=WEEKLY;COUNT=3")),
-    _stored("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:three\r\n"
-            "DTSTAMP:20260101T000000Z\r\nSUMMARY:Rappeler\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"),
+    _stored(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:three\r\n"
+        "DTSTAMP:20260101T000000Z\r\nSUMMARY:Rappeler\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+    ),
 ]
 META = {"tag": "VCALENDAR", "D:displayname": "RDV", "C:calendar-description": "Agenda; test"}
 

@@ -29,12 +29,19 @@ def _overlaps(write, start: int, end: int) -> bool:  # type: ignore[no-untyped-d
 CASES = [
     event("single", datetime(2027, 3, 10, 9, 0)),
     event("weekly", datetime(2027, 1, 4, 9, 0), rrule="FREQ=WEEKLY;COUNT=12"),
-    event("biweekly", datetime(2027, 1, 4, 9, 0), rrule="FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;"
-          "UNTIL=20270630T000000Z"),
+    event(
+        "biweekly",
+        datetime(2027, 1, 4, 9, 0),
+        rrule="FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;UNTIL=20270630T000000Z",
+    ),
     event("monthly", datetime(2027, 1, 12, 14, 0), rrule="FREQ=MONTHLY;BYDAY=2TU;COUNT=8"),
     event("dst", datetime(2027, 3, 22, 9, 0), rrule="FREQ=DAILY;COUNT=20"),
-    event("exdate", datetime(2027, 1, 4, 9, 0), rrule="FREQ=WEEKLY;COUNT=6",
-          extra="EXDATE;TZID=Europe/Paris:20270111T090000,20270125T090000"),
+    event(
+        "exdate",
+        datetime(2027, 1, 4, 9, 0),
+        rrule="FREQ=WEEKLY;COUNT=6",
+        extra="EXDATE;TZID=Europe/Paris:20270111T090000,20270125T090000",
+    ),
 ]
 
 
@@ -65,6 +72,6 @@ def test_open_ended_series_is_indexed_up_to_a_horizon() -> None:
 
 def test_dst_switch_keeps_local_time() -> None:
     write = _write(CASES[4])
-    before = datetime.fromtimestamp(write.ranges[0][0], UTC)   # 2027-03-22, CET
-    after = datetime.fromtimestamp(write.ranges[10][0], UTC)   # 2027-04-01, CEST
+    before = datetime.fromtimestamp(write.ranges[0][0], UTC)  # 2027-03-22, CET
+    after = datetime.fromtimestamp(write.ranges[10][0], UTC)  # 2027-04-01, CEST
     assert (before.hour, after.hour) == (8, 7)

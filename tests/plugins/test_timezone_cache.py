@@ -27,7 +27,8 @@ def test_same_definition_gives_the_same_zone_with_correct_offsets() -> None:
 def test_a_different_definition_under_the_same_name_gets_its_own_zone() -> None:
     text = event("x", datetime(2027, 1, 15, 9, 0))
     shifted = text.replace("TZOFFSETTO:+0100", "TZOFFSETTO:+0500").replace(
-        "TZOFFSETFROM:+0100", "TZOFFSETFROM:+0500")
+        "TZOFFSETFROM:+0100", "TZOFFSETFROM:+0500"
+    )
     when = datetime(2027, 1, 15, 9, 0)
 
     def zone(calendar_text: str):  # type: ignore[no-untyped-def]

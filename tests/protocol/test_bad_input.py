@@ -18,7 +18,10 @@ CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 
 def _hrefs(server: Server) -> list[str]:
     answer = httpx.request(
-        "PROPFIND", server.dav + "admin/rdv/", auth=AUTH, headers={"Depth": "1"},
+        "PROPFIND",
+        server.dav + "admin/rdv/",
+        auth=AUTH,
+        headers={"Depth": "1"},
         content=b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
     )
     assert answer.status_code == 207
@@ -36,8 +39,12 @@ def _hrefs(server: Server) -> list[str]:
     ],
 )
 def test_malformed_icalendar_is_refused_with_precondition(server: Server, body: str) -> None:
-    answer = httpx.put(server.dav + "admin/rdv/bad.ics", auth=AUTH, content=body.encode(),
-                       headers={"Content-Type": "text/calendar"})
+    answer = httpx.put(
+        server.dav + "admin/rdv/bad.ics",
+        auth=AUTH,
+        content=body.encode(),
+        headers={"Content-Type": "text/calendar"},
+    )
     assert answer.status_code == 403
     root = ET.fromstring(answer.content)
     assert root.tag == "{DAV:}error"
@@ -52,8 +59,12 @@ def test_refused_content_never_reaches_the_log(server: Server) -> None:
     # A line without its colon: vobject's error quotes it whole.
     secret = "DESCRIPTION RDV de Jeanne Confidentielle jeanne.confidentielle@example.org"
     body = event("leak", datetime(2027, 1, 4, 9, 0), extra=secret)
-    answer = httpx.put(server.dav + "admin/rdv/leak.ics", auth=AUTH, content=body.encode(),
-                       headers={"Content-Type": "text/calendar"})
+    answer = httpx.put(
+        server.dav + "admin/rdv/leak.ics",
+        auth=AUTH,
+        content=body.encode(),
+        headers={"Content-Type": "text/calendar"},
+    )
     assert answer.status_code == 403
     log = server.log()
     assert "leak.ics" in log  # the refusal is logged...
@@ -64,8 +75,12 @@ def test_oversized_body_gets_413_and_nothing_stored(server: Server) -> None:
     padding = "DESCRIPTION:" + "x" * 70 + "\r\n"
     big = event("big", datetime(2027, 1, 4, 9, 0), extra=padding * 20_000)
     assert len(big) > 1_048_576
-    answer = httpx.put(server.dav + "admin/rdv/big.ics", auth=AUTH, content=big.encode(),
-                       headers={"Content-Type": "text/calendar"})
+    answer = httpx.put(
+        server.dav + "admin/rdv/big.ics",
+        auth=AUTH,
+        content=big.encode(),
+        headers={"Content-Type": "text/calendar"},
+    )
     assert answer.status_code == 413
     assert _hrefs(server) == []
 
@@ -77,11 +92,15 @@ def test_xml_entity_expansion_is_refused(server: Server) -> None:
         b'<propfind xmlns="DAV:"><prop><displayname>&b;</displayname></prop></propfind>'
     )
     for method in ("PROPFIND", "REPORT", "PROPPATCH"):
-        answer = httpx.request(method, server.dav + "admin/rdv/", auth=AUTH, content=bomb,
-                               headers={"Depth": "0"})
+        answer = httpx.request(
+            method, server.dav + "admin/rdv/", auth=AUTH, content=bomb, headers={"Depth": "0"}
+        )
         assert answer.status_code == 400, method
     names = httpx.request(
-        "PROPFIND", server.dav + "admin/rdv/", auth=AUTH, headers={"Depth": "0"},
+        "PROPFIND",
+        server.dav + "admin/rdv/",
+        auth=AUTH,
+        headers={"Depth": "0"},
         content=b'<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
     )
     assert "aaaaaaaaaa" not in names.text
@@ -99,8 +118,11 @@ def test_eight_concurrent_writers_never_see_database_locked(server: Server) -> N
     def put(n: int) -> int:
         body = event(f"c{n}", datetime(2027, 2, 1, 8, 0) + timedelta(minutes=30 * n))
         with httpx.Client(auth=AUTH) as client:
-            return client.put(server.dav + f"admin/rdv/c{n}.ics", content=body.encode(),
-                              headers={"Content-Type": "text/calendar"}).status_code
+            return client.put(
+                server.dav + f"admin/rdv/c{n}.ics",
+                content=body.encode(),
+                headers={"Content-Type": "text/calendar"},
+            ).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(put, range(80)))
@@ -112,11 +134,15 @@ def test_eight_concurrent_writers_never_see_database_locked(server: Server) -> N
 def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server) -> None:
     """Eight clients PUT the same href at once: one creates it, the others
     replace it; nobody gets a server error."""
+
     def put(n: int) -> int:
         body = event("same", datetime(2027, 2, 1, 8, 0), summary=f"version {n}")
         with httpx.Client(auth=AUTH) as client:
-            return client.put(server.dav + "admin/rdv/same.ics", content=body.encode(),
-                              headers={"Content-Type": "text/calendar"}).status_code
+            return client.put(
+                server.dav + "admin/rdv/same.ics",
+                content=body.encode(),
+                headers={"Content-Type": "text/calendar"},
+            ).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses = sorted(pool.map(put, range(8)))

@@ -27,25 +27,30 @@ def test_time_range_search_finds_single_and_recurring_events(calendar: caldav.Ca
     calendar.save_event(event("single-in", datetime(2027, 3, 10, 9, 0)))
     calendar.save_event(event("single-out", datetime(2027, 4, 10, 9, 0)))
     # Weekly from January, 6 occurrences: the last is 2027-02-08, before the window.
-    calendar.save_event(event("weekly-ended", datetime(2027, 1, 4, 14, 0),
-                              rrule="FREQ=WEEKLY;COUNT=6"))
+    calendar.save_event(
+        event("weekly-ended", datetime(2027, 1, 4, 14, 0), rrule="FREQ=WEEKLY;COUNT=6")
+    )
     # Weekly, open-ended: has an occurrence in every week.
-    calendar.save_event(event("weekly-open", datetime(2027, 1, 5, 10, 0),
-                              rrule="FREQ=WEEKLY"))
+    calendar.save_event(event("weekly-open", datetime(2027, 1, 5, 10, 0), rrule="FREQ=WEEKLY"))
     # Every 4 weeks: 2027-01-06, 02-03, 03-03, 03-31 -> none between 03-08 and 03-15.
-    calendar.save_event(event("four-weekly", datetime(2027, 1, 6, 10, 0),
-                              rrule="FREQ=WEEKLY;INTERVAL=4;COUNT=10"))
+    calendar.save_event(
+        event("four-weekly", datetime(2027, 1, 6, 10, 0), rrule="FREQ=WEEKLY;INTERVAL=4;COUNT=10")
+    )
     found = calendar.search(start=datetime(2027, 3, 8), end=datetime(2027, 3, 15), event=True)
     uids = sorted(str(e.icalendar_component["UID"]) for e in found)
     assert uids == ["single-in", "weekly-open"]
 
 
 def test_expand_returns_each_occurrence(calendar: caldav.Calendar) -> None:
-    calendar.save_event(event("weekly", datetime(2027, 3, 1, 9, 0),
-                              rrule="FREQ=WEEKLY;COUNT=10"))
+    calendar.save_event(event("weekly", datetime(2027, 3, 1, 9, 0), rrule="FREQ=WEEKLY;COUNT=10"))
     calendar.save_event(event("outside", datetime(2028, 1, 1, 9, 0)))
-    found = calendar.search(start=datetime(2027, 3, 1), end=datetime(2027, 4, 1), event=True,
-                            expand=True, server_expand=True)
+    found = calendar.search(
+        start=datetime(2027, 3, 1),
+        end=datetime(2027, 4, 1),
+        event=True,
+        expand=True,
+        server_expand=True,
+    )
     starts = sorted(e.icalendar_component["DTSTART"].dt.day for e in found)
     assert starts == [1, 8, 15, 22, 29]
 

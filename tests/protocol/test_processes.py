@@ -28,8 +28,11 @@ SYNC = (
 
 def _put(client: httpx.Client, base: str, n: int, summary: str = "RDV") -> httpx.Response:
     body = event(f"p{n}", datetime(2027, 1, 4, 8, 0) + timedelta(hours=n), summary=summary)
-    return client.put(f"{base}admin/rdv/p{n}.ics", content=body.encode(),
-                      headers={"Content-Type": "text/calendar"})
+    return client.put(
+        f"{base}admin/rdv/p{n}.ics",
+        content=body.encode(),
+        headers={"Content-Type": "text/calendar"},
+    )
 
 
 def _sync(client: httpx.Client, base: str, token: str = "") -> tuple[str, dict[str, str]]:
@@ -45,15 +48,16 @@ def _sync(client: httpx.Client, base: str, token: str = "") -> tuple[str, dict[s
 
 def _ctag(client: httpx.Client, base: str) -> str:
     answer = client.request(
-        "PROPFIND", base + "admin/rdv/", headers={"Depth": "0"},
+        "PROPFIND",
+        base + "admin/rdv/",
+        headers={"Depth": "0"},
         content=b'<propfind xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
-                b"<prop><CS:getctag/></prop></propfind>",
+        b"<prop><CS:getctag/></prop></propfind>",
     )
     return ET.fromstring(answer.content).findtext(".//{http://calendarserver.org/ns/}getctag")
 
 
-def test_two_processes_keep_tokens_and_ctags_consistent(database_url: str,
-                                                        tmp_path: Path) -> None:
+def test_two_processes_keep_tokens_and_ctags_consistent(database_url: str, tmp_path: Path) -> None:
     first = start_server(database_url, tmp_path / "a")
     second = start_server(database_url, tmp_path / "b")
     try:

@@ -25,8 +25,14 @@ def team(server: Server) -> Server:
     with db.transaction(write=True) as conn:
         organisation = agents.organisation_id(conn, "mon-organisation")
         for login, password in PASSWORDS.items():
-            agents.create_agent(conn, login, organisation=organisation, role="basic",
-                                password=password, services_names=(SERVICES[login],))
+            agents.create_agent(
+                conn,
+                login,
+                organisation=organisation,
+                role="basic",
+                password=password,
+                services_names=(SERVICES[login],),
+            )
     db.dispose()
     return server
 
@@ -52,8 +58,7 @@ def test_colleague_cannot_touch_plages_or_absences(team: Server) -> None:
     with _as("alice") as alice:
         for agenda in ("plages", "indisponibilites"):
             assert _put(alice, team.dav + f"bob/{agenda}/x.ics", "x") == 403
-            answer = alice.request("PROPFIND", team.dav + f"bob/{agenda}/",
-                                   headers={"Depth": "1"})
+            answer = alice.request("PROPFIND", team.dav + f"bob/{agenda}/", headers={"Depth": "1"})
             assert answer.status_code == 403
 
 
@@ -88,8 +93,9 @@ def test_agent_creates_its_own_calendars(team: Server) -> None:
 def test_password_reset_takes_effect_at_once(team: Server) -> None:
     with _as("alice") as alice:
         assert alice.request("PROPFIND", team.dav + "alice/").status_code == 207
-        result = run_cli(team.database_url, "set-password", "alice", "--password-stdin",
-                         stdin="a-new-password\n")
+        result = run_cli(
+            team.database_url, "set-password", "alice", "--password-stdin", stdin="a-new-password\n"
+        )
         assert result.returncode == 0, result.stderr
         assert alice.request("PROPFIND", team.dav + "alice/").status_code == 401
     with httpx.Client(auth=("alice", "a-new-password")) as renewed:

@@ -19,8 +19,12 @@ BODY = (
 
 def _sync(server: Server, token: str, limit: int | None) -> tuple[str, list[str], bool]:
     limit_xml = f"<limit><nresults>{limit}</nresults></limit>" if limit else ""
-    answer = httpx.request("REPORT", server.dav + "admin/rdv/", auth=AUTH,
-                           content=BODY.format(token=token, limit=limit_xml))
+    answer = httpx.request(
+        "REPORT",
+        server.dav + "admin/rdv/",
+        auth=AUTH,
+        content=BODY.format(token=token, limit=limit_xml),
+    )
     assert answer.status_code == 207
     root = ET.fromstring(answer.content)
     items, truncated = [], False
@@ -37,8 +41,14 @@ def test_limited_sync_pages_through_every_change_once(server: Server) -> None:
     with httpx.Client(auth=AUTH) as client:
         for n in range(7):
             body = event(f"s{n}", datetime(2027, 1, 4, 9, 0) + timedelta(days=n))
-            assert client.put(server.dav + f"admin/rdv/s{n}.ics", content=body.encode(),
-                              headers={"Content-Type": "text/calendar"}).status_code == 201
+            assert (
+                client.put(
+                    server.dav + f"admin/rdv/s{n}.ics",
+                    content=body.encode(),
+                    headers={"Content-Type": "text/calendar"},
+                ).status_code
+                == 201
+            )
     seen: list[str] = []
     token, pages = "", 0
     while True:

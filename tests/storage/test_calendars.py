@@ -10,17 +10,24 @@ from storage.database import Database
 
 
 def _write(href: str, start: int, end: int, ranges=None, until=None) -> ItemWrite:  # type: ignore[no-untyped-def]
-    return ItemWrite(href=href, uid=href.removesuffix(".ics"), etag=f'"{href}-{start}"',
-                     component="VEVENT", text=f"BEGIN:VCALENDAR\r\nX:{href}\r\nEND:VCALENDAR\r\n",
-                     t_start=start, t_end=end, ranges=ranges, ranges_until=until)
+    return ItemWrite(
+        href=href,
+        uid=href.removesuffix(".ics"),
+        etag=f'"{href}-{start}"',
+        component="VEVENT",
+        text=f"BEGIN:VCALENDAR\r\nX:{href}\r\nEND:VCALENDAR\r\n",
+        t_start=start,
+        t_end=end,
+        ranges=ranges,
+        ranges_until=until,
+    )
 
 
 @pytest.fixture
 def agenda(db: Database) -> calendars.CollectionRow:
     with db.transaction(write=True) as conn:
         calendars.create_collection(conn, "alice", "alice", "principal", {})
-        return calendars.create_collection(conn, "alice/rdv", "alice", "rdv",
-                                           {"tag": "VCALENDAR"})
+        return calendars.create_collection(conn, "alice/rdv", "alice", "rdv", {"tag": "VCALENDAR"})
 
 
 def test_put_replace_and_lookups(db: Database, agenda: calendars.CollectionRow) -> None:
@@ -39,20 +46,37 @@ def test_time_range_is_exact_for_series(db: Database, agenda: calendars.Collecti
     with db.transaction(write=True) as conn:
         calendars.put_item(conn, agenda, _write("single.ics", 100, 200))
         # A series with occurrences at 0-10, 1000-1010, 2000-2010, complete.
-        calendars.put_item(conn, agenda, _write(
-            "series.ics", 0, 2010, ranges=[(0, 10), (1000, 1010), (2000, 2010)],
-            until=FAR_FUTURE))
+        calendars.put_item(
+            conn,
+            agenda,
+            _write(
+                "series.ics",
+                0,
+                2010,
+                ranges=[(0, 10), (1000, 1010), (2000, 2010)],
+                until=FAR_FUTURE,
+            ),
+        )
         # A series indexed only up to 5000; its enclosing range is open-ended.
-        calendars.put_item(conn, agenda, _write(
-            "open.ics", 0, FAR_FUTURE, ranges=[(0, 10), (4000, 4010)], until=5000))
-        hits = {r.href: certain for r, certain in
-                calendars.items_in_range(conn, agenda.id, "VEVENT", 500, 900)}
+        calendars.put_item(
+            conn,
+            agenda,
+            _write("open.ics", 0, FAR_FUTURE, ranges=[(0, 10), (4000, 4010)], until=5000),
+        )
+        hits = {
+            r.href: certain
+            for r, certain in calendars.items_in_range(conn, agenda.id, "VEVENT", 500, 900)
+        }
         assert hits == {}
-        hits = {r.href: certain for r, certain in
-                calendars.items_in_range(conn, agenda.id, "VEVENT", 150, 1005)}
+        hits = {
+            r.href: certain
+            for r, certain in calendars.items_in_range(conn, agenda.id, "VEVENT", 150, 1005)
+        }
         assert hits == {"single.ics": True, "series.ics": True}
-        hits = {r.href: certain for r, certain in
-                calendars.items_in_range(conn, agenda.id, "VEVENT", 6000, 7000)}
+        hits = {
+            r.href: certain
+            for r, certain in calendars.items_in_range(conn, agenda.id, "VEVENT", 6000, 7000)
+        }
         assert hits == {"open.ics": False}
 
 
@@ -75,8 +99,9 @@ def test_sync_with_limit_continues_where_it_stopped(
         assert sorted(everything) == ["i0.ics", "i1.ics", "i2.ics", "i4.ics", "i6.ics"]
 
 
-def test_foreign_or_future_tokens_are_refused(db: Database,
-                                              agenda: calendars.CollectionRow) -> None:
+def test_foreign_or_future_tokens_are_refused(
+    db: Database, agenda: calendars.CollectionRow
+) -> None:
     token = calendars.sync_token(agenda)
     assert calendars.parse_sync_token(agenda, token) == agenda.revision
     for bad in ("urn:calserver:sync:other:0", token + "9", token.rsplit(":", 1)[0] + ":x"):
@@ -86,8 +111,9 @@ def test_foreign_or_future_tokens_are_refused(db: Database,
 
 def test_move_logs_both_collections(db: Database, agenda: calendars.CollectionRow) -> None:
     with db.transaction(write=True) as conn:
-        other = calendars.create_collection(conn, "alice/perso", "alice", "other",
-                                            {"tag": "VCALENDAR"})
+        other = calendars.create_collection(
+            conn, "alice/perso", "alice", "other", {"tag": "VCALENDAR"}
+        )
         calendars.put_item(conn, agenda, _write("m.ics", 1, 2))
         before_source, before_target = agenda.revision, other.revision
         calendars.move_item(conn, agenda, "m.ics", other, "n.ics")
@@ -97,8 +123,7 @@ def test_move_logs_both_collections(db: Database, agenda: calendars.CollectionRo
         assert calendars.get_items(conn, agenda.id, ["m.ics"]) == {}
 
 
-def test_a_failed_transaction_leaves_nothing(db: Database,
-                                             agenda: calendars.CollectionRow) -> None:
+def test_a_failed_transaction_leaves_nothing(db: Database, agenda: calendars.CollectionRow) -> None:
     with pytest.raises(RuntimeError), db.transaction(write=True) as conn:
         calendars.put_item(conn, agenda, _write("ghost.ics", 1, 2))
         raise RuntimeError("refused half way")

@@ -169,7 +169,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_item_ranges_item_start", ["item_id", "r_start"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("item_ranges", schema=None) as batch_op:
         batch_op.drop_index("ix_item_ranges_item_start")

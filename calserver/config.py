@@ -87,7 +87,7 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         host=host,
         port=port,
         public_url=get("server", "public_url", "").rstrip("/") or f"http://{host}:{port}",
-        threads=get_int("server", "threads", 8),
+        threads=get_int("server", "threads", 4),
         database_url=database_url,
         max_content_length=get_int("caldav", "max_content_length", 1_048_576),
         realm=get("caldav", "realm", "calserver"),

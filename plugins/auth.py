@@ -31,6 +31,7 @@ class Auth(auth.BaseAuth):
         self._key = secrets.token_bytes(32)
         self._verified: dict[tuple[str, str], bytes] = {}
         self._mutex = threading.Lock()
+        self._stripes = [threading.Lock() for _ in range(16)]
 
     def _digest(self, password: str) -> bytes:
         return hmac.new(self._key, password.encode(), hashlib.sha256).digest()
@@ -41,13 +42,21 @@ class Auth(auth.BaseAuth):
         if not stored:
             return ""
         key, digest = (login, stored), self._digest(password)
-        remembered = self._verified.get(key)
-        if remembered is not None and hmac.compare_digest(remembered, digest):
+        if self._remembered(key, digest):
             return login
-        if not agents.verify_password(stored, password):
-            return ""
-        with self._mutex:
-            if len(self._verified) >= _MAX_REMEMBERED:
-                self._verified.clear()
-            self._verified[key] = digest
+        # Clients open several connections at once: the first request of a
+        # login verifies, the others wait for it and find it remembered.
+        with self._stripes[hash(login) % len(self._stripes)]:
+            if self._remembered(key, digest):
+                return login
+            if not agents.verify_password(stored, password):
+                return ""
+            with self._mutex:
+                if len(self._verified) >= _MAX_REMEMBERED:
+                    self._verified.clear()
+                self._verified[key] = digest
         return login
+
+    def _remembered(self, key: tuple[str, str], digest: bytes) -> bool:
+        remembered = self._verified.get(key)
+        return remembered is not None and hmac.compare_digest(remembered, digest)

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import time
+
 from radicale import config as radicale_config
 from radicale import pathutils, rights
 
@@ -18,12 +20,29 @@ from storage.database import Database
 
 ALL = "RrWw"
 SHARED_AGENDAS = ("rdv",)
+# Radicale asks once per item when it lists a collection: an admin listing a
+# 10,000-event agenda would cost 20,000 queries.  A relation is reused for this
+# long, which is also how long a revoked right may linger.
+RELATION_TTL_SECONDS = 2.0
 
 
 class Rights(rights.BaseRights):
     def __init__(self, configuration: radicale_config.Configuration, db: Database) -> None:
         super().__init__(configuration)
         self._db = db
+        self._relations: dict[tuple[str, str], tuple[float, agents.Relation]] = {}
+
+    def _relation(self, user: str, owner: str) -> agents.Relation:
+        key, now = (user, owner), time.monotonic()
+        cached = self._relations.get(key)
+        if cached is not None and now - cached[0] < RELATION_TTL_SECONDS:
+            return cached[1]
+        with self._db.connection() as conn:
+            relation = agents.relation(conn, user, owner)
+        if len(self._relations) > 10_000:
+            self._relations.clear()
+        self._relations[key] = (now, relation)
+        return relation
 
     def authorization(self, user: str, user_groups: set, path: str) -> str:
         if not user:
@@ -34,8 +53,7 @@ class Rights(rights.BaseRights):
         owner, _, rest = sane.partition("/")
         if owner == user:
             return ALL
-        with self._db.connection() as conn:
-            relation = agents.relation(conn, user, owner)
+        relation = self._relation(user, owner)
         if relation.is_admin:
             return ALL
         if not relation.shares_service:

@@ -1,0 +1,666 @@
+"""CalDAV benchmark: calserver against stock Radicale 3.9 on the same workload.
+
+    .venv/bin/python -m tests.bench.caldav_bench [--sizes 1000 10000] [--runs 5]
+
+For each size N both servers get the same N-1000 objects loaded directly, then
+the same 1000 PUTs over HTTP (500 from one client, 500 from 8 concurrent
+clients), then the same timed reads.  Every answer is checked against counts
+computed independently of both servers (see ``workload.expected``): a fast
+wrong answer is reported as wrong, and a failed request (error status,
+timeout) is recorded with its status and time instead of ending the run.
+Prints a table and writes the raw numbers as JSON; README.md explains both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote
+
+import requests
+
+from tests.bench import workload
+from tests.bench.servers import (
+    PASSWORD,
+    REPO,
+    USER,
+    Calserver,
+    Radicale,
+    Server,
+)
+from tests.bench.workload import CalObject, Expected
+
+PUT_BATCH = 1000  # objects PUT over HTTP; the rest of N is loaded directly
+CLIENTS = 8
+SYNC_CHANGES = 10
+TIMEOUT = (10.0, 180.0)  # connect, read (seconds): every run ends
+WARMUP_TIMEOUT = (10.0, 600.0)  # Radicale parses every object on first access
+SLOW = 60.0  # an operation slower than this is not repeated
+RESULTS = Path(__file__).parent / "results"
+
+_DAV, _CAL = "DAV:", "urn:ietf:params:xml:ns:caldav"
+_XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n'
+_NS = f'xmlns:D="{_DAV}" xmlns:C="{_CAL}"'
+
+
+def _utc(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _calendar_query(window: tuple[datetime, datetime], expand: bool) -> str:
+    start, end = _utc(window[0]), _utc(window[1])
+    data = (
+        f'<C:calendar-data><C:expand start="{start}" end="{end}"/></C:calendar-data>'
+        if expand
+        else "<C:calendar-data/>"
+    )
+    return (
+        f"{_XML_HEAD}<C:calendar-query {_NS}>"
+        f"<D:prop><D:getetag/>{data}</D:prop>"
+        '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+        f'<C:time-range start="{start}" end="{end}"/>'
+        "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+    )
+
+
+WEEK_QUERY = _calendar_query(workload.WEEK, expand=False)
+MONTH_EXPAND = _calendar_query(workload.MONTH, expand=True)
+PROPFIND_ETAGS = f"{_XML_HEAD}<D:propfind {_NS}><D:prop><D:getetag/></D:prop></D:propfind>"
+
+
+def _sync_body(token: str) -> str:
+    return (
+        f"{_XML_HEAD}<D:sync-collection {_NS}><D:sync-token>{token}</D:sync-token>"
+        "<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>"
+    )
+
+
+# -- one request, and what its answer says ----------------------------------
+
+
+@dataclass
+class Reply:
+    status: int | None  # None: no HTTP answer (timeout, connection error)
+    seconds: float
+    body: bytes = b""
+    error: str = ""
+
+    def fails(self, expected: int) -> str:
+        """Why this reply is a failure, or "" when it has the expected status."""
+        if self.status is None:
+            return f"{self.error} after {self.seconds:.1f} s"
+        if self.status != expected:
+            return f"HTTP {self.status} after {self.seconds:.1f} s"
+        return ""
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.auth = (USER, PASSWORD)
+    return session
+
+
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    body: str = "",
+    timeout: tuple[float, float] = TIMEOUT,
+    **headers: str,
+) -> Reply:
+    """One timed request: the time includes reading the whole answer."""
+    sent = {name.replace("_", "-"): value for name, value in headers.items()}
+    if body:
+        sent.setdefault("Content-Type", "application/xml; charset=utf-8")
+    started = time.perf_counter()
+    try:
+        answer = session.request(method, url, data=body.encode(), timeout=timeout, headers=sent)
+        content = answer.content
+    except requests.RequestException as e:
+        return Reply(None, time.perf_counter() - started, error=type(e).__name__)
+    return Reply(answer.status_code, time.perf_counter() - started, content)
+
+
+def _responses(body: bytes) -> list[ET.Element]:
+    return ET.fromstring(body).findall(f"{{{_DAV}}}response")
+
+
+def _item_hrefs(body: bytes) -> list[str]:
+    """Hrefs of the calendar objects in a multistatus (not the collection itself)."""
+    hrefs = (r.findtext(f"{{{_DAV}}}href") or "" for r in _responses(body))
+    return [unquote(h.rsplit("/", 1)[-1]) for h in hrefs if not h.endswith("/")]
+
+
+def _vevents(body: bytes) -> int:
+    """VEVENT components in all calendar-data of a multistatus."""
+    texts = (e.text or "" for e in ET.fromstring(body).iter(f"{{{_CAL}}}calendar-data"))
+    return sum(line.strip() == "BEGIN:VEVENT" for t in texts for line in t.splitlines())
+
+
+# -- measurements -------------------------------------------------------------
+
+
+@dataclass
+class Measure:
+    """Median time of the successful repetitions, or the first failure."""
+
+    seconds: float | None = None
+    runs: list[float] = field(default_factory=list)
+    failure: str = ""
+    failed_after: float | None = None  # seconds spent on the failed request
+    answer: int | None = None  # count found in the answer (objects, instances...)
+    expected: int | None = None
+    mismatch: str = ""  # what else is wrong in the answer
+
+    @property
+    def wrong(self) -> bool:
+        return bool(self.mismatch) or (self.expected is not None and self.answer != self.expected)
+
+    def fail(self, reply: Reply, why: str) -> None:
+        self.failure, self.failed_after = why, reply.seconds
+
+    def close(self) -> Measure:
+        if self.runs and not self.failure:
+            self.seconds = statistics.median(self.runs)
+        return self
+
+
+# An operation: one repetition -> (reply, count read from the answer).
+Operation = Callable[[], tuple[Reply, int | None]]
+
+
+def repeat(
+    operation: Operation, runs: int, expected: int | None = None, status: int = 207
+) -> Measure:
+    measure = Measure(expected=expected)
+    for _ in range(runs):
+        reply, count = operation()
+        if why := reply.fails(status):
+            measure.fail(reply, why)
+            break
+        measure.runs.append(reply.seconds)
+        measure.answer = count
+        if measure.wrong or reply.seconds > SLOW:
+            break
+    return measure.close()
+
+
+def put_all(url: str, objects: list[CalObject], clients: int) -> Measure:
+    """PUT new objects from ``clients`` concurrent keep-alive sessions; seconds = wall time."""
+    slices = [objects[i::clients] for i in range(clients)]
+    failures: list[str] = []
+    barrier = threading.Barrier(clients + 1)
+
+    def client(batch: list[CalObject]) -> None:
+        session = _session()
+        barrier.wait()
+        for obj in batch:
+            reply = request(
+                session,
+                "PUT",
+                url + obj.href,
+                obj.text,
+                If_None_Match="*",
+                Content_Type="text/calendar; charset=utf-8",
+            )
+            if why := reply.fails(201):
+                failures.append(f"{obj.href}: {why}")
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in slices]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    failure = f"{len(failures)} failed, first: {failures[0]}" if failures else ""
+    return Measure(
+        runs=[seconds], failure=failure, answer=len(objects) - len(failures), expected=len(objects)
+    ).close()
+
+
+@dataclass
+class ServerResult:
+    load_seconds: float
+    warmup_seconds: float
+    warmup_failure: str  # a first-access request that failed, if any
+    start_rss_kib: int  # after start and warm-up: the server's floor
+    peak_rss_kib: int
+    ops: dict[str, Measure]
+
+
+def bench_server(
+    server: Server, objects: list[CalObject], expected: Expected, runs: int, seed: int
+) -> ServerResult:
+    """Load, start, PUT, read, measure memory; the caller stops the server."""
+    n_loaded = len(objects) - PUT_BATCH
+    started = time.perf_counter()
+    server.load(objects[:n_loaded])
+    load_seconds = time.perf_counter() - started
+    server.start()
+    url, session = server.collection_url, _session()
+
+    def sync(token: str) -> Reply:
+        return request(session, "REPORT", url, _sync_body(token))
+
+    # First access builds Radicale's caches (items, sync history): real but one-off.
+    started = time.perf_counter()
+    warmup = [
+        request(session, "PROPFIND", url, PROPFIND_ETAGS, WARMUP_TIMEOUT, Depth="1"),
+        request(session, "REPORT", url, WEEK_QUERY, WARMUP_TIMEOUT, Depth="1"),
+        request(session, "REPORT", url, _sync_body(""), WARMUP_TIMEOUT),
+    ]
+    warmup_seconds = time.perf_counter() - started
+    warmup_failure = "; ".join(filter(None, (r.fails(207) for r in warmup)))
+    start_rss_kib = server.rss_kib()
+
+    ops: dict[str, Measure] = {}
+    half = PUT_BATCH // 2
+    ops["put_1"] = put_all(url, objects[n_loaded : n_loaded + half], 1)
+    ops["put_8"] = put_all(url, objects[n_loaded + half :], CLIENTS)
+
+    def counted(method: str, body: str, count: Callable[[bytes], int], **headers: str) -> Operation:
+        def operation() -> tuple[Reply, int | None]:
+            reply = request(session, method, url, body, **headers)
+            try:
+                return reply, count(reply.body) if reply.status in (200, 207) else None
+            except ET.ParseError:
+                return reply, None  # not XML: shown as a wrong answer
+
+        return operation
+
+    n = len(objects)
+    ops["report_week"] = repeat(
+        counted("REPORT", WEEK_QUERY, lambda b: len(_item_hrefs(b)), Depth="1"),
+        runs,
+        expected.week_objects,
+    )
+    ops["expand_month"] = repeat(
+        counted("REPORT", MONTH_EXPAND, _vevents, Depth="1"), runs, expected.month_instances
+    )
+    ops["propfind_1"] = repeat(
+        counted("PROPFIND", PROPFIND_ETAGS, lambda b: len(_item_hrefs(b)), Depth="1"), runs, n
+    )
+    ops["sync_initial"] = repeat(
+        counted("REPORT", _sync_body(""), lambda b: len(_item_hrefs(b))), runs, n
+    )
+    ops["get_collection"] = repeat(
+        counted("GET", "", lambda b: b.count(b"BEGIN:VEVENT")), runs, n, status=200
+    )
+    ops["sync_incremental"] = _incremental_sync(session, url, sync, n, runs, seed)
+    return ServerResult(
+        load_seconds, warmup_seconds, warmup_failure, start_rss_kib, server.peak_rss_kib(), ops
+    )
+
+
+def _incremental_sync(
+    session: requests.Session, url: str, sync: Callable[[str], Reply], n: int, runs: int, seed: int
+) -> Measure:
+    """Per repetition: PUT 10 edited objects, then time the sync from the token before them."""
+    picks = random.Random(seed).sample(range(n), SYNC_CHANGES * runs)
+    measure = Measure(expected=SYNC_CHANGES)
+    reply = sync("")
+    for run in range(runs):
+        token = (
+            ET.fromstring(reply.body).findtext(f"{{{_DAV}}}sync-token")
+            if reply.status == 207
+            else None
+        )
+        if not token:
+            measure.fail(reply, f"no sync token ({reply.fails(207) or 'empty'})")
+            break
+        edited = [
+            workload.modified(i, seed, run + 1)
+            for i in picks[run * SYNC_CHANGES : (run + 1) * SYNC_CHANGES]
+        ]
+        for obj in edited:
+            put = request(
+                session,
+                "PUT",
+                url + obj.href,
+                obj.text,
+                Content_Type="text/calendar; charset=utf-8",
+            )
+            if why := put.fails(204):
+                measure.fail(put, f"edit PUT {why}")
+                break
+        if measure.failure:
+            break
+        reply = sync(token)
+        if why := reply.fails(207):
+            measure.fail(reply, why)
+            break
+        measure.runs.append(reply.seconds)
+        hrefs = _item_hrefs(reply.body)
+        measure.answer = len(hrefs)
+        if set(hrefs) != {o.href for o in edited}:
+            measure.mismatch = "the hrefs returned are not the ones edited"
+        if measure.wrong:
+            break
+    return measure.close()
+
+
+# -- report ----------------------------------------------------------------
+
+LABELS = {
+    "put_1": f"PUT new, 1 client ({PUT_BATCH // 2})",
+    "put_8": f"PUT new, {CLIENTS} clients ({PUT_BATCH // 2})",
+    "report_week": "REPORT one week (etag+data)",
+    "expand_month": "REPORT expand one month",
+    "propfind_1": "PROPFIND Depth 1 (getetag)",
+    "sync_initial": "sync-collection initial",
+    "sync_incremental": f"sync-collection after {SYNC_CHANGES}",
+    "get_collection": "GET whole collection",
+}
+# Targets at the largest size: Radicale time / calserver time at least this.
+TARGETS = {
+    "put_1": 20.0,
+    "put_8": 20.0,
+    "report_week": 20.0,
+    "sync_incremental": 20.0,
+    "propfind_1": 2.0,
+}
+SCALING_LIMIT = 1.5
+
+
+def _cell(measure: Measure, op: str) -> str:
+    if measure.failure:
+        return f"FAIL {measure.failure}"
+    assert measure.seconds is not None
+    value = (
+        f"{PUT_BATCH // 2 / measure.seconds:8.1f} PUT/s"
+        if op.startswith("put")
+        else f"{measure.seconds:8.3f} s  "
+    )
+    check = (
+        f" n={measure.answer}"
+        if not measure.wrong
+        else f" WRONG n={measure.answer}/{measure.expected} {measure.mismatch}"
+    )
+    return value + check
+
+
+def speedup(radicale: Measure, ours: Measure) -> tuple[float | None, str]:
+    """Radicale time / calserver time; a lower bound when only Radicale failed."""
+    if ours.seconds is None or ours.wrong:
+        return None, "-"
+    if radicale.seconds is not None:
+        ratio = radicale.seconds / ours.seconds
+        return ratio, f"{ratio:.1f}x"
+    if radicale.failed_after:
+        ratio = radicale.failed_after / ours.seconds
+        return ratio, f">{ratio:.1f}x (Radicale failed)"
+    return None, "-"
+
+
+def render(results: dict[int, dict[str, ServerResult]], expected: dict[int, Expected]) -> str:
+    lines = []
+    for n, by_server in results.items():
+        rad, ours = by_server.get("radicale"), by_server.get("calserver")
+        lines += [
+            "",
+            f"N = {n}  ({n - PUT_BATCH} loaded directly, {PUT_BATCH} PUT over HTTP;"
+            f" expected: {expected[n].week_objects} objects in the week,"
+            f" {expected[n].month_instances} instances in the month)",
+            f"{'operation':34} {'Radicale':34} {'calserver':34} Radicale/calserver",
+        ]
+        for op, label in LABELS.items():
+            cells = [_cell(r.ops[op], op) if r else "-" for r in (rad, ours)]
+            ratio = speedup(rad.ops[op], ours.ops[op])[1] if rad and ours else "-"
+            lines.append(f"{label:34} {cells[0]:34} {cells[1]:34} {ratio}")
+        rss = [f"{r.peak_rss_kib / 1024:8.1f} MiB" if r else "-" for r in (rad, ours)]
+        share = f"ours/Radicale {ours.peak_rss_kib / rad.peak_rss_kib:.2f}" if rad and ours else "-"
+        lines.append(f"{'peak RSS (VmHWM)':34} {rss[0]:34} {rss[1]:34} {share}")
+        rss = [f"{r.start_rss_kib / 1024:8.1f} MiB" if r else "-" for r in (rad, ours)]
+        lines.append(f"{'RSS after start + warm-up':34} {rss[0]:34} {rss[1]:34}")
+        cells = [f"{r.load_seconds:8.3f} s" if r else "-" for r in (rad, ours)]
+        lines.append(f"{'direct load (not HTTP)':34} {cells[0]:34} {cells[1]:34}")
+        cells = [
+            (f"FAIL {r.warmup_failure}" if r.warmup_failure else f"{r.warmup_seconds:8.3f} s")
+            if r
+            else "-"
+            for r in (rad, ours)
+        ]
+        lines.append(f"{'first access (warm-up)':34} {cells[0]:34} {cells[1]:34}")
+    return "\n".join(lines)
+
+
+def verdicts(
+    results: dict[int, dict[str, ServerResult]], expected: dict[int, Expected]
+) -> list[dict[str, object]]:
+    """The issue's targets, each with its measured value and whether it is met."""
+    out: list[dict[str, object]] = []
+    sizes = sorted(results)
+    big = sizes[-1]
+    rad, ours = results[big].get("radicale"), results[big].get("calserver")
+    if rad and ours:
+        for op, target in TARGETS.items():
+            ratio = speedup(rad.ops[op], ours.ops[op])[0]
+            out.append(
+                {
+                    "what": f"{LABELS[op]} at N={big}: Radicale/calserver >= {target}x",
+                    "value": ratio,
+                    "met": ratio is not None and ratio >= target,
+                }
+            )
+        out.append(
+            {
+                "what": f"peak RSS at N={big}: calserver <= Radicale",
+                "value": ours.peak_rss_kib / rad.peak_rss_kib,
+                "met": ours.peak_rss_kib <= rad.peak_rss_kib,
+            }
+        )
+    for n in sizes:
+        for name, r in results[n].items():
+            if r.warmup_failure:
+                out.append(
+                    {
+                        "what": f"{name} first access at N={n} succeeds",
+                        "value": r.warmup_failure,
+                        "met": False,
+                    }
+                )
+            for op, m in r.ops.items():
+                if m.wrong or m.failure:
+                    out.append(
+                        {
+                            "what": f"{name} {LABELS[op]} at N={n} answers correctly",
+                            "value": m.failure or f"n={m.answer}, expected {m.expected}",
+                            "met": False,
+                        }
+                    )
+    small = sizes[0]
+    if small != big and all("calserver" in results[n] for n in (small, big)):
+
+        def cost(n: int, op: str) -> float | None:
+            """Seconds, per object returned for the week REPORT."""
+            seconds = results[n]["calserver"].ops[op].seconds
+            per = expected[n].week_objects if op == "report_week" else 1
+            return None if seconds is None else seconds / per
+
+        for op, what in (
+            ("report_week", "per-object cost of the one-week REPORT"),
+            ("sync_incremental", "incremental sync time"),
+        ):
+            a, b = cost(small, op), cost(big, op)
+            ratio = None if a is None or b is None else b / a
+            out.append(
+                {
+                    "what": f"calserver {what}, N={big} vs N={small} <= {SCALING_LIMIT}x",
+                    "value": ratio,
+                    "met": ratio is not None and ratio <= SCALING_LIMIT,
+                }
+            )
+    return out
+
+
+def render_verdicts(items: list[dict[str, object]]) -> str:
+    lines = ["", "Targets"]
+    for item in items:
+        value = item["value"]
+        shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+        lines.append(f"  [{'met' if item['met'] else 'MISSED':6}] {item['what']}: {shown}")
+    return "\n".join(lines)
+
+
+# -- command line -------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _snapshot(rev: str, folder: Path) -> Path:
+    """The files of commit ``rev``, for a run that the edits of the tree cannot reach."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", rev], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def _context(rev: str | None) -> dict[str, object]:
+    """What was measured: the calserver commit (or dirty tree), versions, CPUs."""
+    return {
+        "calserver_commit": _git("rev-parse", "--short", rev or "HEAD"),
+        "uncommitted_changes": rev is None
+        and bool(_git("status", "--porcelain", "--", "calserver", "storage", "plugins")),
+        "radicale": importlib.metadata.version("radicale"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench.caldav_bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1000, 10000],
+        help=f"calendar sizes N (each >= {PUT_BATCH})",
+    )
+    parser.add_argument("--runs", type=int, default=5, help="repetitions per timed read")
+    parser.add_argument("--seed", type=int, default=2027)
+    parser.add_argument(
+        "--servers", nargs="+", choices=["radicale", "calserver"], default=["radicale", "calserver"]
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="results file (default: tests/bench/results/<time>.json)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the servers' data folders")
+    parser.add_argument(
+        "--calserver-rev",
+        metavar="REV",
+        help="benchmark this git commit of calserver (default: the working "
+        "tree, which may change during a long run)",
+    )
+    args = parser.parse_args(argv)
+    if min(args.sizes) < PUT_BATCH or args.runs < 1:
+        parser.error(f"sizes must be >= {PUT_BATCH} and runs >= 1")
+
+    context = _context(args.calserver_rev)
+    print(
+        f"calserver {context['calserver_commit']}"
+        f"{' + uncommitted changes' if context['uncommitted_changes'] else ''},"
+        f" Radicale {context['radicale']}, {context['cpus']} CPUs",
+        flush=True,
+    )
+    results: dict[int, dict[str, ServerResult]] = {}
+    expected: dict[int, Expected] = {}
+    root = Path(tempfile.mkdtemp(prefix="caldav-bench-"))
+    try:
+        source = (
+            _snapshot(args.calserver_rev, root / "calserver-src") if args.calserver_rev else REPO
+        )
+        for n in sorted(args.sizes):
+            objects = workload.generate(n, args.seed)
+            expected[n] = workload.expected(objects)
+            results[n] = {}
+            for name in ("radicale", "calserver"):
+                if name not in args.servers:
+                    continue
+                workdir = root / f"{name}-{n}"
+                workdir.mkdir()
+                server: Server = (
+                    Radicale(workdir) if name == "radicale" else Calserver(workdir, source)
+                )
+                print(f"N={n}: {name} ...", flush=True)
+                try:
+                    results[n][name] = bench_server(
+                        server, objects, expected[n], args.runs, args.seed
+                    )
+                except Exception:
+                    print(server.log_tail())
+                    raise
+                finally:
+                    server.stop()
+    finally:
+        if args.keep:
+            print(f"data kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+    table = render(results, expected)
+    checks = verdicts(results, expected)
+    print(table)
+    print(render_verdicts(checks))
+    ratios = {
+        n: {op: speedup(by["radicale"].ops[op], by["calserver"].ops[op])[0] for op in LABELS}
+        for n, by in results.items()
+        if len(by) == 2
+    }
+    path = args.json or RESULTS / f"caldav-bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "command": {
+                    "sizes": args.sizes,
+                    "runs": args.runs,
+                    "seed": args.seed,
+                    "put_batch": PUT_BATCH,
+                    "clients": CLIENTS,
+                },
+                "context": context,
+                "expected": {n: asdict(e) for n, e in expected.items()},
+                "results": {
+                    n: {name: asdict(r) for name, r in by.items()} for n, by in results.items()
+                },
+                "ratios_radicale_over_calserver": ratios,
+                "targets": checks,
+                "table": table,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nJSON results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -34,6 +34,29 @@ from plugins import storage as sql_storage
 from plugins.errors import WriteRefused
 
 DAV_LIMIT = "{DAV:}limit"
+# Properties whose value is computed from an item's text.
+TEXT_PROPERTIES = frozenset(
+    xmlutils.make_clark(tag) for tag in ("C:calendar-data", "D:getcontentlength", "CR:address-data")
+)
+
+# Reports that walk hrefs without filtering on content.
+UNFILTERED_REPORTS = frozenset(
+    xmlutils.make_clark(tag) for tag in ("D:sync-collection", "C:calendar-multiget")
+)
+
+
+def _parse(body: bytes) -> ET.Element | None:
+    try:
+        return DefusedET.fromstring(body) if body else None
+    except (ET.ParseError, DefusedXmlException):
+        return None
+
+
+def _asks_for_texts(root: ET.Element | None) -> bool:
+    """Whether the requested properties are computed from items' texts
+    (allprop, propname and an empty body include getcontentlength)."""
+    prop = root.find(xmlutils.make_clark("D:prop")) if root is not None else None
+    return prop is None or any(child.tag in TEXT_PROPERTIES for child in prop)
 
 
 @contextmanager
@@ -78,11 +101,9 @@ def _read_body(environ: types.WSGIEnviron) -> bytes:
     return body
 
 
-def _report_hints(body: bytes) -> tuple[int | None, tuple[int, int] | None]:
+def _report_hints(root: ET.Element | None) -> tuple[int | None, tuple[int, int] | None]:
     """DAV:limit of a sync-collection and the time range of an expanding query."""
-    try:
-        root = DefusedET.fromstring(body)
-    except (ET.ParseError, DefusedXmlException):
+    if root is None:
         return None, None
     limit = None
     if root.tag == xmlutils.make_clark("D:sync-collection"):
@@ -154,6 +175,19 @@ class Application(RadicaleApplication):
         except WriteRefused as refused:
             return self._refusal(refused.precondition, refused.description, request_info)
 
+    def do_PROPFIND(
+        self,
+        environ: types.WSGIEnviron,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        request_info: dict,
+    ) -> types.WSGIResponse:
+        texts = _asks_for_texts(_parse(_read_body(environ)))
+        with _bound(sql_storage.texts_needed, texts):
+            return super().do_PROPFIND(environ, base_prefix, path, user, user_groups, request_info)
+
     def do_REPORT(
         self,
         environ: types.WSGIEnviron,
@@ -163,13 +197,16 @@ class Application(RadicaleApplication):
         user_groups: set,
         request_info: dict,
     ) -> types.WSGIResponse:
-        limit, window = _report_hints(_read_body(environ))
+        root = _parse(_read_body(environ))
+        limit, window = _report_hints(root)
+        texts = root is None or root.tag not in UNFILTERED_REPORTS
         truncated: list[bool] = []
         report: Callable[..., types.WSGIResponse] = super().do_REPORT
         with (
             _bound(sql_storage.sync_limit, limit),
             _bound(sql_storage.sync_truncated, truncated),
             _bound(sql_storage.expand_range, window),
+            _bound(sql_storage.texts_needed, texts),
         ):
             status, headers, answer, xml_request = report(
                 environ, base_prefix, path, user, user_groups, request_info

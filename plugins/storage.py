@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 
+import vobject
 from radicale import config as radicale_config
 from radicale import item as radicale_item
 from radicale import pathutils, storage, types
@@ -41,6 +42,70 @@ sync_truncated: contextvars.ContextVar[list[bool] | None] = contextvars.ContextV
 expand_range: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "expand_range", default=None
 )
+# False while a request walks a listing without filtering on content (PROPFIND,
+# sync-collection, multiget): listings then leave texts in the database and
+# items read them in batches when asked (see TextBatches).
+texts_needed: contextvars.ContextVar[bool] = contextvars.ContextVar("texts_needed", default=True)
+
+
+class TextBatches:
+    """Texts of a listing, read from the database a batch at a time, in order.
+
+    Radicale walks a listing in order and drops each item once answered, so
+    reading the next few hundred texts when the first of them is wanted keeps
+    one batch in memory instead of the whole agenda, in one query per batch.
+    """
+
+    SIZE = 500
+
+    def __init__(self, collection: Collection, hrefs: list[str]) -> None:
+        self._collection = collection
+        self._hrefs = hrefs
+        self._position = {href: i for i, href in enumerate(hrefs)}
+        self._loaded: dict[str, str] = {}
+
+    def text(self, href: str) -> str:
+        if href not in self._loaded:
+            start = self._position[href]
+            batch = self._hrefs[start : start + self.SIZE]
+            self._loaded = self._collection.load_texts(batch)
+        return self._loaded.pop(href)
+
+
+class StoredItem(radicale_item.Item):
+    """A Radicale item whose text is read from the database on first use."""
+
+    def __init__(
+        self, collection: Collection, row: ItemRow, batches: TextBatches | None = None
+    ) -> None:
+        super().__init__(
+            collection=collection,
+            href=row.href,
+            text="",
+            etag=row.etag,
+            uid=row.uid,
+            name="VCALENDAR",
+            component_name=row.component,
+            time_range=(row.t_start, row.t_end),
+            last_modified=_http_date(row.modified_at),
+        )
+        self._text = row.text
+        self._batches = batches
+
+    def serialize(self) -> str:
+        if self._text is None:
+            assert isinstance(self.collection, Collection) and self.href
+            if self._batches is not None:
+                self._text = self._batches.text(self.href)
+            else:
+                self._text = self.collection.load_texts([self.href])[self.href]
+        return self._text
+
+    @property
+    def vobject_item(self):  # type: ignore[no-untyped-def]
+        if self._vobject_item is None:
+            self._vobject_item = vobject.readOne(self.serialize())
+        return self._vobject_item
 
 
 def _http_date(timestamp: int) -> str:
@@ -89,18 +154,23 @@ class Collection(storage.BaseCollection):
 
     # -- items ------------------------------------------------------------
 
-    def _item(self, row: ItemRow) -> radicale_item.Item:
-        return radicale_item.Item(
-            collection=self,
-            href=row.href,
-            text=row.text,
-            etag=row.etag,
-            uid=row.uid,
-            name="VCALENDAR",
-            component_name=row.component,
-            time_range=(row.t_start, row.t_end),
-            last_modified=_http_date(row.modified_at),
-        )
+    def _item(self, row: ItemRow, batches: TextBatches | None = None) -> radicale_item.Item:
+        return StoredItem(self, row, batches)
+
+    def _items(self, rows: list[ItemRow]) -> list[radicale_item.Item]:
+        """Items of a listing; those listed without text share batched loading."""
+        lazy = [r.href for r in rows if r.text is None]
+        batches = TextBatches(self, lazy) if lazy else None
+        return [self._item(r, batches) for r in rows]
+
+    def load_texts(self, hrefs: list[str]) -> dict[str, str]:
+        row = self._require_row()
+        with self._storage.db.connection() as conn:
+            found = calendars.get_items(conn, row.id, hrefs)
+        missing = set(hrefs) - found.keys()
+        if missing:
+            raise ValueError(f"{len(missing)} item(s) disappeared from {row.path!r}")
+        return {href: found[href].text or "" for href in hrefs}
 
     def get_all(self) -> Iterable[radicale_item.Item]:
         if self._row is None:
@@ -124,8 +194,9 @@ class Collection(storage.BaseCollection):
         if self._row is None:
             return [(h, None) for h in wanted]
         with self._storage.db.connection() as conn:
-            found = calendars.get_items(conn, self._row.id, wanted)
-        return [(h, self._item(found[h]) if h in found else None) for h in wanted]
+            found = calendars.get_items(conn, self._row.id, wanted, texts=texts_needed.get())
+        items = dict(zip(found, self._items(list(found.values())), strict=True))
+        return [(h, items.get(h)) for h in wanted]
 
     def get_filtered(
         self, filters: Iterable[ET.Element]
@@ -231,7 +302,8 @@ class Storage(storage.BaseStorage):
         result: list[types.CollectionOrItem] = [collection]
         if depth != "0":
             if row is not None and row.props.get("tag"):  # only calendars hold items
-                result.extend(collection._item(r) for r in calendars.list_items(conn, row.id))
+                listed = calendars.list_items(conn, row.id, texts=texts_needed.get())
+                result.extend(collection._items(listed))
             result.extend(
                 Collection(self, child) for child in calendars.child_collections(conn, sane)
             )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.orm import aliased
 
 from storage import calendars
 from storage.schema import agent_roles, agent_services, agents, organisations, services
@@ -199,8 +198,8 @@ def relation(conn: Connection, user: str, owner: str) -> Relation:
     """Rights-relevant facts between a logged-in agent and an agenda's owner."""
     if user == owner:
         return Relation(is_self=True, is_admin=False, shares_service=False)
-    me, them = aliased(agents), aliased(agents)
-    my_role, their_role = aliased(agent_roles), aliased(agent_roles)
+    me, them = agents.alias("me"), agents.alias("them")
+    my_role, their_role = agent_roles.alias("my_role"), agent_roles.alias("their_role")
     is_admin = (
         conn.execute(
             select(my_role.c.organisation_id)
@@ -212,7 +211,7 @@ def relation(conn: Connection, user: str, owner: str) -> Relation:
         ).first()
         is not None
     )
-    my_svc, their_svc = aliased(agent_services), aliased(agent_services)
+    my_svc, their_svc = agent_services.alias("my_svc"), agent_services.alias("their_svc")
     shares = (
         conn.execute(
             select(my_svc.c.service_id)

@@ -14,7 +14,19 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
 
 from storage.schema import changes, collections, item_ranges, items
 
@@ -41,7 +53,7 @@ class ItemRow:
     uid: str
     etag: str
     component: str
-    text: str
+    text: str | None  # None when listed without texts
     t_start: int
     t_end: int
     modified_at: int
@@ -139,12 +151,29 @@ _CHILD_COLLECTIONS = (
     .where(collections.c.parent_path == bindparam("parent"))
     .order_by(collections.c.path)
 )
-_ITEMS_OF = (
-    select(*_ITEM_COLUMNS).where(items.c.collection_id == bindparam("cid")).order_by(items.c.id)
+# Listings that only need etags (PROPFIND, sync-collection) leave the texts
+# in the database: at 10,000 events that is most of a listing's memory.
+_ITEM_COLUMNS_NO_TEXT = tuple(
+    null().label("text") if column is items.c.text else column for column in _ITEM_COLUMNS
 )
-_ITEMS_BY_HREF = select(*_ITEM_COLUMNS).where(
-    items.c.collection_id == bindparam("cid"), items.c.href.in_(bindparam("hrefs", expanding=True))
-)
+
+
+def _items_of(columns: tuple) -> Select:
+    return select(*columns).where(items.c.collection_id == bindparam("cid")).order_by(items.c.id)
+
+
+def _items_by_href(columns: tuple) -> Select:
+    return select(*columns).where(
+        items.c.collection_id == bindparam("cid"),
+        items.c.href.in_(bindparam("hrefs", expanding=True)),
+    )
+
+
+_ITEMS_OF = {True: _items_of(_ITEM_COLUMNS), False: _items_of(_ITEM_COLUMNS_NO_TEXT)}
+_ITEMS_BY_HREF = {
+    True: _items_by_href(_ITEM_COLUMNS),
+    False: _items_by_href(_ITEM_COLUMNS_NO_TEXT),
+}
 _HAS_UID = select(
     exists().where(items.c.collection_id == bindparam("cid"), items.c.uid == bindparam("uid"))
 )
@@ -238,8 +267,9 @@ def set_props(conn: Connection, collection: CollectionRow, props: dict[str, str]
 # -- items ---------------------------------------------------------------
 
 
-def list_items(conn: Connection, collection_id: int) -> list[ItemRow]:
-    return [_item(r) for r in conn.execute(_ITEMS_OF, {"cid": collection_id})]
+def list_items(conn: Connection, collection_id: int, *, texts: bool = True) -> list[ItemRow]:
+    """Every item of the collection; with ``texts=False`` their ``text`` is None."""
+    return [_item(r) for r in conn.execute(_ITEMS_OF[texts], {"cid": collection_id})]
 
 
 def iter_item_texts(conn: Connection, collection_id: int) -> Iterator[str]:
@@ -257,11 +287,13 @@ def list_hrefs(conn: Connection, collection_id: int) -> list[str]:
     )
 
 
-def get_items(conn: Connection, collection_id: int, hrefs: Sequence[str]) -> dict[str, ItemRow]:
+def get_items(
+    conn: Connection, collection_id: int, hrefs: Sequence[str], *, texts: bool = True
+) -> dict[str, ItemRow]:
     found: dict[str, ItemRow] = {}
     for i in range(0, len(hrefs), _IN_CHUNK):
         chunk = hrefs[i : i + _IN_CHUNK]
-        rows = conn.execute(_ITEMS_BY_HREF, {"cid": collection_id, "hrefs": list(chunk)})
+        rows = conn.execute(_ITEMS_BY_HREF[texts], {"cid": collection_id, "hrefs": list(chunk)})
         found.update((r.href, _item(r)) for r in rows)
     return found
 

@@ -1,0 +1,84 @@
+"""Listings that need only etags leave texts in the database; answers stay exact."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, Server
+from tests.ics import event
+
+AUTH = ("admin", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def filled(server: Server) -> dict[str, httpx.Response]:
+    gets = {}
+    with httpx.Client(auth=AUTH) as client:
+        for n in range(4):
+            href = f"/dav/admin/rdv/l{n}.ics"
+            body = event(f"l{n}", datetime(2027, 1, 4, 9, 0) + timedelta(days=n))
+            client.put(
+                server.url + href, content=body.encode(), headers={"Content-Type": "text/calendar"}
+            )
+            gets[href] = client.get(server.url + href)
+    return gets
+
+
+def _props(answer: httpx.Response, tag: str) -> dict[str, str]:
+    root = ET.fromstring(answer.content)
+    return {
+        r.findtext("{DAV:}href"): r.findtext(f".//{tag}")
+        for r in root.iter("{DAV:}response")
+        if r.find(f".//{tag}") is not None and not r.findtext("{DAV:}href").endswith("/")
+    }
+
+
+def test_propfind_etags_and_lengths_match_get(
+    server: Server, filled: dict[str, httpx.Response]
+) -> None:
+    for props in ("<getetag/>", "<getetag/><getcontentlength/>"):
+        answer = httpx.request(
+            "PROPFIND",
+            server.dav + "admin/rdv/",
+            auth=AUTH,
+            headers={"Depth": "1"},
+            content=f'<propfind xmlns="DAV:"><prop>{props}</prop></propfind>',
+        )
+        assert answer.status_code == 207
+        etags = _props(answer, "{DAV:}getetag")
+        assert etags == {href: got.headers["ETag"] for href, got in filled.items()}
+        if "getcontentlength" in props:
+            lengths = _props(answer, "{DAV:}getcontentlength")
+            assert lengths == {href: str(len(got.content)) for href, got in filled.items()}
+
+
+def test_sync_then_multiget_returns_the_data(
+    server: Server, filled: dict[str, httpx.Response]
+) -> None:
+    sync = httpx.request(
+        "REPORT",
+        server.dav + "admin/rdv/",
+        auth=AUTH,
+        content='<sync-collection xmlns="DAV:"><sync-token/><sync-level>1</sync-level>'
+        "<prop><getetag/></prop></sync-collection>",
+    )
+    etags = _props(sync, "{DAV:}getetag")
+    assert etags == {href: got.headers["ETag"] for href, got in filled.items()}
+    hrefs = "".join(f"<D:href>{h}</D:href>" for h in etags)
+    multiget = httpx.request(
+        "REPORT",
+        server.dav + "admin/rdv/",
+        auth=AUTH,
+        headers={"Depth": "1"},
+        content='<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>",
+    )
+    data = _props(multiget, "{urn:ietf:params:xml:ns:caldav}calendar-data")
+    # XML parsers turn CRLF into LF: compare the texts line by line.
+    assert {h: d.splitlines() for h, d in data.items()} == {
+        href: got.text.splitlines() for href, got in filled.items()
+    }

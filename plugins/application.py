@@ -117,7 +117,10 @@ def _report_hints(root: ET.Element | None) -> tuple[int | None, tuple[int, int] 
             for inner in outer.iterfind(comp):
                 time_range = inner.find(xmlutils.make_clark("C:time-range"))
                 if time_range is not None:
-                    window = radicale_filter.time_range_timestamps(time_range)
+                    try:
+                        window = radicale_filter.time_range_timestamps(time_range)
+                    except ValueError:  # Radicale answers the malformed range itself
+                        window = None
     return limit, window
 
 

@@ -148,3 +148,19 @@ def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server) -> 
         statuses = sorted(pool.map(put, range(8)))
     assert statuses == [201] + [204] * 7
     assert _hrefs(server) == ["/dav/admin/rdv/same.ics"]
+
+
+def test_malformed_time_range_is_not_a_server_error(server: Server) -> None:
+    """calserver reads the expand window before Radicale does; a range it cannot
+    read must leave the answer to Radicale, not end in a 500."""
+    query = (
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        '<D:prop><C:calendar-data><C:expand start="20270301T000000Z" end="20270401T000000Z"/>'
+        '</C:calendar-data></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+        '<C:comp-filter name="VEVENT"><C:time-range start="yesterday" end="tomorrow"/>'
+        "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+    )
+    answer = httpx.request(
+        "REPORT", server.dav + "admin/rdv/", auth=AUTH, content=query, headers={"Depth": "1"}
+    )
+    assert answer.status_code < 500

@@ -272,13 +272,25 @@ def list_items(conn: Connection, collection_id: int, *, texts: bool = True) -> l
     return [_item(r) for r in conn.execute(_ITEMS_OF[texts], {"cid": collection_id})]
 
 
-def iter_item_texts(conn: Connection, collection_id: int) -> Iterator[str]:
-    """Stream the collection's texts in item order without holding them all."""
-    result = conn.execution_options(yield_per=500).execute(
-        select(items.c.text).where(items.c.collection_id == collection_id).order_by(items.c.id)
-    )
-    for row in result:
-        yield row.text
+_TEXT_PAGE = (
+    select(items.c.id, items.c.text)
+    .where(items.c.collection_id == bindparam("cid"), items.c.id > bindparam("after"))
+    .order_by(items.c.id)
+    .limit(bindparam("size"))
+)
+
+
+def iter_item_texts(conn: Connection, collection_id: int, page: int = 500) -> Iterator[str]:
+    """The collection's texts in item order, read a page at a time by key, so
+    that no more than a page is held whatever the driver buffers."""
+    after = 0
+    while True:
+        rows = conn.execute(_TEXT_PAGE, {"cid": collection_id, "after": after, "size": page}).all()
+        for row in rows:
+            yield row.text
+        if len(rows) < page:
+            return
+        after = rows[-1].id
 
 
 def list_hrefs(conn: Connection, collection_id: int) -> list[str]:

@@ -139,3 +139,13 @@ def test_head_revision_constant_matches_the_migrations(db: Database) -> None:
 
     assert ScriptDirectory.from_config(db.alembic_config()).get_current_head() == HEAD_REVISION
     assert db.current_revision() == HEAD_REVISION
+
+
+def test_texts_are_streamed_page_by_page_in_order(
+    db: Database, agenda: calendars.CollectionRow
+) -> None:
+    with db.transaction(write=True) as conn:
+        for n in range(5):
+            calendars.put_item(conn, agenda, _write(f"t{n}.ics", n, n + 1))
+        texts = list(calendars.iter_item_texts(conn, agenda.id, page=2))
+    assert [t.split("X:")[1].split("\r")[0] for t in texts] == [f"t{n}.ics" for n in range(5)]

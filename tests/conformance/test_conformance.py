@@ -55,6 +55,7 @@ def test_caldav_functional_suite(server: Server) -> None:
     result = run_caldav_suite(
         tree, server.dav, "admin", ADMIN_PASSWORD, _load(BASELINE)["features"]
     )
+    print(f"caldav {result}")
     assert result["failures"] == []
     assert result["failed"] == 0 and result["errors"] == 0
     assert result["passed"] >= 60

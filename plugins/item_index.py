@@ -44,31 +44,25 @@ def _single_interval(ranges: list[tuple[int, int]], start: int, end: int) -> boo
 def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
     """Describe a prepared Radicale item for the calendar repository."""
     component = item.component_name
-    text = item.serialize()
-    if not component:
-        return ItemWrite(
-            href=href,
-            uid=item.uid,
-            etag=item.etag,
-            component="",
-            text=text,
-            t_start=radicale_filter.TIMESTAMP_MIN,
-            t_end=radicale_filter.TIMESTAMP_MAX,
-        )
-    components = [c for c in item.vobject_item.getChildren() if c.name == component]
-    if len(components) == 1 and not ({"rrule", "rdate"} & components[0].contents.keys()):
-        # One occurrence: Radicale's enclosing range (computed while preparing
-        # the item) is exact, no need to visit it again.
-        t_start, t_end = item.time_range
+
+    def write_for(t_start: int, t_end: int) -> ItemWrite:
         return ItemWrite(
             href=href,
             uid=item.uid,
             etag=item.etag,
             component=component,
-            text=text,
+            text=item.serialize(),
             t_start=t_start,
             t_end=t_end,
         )
+
+    if not component:
+        return write_for(radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX)
+    components = [c for c in item.vobject_item.getChildren() if c.name == component]
+    if len(components) == 1 and not ({"rrule", "rdate"} & components[0].contents.keys()):
+        # One occurrence: Radicale's enclosing range (computed while preparing
+        # the item) is exact, no need to visit it again.
+        return write_for(*item.time_range)
     ranges: list[tuple[int, int]] = []
     infinite = False
     truncated_at: int | None = None
@@ -100,15 +94,7 @@ def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
             if (infinite or truncated_at is not None)
             else max(e for _, e in ranges)
         )
-    write = ItemWrite(
-        href=href,
-        uid=item.uid,
-        etag=item.etag,
-        component=component,
-        text=text,
-        t_start=t_start,
-        t_end=t_end,
-    )
+    write = write_for(t_start, t_end)
     if not ranges:
         # A series whose every occurrence is excluded matches no time range.
         write.ranges, write.ranges_until = [], FAR_FUTURE

@@ -5,7 +5,8 @@
 - agents sharing a service read and write each other's ``rdv`` agenda, and may
   list each other's principal to find it;
 - everybody logged in may list the root (children are filtered by these rules);
-- nobody else sees anything.
+- nobody else sees anything;
+- nobody deletes or replaces whole an agent's rdv, plages or indisponibilites.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from storage.database import Database
 
 ALL = "RrWw"
 SHARED_AGENDAS = ("rdv",)
+# The three agendas every agent has are part of the agent: nobody deletes them
+# or replaces them whole (Radicale's "d" and "o" flags); their items stay writable.
+KEEP = "do"
 # Radicale asks once per item when it lists a collection: an admin listing a
 # 10,000-event agenda would cost 20,000 queries.  A relation is reused for this
 # long, which is also how long a revoked right may linger.
@@ -51,15 +55,16 @@ class Rights(rights.BaseRights):
         if not sane:
             return "R"
         owner, _, rest = sane.partition("/")
+        granted = ALL + KEEP if rest in agents.AGENDAS else ALL
         if owner == user:
-            return ALL
+            return granted
         relation = self._relation(user, owner)
         if relation.is_admin:
-            return ALL
+            return granted
         if not relation.shares_service:
             return ""
         if not rest:
             return "R"
         if rest.split("/", 1)[0] in SHARED_AGENDAS:
-            return "rw"
+            return "rw" + KEEP if rest in agents.AGENDAS else "rw"
         return ""

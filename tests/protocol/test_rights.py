@@ -100,3 +100,21 @@ def test_password_reset_takes_effect_at_once(team: Server) -> None:
         assert alice.request("PROPFIND", team.dav + "alice/").status_code == 401
     with httpx.Client(auth=("alice", "a-new-password")) as renewed:
         assert renewed.request("PROPFIND", team.dav + "alice/").status_code == 207
+
+
+def test_nobody_deletes_or_replaces_an_agents_agendas(team: Server) -> None:
+    whole = event("w", datetime(2027, 3, 1, 9, 0)).encode()
+    for login, target in (("alice", "alice"), ("bob", "alice"), ("admin", "alice")):
+        with _as(login) as client:
+            for agenda in ("rdv", "plages", "indisponibilites"):
+                url = team.dav + f"{target}/{agenda}/"
+                if login == "bob" and agenda != "rdv":
+                    continue  # no right on it at all, tested above
+                assert client.delete(url).status_code == 403, (login, agenda)
+                replaced = client.put(url, content=whole, headers={"Content-Type": "text/calendar"})
+                assert replaced.status_code == 403, (login, agenda)
+    with _as("alice") as alice:
+        assert _put(alice, team.dav + "alice/rdv/still.ics", "still") == 201
+        assert alice.delete(team.dav + "alice/rdv/still.ics").status_code in (200, 204)
+        assert alice.request("MKCALENDAR", team.dav + "alice/perso/").status_code == 201
+        assert alice.delete(team.dav + "alice/perso/").status_code in (200, 204)

@@ -27,7 +27,6 @@ class ConfigError(ValueError):
 class Settings:
     host: str
     port: int
-    public_url: str
     threads: int
     database_url: str
     max_content_length: int
@@ -86,7 +85,6 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     return Settings(
         host=host,
         port=port,
-        public_url=get("server", "public_url", "").rstrip("/") or f"http://{host}:{port}",
         threads=get_int("server", "threads", 4),
         database_url=database_url,
         max_content_length=get_int("caldav", "max_content_length", 1_048_576),

@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import (
     Connection,
@@ -74,20 +74,10 @@ class ItemWrite:
     # starts before ``ranges_until``; None when [t_start, t_end) is the only range.
     ranges: list[tuple[int, int]] | None = None
     ranges_until: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     def stored(self, modified_at: int) -> ItemRow:
         """The row this write leaves in the table (saves reading it back)."""
-        return ItemRow(
-            href=self.href,
-            uid=self.uid,
-            etag=self.etag,
-            component=self.component,
-            text=self.text,
-            t_start=self.t_start,
-            t_end=self.t_end,
-            modified_at=modified_at,
-        )
+        return _item(self, modified_at)
 
 
 class InvalidSyncToken(ValueError):
@@ -123,7 +113,8 @@ _ITEM_COLUMNS = (
 )
 
 
-def _item(row) -> ItemRow:  # type: ignore[no-untyped-def]
+def _item(row, modified_at: int | None = None) -> ItemRow:  # type: ignore[no-untyped-def]
+    """An ItemRow from a result row, or from an ItemWrite given its write time."""
     return ItemRow(
         href=row.href,
         uid=row.uid,
@@ -132,7 +123,7 @@ def _item(row) -> ItemRow:  # type: ignore[no-untyped-def]
         text=row.text,
         t_start=row.t_start,
         t_end=row.t_end,
-        modified_at=row.modified_at,
+        modified_at=row.modified_at if modified_at is None else modified_at,
     )
 
 
@@ -382,7 +373,6 @@ def put_item(conn: Connection, collection: CollectionRow, write: ItemWrite) -> I
         "ranges_until": write.ranges_until,
         "revision": revision,
         "modified_at": collection.modified_at,
-        **write.extra,
     }
     if old_row:
         item_id = old_row.id
@@ -417,7 +407,6 @@ def import_items(conn: Connection, collection: CollectionRow, writes: Iterable[I
                 "ranges_until": w.ranges_until,
                 "revision": revision,
                 "modified_at": collection.modified_at,
-                **w.extra,
             }
             for w in batch
         ],

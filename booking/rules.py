@@ -1,0 +1,147 @@
+"""The booking rules: whether an RDV may be written, whatever path it comes by.
+
+The caller (plugins' CalDAV check, the JSON API, the public page: all through
+``booking.agenda``) gathers what the rules read for the RDV's time and agents;
+this module decides on plain data and says why in words an agent understands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from booking.creneaux import Search, find_creneaux
+from booking.model import (
+    CANCELLED_STATUSES,
+    RDV_STATUSES,
+    Busy,
+    Interval,
+    Motif,
+    Organisation,
+    PlageOccurrence,
+)
+
+
+class BookingRefused(Exception):
+    """A write the rules refuse.  ``code`` names the precondition (CalDAV) and
+    the error (API); ``message`` is for the person who tried."""
+
+    def __init__(self, code: str, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RdvWrite:
+    uid: str
+    agent_ids: tuple[int, ...]
+    start: datetime
+    end: datetime
+    motif_id: int | None
+    lieu_id: int | None
+    status: str = "unknown"
+    writer: str = "agent"  # agent / prescripteur / usager
+
+
+@dataclass(frozen=True)
+class RdvContext:
+    """What the rules read, for the RDV's agents around its time.  ``busy``
+    excludes the RDV itself (same UID)."""
+
+    organisation: Organisation
+    motif: Motif | None
+    plages: list[PlageOccurrence]
+    busy: list[Busy]
+    holidays: list[Interval]
+    now: datetime
+
+
+_BOOKABLE = {
+    "agent": ("agents", "agents_and_prescripteurs", "everyone"),
+    "prescripteur": ("agents_and_prescripteurs", "everyone"),
+    "usager": ("everyone",),
+}
+
+
+def _local(moment: datetime, organisation: Organisation) -> str:
+    return moment.astimezone(ZoneInfo(organisation.time_zone)).strftime("%d/%m/%Y %H:%M")
+
+
+def check_rdv(rdv: RdvWrite, ctx: RdvContext) -> None:
+    """Raise BookingRefused unless the RDV may be written as it is."""
+    if rdv.status not in RDV_STATUSES:
+        raise BookingRefused(
+            "invalid-status", f"unknown status {rdv.status!r}; use one of {', '.join(RDV_STATUSES)}"
+        )
+    if rdv.status in CANCELLED_STATUSES:
+        return  # a cancelled RDV holds no time
+    if rdv.end <= rdv.start:
+        raise BookingRefused("invalid-time", "the RDV must end after it starts")
+    motif = ctx.motif
+    if motif is None:
+        raise BookingRefused("unknown-motif", "this RDV has no known motif")
+    if rdv.writer not in _BOOKABLE or motif.bookable_by not in _BOOKABLE[rdv.writer]:
+        raise BookingRefused(
+            "motif-not-bookable", f"the motif « {motif.name} » cannot be booked this way"
+        )
+    if rdv.end - rdv.start != timedelta(minutes=motif.duration_minutes):
+        raise BookingRefused(
+            "wrong-duration",
+            f"an RDV for « {motif.name} » lasts {motif.duration_minutes} minutes",
+        )
+    if motif.location_type == "public_office" and rdv.lieu_id is None:
+        raise BookingRefused("lieu-required", f"« {motif.name} » takes place at a lieu")
+    if not rdv.agent_ids:
+        raise BookingRefused("agent-required", "an RDV needs at least one agent")
+    slot = Interval(rdv.start, rdv.end)
+    when = _local(rdv.start, ctx.organisation)
+    for agent in rdv.agent_ids:
+        if not any(
+            p.agent_id == agent
+            and p.offers(motif, rdv.lieu_id)
+            and Interval(p.start, p.end).contains(slot)
+            for p in ctx.plages
+        ):
+            raise BookingRefused(
+                "outside-plage",
+                f"on {when} the agent has no plage d'ouverture for « {motif.name} » here",
+            )
+    if any(h.overlaps(slot) for h in ctx.holidays):
+        raise BookingRefused("holiday", f"{when} falls on a public holiday")
+    for b in ctx.busy:
+        if b.agent_id not in rdv.agent_ids or not Interval(b.start, b.end).overlaps(slot):
+            continue
+        if b.reason == "absence":
+            raise BookingRefused("agent-unavailable", f"the agent is absent on {when}")
+        if b.reason == "rdv":
+            if ctx.organisation.overbooking_allowed and rdv.writer == "agent":
+                continue
+            raise BookingRefused(
+                "slot-unavailable", f"the slot of {when} is already taken", status=409
+            )
+        raise BookingRefused("agent-busy", f"the agent's agenda is busy on {when}")
+    if rdv.writer != "agent":
+        _check_public_slot(rdv, ctx, motif)
+
+
+def _check_public_slot(rdv: RdvWrite, ctx: RdvContext, motif: Motif) -> None:
+    """Usagers and prescripteurs book only a slot the public page offers."""
+    search = Search(
+        motif=motif,
+        start=rdv.start,
+        end=rdv.end,
+        now=ctx.now,
+        public=True,
+        lieu_id=rdv.lieu_id,
+        agent_ids=frozenset(rdv.agent_ids),
+    )
+    offered = find_creneaux(search, ctx.plages, ctx.busy, ctx.holidays)
+    if not any(c.start == rdv.start for c in offered):
+        raise BookingRefused(
+            "booking-delay",
+            "this slot is not open for online booking (too soon, too far ahead "
+            "or off the slot grid)",
+        )

@@ -23,6 +23,19 @@ def _aware(value: date | datetime, zone: ZoneInfo) -> datetime:
     return value.astimezone(UTC)
 
 
+def span(event: icalendar.Event, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """An event's start and end in UTC (RFC 5545 3.6.1: no DTEND nor DURATION
+    means the start instant, or the whole day for a date)."""
+    begin = _aware(event["DTSTART"].dt, zone)
+    if "DTEND" in event:
+        return begin, _aware(event["DTEND"].dt, zone)
+    if "DURATION" in event:
+        return begin, begin + event["DURATION"].dt
+    if isinstance(event["DTSTART"].dt, datetime):
+        return begin, begin
+    return begin, begin + timedelta(days=1)
+
+
 def occurrences(
     calendar: icalendar.Calendar, start: datetime, end: datetime, zone: str
 ) -> Iterator[tuple[datetime, datetime, icalendar.Event]]:
@@ -30,14 +43,6 @@ def occurrences(
     tz = ZoneInfo(zone)
     query = recurring_ical_events.of(calendar, components=["VEVENT"])
     for event in query.between(start, end):
-        begin = _aware(event["DTSTART"].dt, tz)
-        if "DTEND" in event:
-            finish = _aware(event["DTEND"].dt, tz)
-        elif "DURATION" in event:
-            finish = begin + event["DURATION"].dt
-        elif isinstance(event["DTSTART"].dt, datetime):
-            finish = begin
-        else:
-            finish = begin + timedelta(days=1)
+        begin, finish = span(event, tz)
         if begin < end and finish > start:
             yield begin, finish, event

@@ -70,7 +70,8 @@ def _bound(var: ContextVar[Any], value: Any) -> Iterator[None]:
 
 def _error_body(precondition: str, description: str) -> ET.Element:
     root = ET.Element(xmlutils.make_clark("D:error"))
-    ET.SubElement(root, xmlutils.make_clark(precondition))
+    clark = precondition if precondition.startswith("{") else xmlutils.make_clark(precondition)
+    ET.SubElement(root, clark)
     ET.SubElement(root, xmlutils.make_clark("D:responsedescription")).text = description
     return root
 
@@ -154,14 +155,19 @@ class Application(RadicaleApplication):
         request_info: dict,
     ) -> types.WSGIResponse:
         body = _read_body(environ)
+        restamped: list[bool] = []
         try:
-            answer = super().do_PUT(environ, base_prefix, path, user, user_groups, request_info)
+            with _bound(sql_storage.restamped, restamped):
+                answer = super().do_PUT(environ, base_prefix, path, user, user_groups, request_info)
         except WriteRefused as refused:
             return self._refusal(refused.precondition, refused.description, request_info)
         if answer[0] == client.BAD_REQUEST:
             return self._refusal(
                 "C:valid-calendar-data", _calendar_data_problem(body), request_info
             )
+        if restamped and answer[1]:
+            status, headers, content, xml_request = answer
+            answer = status, {k: v for k, v in headers.items() if k != "ETag"}, content, xml_request
         return answer
 
     def do_MOVE(

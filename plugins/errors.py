@@ -10,3 +10,12 @@ class WriteRefused(Exception):
         super().__init__(description)
         self.precondition = precondition
         self.description = description
+
+
+# The project's XML namespace for its own preconditions.
+NAMESPACE = "urn:calserver:booking"
+
+
+def booking_precondition(code: str) -> str:
+    """The Clark name of a booking rule's precondition element."""
+    return f"{{{NAMESPACE}}}{code}"

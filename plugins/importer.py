@@ -1,8 +1,10 @@
 """Bulk import of iCalendar objects into an agenda, bypassing HTTP.
 
 For operators moving agendas in and for benchmarks that need thousands of
-events quickly.  Each object is read and indexed exactly as a PUT would be
-(Radicale's parser, the same occurrence index), then stored in one transaction.
+events quickly.  Each object is read, checked and indexed exactly as a PUT
+would be (Radicale's parser, the booking rules, the same indexes), all in one
+transaction: one refused object and nothing is imported.  A calendar that does
+not exist yet is created as an ordinary calendar of its owner.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from radicale import item as radicale_item
+from sqlalchemy import Connection
 
 from plugins import timezone_cache
-from plugins.item_index import item_write
-from storage import calendars
+from plugins.errors import WriteRefused
+from plugins.storage import store_item
+from storage import agents, calendars
 from storage.database import Database
 
 # Radicale's default for PUT, so an import accepts exactly what a PUT would.
@@ -27,7 +31,7 @@ class ImportRefused(ValueError):
 def import_folder(db: Database, collection_path: str, folder: Path) -> int:
     """Import every ``*.ics`` file of ``folder`` (one object each, href = file name)."""
     timezone_cache.install()
-    writes = []
+    prepared = []
     for path in sorted(folder.glob("*.ics")):
         text = path.read_text(encoding="utf-8")
         try:
@@ -39,9 +43,28 @@ def import_folder(db: Database, collection_path: str, folder: Path) -> int:
             item.prepare()
         except Exception as e:
             raise ImportRefused(f"{path.name}: not a valid calendar object ({e})") from e
-        writes.append(item_write(item, path.name))
+        prepared.append((path.name, item))
     with db.transaction(write=True) as conn:
-        collection = calendars.get_collection(conn, collection_path)
-        if collection is None:
-            raise ImportRefused(f"no agenda at {collection_path!r}")
-        return calendars.import_items(conn, collection, writes)
+        collection = calendars.get_collection(conn, collection_path) or _new_calendar(
+            conn, collection_path
+        )
+        for href, item in prepared:
+            try:
+                store_item(conn, collection, item, href)
+            except WriteRefused as refused:
+                raise ImportRefused(f"{href}: {refused.description}") from None
+        return len(prepared)
+
+
+def _new_calendar(conn: Connection, collection_path: str) -> calendars.CollectionRow:
+    owner, _, name = collection_path.partition("/")
+    if not name or "/" in name or not agents.agent_exists(conn, owner):
+        raise ImportRefused(
+            f"no agenda at {collection_path!r}: give an agent's calendar as <login>/<name>"
+        )
+    props = {
+        "tag": "VCALENDAR",
+        "D:displayname": name,
+        "C:supported-calendar-component-set": "VEVENT,VTODO,VJOURNAL",
+    }
+    return calendars.create_collection(conn, collection_path, owner, "other", props)

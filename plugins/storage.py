@@ -26,9 +26,12 @@ from radicale import pathutils, storage, types
 from radicale.item import filter as radicale_filter
 from sqlalchemy import Connection
 
+from booking import agenda
+from booking.rules import BookingRefused
 from plugins.calendar_export import export_calendar
+from plugins.errors import WriteRefused, booking_precondition
 from plugins.item_index import item_write
-from storage import calendars
+from storage import agenda_index, calendars
 from storage.calendars import CollectionRow, ItemRow
 from storage.database import Database
 
@@ -46,6 +49,12 @@ expand_range: contextvars.ContextVar[tuple[int, int] | None] = contextvars.Conte
 # sync-collection, multiget): listings then leave texts in the database and
 # items read them in batches when asked (see TextBatches).
 texts_needed: contextvars.ContextVar[bool] = contextvars.ContextVar("texts_needed", default=True)
+# Set when the storage stored a different text than the client sent (an RDV's
+# SEQUENCE, LAST-MODIFIED and STATUS are the server's): the PUT answer then
+# carries no ETag, so that the client fetches what was stored (RFC 4791 5.3.4).
+restamped: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "restamped", default=None
+)
 
 
 class TextBatches:
@@ -232,10 +241,9 @@ class Collection(storage.BaseCollection):
         if not pathutils.is_safe_path_component(href):
             raise pathutils.UnsafePathError(href)
         row = self._require_row()
-        write = item_write(item, href)
         with self._storage.db.connection(write=True) as conn:
-            old = calendars.put_item(conn, row, write)
-        return self._item(write.stored(row.modified_at)), (self._item(old) if old else None)
+            stored, old = store_item(conn, row, item, href)
+        return self._item(stored), (self._item(old) if old else None)
 
     def delete(self, href: str | None = None) -> None:
         row = self._require_row()
@@ -336,7 +344,7 @@ class Storage(storage.BaseStorage):
             new_hrefs: list[str] = []
             for item in items or ():
                 item_href = _free_href(item.uid, new_hrefs)
-                calendars.put_item(conn, row, item_write(item, item_href))
+                store_item(conn, row, item, item_href)
                 new_hrefs.append(item_href)
         return collection, replaced, new_hrefs
 
@@ -344,17 +352,54 @@ class Storage(storage.BaseStorage):
         self, item: radicale_item.Item, to_collection: storage.BaseCollection, to_href: str
     ) -> None:
         assert isinstance(item.collection, Collection) and isinstance(to_collection, Collection)
+        target = to_collection._require_row()
         with self.db.connection(write=True) as conn:
             calendars.move_item(
-                conn,
-                item.collection._require_row(),
-                item.href or "",
-                to_collection._require_row(),
-                to_href,
+                conn, item.collection._require_row(), item.href or "", target, to_href
             )
+            # The item arrives in another agenda: the rules of that agenda apply.
+            store_item(conn, target, item, to_href)
 
     def verify(self) -> bool:
         return True
+
+
+def store_item(
+    conn: Connection, row: CollectionRow, item: radicale_item.Item, href: str
+) -> tuple[ItemRow, ItemRow | None]:
+    """Write one item of a calendar with its booking index, after the booking
+    check (the one every path takes); a refusal rolls the request back."""
+    write = item_write(item, href)
+    prepared = None
+    if row.props.get("tag") == "VCALENDAR":
+        try:
+            prepared = agenda.prepare_write(
+                conn,
+                owner=row.owner,
+                collection_kind=row.kind,
+                collection_id=row.id,
+                href=href,
+                text=write.text,
+            )
+        except BookingRefused as refused:
+            raise WriteRefused(booking_precondition(refused.code), refused.message) from None
+        if prepared.text != write.text:
+            write = item_write(_restamped_item(row.path, prepared.text), href)
+            flag = restamped.get()
+            if flag is not None:
+                flag.append(True)
+    old = calendars.put_item(conn, row, write)
+    if prepared is not None:
+        item_id = agenda_index.item_id(conn, row.id, href)
+        assert item_id is not None
+        agenda_index.replace_event(conn, item_id, prepared.index)
+    return write.stored(row.modified_at), old
+
+
+def _restamped_item(collection_path: str, text: str) -> radicale_item.Item:
+    new = radicale_item.Item(collection_path=collection_path, vobject_item=vobject.readOne(text))
+    new.prepare()
+    return new
 
 
 def _free_href(uid: str, taken: list[str]) -> str:

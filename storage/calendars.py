@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -384,61 +384,6 @@ def put_item(conn: Connection, collection: CollectionRow, write: ItemWrite) -> I
         ).scalar_one()
     _insert_ranges(conn, item_id, write)
     return _item(old_row) if old_row else None
-
-
-def import_items(conn: Connection, collection: CollectionRow, writes: Iterable[ItemWrite]) -> int:
-    """Bulk-load new items (operator import, benchmarks): one revision for the batch."""
-    batch = list(writes)
-    if not batch:
-        return 0
-    revision = bump_revision(conn, collection)
-    conn.execute(
-        insert(items),
-        [
-            {
-                "collection_id": collection.id,
-                "href": w.href,
-                "uid": w.uid,
-                "etag": w.etag,
-                "component": w.component,
-                "text": w.text,
-                "t_start": w.t_start,
-                "t_end": w.t_end,
-                "ranges_until": w.ranges_until,
-                "revision": revision,
-                "modified_at": collection.modified_at,
-            }
-            for w in batch
-        ],
-    )
-    ids = dict(
-        conn.execute(
-            select(items.c.href, items.c.id).where(
-                items.c.collection_id == collection.id, items.c.revision == revision
-            )
-        ).all()
-    )
-    ranges = [
-        {"item_id": ids[w.href], "r_start": s, "r_end": e}
-        for w in batch
-        if w.ranges
-        for s, e in w.ranges
-    ]
-    if ranges:
-        conn.execute(insert(item_ranges), ranges)
-    conn.execute(
-        insert(changes),
-        [
-            {
-                "collection_id": collection.id,
-                "revision": revision,
-                "href": w.href,
-                "operation": "created",
-            }
-            for w in batch
-        ],
-    )
-    return len(batch)
 
 
 def delete_item(conn: Connection, collection: CollectionRow, href: str) -> bool:

@@ -14,6 +14,7 @@ this module is the one description both the code and the first migration use.
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -35,6 +36,17 @@ metadata = MetaData(
     }
 )
 
+
+def _organisation_id() -> Column:
+    """The owning organisation of a record; the record goes with it."""
+    return Column(
+        "organisation_id",
+        Integer,
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
 organisations = Table(
     "organisations",
     metadata,
@@ -43,18 +55,21 @@ organisations = Table(
     Column("slug", String(100), nullable=False, unique=True),
     Column("time_zone", String(64), nullable=False, server_default="Europe/Paris"),
     Column("holiday_zone", String(16), nullable=False, server_default="metropole"),
+    # Journée de solidarité: whether Pentecost Monday is a working day.
+    Column("pentecost_worked", Boolean, nullable=False, server_default="0"),
+    # Whether agents may book an RDV over another one (never for usagers).
+    Column("overbooking_allowed", Boolean, nullable=False, server_default="0"),
+    # Contact shown to usagers (booking page, notifications).
+    Column("contact_email", String(320), nullable=True),
+    Column("contact_phone", String(40), nullable=True),
+    Column("contact_address", String(400), nullable=True),
 )
 
 services = Table(
     "services",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column(
-        "organisation_id",
-        Integer,
-        ForeignKey("organisations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _organisation_id(),
     Column("name", String(200), nullable=False),
     UniqueConstraint("organisation_id", "name"),
 )
@@ -69,6 +84,8 @@ agents = Table(
     # NULL for an intervenant: an agenda without a login.
     Column("password_hash", String(200), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # Whether OPAQUE events of the agent's other calendars block booking.
+    Column("other_calendars_block", Boolean, nullable=False, server_default="1"),
 )
 
 # An agent's role in one organisation: admin, basic or intervenant.
@@ -162,4 +179,95 @@ changes = Table(
     # created / modified / deleted
     Column("operation", String(8), nullable=False),
     Index("ix_changes_collection_revision", "collection_id", "revision"),
+)
+
+lieux = Table(
+    "lieux",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _organisation_id(),
+    Column("name", String(200), nullable=False),
+    Column("address", String(400), nullable=False),
+    Column("phone", String(40), nullable=True),
+    # Soft delete: RDVs keep pointing at a disabled lieu.
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+)
+
+motifs = Table(
+    "motifs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _organisation_id(),
+    Column("service_id", Integer, ForeignKey("services.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("color", String(7), nullable=False, server_default="#1f6feb"),
+    Column("duration_minutes", Integer, nullable=False, server_default="30"),
+    Column("location_type", String(16), nullable=False, server_default="public_office"),
+    Column("bookable_by", String(32), nullable=False, server_default="agents"),
+    Column("min_delay_minutes", Integer, nullable=False, server_default="30"),
+    Column("max_delay_minutes", Integer, nullable=False, server_default="129600"),
+    Column("instructions_before", Text, nullable=False, server_default=""),
+    Column("instructions_after", Text, nullable=False, server_default=""),
+    Column("usager_can_cancel", Boolean, nullable=False, server_default="1"),
+    Column("usager_can_move", Boolean, nullable=False, server_default="0"),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    UniqueConstraint("organisation_id", "name", "location_type"),
+)
+
+# Personal data (RGPD): read only by authorised agents, never logged or fed.
+usagers = Table(
+    "usagers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _organisation_id(),
+    Column("first_name", String(200), nullable=False),
+    Column("last_name", String(200), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("phone", String(40), nullable=True),
+    Column("address", String(400), nullable=True),
+    Column("notes", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# What the booking engine reads of an item of an agent's calendars: one row
+# per plage, absence, RDV or other event, written in the transaction that
+# writes the item (the iCalendar text stays the source of truth).
+agenda_events = Table(
+    "agenda_events",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    # plage / absence / rdv / event
+    Column("kind", String(8), nullable=False),
+    Column("uid", String(400), nullable=False),
+    Column("organisation_id", Integer, nullable=True),
+    Column("motif_id", Integer, nullable=True),
+    Column("lieu_id", Integer, nullable=True),
+    Column("status", String(16), nullable=True),
+    # JSON list of motif ids a plage offers; NULL: every motif of the agent's services.
+    Column("motif_ids", Text, nullable=True),
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    # Occurrences are stored up to this instant; later ones are expanded on demand.
+    Column("expanded_until", BigInteger, nullable=False),
+    Index("ix_agenda_events_agent_kind", "agent_id", "kind"),
+)
+
+# Occurrences that matter for booking: every plage occurrence, and the busy
+# time of absences, RDVs holding their slot and OPAQUE events.
+agenda_occurrences = Table(
+    "agenda_occurrences",
+    metadata,
+    Column(
+        "item_id",
+        Integer,
+        ForeignKey("agenda_events.item_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("agent_id", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("r_start", BigInteger, nullable=False),
+    Column("r_end", BigInteger, nullable=False),
+    Index("ix_agenda_occurrences_agent_kind_end", "agent_id", "kind", "r_end"),
+    Index("ix_agenda_occurrences_item", "item_id"),
 )

@@ -26,6 +26,7 @@ from storage.database import Database
 PG_ADMIN_DSN = os.environ.get("CALSERVER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI", "").lower() == "true"
 ADMIN_PASSWORD = "admin-secret-1"
+PLAIN_CALENDAR = "admin/agenda/"
 CALSERVER = Path(sys.executable).with_name("calserver")
 
 
@@ -135,7 +136,12 @@ def run_cli(
 
 
 def start_server(
-    database_url: str, workdir: Path, *, extra_config: str = "", env: dict[str, str] | None = None
+    database_url: str,
+    workdir: Path,
+    *,
+    extra_config: str = "",
+    env: dict[str, str] | None = None,
+    plain_calendar: bool = True,
 ) -> Server:
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -163,12 +169,24 @@ def start_server(
             raise RuntimeError(f"calserver exited early:\n{server.log()}")
         try:
             if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                if plain_calendar:
+                    _ensure_plain_calendar(server)
                 return server
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"calserver did not become healthy:\n{server.log()}")
+
+
+def _ensure_plain_calendar(server: Server) -> None:
+    """Give admin an ordinary calendar (PLAIN_CALENDAR): protocol tests that are
+    not about booking write there, where no booking rule applies."""
+    url, auth = server.dav + PLAIN_CALENDAR, ("admin", ADMIN_PASSWORD)
+    if httpx.request("PROPFIND", url, auth=auth, headers={"Depth": "0"}).status_code == 207:
+        return
+    answer = httpx.request("MKCALENDAR", url, auth=auth, timeout=10)
+    assert answer.status_code == 201, answer.text
 
 
 @pytest.fixture

@@ -33,7 +33,9 @@ def test_first_start_generates_and_prints_admin_password_once(tmp_path: Path) ->
     assert "First start: log in as 'admin' with password" in first
     password = first.split("with password '", 1)[1].split("'", 1)[0]
     assert "password" not in migrate()
-    server = start_server(url, tmp_path / "srv", env={"CALSERVER_ADMIN_PASSWORD": ""})
+    server = start_server(
+        url, tmp_path / "srv", env={"CALSERVER_ADMIN_PASSWORD": ""}, plain_calendar=False
+    )
     try:
         answer = httpx.request("PROPFIND", server.dav + "admin/", auth=("admin", password))
         assert answer.status_code == 207
@@ -91,7 +93,7 @@ def test_import_loads_a_folder_or_refuses_it_whole(tmp_path: Path) -> None:
     folder.mkdir()
     for n in range(3):
         (folder / f"e{n}.ics").write_text(event(f"e{n}", datetime(2027, 1, 4 + n, 9, 0)))
-    assert run_cli(url, "import", "admin/rdv", str(folder)).returncode == 0
+    assert run_cli(url, "import", "admin/agenda", str(folder)).returncode == 0
     (folder / "broken.ics").write_text("BEGIN:VCALENDAR\r\nnot really\r\n")
     refused = run_cli(url, "import", "admin/plages", str(folder))
     assert refused.returncode == 1 and "broken.ics" in refused.stderr
@@ -100,7 +102,7 @@ def test_import_loads_a_folder_or_refuses_it_whole(tmp_path: Path) -> None:
         from tests.conftest import ADMIN_PASSWORD
 
         auth = ("admin", ADMIN_PASSWORD)
-        assert httpx.get(server.dav + "admin/rdv/e1.ics", auth=auth).status_code == 200
+        assert httpx.get(server.dav + "admin/agenda/e1.ics", auth=auth).status_code == 200
         listing = httpx.request(
             "PROPFIND", server.dav + "admin/plages/", auth=auth, headers={"Depth": "1"}
         )

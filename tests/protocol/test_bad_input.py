@@ -19,14 +19,14 @@ CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 def _hrefs(server: Server) -> list[str]:
     answer = httpx.request(
         "PROPFIND",
-        server.dav + "admin/rdv/",
+        server.dav + "admin/agenda/",
         auth=AUTH,
         headers={"Depth": "1"},
         content=b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
     )
     assert answer.status_code == 207
     root = ET.fromstring(answer.content)
-    return [h.text for h in root.iter("{DAV:}href") if h.text != "/dav/admin/rdv/"]
+    return [h.text for h in root.iter("{DAV:}href") if h.text != "/dav/admin/agenda/"]
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ def _hrefs(server: Server) -> list[str]:
 )
 def test_malformed_icalendar_is_refused_with_precondition(server: Server, body: str) -> None:
     answer = httpx.put(
-        server.dav + "admin/rdv/bad.ics",
+        server.dav + "admin/agenda/bad.ics",
         auth=AUTH,
         content=body.encode(),
         headers={"Content-Type": "text/calendar"},
@@ -60,7 +60,7 @@ def test_refused_content_never_reaches_the_log(server: Server) -> None:
     secret = "DESCRIPTION RDV de Jeanne Confidentielle jeanne.confidentielle@example.org"
     body = event("leak", datetime(2027, 1, 4, 9, 0), extra=secret)
     answer = httpx.put(
-        server.dav + "admin/rdv/leak.ics",
+        server.dav + "admin/agenda/leak.ics",
         auth=AUTH,
         content=body.encode(),
         headers={"Content-Type": "text/calendar"},
@@ -76,7 +76,7 @@ def test_oversized_body_gets_413_and_nothing_stored(server: Server) -> None:
     big = event("big", datetime(2027, 1, 4, 9, 0), extra=padding * 20_000)
     assert len(big) > 1_048_576
     answer = httpx.put(
-        server.dav + "admin/rdv/big.ics",
+        server.dav + "admin/agenda/big.ics",
         auth=AUTH,
         content=big.encode(),
         headers={"Content-Type": "text/calendar"},
@@ -93,12 +93,12 @@ def test_xml_entity_expansion_is_refused(server: Server) -> None:
     )
     for method in ("PROPFIND", "REPORT", "PROPPATCH"):
         answer = httpx.request(
-            method, server.dav + "admin/rdv/", auth=AUTH, content=bomb, headers={"Depth": "0"}
+            method, server.dav + "admin/agenda/", auth=AUTH, content=bomb, headers={"Depth": "0"}
         )
         assert answer.status_code == 400, method
     names = httpx.request(
         "PROPFIND",
-        server.dav + "admin/rdv/",
+        server.dav + "admin/agenda/",
         auth=AUTH,
         headers={"Depth": "0"},
         content=b'<propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
@@ -119,7 +119,7 @@ def test_eight_concurrent_writers_never_see_database_locked(server: Server) -> N
         body = event(f"c{n}", datetime(2027, 2, 1, 8, 0) + timedelta(minutes=30 * n))
         with httpx.Client(auth=AUTH) as client:
             return client.put(
-                server.dav + f"admin/rdv/c{n}.ics",
+                server.dav + f"admin/agenda/c{n}.ics",
                 content=body.encode(),
                 headers={"Content-Type": "text/calendar"},
             ).status_code
@@ -139,7 +139,7 @@ def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server) -> 
         body = event("same", datetime(2027, 2, 1, 8, 0), summary=f"version {n}")
         with httpx.Client(auth=AUTH) as client:
             return client.put(
-                server.dav + "admin/rdv/same.ics",
+                server.dav + "admin/agenda/same.ics",
                 content=body.encode(),
                 headers={"Content-Type": "text/calendar"},
             ).status_code
@@ -147,7 +147,7 @@ def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server) -> 
     with ThreadPoolExecutor(8) as pool:
         statuses = sorted(pool.map(put, range(8)))
     assert statuses == [201] + [204] * 7
-    assert _hrefs(server) == ["/dav/admin/rdv/same.ics"]
+    assert _hrefs(server) == ["/dav/admin/agenda/same.ics"]
 
 
 def test_malformed_time_range_is_not_a_server_error(server: Server) -> None:
@@ -161,6 +161,6 @@ def test_malformed_time_range_is_not_a_server_error(server: Server) -> None:
         "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
     )
     answer = httpx.request(
-        "REPORT", server.dav + "admin/rdv/", auth=AUTH, content=query, headers={"Depth": "1"}
+        "REPORT", server.dav + "admin/agenda/", auth=AUTH, content=query, headers={"Depth": "1"}
     )
     assert answer.status_code < 500

@@ -14,13 +14,14 @@ from tests.ics import event
 @pytest.fixture
 def calendar(server: Server) -> caldav.Calendar:
     client = caldav.DAVClient(url=server.dav, username="admin", password=ADMIN_PASSWORD)
-    return client.principal().calendar(cal_url=server.dav + "admin/rdv/")
+    return client.principal().calendar(cal_url=server.dav + "admin/agenda/")
 
 
 def test_agent_sees_its_three_agendas(server: Server) -> None:
     client = caldav.DAVClient(url=server.dav, username="admin", password=ADMIN_PASSWORD)
     names = sorted(c.get_display_name() for c in client.principal().calendars())
-    assert names == ["Indisponibilités", "Plages d'ouverture", "RDV"]
+    # ...and the ordinary calendar the test harness adds.
+    assert names == ["Indisponibilités", "Plages d'ouverture", "RDV", "admin/agenda"]
 
 
 def test_time_range_search_finds_single_and_recurring_events(calendar: caldav.Calendar) -> None:

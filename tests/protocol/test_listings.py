@@ -19,7 +19,7 @@ def filled(server: Server) -> dict[str, httpx.Response]:
     gets = {}
     with httpx.Client(auth=AUTH) as client:
         for n in range(4):
-            href = f"/dav/admin/rdv/l{n}.ics"
+            href = f"/dav/admin/agenda/l{n}.ics"
             body = event(f"l{n}", datetime(2027, 1, 4, 9, 0) + timedelta(days=n))
             client.put(
                 server.url + href, content=body.encode(), headers={"Content-Type": "text/calendar"}
@@ -43,7 +43,7 @@ def test_propfind_etags_and_lengths_match_get(
     for props in ("<getetag/>", "<getetag/><getcontentlength/>"):
         answer = httpx.request(
             "PROPFIND",
-            server.dav + "admin/rdv/",
+            server.dav + "admin/agenda/",
             auth=AUTH,
             headers={"Depth": "1"},
             content=f'<propfind xmlns="DAV:"><prop>{props}</prop></propfind>',
@@ -61,7 +61,7 @@ def test_sync_then_multiget_returns_the_data(
 ) -> None:
     sync = httpx.request(
         "REPORT",
-        server.dav + "admin/rdv/",
+        server.dav + "admin/agenda/",
         auth=AUTH,
         content='<sync-collection xmlns="DAV:"><sync-token/><sync-level>1</sync-level>'
         "<prop><getetag/></prop></sync-collection>",
@@ -71,7 +71,7 @@ def test_sync_then_multiget_returns_the_data(
     hrefs = "".join(f"<D:href>{h}</D:href>" for h in etags)
     multiget = httpx.request(
         "REPORT",
-        server.dav + "admin/rdv/",
+        server.dav + "admin/agenda/",
         auth=AUTH,
         headers={"Depth": "1"},
         content='<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'

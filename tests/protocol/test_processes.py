@@ -29,14 +29,14 @@ SYNC = (
 def _put(client: httpx.Client, base: str, n: int, summary: str = "RDV") -> httpx.Response:
     body = event(f"p{n}", datetime(2027, 1, 4, 8, 0) + timedelta(hours=n), summary=summary)
     return client.put(
-        f"{base}admin/rdv/p{n}.ics",
+        f"{base}admin/agenda/p{n}.ics",
         content=body.encode(),
         headers={"Content-Type": "text/calendar"},
     )
 
 
 def _sync(client: httpx.Client, base: str, token: str = "") -> tuple[str, dict[str, str]]:
-    answer = client.request("REPORT", base + "admin/rdv/", content=SYNC.format(token=token))
+    answer = client.request("REPORT", base + "admin/agenda/", content=SYNC.format(token=token))
     assert answer.status_code == 207, answer.text
     root = ET.fromstring(answer.content)
     found = {}
@@ -49,7 +49,7 @@ def _sync(client: httpx.Client, base: str, token: str = "") -> tuple[str, dict[s
 def _ctag(client: httpx.Client, base: str) -> str:
     answer = client.request(
         "PROPFIND",
-        base + "admin/rdv/",
+        base + "admin/agenda/",
         headers={"Depth": "0"},
         content=b'<propfind xmlns="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
         b"<prop><CS:getctag/></prop></propfind>",
@@ -82,7 +82,7 @@ def test_two_processes_keep_tokens_and_ctags_consistent(database_url: str, tmp_p
             assert len(delta) == 120
             assert _put(client, first.dav, 7, summary="changed").status_code == 204
             token_c, delta = _sync(client, second.dav, token_a)
-            assert list(delta) == ["/dav/admin/rdv/p7.ics"]
+            assert list(delta) == ["/dav/admin/agenda/p7.ics"]
             assert token_c != token_a
             assert _ctag(client, first.dav) == _ctag(client, second.dav)
     finally:
@@ -107,7 +107,7 @@ def test_killed_server_keeps_every_acknowledged_put(database_url: str, tmp_path:
                     return
                 if answer.status_code == 201:
                     with lock:
-                        acknowledged[f"/dav/admin/rdv/p{n}.ics"] = answer.headers["ETag"]
+                        acknowledged[f"/dav/admin/agenda/p{n}.ics"] = answer.headers["ETag"]
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
     for t in threads:

@@ -8,7 +8,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from storage import agents
+from storage import agents, scheduling
 from storage.database import Database
 from tests.conftest import ADMIN_PASSWORD, Server, run_cli
 from tests.ics import event
@@ -17,10 +17,14 @@ PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-12", "carol": "carol-pass
 SERVICES = {"alice": "PMI", "bob": "PMI", "carol": "Social"}
 
 
+MONDAY_9 = datetime(2027, 3, 1, 9, 0)
+
+
 @pytest.fixture
 def team(server: Server) -> Server:
     """Three agents, created in-process on the server's database (the operator's
-    command itself is tested in tests/calserver/test_cli.py)."""
+    command itself is tested in tests/calserver/test_cli.py), a phone motif of
+    their services, and for each a plage on Monday morning where RDVs fit."""
     db = Database(server.database_url)
     with db.transaction(write=True) as conn:
         organisation = agents.organisation_id(conn, "mon-organisation")
@@ -33,7 +37,22 @@ def team(server: Server) -> Server:
                 password=password,
                 services_names=(SERVICES[login],),
             )
+        for name in set(SERVICES.values()):
+            scheduling.create_motif(
+                conn,
+                {
+                    "organisation_id": organisation,
+                    "service_id": agents.service_id(conn, organisation, name),
+                    "name": f"Entretien {name}",
+                    "location_type": "phone",
+                },
+            )
     db.dispose()
+    for login in PASSWORDS:
+        with _as(login) as client:
+            plage = event(f"plage-{login}", MONDAY_9, minutes=180).encode()
+            url = server.dav + f"{login}/plages/monday.ics"
+            assert client.put(url, content=plage).status_code == 201, url
     return server
 
 
@@ -43,7 +62,9 @@ def _as(login: str) -> httpx.Client:
 
 
 def _put(client: httpx.Client, url: str, uid: str) -> int:
-    body = event(uid, datetime(2027, 3, 1, 9, 0)).encode()
+    """PUT an event; in an rdv agenda, a valid RDV for the PMI motif (id 1)."""
+    extra = "X-CALSERVER-MOTIF:1" if "/rdv/" in url else ""
+    body = event(uid, MONDAY_9, extra=extra).encode()
     return client.put(url, content=body, headers={"Content-Type": "text/calendar"}).status_code
 
 

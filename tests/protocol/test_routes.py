@@ -21,6 +21,6 @@ def test_healthz_reports_database(server: Server) -> None:
 
 def test_missing_resources_are_404(server: Server) -> None:
     auth = ("admin", ADMIN_PASSWORD)
-    assert httpx.get(server.dav + "admin/rdv/nothing.ics", auth=auth).status_code == 404
-    assert httpx.delete(server.dav + "admin/rdv/nothing.ics", auth=auth).status_code == 404
+    assert httpx.get(server.dav + "admin/agenda/nothing.ics", auth=auth).status_code == 404
+    assert httpx.delete(server.dav + "admin/agenda/nothing.ics", auth=auth).status_code == 404
     assert httpx.request("PROPFIND", server.dav + "admin/nowhere/", auth=auth).status_code == 404

@@ -21,7 +21,7 @@ def _sync(server: Server, token: str, limit: int | None) -> tuple[str, list[str]
     limit_xml = f"<limit><nresults>{limit}</nresults></limit>" if limit else ""
     answer = httpx.request(
         "REPORT",
-        server.dav + "admin/rdv/",
+        server.dav + "admin/agenda/",
         auth=AUTH,
         content=BODY.format(token=token, limit=limit_xml),
     )
@@ -30,7 +30,7 @@ def _sync(server: Server, token: str, limit: int | None) -> tuple[str, list[str]
     items, truncated = [], False
     for response in root.iter("{DAV:}response"):
         if response.findtext("{DAV:}status") == "HTTP/1.1 507 Insufficient Storage":
-            assert response.findtext("{DAV:}href") == "/dav/admin/rdv/"
+            assert response.findtext("{DAV:}href") == "/dav/admin/agenda/"
             truncated = True
         else:
             items.append(response.findtext("{DAV:}href"))
@@ -43,7 +43,7 @@ def test_limited_sync_pages_through_every_change_once(server: Server) -> None:
             body = event(f"s{n}", datetime(2027, 1, 4, 9, 0) + timedelta(days=n))
             assert (
                 client.put(
-                    server.dav + f"admin/rdv/s{n}.ics",
+                    server.dav + f"admin/agenda/s{n}.ics",
                     content=body.encode(),
                     headers={"Content-Type": "text/calendar"},
                 ).status_code
@@ -59,5 +59,5 @@ def test_limited_sync_pages_through_every_change_once(server: Server) -> None:
         if not truncated:
             break
     assert pages == 3
-    assert sorted(seen) == [f"/dav/admin/rdv/s{n}.ics" for n in range(7)]
+    assert sorted(seen) == [f"/dav/admin/agenda/s{n}.ics" for n in range(7)]
     assert _sync(server, token, 3)[1:] == ([], False)

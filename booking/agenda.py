@@ -1,0 +1,388 @@
+"""Every write to an agent's agendas and every slot search goes through here.
+
+``prepare_write`` is the one check: the CalDAV storage plugin calls it inside
+``upload()`` and the JSON API calls it through that same upload, so a rule
+cannot differ between paths.  It runs in the request's write transaction
+after taking the per-agent lock, so the state it checks is the state it
+writes over: two overlapping bookings racing for one agent cannot both pass.
+
+``find_creneaux`` gathers, for a motif and a window, the same data the check
+reads (plage occurrences, busy time, holidays) and hands it to the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection
+
+from booking import creneaux as engine
+from booking import events
+from booking.model import (
+    Busy,
+    Creneau,
+    Motif,
+    Organisation,
+    PlageOccurrence,
+    holds_time,
+)
+from booking.public_holidays import holiday_intervals
+from booking.recurrence import occurrences
+from booking.rules import BookingRefused, RdvContext, RdvWrite, check_rdv
+from storage import agenda_index, calendars, scheduling
+from storage.agenda_index import IndexedEvent
+
+# Occurrences are stored from a year back to two years ahead; a search beyond
+# expands the series on demand.
+PAST = timedelta(days=366)
+HORIZON = timedelta(days=2 * 365)
+# Collection kind -> what its events are for booking.
+KINDS = {"rdv": "rdv", "plages": "plage", "indisponibilites": "absence"}
+BUSY_KINDS = ("absence", "rdv", "event")
+_NEXT_WINDOW = timedelta(days=14)
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _dt(timestamp: int) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def organisation_of(record: dict) -> Organisation:
+    return Organisation(
+        id=record["id"],
+        time_zone=record["time_zone"],
+        holiday_zone=record["holiday_zone"],
+        pentecost_worked=bool(record["pentecost_worked"]),
+        overbooking_allowed=bool(record["overbooking_allowed"]),
+    )
+
+
+def motif_of(record: dict) -> Motif:
+    return Motif(
+        id=record["id"],
+        service_id=record["service_id"],
+        name=record["name"],
+        duration_minutes=record["duration_minutes"],
+        location_type=record["location_type"],
+        bookable_by=record["bookable_by"],
+        min_delay_minutes=record["min_delay_minutes"],
+        max_delay_minutes=record["max_delay_minutes"],
+    )
+
+
+@dataclass
+class AgendaWrite:
+    """What to store for an item of an agent's calendar: its (possibly
+    restamped) text and its booking index."""
+
+    text: str
+    index: IndexedEvent | None
+
+
+def _agent_zone(conn: Connection, agent_id: int) -> str:
+    roles = scheduling.roles_of(conn, agent_id)
+    for organisation_id in sorted(roles):
+        record = scheduling.organisation(conn, organisation_id)
+        if record:
+            return record["time_zone"]
+    return "Europe/Paris"
+
+
+def _expand(
+    parsed: events.ParsedEvent, zone: str, start: datetime, end: datetime
+) -> list[tuple[int, int]]:
+    return [(_ts(s), _ts(e)) for s, e, _ in occurrences(parsed.calendar, start, end, zone)]
+
+
+def _stored_window(parsed: events.ParsedEvent, now: datetime) -> tuple[datetime, datetime]:
+    start = max(parsed.start, now - PAST) if parsed.recurring else parsed.start
+    return start, now + HORIZON
+
+
+def _index(
+    parsed: events.ParsedEvent, agent_id: int, kind: str, zone: str, now: datetime, **fields
+) -> IndexedEvent:
+    window_start, horizon = _stored_window(parsed, now)
+    spans = _expand(parsed, zone, window_start, horizon) if parsed.recurring else []
+    if not parsed.recurring:
+        spans = [(_ts(parsed.start), _ts(parsed.end))]
+    # A series may run past the stored horizon: searches beyond it expand it.
+    ends_at = calendars.FAR_FUTURE if parsed.recurring else _ts(parsed.end)
+    return IndexedEvent(
+        agent_id=agent_id,
+        kind=kind,
+        uid=parsed.uid,
+        starts_at=_ts(parsed.start),
+        ends_at=ends_at,
+        expanded_until=_ts(horizon),
+        occurrences=spans,
+        **fields,
+    )
+
+
+def prepare_write(
+    conn: Connection,
+    *,
+    owner: str,
+    collection_kind: str,
+    collection_id: int,
+    href: str,
+    text: str,
+    writer: str = "agent",
+    now: datetime | None = None,
+) -> AgendaWrite:
+    """Check an item about to be written to ``owner``'s calendar and say what
+    to store; raise BookingRefused (nothing is written) when a rule says no."""
+    agent = scheduling.agent_by_login(conn, owner)
+    if agent is None:
+        return AgendaWrite(text, None)
+    now = now or datetime.now(UTC)
+    zone = _agent_zone(conn, agent["id"])
+    kind = KINDS.get(collection_kind, "event")
+    try:
+        parsed = events.parse(text, zone)
+    except BookingRefused:
+        if kind == "event":  # an ordinary calendar takes any object; it just blocks nothing
+            return AgendaWrite(text, None)
+        raise
+    if kind == "rdv":
+        return _prepare_rdv(conn, agent["id"], collection_id, href, parsed, zone, writer, now)
+    if kind == "plage":
+        organisation = _check_plage(conn, agent["id"], parsed, zone)
+        index = _index(
+            parsed,
+            agent["id"],
+            "plage",
+            zone,
+            now,
+            lieu_id=parsed.lieu_id,
+            motif_ids=parsed.motif_ids or None,
+            organisation_id=organisation,
+        )
+        return AgendaWrite(text, index)
+    index = _index(parsed, agent["id"], kind, zone, now)
+    if kind == "event" and (parsed.cancelled or not parsed.opaque):
+        index.occurrences = []  # a transparent or cancelled event blocks nothing
+    return AgendaWrite(text, index)
+
+
+def _check_plage(
+    conn: Connection, agent_id: int, parsed: events.ParsedEvent, zone: str
+) -> int | None:
+    """A plage's motifs and lieu must exist in one of the agent's organisations."""
+    if parsed.end <= parsed.start:
+        raise BookingRefused("invalid-plage", "a plage d'ouverture must end after it starts")
+    if parsed.end - parsed.start > timedelta(hours=24):
+        raise BookingRefused("invalid-plage", "a plage d'ouverture lies within one day")
+    roles = scheduling.roles_of(conn, agent_id)
+    organisation = None
+    lieu = scheduling.lieu(conn, parsed.lieu_id) if parsed.lieu_id is not None else None
+    if parsed.lieu_id is not None:
+        if lieu is None or lieu["organisation_id"] not in roles:
+            raise BookingRefused("unknown-lieu", f"there is no lieu {parsed.lieu_id} here")
+        organisation = lieu["organisation_id"]
+    for motif_id in parsed.motif_ids:
+        motif = scheduling.motif(conn, motif_id)
+        if motif is None or motif["organisation_id"] not in roles:
+            raise BookingRefused("unknown-motif", f"there is no motif {motif_id} here")
+        if motif["location_type"] == "public_office" and lieu is None:
+            raise BookingRefused(
+                "lieu-required", f"« {motif['name']} » is received at a lieu: the plage needs one"
+            )
+        organisation = motif["organisation_id"]
+    return organisation
+
+
+def _prepare_rdv(
+    conn: Connection,
+    agent_id: int,
+    collection_id: int,
+    href: str,
+    parsed: events.ParsedEvent,
+    zone: str,
+    writer: str,
+    now: datetime,
+) -> AgendaWrite:
+    if parsed.recurring:
+        raise BookingRefused("invalid-event", "an RDV happens once: it cannot repeat")
+    agenda_index.lock_agents(conn, [agent_id])
+    existing = agenda_index.item_id(conn, collection_id, href)
+    old = agenda_index.indexed_event(conn, existing) if existing is not None else None
+    status = parsed.rdv_status
+    motif_id = parsed.motif_ids[0] if parsed.motif_ids else None
+    motif_record = scheduling.motif(conn, motif_id) if motif_id is not None else None
+    roles = scheduling.roles_of(conn, agent_id)
+    if motif_record is None or motif_record["organisation_id"] not in roles:
+        raise BookingRefused(
+            "unknown-motif",
+            "an RDV needs the motif of one of the agent's organisations (X-CALSERVER-MOTIF)",
+        )
+    organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])
+    assert organisation_record is not None
+    organisation = organisation_of(organisation_record)
+    moved = old is None or (
+        (old.starts_at, old.ends_at, old.motif_id, old.lieu_id)
+        != (_ts(parsed.start), _ts(parsed.end), motif_id, parsed.lieu_id)
+        or (not holds_time(old.status or "unknown") and holds_time(status))
+    )
+    if moved:
+        rdv = RdvWrite(
+            uid=parsed.uid,
+            agent_ids=(agent_id,),
+            start=parsed.start,
+            end=parsed.end,
+            motif_id=motif_id,
+            lieu_id=parsed.lieu_id,
+            status=status,
+            writer=writer,
+        )
+        check_rdv(rdv, rdv_context(conn, organisation, motif_of(motif_record), rdv, now))
+    sequence = parsed.sequence
+    if old is not None:
+        old_text = calendars.get_items(conn, collection_id, [href])[href].text or ""
+        previous = events.parse(old_text, zone).sequence
+        sequence = max(sequence, previous + 1)
+    text = events.stamp_rdv(parsed, sequence, now)
+    index = IndexedEvent(
+        agent_id=agent_id,
+        kind="rdv",
+        uid=parsed.uid,
+        starts_at=_ts(parsed.start),
+        ends_at=_ts(parsed.end),
+        expanded_until=calendars.FAR_FUTURE,
+        organisation_id=organisation.id,
+        motif_id=motif_id,
+        lieu_id=parsed.lieu_id,
+        status=status,
+        occurrences=[(_ts(parsed.start), _ts(parsed.end))] if holds_time(status) else [],
+    )
+    return AgendaWrite(text, index)
+
+
+def rdv_context(
+    conn: Connection, organisation: Organisation, motif: Motif, rdv: RdvWrite, now: datetime
+) -> RdvContext:
+    plages, busy = gather(conn, list(rdv.agent_ids), rdv.start, rdv.end, exclude_uid=rdv.uid)
+    return RdvContext(
+        organisation=organisation,
+        motif=motif,
+        plages=plages,
+        busy=busy,
+        holidays=holiday_intervals(organisation, rdv.start, rdv.end),
+        now=now,
+    )
+
+
+def gather(
+    conn: Connection,
+    agent_ids: list[int],
+    start: datetime,
+    end: datetime,
+    *,
+    exclude_uid: str | None = None,
+) -> tuple[list[PlageOccurrence], list[Busy]]:
+    """Plage occurrences and busy time of these agents overlapping [start, end)."""
+    services = scheduling.service_ids_of(conn, agent_ids)
+    blocking = agenda_index.agents_blocking_other_calendars(conn, agent_ids)
+    kinds = ("plage", *BUSY_KINDS)
+    rows = [
+        (r.item_id, r.agent_id, r.kind, r.r_start, r.r_end, r.uid, r.lieu_id, r.motif_ids)
+        for r in agenda_index.occurrences(conn, agent_ids, kinds, _ts(start), _ts(end))
+    ]
+    for item_id, event, text in agenda_index.unexpanded_texts(
+        conn, agent_ids, ("plage", "absence", "event"), _ts(start), _ts(end)
+    ):
+        parsed = events.parse(text, _agent_zone(conn, event.agent_id))
+        if event.kind == "event" and (parsed.cancelled or not parsed.opaque):
+            continue
+        later = max(start, _dt(event.expanded_until))
+        rows.extend(
+            (item_id, event.agent_id, event.kind, s, e, event.uid, event.lieu_id, event.motif_ids)
+            for s, e in _expand(parsed, _agent_zone(conn, event.agent_id), later, end)
+        )
+    plages: list[PlageOccurrence] = []
+    busy: list[Busy] = []
+    for item_id, agent, kind, r_start, r_end, uid, lieu_id, motif_ids in rows:
+        if exclude_uid is not None and uid == exclude_uid:
+            continue
+        if kind == "plage":
+            plages.append(
+                PlageOccurrence(
+                    agent_id=agent,
+                    order=item_id,
+                    start=_dt(r_start),
+                    end=_dt(r_end),
+                    lieu_id=lieu_id,
+                    motif_ids=None if motif_ids is None else frozenset(motif_ids),
+                    agent_service_ids=frozenset(services.get(agent, ())),
+                )
+            )
+        elif kind != "event" or agent in blocking:
+            busy.append(Busy(agent, _dt(r_start), _dt(r_end), kind, uid))
+    plages.sort(key=lambda p: (p.start, p.order))
+    return plages, busy
+
+
+@dataclass(frozen=True)
+class SlotQuery:
+    motif_id: int
+    start: datetime
+    end: datetime
+    public: bool = False
+    lieu_id: int | None = None
+    agent_ids: Sequence[int] | None = None
+
+
+def find_creneaux(conn: Connection, query: SlotQuery, now: datetime | None = None) -> list[Creneau]:
+    """The slots a motif offers over the query's window (BookingRefused when
+    the motif does not exist or cannot be booked publicly)."""
+    now = now or datetime.now(UTC)
+    motif_record = scheduling.motif(conn, query.motif_id)
+    if motif_record is None or not motif_record["enabled"]:
+        raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", status=404)
+    if query.public and motif_record["bookable_by"] != "everyone":
+        raise BookingRefused("motif-not-bookable", "this motif is not open for online booking")
+    organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])
+    assert organisation_record is not None
+    organisation = organisation_of(organisation_record)
+    agents = scheduling.agents_of_service(conn, motif_record["service_id"])
+    roles = {a: scheduling.roles_of(conn, a) for a in agents}
+    agents = [a for a in agents if organisation.id in roles[a]]
+    if query.agent_ids is not None:
+        agents = [a for a in agents if a in set(query.agent_ids)]
+    plages, busy = gather(conn, agents, query.start, query.end)
+    search = engine.Search(
+        motif=motif_of(motif_record),
+        start=query.start,
+        end=query.end,
+        now=now,
+        public=query.public,
+        lieu_id=query.lieu_id,
+        agent_ids=frozenset(agents),
+    )
+    holidays = holiday_intervals(organisation, query.start, query.end)
+    return engine.find_creneaux(search, plages, busy, holidays)
+
+
+def next_availability(
+    conn: Connection, query: SlotQuery, now: datetime | None = None
+) -> Creneau | None:
+    """The first slot from the query's start, looking up to its end (at most
+    the motif's maximum delay for public booking), two weeks at a time."""
+    now = now or datetime.now(UTC)
+    cursor = query.start
+    while cursor < query.end:
+        window_end = min(cursor + _NEXT_WINDOW, query.end)
+        window = SlotQuery(
+            query.motif_id, cursor, window_end, query.public, query.lieu_id, query.agent_ids
+        )
+        found = find_creneaux(conn, window, now)
+        if found:
+            return found[0]
+        cursor = window_end
+    return None

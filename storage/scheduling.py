@@ -1,0 +1,189 @@
+"""Repository of the scheduling domain's records: organisations' settings,
+services, agents' memberships, lieux, motifs and usagers.
+
+Plain dictionaries in and out; validation of what the values mean lives in
+``booking/`` and the callers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select, update
+
+from storage.schema import (
+    agent_roles,
+    agent_services,
+    agents,
+    lieux,
+    motifs,
+    organisations,
+    services,
+    usagers,
+)
+
+Record = dict[str, Any]
+
+_AGENT_PUBLIC = (
+    agents.c.id,
+    agents.c.login,
+    agents.c.display_name,
+    agents.c.email,
+    agents.c.other_calendars_block,
+)
+
+
+def _one(conn: Connection, table: Table, record_id: int) -> Record | None:
+    row = conn.execute(select(table).where(table.c.id == record_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def _of_organisation(conn: Connection, table: Table, organisation_id: int) -> list[Record]:
+    query = select(table).where(table.c.organisation_id == organisation_id).order_by(table.c.id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _insert(conn: Connection, table: Table, values: Record) -> Record:
+    new_id = conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
+    created = _one(conn, table, new_id)
+    assert created is not None
+    return created
+
+
+def _update(conn: Connection, table: Table, record_id: int, values: Record) -> Record | None:
+    if values:
+        conn.execute(update(table).where(table.c.id == record_id).values(**values))
+    return _one(conn, table, record_id)
+
+
+# -- organisations and services -----------------------------------------
+
+
+def organisation(conn: Connection, organisation_id: int) -> Record | None:
+    return _one(conn, organisations, organisation_id)
+
+
+def update_organisation(conn: Connection, organisation_id: int, values: Record) -> Record | None:
+    return _update(conn, organisations, organisation_id, values)
+
+
+def organisation_services(conn: Connection, organisation_id: int) -> list[Record]:
+    return _of_organisation(conn, services, organisation_id)
+
+
+def service(conn: Connection, service_id: int) -> Record | None:
+    return _one(conn, services, service_id)
+
+
+# -- agents ----------------------------------------------------------------
+
+
+def agent_by_login(conn: Connection, login: str) -> Record | None:
+    row = conn.execute(select(*_AGENT_PUBLIC).where(agents.c.login == login)).mappings().first()
+    return dict(row) if row else None
+
+
+def agent(conn: Connection, agent_id: int) -> Record | None:
+    row = conn.execute(select(*_AGENT_PUBLIC).where(agents.c.id == agent_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def roles_of(conn: Connection, agent_id: int) -> dict[int, str]:
+    """Organisation id -> role of the agent there."""
+    rows = conn.execute(
+        select(agent_roles.c.organisation_id, agent_roles.c.role).where(
+            agent_roles.c.agent_id == agent_id
+        )
+    )
+    return {r.organisation_id: r.role for r in rows}
+
+
+def service_ids_of(conn: Connection, agent_ids: list[int]) -> dict[int, set[int]]:
+    found: dict[int, set[int]] = {a: set() for a in agent_ids}
+    if agent_ids:
+        rows = conn.execute(
+            select(agent_services.c.agent_id, agent_services.c.service_id).where(
+                agent_services.c.agent_id.in_(agent_ids)
+            )
+        )
+        for r in rows:
+            found[r.agent_id].add(r.service_id)
+    return found
+
+
+def organisation_agents(conn: Connection, organisation_id: int) -> list[Record]:
+    query = (
+        select(*_AGENT_PUBLIC, agent_roles.c.role)
+        .join(agent_roles, agent_roles.c.agent_id == agents.c.id)
+        .where(agent_roles.c.organisation_id == organisation_id)
+        .order_by(agents.c.id)
+    )
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def agents_of_service(conn: Connection, service_id: int) -> list[int]:
+    return list(
+        conn.execute(
+            select(agent_services.c.agent_id)
+            .where(agent_services.c.service_id == service_id)
+            .order_by(agent_services.c.agent_id)
+        ).scalars()
+    )
+
+
+def set_agent_settings(conn: Connection, agent_id: int, values: Record) -> Record | None:
+    if values:
+        conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+    return agent(conn, agent_id)
+
+
+# -- lieux, motifs, usagers ---------------------------------------------------
+
+
+def lieu(conn: Connection, lieu_id: int) -> Record | None:
+    return _one(conn, lieux, lieu_id)
+
+
+def lieux_of(conn: Connection, organisation_id: int) -> list[Record]:
+    return _of_organisation(conn, lieux, organisation_id)
+
+
+def create_lieu(conn: Connection, values: Record) -> Record:
+    return _insert(conn, lieux, values)
+
+
+def update_lieu(conn: Connection, lieu_id: int, values: Record) -> Record | None:
+    return _update(conn, lieux, lieu_id, values)
+
+
+def motif(conn: Connection, motif_id: int) -> Record | None:
+    return _one(conn, motifs, motif_id)
+
+
+def motifs_of(conn: Connection, organisation_id: int) -> list[Record]:
+    return _of_organisation(conn, motifs, organisation_id)
+
+
+def create_motif(conn: Connection, values: Record) -> Record:
+    return _insert(conn, motifs, values)
+
+
+def update_motif(conn: Connection, motif_id: int, values: Record) -> Record | None:
+    return _update(conn, motifs, motif_id, values)
+
+
+def usager(conn: Connection, usager_id: int) -> Record | None:
+    return _one(conn, usagers, usager_id)
+
+
+def usagers_of(conn: Connection, organisation_id: int) -> list[Record]:
+    return _of_organisation(conn, usagers, organisation_id)
+
+
+def create_usager(conn: Connection, values: Record) -> Record:
+    return _insert(conn, usagers, {"created_at": int(time.time()), **values})
+
+
+def update_usager(conn: Connection, usager_id: int, values: Record) -> Record | None:
+    return _update(conn, usagers, usager_id, values)

@@ -10,6 +10,7 @@ objects.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class ParsedEvent:
     lieu_id: int | None
     x_status: str | None
     sequence: int
+    usager_ids: list[int]
 
     @property
     def rdv_status(self) -> str:
@@ -99,6 +101,7 @@ def parse(text: str, zone: str) -> ParsedEvent:
         lieu_id=lieu[0] if lieu else None,
         x_status=status,
         sequence=int(master.get("SEQUENCE", 0)),
+        usager_ids=_ints(master.get(X_USAGER, []), X_USAGER),
     )
 
 
@@ -115,6 +118,41 @@ def stamp_rdv(parsed: ParsedEvent, sequence: int, now: datetime) -> str:
     master.add("DTSTAMP", now.astimezone(UTC))
     master.add("STATUS", "CANCELLED" if status in CANCELLED_STATUSES else "CONFIRMED")
     master.add(X_STATUS, status)
+    return parsed.calendar.to_ical().decode("utf-8")
+
+
+def rescheduled(
+    parsed: ParsedEvent,
+    zone: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    lieu: tuple[int | None, str | None] | None = None,
+    status: str | None = None,
+) -> str:
+    """The event's text with a new time, lieu (id, LOCATION text) or status;
+    ``stamp_rdv`` then keeps SEQUENCE and LAST-MODIFIED true."""
+    master = parsed.master
+    tz = ZoneInfo(zone)
+    if start is not None and end is not None:
+        for name in ("DTSTART", "DTEND", "DURATION"):
+            master.pop(name, None)
+        master.add("DTSTART", start.astimezone(tz))
+        master.add("DTEND", end.astimezone(tz))
+    if lieu is not None:
+        master.pop(X_LIEU, None)
+        master.pop("LOCATION", None)
+        lieu_id, location = lieu
+        if lieu_id is not None:
+            master.add(X_LIEU, str(lieu_id))
+        if location:
+            master.add("LOCATION", location)
+    if status is not None:
+        master.pop(X_STATUS, None)
+        master.pop("STATUS", None)
+        master.add(X_STATUS, status)
+        master.add("STATUS", "CANCELLED" if status in CANCELLED_STATUSES else "CONFIRMED")
+    parsed.calendar.add_missing_timezones()
     return parsed.calendar.to_ical().decode("utf-8")
 
 
@@ -194,3 +232,22 @@ def build_event(
     calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical().decode("utf-8")
+
+
+_POSTCODE_CITY = re.compile(r"\b(\d{5})\s+([^,\n]+)")
+
+
+def location_text(location_type: str, lieu: dict | None, home_address: str | None = None) -> str:
+    """LOCATION of an RDV: the lieu's name and address at a public office;
+    for a visit at home only the postcode and city (no street: the feed and
+    Outlook carry this text)."""
+    if location_type == "phone":
+        return "Par téléphone"
+    if location_type == "visio":
+        return "Visioconférence"
+    if location_type == "home":
+        found = _POSTCODE_CITY.search(home_address or "")
+        return f"À domicile ({found.group(1)} {found.group(2).strip()})" if found else "À domicile"
+    if lieu is None:
+        return ""
+    return f"{lieu['name']}, {lieu['address']}"

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from calserver.api import agendas, base, openapi, records, slots
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
-from plugins.caldav import build_application
+from plugins.caldav import build_caldav
 from storage.database import Database
 
 DAV_PREFIX = "/dav"
+API_PREFIX = "/api/v1"
 DAV_METHODS = (
     "GET",
     "HEAD",
@@ -57,14 +60,28 @@ async def _run_blocking(fn) -> None:  # type: ignore[no-untyped-def]
     await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
+def _api(ctx: base.ApiContext) -> web.Application:
+    api = web.Application(middlewares=[base.errors], client_max_size=64 * 1024)
+    api[base.CONTEXT] = ctx
+    api.router.add_get("/openapi.json", openapi.serve)
+    for module in (records, agendas, slots):
+        module.add_routes(api)
+    return api
+
+
 def create_app(settings: Settings, db: Database) -> web.Application:
     """Build the application on a database whose schema is already migrated."""
     app = web.Application(client_max_size=settings.max_content_length)
+    dav = build_caldav(db, max_content_length=settings.max_content_length, realm=settings.realm)
     caldav = WSGIBridge(
-        build_application(db, max_content_length=settings.max_content_length, realm=settings.realm),
+        dav.application,
         script_name=DAV_PREFIX,
         max_body=settings.max_content_length,
         threads=settings.threads,
+    )
+    api_executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="api")
+    app.add_subapp(
+        API_PREFIX, _api(base.ApiContext(db, dav.auth, dav.rights, settings.realm, api_executor))
     )
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)
@@ -74,6 +91,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
 
     async def _close(_app: web.Application) -> None:
         caldav.close()
+        api_executor.shutdown(wait=False, cancel_futures=True)
         db.dispose()
 
     app.on_cleanup.append(_close)

@@ -4,7 +4,9 @@ personal data out of its logs."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from radicale import config as radicale_config
 
@@ -19,16 +21,35 @@ from storage.database import Database
 MAX_EXPAND_OCCURRENCES = 200_000
 
 
-def build_application(db: Database, *, max_content_length: int, realm: str) -> Application:
+@dataclass(frozen=True)
+class CalDAV:
+    """Radicale and the very auth and rights objects it uses, which the JSON
+    API shares so that a login and a right mean the same on both."""
+
+    application: Application
+    auth: Auth
+    rights: Rights
+
+
+def build_caldav(db: Database, *, max_content_length: int, realm: str) -> CalDAV:
+    made: dict[type, Any] = {}
+
+    def plugin(cls: type) -> Callable[[radicale_config.Configuration], Any]:
+        def make(configuration: radicale_config.Configuration) -> Any:
+            made[cls] = cls(configuration, db=db)
+            return made[cls]
+
+        return make
+
     log_redaction.install()
     timezone_cache.install()
     configuration = radicale_config.load()
     configuration.update(
         {
             "server": {"max_content_length": str(max_content_length)},
-            "auth": {"type": functools.partial(Auth, db=db), "realm": realm},
-            "rights": {"type": functools.partial(Rights, db=db)},
-            "storage": {"type": functools.partial(Storage, db=db)},
+            "auth": {"type": plugin(Auth), "realm": realm},
+            "rights": {"type": plugin(Rights)},
+            "storage": {"type": plugin(Storage)},
             "web": {"type": "none"},
             "reporting": {
                 "max_expand_occurrence": str(MAX_EXPAND_OCCURRENCES),
@@ -45,4 +66,5 @@ def build_application(db: Database, *, max_content_length: int, realm: str) -> A
         },
         "calserver",
     )
-    return Application(configuration)
+    application = Application(configuration)
+    return CalDAV(application, made[Auth], made[Rights])

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from radicale import item as radicale_item
 from sqlalchemy import Connection
 
+from booking.rules import BookingRefused
 from plugins import timezone_cache
-from plugins.errors import WriteRefused
+from plugins.agenda_writer import prepared_item
 from plugins.storage import store_item
 from storage import agents, calendars
 from storage.database import Database
-
-# Radicale's default for PUT, so an import accepts exactly what a PUT would.
-MAX_RRULE_OCCURRENCES = 10_000
 
 
 class ImportRefused(ValueError):
@@ -35,12 +32,7 @@ def import_folder(db: Database, collection_path: str, folder: Path) -> int:
     for path in sorted(folder.glob("*.ics")):
         text = path.read_text(encoding="utf-8")
         try:
-            vobject_item = radicale_item.read_components(text)[0]
-            radicale_item.check_and_sanitize_items(
-                [vobject_item], MAX_RRULE_OCCURRENCES, tag="VCALENDAR"
-            )
-            item = radicale_item.Item(collection_path=collection_path, vobject_item=vobject_item)
-            item.prepare()
+            item = prepared_item(text, collection_path)
         except Exception as e:
             raise ImportRefused(f"{path.name}: not a valid calendar object ({e})") from e
         prepared.append((path.name, item))
@@ -51,8 +43,8 @@ def import_folder(db: Database, collection_path: str, folder: Path) -> int:
         for href, item in prepared:
             try:
                 store_item(conn, collection, item, href)
-            except WriteRefused as refused:
-                raise ImportRefused(f"{href}: {refused.description}") from None
+            except BookingRefused as refused:
+                raise ImportRefused(f"{href}: {refused.message}") from None
         return len(prepared)
 
 

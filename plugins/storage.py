@@ -11,6 +11,7 @@ a short transaction of their own.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import email.utils
 import posixpath
@@ -241,7 +242,7 @@ class Collection(storage.BaseCollection):
         if not pathutils.is_safe_path_component(href):
             raise pathutils.UnsafePathError(href)
         row = self._require_row()
-        with self._storage.db.connection(write=True) as conn:
+        with refusals_as_preconditions(), self._storage.db.connection(write=True) as conn:
             stored, old = store_item(conn, row, item, href)
         return self._item(stored), (self._item(old) if old else None)
 
@@ -324,7 +325,7 @@ class Storage(storage.BaseStorage):
         props: Mapping[str, str] | None = None,
     ) -> tuple[Collection, dict[str, radicale_item.Item], list[str]]:
         sane = pathutils.strip_path(href)
-        with self.db.connection(write=True) as conn:
+        with refusals_as_preconditions(), self.db.connection(write=True) as conn:
             existing = calendars.get_collection(conn, sane)
             if existing is not None and not props:
                 return Collection(self, existing), {}, []
@@ -353,7 +354,7 @@ class Storage(storage.BaseStorage):
     ) -> None:
         assert isinstance(item.collection, Collection) and isinstance(to_collection, Collection)
         target = to_collection._require_row()
-        with self.db.connection(write=True) as conn:
+        with refusals_as_preconditions(), self.db.connection(write=True) as conn:
             calendars.move_item(
                 conn, item.collection._require_row(), item.href or "", target, to_href
             )
@@ -364,25 +365,36 @@ class Storage(storage.BaseStorage):
         return True
 
 
+@contextlib.contextmanager
+def refusals_as_preconditions() -> Iterator[None]:
+    """Turn a booking refusal into the WriteRefused the application answers 403."""
+    try:
+        yield
+    except BookingRefused as refused:
+        raise WriteRefused(booking_precondition(refused.code), refused.message) from None
+
+
 def store_item(
-    conn: Connection, row: CollectionRow, item: radicale_item.Item, href: str
+    conn: Connection,
+    row: CollectionRow,
+    item: radicale_item.Item,
+    href: str,
+    writer: str = "agent",
 ) -> tuple[ItemRow, ItemRow | None]:
     """Write one item of a calendar with its booking index, after the booking
-    check (the one every path takes); a refusal rolls the request back."""
+    check (the one every path takes); BookingRefused when a rule says no."""
     write = item_write(item, href)
     prepared = None
     if row.props.get("tag") == "VCALENDAR":
-        try:
-            prepared = agenda.prepare_write(
-                conn,
-                owner=row.owner,
-                collection_kind=row.kind,
-                collection_id=row.id,
-                href=href,
-                text=write.text,
-            )
-        except BookingRefused as refused:
-            raise WriteRefused(booking_precondition(refused.code), refused.message) from None
+        prepared = agenda.prepare_write(
+            conn,
+            owner=row.owner,
+            collection_kind=row.kind,
+            collection_id=row.id,
+            href=href,
+            text=write.text,
+            writer=writer,
+        )
         if prepared.text != write.text:
             write = item_write(_restamped_item(row.path, prepared.text), href)
             flag = restamped.get()

@@ -195,6 +195,20 @@ def unexpanded_texts(
     return [(r.item_id, _event(r), r.text) for r in conn.execute(query)]
 
 
+def texts_in_window(conn: Connection, agent_id: int, kind: str, start: int, end: int) -> list[str]:
+    """Texts of the agent's events of one kind starting in [start, end), by start."""
+    e = agenda_events
+    query = (
+        select(items.c.text)
+        .join(e, e.c.item_id == items.c.id)
+        .where(
+            e.c.agent_id == agent_id, e.c.kind == kind, e.c.starts_at >= start, e.c.starts_at < end
+        )
+        .order_by(e.c.starts_at, e.c.item_id)
+    )
+    return list(conn.execute(query).scalars())
+
+
 def agents_blocking_other_calendars(conn: Connection, agent_ids: Sequence[int]) -> set[int]:
     if not agent_ids:
         return set()

@@ -250,7 +250,7 @@ agenda_events = Table(
     Column("ends_at", BigInteger, nullable=False),
     # Occurrences are stored up to this instant; later ones are expanded on demand.
     Column("expanded_until", BigInteger, nullable=False),
-    Index("ix_agenda_events_agent_kind", "agent_id", "kind"),
+    Index("ix_agenda_events_agent_kind_start", "agent_id", "kind", "starts_at"),
 )
 
 # Occurrences that matter for booking: every plage occurrence, and the busy

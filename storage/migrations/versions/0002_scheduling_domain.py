@@ -127,7 +127,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("item_id", name=op.f("pk_agenda_events")),
     )
-    op.create_index("ix_agenda_events_agent_kind", "agenda_events", ["agent_id", "kind"])
+    op.create_index(
+        "ix_agenda_events_agent_kind_start", "agenda_events", ["agent_id", "kind", "starts_at"]
+    )
     op.create_table(
         "agenda_occurrences",
         sa.Column("item_id", sa.Integer(), nullable=False),

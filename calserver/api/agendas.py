@@ -1,0 +1,374 @@
+"""Plages d'ouverture, indisponibilités and RDVs of an agent, through the API.
+
+Each is a VEVENT in the agent's ``plages``, ``indisponibilites`` or ``rdv``
+collection, built by ``booking.events`` and stored by the CalDAV storage's own
+write path (``plugins.agenda_writer``): the same objects, the same booking
+check, the same per-agent lock as a CalDAV PUT.  Rights are the CalDAV rights
+of those collections.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy import Connection
+
+from booking import events
+from booking.rules import BookingRefused
+from calserver.api import schemas
+from calserver.api.base import (
+    ApiError,
+    body,
+    context,
+    forbidden,
+    int_param,
+    json,
+    local_iso,
+    login_of,
+    not_found,
+    parse_moment,
+)
+from plugins import agenda_writer
+from storage import agenda_index, scheduling
+
+AGENT = "/agents/{agent}"
+
+
+def _owner(conn: Connection, agent_id: int) -> dict:
+    agent = scheduling.agent(conn, agent_id)
+    if agent is None:
+        raise not_found("this agent")
+    return agent
+
+
+def _require(ctx, login: str, owner: dict, agenda: str, right: str) -> None:  # type: ignore[no-untyped-def]
+    granted = ctx.agenda_rights(login, owner["login"], agenda)
+    if not granted:
+        raise not_found("this agent's agenda")
+    if right not in granted:
+        raise forbidden(f"you may not {'change' if right == 'w' else 'read'} this agenda")
+
+
+def _zone_of_agent(conn: Connection, agent_id: int) -> str:
+    for organisation_id in sorted(scheduling.roles_of(conn, agent_id)):
+        record = scheduling.organisation(conn, organisation_id)
+        if record:
+            return record["time_zone"]
+    return "Europe/Paris"
+
+
+def _rrule(
+    recurrence: schemas.Weekly | schemas.Monthly | None, until: str | None, zone: str
+) -> dict | None:
+    if recurrence is None:
+        if until is not None:
+            raise ApiError(422, "invalid-value", "'until' only applies to a recurrence")
+        return None
+    if isinstance(recurrence, schemas.Weekly):
+        rule: dict = {
+            "FREQ": "WEEKLY",
+            "INTERVAL": recurrence.every_weeks,
+            "BYDAY": recurrence.weekdays,
+        }
+    else:
+        if recurrence.nth == 0:
+            raise ApiError(422, "invalid-value", "'nth' is 1 to 5, or -1 for the last one")
+        rule = {"FREQ": "MONTHLY", "BYDAY": f"{recurrence.nth}{recurrence.weekday}"}
+    if until is not None:
+        last_day = date.fromisoformat(until)
+        rule["UNTIL"] = datetime.combine(last_day, time(23, 59, 59), ZoneInfo(zone)).astimezone(UTC)
+    return rule
+
+
+def _describe(href: str, text: str, zone: str) -> dict:
+    parsed = events.parse(text, zone)
+    rule = parsed.master.get("RRULE")
+    return {
+        "id": parsed.uid,
+        "href": href,
+        "title": str(parsed.master.get("SUMMARY", "")),
+        "starts_at": local_iso(parsed.start, zone),
+        "ends_at": local_iso(parsed.end, zone),
+        "recurrence": rule.to_ical().decode() if rule is not None else None,
+        "lieu_id": parsed.lieu_id,
+        "motif_ids": parsed.motif_ids,
+    }
+
+
+def _href(uid: str) -> str:
+    return f"{uid}.ics"
+
+
+def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: ignore[no-untyped-def]
+    """List, create and delete for plages and indisponibilités."""
+
+    async def list_all(request: web.Request) -> web.Response:
+        login, agent_id = await login_of(request), int_param(request, "agent")
+        ctx = context(request)
+
+        def read(conn: Connection) -> list[dict]:
+            owner = _owner(conn, agent_id)
+            _require(ctx, login, owner, agenda, "r")
+            zone = _zone_of_agent(conn, agent_id)
+            path = f"{owner['login']}/{agenda}"
+            described = []
+            for href, text in agenda_writer.event_texts(conn, path):
+                try:
+                    described.append(_describe(href, text, zone))
+                except BookingRefused:
+                    continue  # not an event the engine reads (a client's VTODO, say)
+            return described
+
+        return json(await ctx.run(ctx.read, read))
+
+    async def create(request: web.Request) -> web.Response:
+        login, agent_id = await login_of(request), int_param(request, "agent")
+        ctx = context(request)
+        payload = await body(request, build.schema)
+
+        def write(conn: Connection) -> dict:
+            owner = _owner(conn, agent_id)
+            _require(ctx, login, owner, agenda, "w")
+            zone = _zone_of_agent(conn, agent_id)
+            text = build(conn, payload, zone)
+            uid = events.parse(text, zone).uid
+            agenda_writer.put_event(conn, f"{owner['login']}/{agenda}", _href(uid), text)
+            return _describe(
+                _href(uid),
+                agenda_writer.event_text(conn, f"{owner['login']}/{agenda}", _href(uid)) or "",
+                zone,
+            )
+
+        return json(await ctx.run(ctx.write, write), status=201)
+
+    async def delete(request: web.Request) -> web.Response:
+        login, agent_id = await login_of(request), int_param(request, "agent")
+        uid = request.match_info["uid"]
+        ctx = context(request)
+
+        def write(conn: Connection) -> None:
+            owner = _owner(conn, agent_id)
+            _require(ctx, login, owner, agenda, "w")
+            if not agenda_writer.delete_event(conn, f"{owner['login']}/{agenda}", _href(uid)):
+                raise not_found("this entry")
+
+        await ctx.run(ctx.write, write)
+        return web.Response(status=204)
+
+    app.router.add_get(f"{AGENT}/{agenda}", list_all)
+    app.router.add_post(f"{AGENT}/{agenda}", create)
+    app.router.add_delete(f"{AGENT}/{agenda}/{{uid}}", delete)
+
+
+def _build_plage(conn: Connection, plage: schemas.PlageIn, zone: str) -> str:
+    first = date.fromisoformat(plage.first_day)
+    tz = ZoneInfo(zone)
+    start = datetime.combine(first, time.fromisoformat(plage.start_time), tz)
+    end = datetime.combine(first, time.fromisoformat(plage.end_time), tz)
+    if end <= start:
+        raise ApiError(422, "invalid-value", "a plage ends after it starts, on the same day")
+    lieu = scheduling.lieu(conn, plage.lieu_id) if plage.lieu_id is not None else None
+    return events.build_event(
+        zone=zone,
+        start=start,
+        end=end,
+        summary=plage.title or "Plage d'ouverture",
+        rrule=_rrule(plage.recurrence, plage.until, zone),
+        transparent=True,
+        motif_ids=plage.motif_ids,
+        lieu_id=plage.lieu_id,
+        location=events.location_text("public_office", lieu) if lieu else None,
+    )
+
+
+_build_plage.schema = schemas.PlageIn  # type: ignore[attr-defined]
+
+
+def _build_absence(conn: Connection, absence: schemas.AbsenceIn, zone: str) -> str:
+    start = parse_moment(absence.starts_at, zone, "starts_at")
+    end = parse_moment(absence.ends_at, zone, "ends_at", end_of_day=True)
+    if end <= start:
+        raise ApiError(422, "invalid-value", "an indisponibilité ends after it starts")
+    return events.build_event(
+        zone=zone,
+        start=start,
+        end=end,
+        summary=absence.title or "Indisponibilité",
+        rrule=_rrule(absence.recurrence, absence.until, zone),
+    )
+
+
+_build_absence.schema = schemas.AbsenceIn  # type: ignore[attr-defined]
+
+
+# -- RDVs ---------------------------------------------------------------------
+
+
+def _rdv_json(agent_id: int, text: str, zone: str) -> dict:
+    parsed = events.parse(text, zone)
+    return {
+        "id": parsed.uid,
+        "agent_id": agent_id,
+        "motif_id": parsed.motif_ids[0] if parsed.motif_ids else None,
+        "lieu_id": parsed.lieu_id,
+        "starts_at": local_iso(parsed.start, zone),
+        "ends_at": local_iso(parsed.end, zone),
+        "status": parsed.rdv_status,
+        "usager_ids": parsed.usager_ids,
+        "sequence": parsed.sequence,
+    }
+
+
+def _motif_in_reach(conn: Connection, motif_id: int, agent_id: int) -> tuple[dict, dict]:
+    motif = scheduling.motif(conn, motif_id)
+    if motif is None or motif["organisation_id"] not in scheduling.roles_of(conn, agent_id):
+        raise ApiError(422, "unknown-motif", "this motif is not one of the agent's organisations")
+    organisation = scheduling.organisation(conn, motif["organisation_id"])
+    assert organisation is not None
+    return motif, organisation
+
+
+def _lieu_of(conn: Connection, lieu_id: int | None, organisation_id: int) -> dict | None:
+    if lieu_id is None:
+        return None
+    lieu = scheduling.lieu(conn, lieu_id)
+    if lieu is None or lieu["organisation_id"] != organisation_id or not lieu["enabled"]:
+        raise ApiError(422, "unknown-lieu", "this lieu is not an open lieu of the organisation")
+    return lieu
+
+
+async def create_rdv(request: web.Request) -> web.Response:
+    login = await login_of(request)
+    rdv = await body(request, schemas.RdvIn)
+    ctx = context(request)
+
+    def write(conn: Connection) -> dict:
+        owner = _owner(conn, rdv.agent_id)
+        _require(ctx, login, owner, "rdv", "w")
+        motif, organisation = _motif_in_reach(conn, rdv.motif_id, rdv.agent_id)
+        zone = organisation["time_zone"]
+        lieu = _lieu_of(conn, rdv.lieu_id, organisation["id"])
+        attendees = []
+        for usager_id in rdv.usager_ids:
+            usager = scheduling.usager(conn, usager_id)
+            if usager is None or usager["organisation_id"] != organisation["id"]:
+                raise ApiError(422, "unknown-usager", f"there is no usager {usager_id} here")
+            attendees.append(
+                events.Attendee(
+                    usager_id, f"{usager['first_name']} {usager['last_name']}", usager["email"]
+                )
+            )
+        home = scheduling.usager(conn, rdv.usager_ids[0])["address"] if rdv.usager_ids else None
+        start = parse_moment(rdv.starts_at, zone, "starts_at")
+        names = ", ".join(a.name for a in attendees)
+        text = events.build_event(
+            zone=zone,
+            start=start,
+            end=start + timedelta(minutes=motif["duration_minutes"]),
+            summary=f"{motif['name']} : {names}" if names else motif["name"],
+            motif_ids=[motif["id"]],
+            lieu_id=rdv.lieu_id,
+            location=events.location_text(motif["location_type"], lieu, home),
+            organisation_id=organisation["id"],
+            status=rdv.status,
+            attendees=attendees,
+        )
+        uid = events.parse(text, zone).uid
+        path = f"{owner['login']}/rdv"
+        agenda_writer.put_event(conn, path, _href(uid), text)
+        return _rdv_json(rdv.agent_id, agenda_writer.event_text(conn, path, _href(uid)) or "", zone)
+
+    return json(await ctx.run(ctx.write, write), status=201)
+
+
+async def list_rdvs(request: web.Request) -> web.Response:
+    login, agent_id = await login_of(request), int_param(request, "agent")
+    ctx = context(request)
+
+    def read(conn: Connection) -> list[dict]:
+        owner = _owner(conn, agent_id)
+        _require(ctx, login, owner, "rdv", "r")
+        zone = _zone_of_agent(conn, agent_id)
+        start = parse_moment(request.query.get("from", "1970-01-01"), zone, "from")
+        end = parse_moment(request.query.get("to", "9999-12-30"), zone, "to", end_of_day=True)
+        texts = agenda_index.texts_in_window(
+            conn, agent_id, "rdv", int(start.timestamp()), int(end.timestamp())
+        )
+        return [_rdv_json(agent_id, text, zone) for text in texts]
+
+    return json(await ctx.run(ctx.read, read))
+
+
+def _change_rdv(
+    request: web.Request, login: str, agent_id: int, uid: str, change: schemas.RdvPatch
+):  # type: ignore[no-untyped-def]
+    ctx = context(request)
+
+    def write(conn: Connection) -> dict:
+        owner = _owner(conn, agent_id)
+        _require(ctx, login, owner, "rdv", "w")
+        path = f"{owner['login']}/rdv"
+        text = agenda_writer.event_text(conn, path, _href(uid))
+        if text is None:
+            raise not_found("this RDV")
+        zone = _zone_of_agent(conn, agent_id)
+        parsed = events.parse(text, zone)
+        motif, organisation = _motif_in_reach(conn, parsed.motif_ids[0], agent_id)
+        zone = organisation["time_zone"]
+        values = schemas.given(change)
+        start = end = None
+        if "starts_at" in values:
+            start = parse_moment(values["starts_at"], zone, "starts_at")
+            end = start + timedelta(minutes=motif["duration_minutes"])
+        lieu = None
+        if "lieu_id" in values:
+            found = _lieu_of(conn, values["lieu_id"], organisation["id"])
+            lieu = (values["lieu_id"], events.location_text(motif["location_type"], found))
+        new_text = events.rescheduled(
+            parsed, zone, start=start, end=end, lieu=lieu, status=values.get("status")
+        )
+        agenda_writer.put_event(conn, path, _href(uid), new_text)
+        return _rdv_json(agent_id, agenda_writer.event_text(conn, path, _href(uid)) or "", zone)
+
+    return ctx.run(ctx.write, write)
+
+
+async def patch_rdv(request: web.Request) -> web.Response:
+    login, agent_id = await login_of(request), int_param(request, "agent")
+    change = await body(request, schemas.RdvPatch)
+    return json(await _change_rdv(request, login, agent_id, request.match_info["uid"], change))
+
+
+async def cancel_rdv(request: web.Request) -> web.Response:
+    """DELETE revokes: the RDV stays in the agenda, STATUS:CANCELLED."""
+    login, agent_id = await login_of(request), int_param(request, "agent")
+    change = schemas.RdvPatch(status="revoked")
+    return json(await _change_rdv(request, login, agent_id, request.match_info["uid"], change))
+
+
+async def get_rdv(request: web.Request) -> web.Response:
+    login, agent_id = await login_of(request), int_param(request, "agent")
+    uid = request.match_info["uid"]
+    ctx = context(request)
+
+    def read(conn: Connection) -> dict:
+        owner = _owner(conn, agent_id)
+        _require(ctx, login, owner, "rdv", "r")
+        text = agenda_writer.event_text(conn, f"{owner['login']}/rdv", _href(uid))
+        if text is None:
+            raise not_found("this RDV")
+        return _rdv_json(agent_id, text, _zone_of_agent(conn, agent_id))
+
+    return json(await ctx.run(ctx.read, read))
+
+
+def add_routes(app: web.Application) -> None:
+    _agenda_routes(app, "plages", _build_plage)
+    _agenda_routes(app, "indisponibilites", _build_absence)
+    app.router.add_post("/rdvs", create_rdv)
+    app.router.add_get(f"{AGENT}/rdvs", list_rdvs)
+    app.router.add_get(f"{AGENT}/rdvs/{{uid}}", get_rdv)
+    app.router.add_patch(f"{AGENT}/rdvs/{{uid}}", patch_rdv)
+    app.router.add_delete(f"{AGENT}/rdvs/{{uid}}", cancel_rdv)

@@ -1,0 +1,204 @@
+"""What every API handler shares: authentication (the CalDAV Auth object, so a
+login is the same on both), rights, blocking work off the event loop, and
+errors as JSON a person can read.
+
+Errors: ``{"error": {"code": "...", "message": "..."}}`` with 400 (unreadable
+body), 401 (no or wrong credentials, with a Basic challenge), 403 (no right),
+404 (nothing visible there), 409 (slot taken), 413 (body too large), 422
+(a value or a booking rule refuses).  Unexpected failures answer 500 with no
+detail; the log names the exception type only, never request data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import msgspec
+from aiohttp import web
+from radicale.auth import AuthContext
+from sqlalchemy import Connection
+
+from booking.rules import BookingRefused
+from plugins.auth import Auth
+from plugins.rights import Rights
+from storage import scheduling
+from storage.database import Database
+
+log = logging.getLogger("calserver.api")
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CONTEXT = web.AppKey("api_context", "ApiContext")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not-found", f"{what} does not exist or is not visible to you")
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+@dataclass
+class ApiContext:
+    db: Database
+    auth: Auth
+    rights: Rights
+    realm: str
+    executor: ThreadPoolExecutor
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        with self.db.transaction(write=True) as conn:
+            return fn(conn)
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        with self.db.transaction(write=False) as conn:
+            return fn(conn)
+
+    def agenda_rights(self, login: str, owner: str, agenda: str) -> str:
+        """What ``login`` may do with the items of ``owner``'s agenda, exactly
+        as over CalDAV ("r" read, "w" write)."""
+        return self.rights.authorization(login, set(), f"/{owner}/{agenda}/")
+
+
+def context(request: web.Request) -> ApiContext:
+    return request.app[CONTEXT]
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as e:
+        headers = None
+        if e.status == 401:
+            headers = {
+                "WWW-Authenticate": f'Basic realm="{context(request).realm}", charset="UTF-8"'
+            }
+        return _error(e.status, e.code, e.message, headers)
+    except BookingRefused as e:
+        return _error(e.status if e.status in (404, 409) else 422, e.code, e.message)
+    except msgspec.ValidationError as e:
+        return _error(422, "invalid-value", str(e))
+    except msgspec.DecodeError:
+        return _error(400, "invalid-json", "the request body is not valid JSON")
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "too-large", "the request body is too large")
+    except web.HTTPException:
+        raise
+    except Exception as e:
+        log.error(
+            "API request %s %s failed: %s", request.method, request.rel_url.path, type(e).__name__
+        )
+        return _error(
+            500, "internal-error", "something went wrong on our side; nothing was changed"
+        )
+
+
+async def login_of(request: web.Request) -> str:
+    """The authenticated agent's login (HTTP Basic, the CalDAV credentials)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise ApiError(401, "unauthenticated", "log in with your agent login and password")
+    try:
+        login, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiError(401, "unauthenticated", "malformed credentials") from None
+    ctx = context(request)
+    auth_context = AuthContext()
+    auth_context.remote_addr = request.remote or ""
+    user, _, _ = await ctx.run(ctx.auth.login, login, password, auth_context)
+    if not user:
+        raise ApiError(401, "unauthenticated", "wrong login or password")
+    return user
+
+
+async def body(request: web.Request, kind: type[T]) -> T:
+    return msgspec.json.decode(await request.read(), type=kind)
+
+
+def json(value: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(value), status=status, content_type="application/json"
+    )
+
+
+def int_param(request: web.Request, name: str, *, required: bool = True) -> int | None:
+    raw = request.match_info.get(name) or request.query.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise ApiError(422, "missing-parameter", f"the parameter {name!r} is required")
+        return None
+    if not raw.isdigit():
+        raise ApiError(422, "invalid-parameter", f"{name!r} must be a number, not {raw!r}")
+    return int(raw)
+
+
+def parse_moment(raw: str, zone: str, name: str, *, end_of_day: bool = False) -> datetime:
+    """A date (the day's start, or the next day's start for an end) or a
+    datetime; without an offset it is the organisation's local time."""
+    tz = ZoneInfo(zone)
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            moment = datetime.combine(day, time(), tz)
+            if end_of_day:
+                moment = datetime.combine(date.fromordinal(day.toordinal() + 1), time(), tz)
+            return moment.astimezone(UTC)
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(
+            422, "invalid-parameter", f"{name!r} must be a date or an ISO 8601 datetime"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(UTC)
+
+
+def local_iso(moment: datetime, zone: str) -> str:
+    return moment.astimezone(ZoneInfo(zone)).isoformat()
+
+
+# -- memberships -----------------------------------------------------------
+
+
+def role_in(conn: Connection, login: str, organisation_id: int) -> tuple[int, str]:
+    """(agent id, role) of the logged-in agent in the organisation, or 404."""
+    agent = scheduling.agent_by_login(conn, login)
+    if agent is None:
+        raise not_found("this organisation")
+    role = scheduling.roles_of(conn, agent["id"]).get(organisation_id)
+    if role is None or role == "intervenant":
+        raise not_found("this organisation")
+    return agent["id"], role
+
+
+def require_admin(conn: Connection, login: str, organisation_id: int) -> int:
+    agent_id, role = role_in(conn, login, organisation_id)
+    if role != "admin":
+        raise forbidden("only an admin of the organisation may change this")
+    return agent_id

@@ -1,0 +1,303 @@
+"""Organisations, services, agents, lieux, motifs and usagers.
+
+Everything sits under its organisation (``/api/v1/organisations/{org}/...``):
+members (admin or basic agents) read; admins change the organisation, its
+services, agents, lieux and motifs; every member manages usagers, as agents
+do at a front desk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+from sqlalchemy import Connection
+
+from booking import public_holidays
+from booking.motifs import check_motif
+from booking.rules import BookingRefused
+from calserver.api import schemas
+from calserver.api.base import (
+    ApiError,
+    body,
+    context,
+    int_param,
+    json,
+    login_of,
+    not_found,
+    require_admin,
+    role_in,
+)
+from storage import agents, scheduling
+
+ORG = "/organisations/{org}"
+
+
+async def me(request: web.Request) -> web.Response:
+    login = await login_of(request)
+
+    def read(conn: Connection) -> dict:
+        agent = scheduling.agent_by_login(conn, login)
+        assert agent is not None
+        roles = scheduling.roles_of(conn, agent["id"])
+        services = scheduling.service_ids_of(conn, [agent["id"]])[agent["id"]]
+        return {
+            **agent,
+            "organisations": [{"id": o, "role": r} for o, r in sorted(roles.items())],
+            "service_ids": sorted(services),
+        }
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.read, read))
+
+
+async def get_organisation(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+
+    def read(conn: Connection) -> dict:
+        role_in(conn, login, org)
+        return scheduling.organisation(conn, org) or {}
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.read, read))
+
+
+def _check_organisation_patch(values: dict) -> None:
+    if "time_zone" in values:
+        try:
+            ZoneInfo(values["time_zone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ApiError(
+                422, "invalid-value", f"unknown time zone {values['time_zone']!r}"
+            ) from None
+    if "holiday_zone" in values:
+        try:
+            public_holidays.validate_zone(values["holiday_zone"])
+        except ValueError as e:
+            raise ApiError(422, "invalid-value", str(e)) from None
+
+
+async def patch_organisation(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+    values = schemas.given(await body(request, schemas.OrganisationPatch))
+    _check_organisation_patch(values)
+
+    def write(conn: Connection) -> dict:
+        require_admin(conn, login, org)
+        return scheduling.update_organisation(conn, org, values) or {}
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.write, write))
+
+
+async def list_services(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+
+    def read(conn: Connection) -> list[dict]:
+        role_in(conn, login, org)
+        return scheduling.organisation_services(conn, org)
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.read, read))
+
+
+async def create_service(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+    new = await body(request, schemas.ServiceIn)
+
+    def write(conn: Connection) -> dict:
+        require_admin(conn, login, org)
+        if any(s["name"] == new.name for s in scheduling.organisation_services(conn, org)):
+            raise ApiError(409, "exists", f"the service {new.name!r} already exists")
+        return scheduling.service(conn, agents.service_id(conn, org, new.name)) or {}
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.write, write), status=201)
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+
+    def read(conn: Connection) -> list[dict]:
+        role_in(conn, login, org)
+        found = scheduling.organisation_agents(conn, org)
+        services = scheduling.service_ids_of(conn, [a["id"] for a in found])
+        return [{**a, "service_ids": sorted(services[a["id"]])} for a in found]
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.read, read))
+
+
+async def create_agent(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+    new = await body(request, schemas.AgentIn)
+
+    def write(conn: Connection) -> dict:
+        require_admin(conn, login, org)
+        try:
+            agent_id = agents.create_agent(
+                conn,
+                new.login,
+                organisation=org,
+                role=new.role,
+                password=new.password,
+                services_names=tuple(new.services),
+                display_name=new.display_name,
+                email=new.email,
+            )
+        except agents.AgentError as e:
+            raise ApiError(422, "invalid-agent", str(e)) from None
+        return scheduling.agent(conn, agent_id) or {}
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.write, write), status=201)
+
+
+async def patch_agent(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+    agent_id = int_param(request, "agent")
+    values = schemas.given(await body(request, schemas.AgentPatch))
+
+    def write(conn: Connection) -> dict:
+        me_id, role = role_in(conn, login, org)
+        if org not in scheduling.roles_of(conn, agent_id):
+            raise not_found("this agent")
+        if agent_id != me_id and role != "admin":
+            raise ApiError(403, "forbidden", "only admins change another agent's settings")
+        return scheduling.set_agent_settings(conn, agent_id, values) or {}
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.write, write))
+
+
+# -- lieux, motifs, usagers: one shape, three tables --------------------------
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    name: str  # for messages
+    path: str
+    create_schema: type
+    patch_schema: type
+    get: Callable[[Connection, int], dict | None]
+    list_of: Callable[[Connection, int], list[dict]]
+    create: Callable[[Connection, dict], dict]
+    update: Callable[[Connection, int, dict], dict | None]
+    admin_only: bool
+    check: Callable[[Connection, int, dict], None] | None = None
+
+
+def _check_motif(conn: Connection, org: int, fields: dict) -> None:
+    try:
+        check_motif(fields)
+    except BookingRefused as e:
+        raise ApiError(422, e.code, e.message) from None
+    service = scheduling.service(conn, fields["service_id"])
+    if service is None or service["organisation_id"] != org:
+        raise ApiError(
+            422, "unknown-service", "the motif's service is not one of this organisation"
+        )
+
+
+KINDS = (
+    RecordKind(
+        "lieu", "lieux", schemas.LieuIn, schemas.LieuPatch,
+        scheduling.lieu, scheduling.lieux_of, scheduling.create_lieu, scheduling.update_lieu,
+        admin_only=True,
+    ),
+    RecordKind(
+        "motif", "motifs", schemas.MotifIn, schemas.MotifPatch,
+        scheduling.motif, scheduling.motifs_of, scheduling.create_motif, scheduling.update_motif,
+        admin_only=True, check=_check_motif,
+    ),
+    RecordKind(
+        "usager", "usagers", schemas.UsagerIn, schemas.UsagerPatch,
+        scheduling.usager, scheduling.usagers_of, scheduling.create_usager,
+        scheduling.update_usager, admin_only=False,
+    ),
+)  # fmt: skip
+
+
+def _handlers(kind: RecordKind) -> dict[str, Callable[[web.Request], Any]]:
+    def allowed(conn: Connection, login: str, org: int) -> None:
+        if kind.admin_only:
+            require_admin(conn, login, org)
+        else:
+            role_in(conn, login, org)
+
+    def found(conn: Connection, org: int, record_id: int) -> dict:
+        record = kind.get(conn, record_id)
+        if record is None or record["organisation_id"] != org:
+            raise not_found(f"this {kind.name}")
+        return record
+
+    async def list_all(request: web.Request) -> web.Response:
+        login, org = await login_of(request), int_param(request, "org")
+
+        def read(conn: Connection) -> list[dict]:
+            role_in(conn, login, org)
+            return kind.list_of(conn, org)
+
+        ctx = context(request)
+        return json(await ctx.run(ctx.read, read))
+
+    async def get_one(request: web.Request) -> web.Response:
+        login, org = await login_of(request), int_param(request, "org")
+        record_id = int_param(request, "id")
+
+        def read(conn: Connection) -> dict:
+            role_in(conn, login, org)
+            return found(conn, org, record_id)
+
+        ctx = context(request)
+        return json(await ctx.run(ctx.read, read))
+
+    async def create(request: web.Request) -> web.Response:
+        login, org = await login_of(request), int_param(request, "org")
+        fields = schemas.given(await body(request, kind.create_schema))
+
+        def write(conn: Connection) -> dict:
+            allowed(conn, login, org)
+            if kind.check:
+                kind.check(conn, org, fields)
+            return kind.create(conn, {**fields, "organisation_id": org})
+
+        ctx = context(request)
+        return json(await ctx.run(ctx.write, write), status=201)
+
+    async def patch(request: web.Request) -> web.Response:
+        login, org = await login_of(request), int_param(request, "org")
+        record_id = int_param(request, "id")
+        values = schemas.given(await body(request, kind.patch_schema))
+
+        def write(conn: Connection) -> dict:
+            allowed(conn, login, org)
+            current = found(conn, org, record_id)
+            if kind.check:
+                kind.check(conn, org, {**current, **values})
+            return kind.update(conn, record_id, values) or {}
+
+        ctx = context(request)
+        return json(await ctx.run(ctx.write, write))
+
+    return {"list": list_all, "get": get_one, "create": create, "patch": patch}
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/me", me)
+    app.router.add_get(ORG, get_organisation)
+    app.router.add_patch(ORG, patch_organisation)
+    app.router.add_get(ORG + "/services", list_services)
+    app.router.add_post(ORG + "/services", create_service)
+    app.router.add_get(ORG + "/agents", list_agents)
+    app.router.add_post(ORG + "/agents", create_agent)
+    app.router.add_patch(ORG + "/agents/{agent}", patch_agent)
+    for kind in KINDS:
+        handlers = _handlers(kind)
+        app.router.add_get(f"{ORG}/{kind.path}", handlers["list"])
+        app.router.add_post(f"{ORG}/{kind.path}", handlers["create"])
+        app.router.add_get(f"{ORG}/{kind.path}/{{id}}", handlers["get"])
+        app.router.add_patch(f"{ORG}/{kind.path}/{{id}}", handlers["patch"])

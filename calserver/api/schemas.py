@@ -1,0 +1,177 @@
+"""Request bodies of the API, decoded and checked by msgspec (types, ranges,
+unknown fields refused); the OpenAPI document is generated from them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Text = Annotated[str, Meta(max_length=5000)]
+Email = Annotated[str, Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Phone = Annotated[str, Meta(max_length=40)]
+Address = Annotated[str, Meta(max_length=400)]
+Minutes = Annotated[int, Meta(ge=0, le=527040)]
+Id = Annotated[int, Meta(ge=1)]
+Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+LocalDate = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+LocalTime = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+Moment = Annotated[
+    str,
+    Meta(
+        min_length=10,
+        max_length=40,
+        description="ISO 8601; local time of the organisation when no offset is given",
+    ),
+]
+Status = Literal["unknown", "seen", "noshow", "excused", "revoked"]
+
+
+class _In(Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class OrganisationPatch(_In):
+    name: Name | UnsetType = UNSET
+    time_zone: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
+    holiday_zone: Annotated[str, Meta(max_length=16)] | UnsetType = UNSET
+    pentecost_worked: bool | UnsetType = UNSET
+    overbooking_allowed: bool | UnsetType = UNSET
+    contact_email: Email | None | UnsetType = UNSET
+    contact_phone: Phone | None | UnsetType = UNSET
+    contact_address: Address | None | UnsetType = UNSET
+
+
+class ServiceIn(_In):
+    name: Name
+
+
+class AgentIn(_In):
+    login: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    role: Literal["admin", "basic", "intervenant"] = "basic"
+    services: list[Name] = []
+    display_name: Annotated[str, Meta(max_length=200)] = ""
+    email: Email | None = None
+    password: Annotated[str, Meta(min_length=8, max_length=200)] | None = None
+
+
+class AgentPatch(_In):
+    display_name: Annotated[str, Meta(max_length=200)] | UnsetType = UNSET
+    email: Email | None | UnsetType = UNSET
+    other_calendars_block: bool | UnsetType = UNSET
+
+
+class LieuIn(_In):
+    name: Name
+    address: Address
+    phone: Phone | None = None
+    enabled: bool = True
+
+
+class LieuPatch(_In):
+    name: Name | UnsetType = UNSET
+    address: Address | UnsetType = UNSET
+    phone: Phone | None | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class MotifIn(_In):
+    name: Name
+    service_id: Id
+    color: str = "#1f6feb"
+    duration_minutes: Minutes = 30
+    location_type: Literal["public_office", "phone", "home", "visio"] = "public_office"
+    bookable_by: Literal["agents", "agents_and_prescripteurs", "everyone"] = "agents"
+    min_delay_minutes: Minutes = 30
+    max_delay_minutes: Minutes = 90 * 24 * 60
+    instructions_before: Text = ""
+    instructions_after: Text = ""
+    usager_can_cancel: bool = True
+    usager_can_move: bool = False
+    enabled: bool = True
+
+
+class MotifPatch(_In):
+    name: Name | UnsetType = UNSET
+    color: str | UnsetType = UNSET
+    duration_minutes: Minutes | UnsetType = UNSET
+    location_type: Literal["public_office", "phone", "home", "visio"] | UnsetType = UNSET
+    bookable_by: Literal["agents", "agents_and_prescripteurs", "everyone"] | UnsetType = UNSET
+    min_delay_minutes: Minutes | UnsetType = UNSET
+    max_delay_minutes: Minutes | UnsetType = UNSET
+    instructions_before: Text | UnsetType = UNSET
+    instructions_after: Text | UnsetType = UNSET
+    usager_can_cancel: bool | UnsetType = UNSET
+    usager_can_move: bool | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class UsagerIn(_In):
+    first_name: Name
+    last_name: Name
+    email: Email | None = None
+    phone: Phone | None = None
+    address: Address | None = None
+    notes: Text | None = None
+
+
+class UsagerPatch(_In):
+    first_name: Name | UnsetType = UNSET
+    last_name: Name | UnsetType = UNSET
+    email: Email | None | UnsetType = UNSET
+    phone: Phone | None | UnsetType = UNSET
+    address: Address | None | UnsetType = UNSET
+    notes: Text | None | UnsetType = UNSET
+
+
+class Weekly(_In, tag="weekly", tag_field="frequency"):
+    weekdays: Annotated[list[Weekday], Meta(min_length=1, max_length=7)]
+    every_weeks: Annotated[int, Meta(ge=1, le=5)] = 1
+
+
+class Monthly(_In, tag="monthly", tag_field="frequency"):
+    """On the k-th weekday of every month (k = -1: the last one)."""
+
+    weekday: Weekday
+    nth: Annotated[int, Meta(ge=-1, le=5)]
+
+
+class PlageIn(_In):
+    motif_ids: Annotated[list[Id], Meta(min_length=1)]
+    first_day: LocalDate
+    start_time: LocalTime
+    end_time: LocalTime
+    lieu_id: Id | None = None
+    recurrence: Weekly | Monthly | None = None
+    until: LocalDate | None = None
+    title: Annotated[str, Meta(max_length=200)] = ""
+
+
+class AbsenceIn(_In):
+    starts_at: Moment
+    ends_at: Moment
+    title: Annotated[str, Meta(max_length=200)] = ""
+    recurrence: Weekly | Monthly | None = None
+    until: LocalDate | None = None
+
+
+class RdvIn(_In):
+    agent_id: Id
+    motif_id: Id
+    starts_at: Moment
+    lieu_id: Id | None = None
+    usager_ids: list[Id] = []
+    status: Status = "unknown"
+
+
+class RdvPatch(_In):
+    starts_at: Moment | UnsetType = UNSET
+    lieu_id: Id | None | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+
+
+def given(patch: Struct) -> dict:
+    """The fields a PATCH body actually sets."""
+    return {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not UNSET}

@@ -1,0 +1,124 @@
+"""``GET /api/v1/creneaux`` and ``GET /api/v1/creneaux/next``: the créneaux
+engine for agents (``public=true`` applies the motif's booking delays, as the
+public page will)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from sqlalchemy import Connection
+
+from booking import agenda
+from booking.model import Creneau
+from calserver.api.base import (
+    ApiError,
+    context,
+    int_param,
+    json,
+    local_iso,
+    login_of,
+    not_found,
+    parse_moment,
+    role_in,
+)
+from storage import scheduling
+
+MAX_WINDOW = timedelta(days=93)
+NEXT_LOOKAHEAD = timedelta(days=366)
+
+
+def _agents_param(request: web.Request) -> list[int] | None:
+    raw = request.query.get("agents", "").strip()
+    if not raw:
+        return None
+    parts = [p.strip() for p in raw.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise ApiError(422, "invalid-parameter", "'agents' is a comma-separated list of agent ids")
+    return [int(p) for p in parts]
+
+
+def _creneau(c: Creneau, zone: str) -> dict:
+    return {
+        "starts_at": local_iso(c.start, zone),
+        "ends_at": local_iso(c.end, zone),
+        "agent_id": c.agent_id,
+        "lieu_id": c.lieu_id,
+        "agent_ids": list(c.agent_ids),
+    }
+
+
+def _motif_zone(conn: Connection, login: str, motif_id: int) -> str:
+    motif = scheduling.motif(conn, motif_id)
+    if motif is None:
+        raise not_found("this motif")
+    role_in(conn, login, motif["organisation_id"])
+    organisation = scheduling.organisation(conn, motif["organisation_id"])
+    assert organisation is not None
+    return organisation["time_zone"]
+
+
+def _slot_params(request: web.Request) -> tuple[int, int | None, list[int] | None, bool]:
+    """motif, lieu, agents and public, the parameters both searches take."""
+    motif_id = int_param(request, "motif")
+    assert motif_id is not None
+    lieu_id = int_param(request, "lieu", required=False)
+    public = request.query.get("public", "false").lower() in ("1", "true", "yes")
+    return motif_id, lieu_id, _agents_param(request), public
+
+
+async def creneaux(request: web.Request) -> web.Response:
+    login = await login_of(request)
+    motif_id, lieu_id, agents, public = _slot_params(request)
+    for name in ("from", "to"):
+        if not request.query.get(name):
+            raise ApiError(422, "missing-parameter", f"the parameter {name!r} is required")
+    ctx = context(request)
+
+    def read(conn: Connection) -> dict:
+        zone = _motif_zone(conn, login, motif_id)
+        start = parse_moment(request.query["from"], zone, "from")
+        end = parse_moment(request.query["to"], zone, "to", end_of_day=True)
+        if end <= start:
+            raise ApiError(422, "invalid-parameter", "'to' must come after 'from'")
+        if end - start > MAX_WINDOW:
+            raise ApiError(422, "invalid-parameter", "ask for at most 93 days at a time")
+        query = agenda.SlotQuery(motif_id, start, end, public, lieu_id, agents)
+        found = agenda.find_creneaux(conn, query)
+        return {
+            "motif_id": motif_id,
+            "from": local_iso(start, zone),
+            "to": local_iso(end, zone),
+            "creneaux": [_creneau(c, zone) for c in found],
+        }
+
+    return json(await ctx.run(ctx.read, read))
+
+
+async def next_creneau(request: web.Request) -> web.Response:
+    login = await login_of(request)
+    motif_id, lieu_id, agents, public = _slot_params(request)
+    ctx = context(request)
+
+    def read(conn: Connection) -> dict:
+        zone = _motif_zone(conn, login, motif_id)
+        now = datetime.now(UTC)
+        raw = request.query.get("from")
+        start = max(parse_moment(raw, zone, "from"), now) if raw else now
+        motif = scheduling.motif(conn, motif_id)
+        assert motif is not None
+        horizon = (
+            now + timedelta(minutes=motif["max_delay_minutes"])
+            if public
+            else start + NEXT_LOOKAHEAD
+        )
+        query = agenda.SlotQuery(motif_id, start, horizon, public, lieu_id, agents)
+        found = agenda.next_availability(conn, query, now)
+        return {"creneau": _creneau(found, zone) if found else None}
+
+    return json(await ctx.run(ctx.read, read))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/creneaux", creneaux)
+    app.router.add_get("/creneaux/next", next_creneau)

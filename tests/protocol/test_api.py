@@ -1,0 +1,254 @@
+"""The JSON API over real HTTP, and its agreement with CalDAV: same objects,
+same rules, same rights."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import caldav
+import httpx
+import icalendar
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, Server
+
+API = "/api/v1"
+PARIS = ZoneInfo("Europe/Paris")
+MONDAY = "2027-03-01"
+
+
+@dataclass
+class Office:
+    server: Server
+    org: int
+    alice: int
+    bob: int
+    lieu: int
+    motif: int
+    usager: int
+
+    def client(self, login: str = "admin") -> httpx.Client:
+        password = ADMIN_PASSWORD if login == "admin" else f"{login}-password"
+        return httpx.Client(base_url=self.server.url + API, auth=(login, password), timeout=30)
+
+
+def _ok(answer: httpx.Response, status: int = 200) -> dict:
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
+@pytest.fixture
+def office(server: Server) -> Iterator[Office]:
+    """An organisation set up through the API: two agents of PMI and one of
+    Social, a lieu, a 30-minute public_office motif, a usager, and a weekly
+    plage for alice Monday-Friday 09:00-12:00 from 1 March 2027."""
+    with httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD)) as admin:
+        org = _ok(admin.get("/me"))["organisations"][0]["id"]
+        ids = {}
+        for login, service in (("alice", "PMI"), ("bob", "PMI"), ("carol", "Social")):
+            new = {"login": login, "services": [service], "password": f"{login}-password"}
+            ids[login] = _ok(admin.post(f"/organisations/{org}/agents", json=new), 201)["id"]
+        pmi = next(
+            s for s in _ok(admin.get(f"/organisations/{org}/services")) if s["name"] == "PMI"
+        )
+        lieu = _ok(
+            admin.post(
+                f"/organisations/{org}/lieux",
+                json={"name": "Mairie annexe", "address": "1 place de la Mairie, 75011 Paris"},
+            ),
+            201,
+        )["id"]
+        motif = _ok(
+            admin.post(
+                f"/organisations/{org}/motifs",
+                json={"name": "Consultation", "service_id": pmi["id"], "bookable_by": "everyone"},
+            ),
+            201,
+        )["id"]
+        usager = _ok(
+            admin.post(
+                f"/organisations/{org}/usagers",
+                json={"first_name": "Camille", "last_name": "Durand", "email": "c@example.org"},
+            ),
+            201,
+        )["id"]
+        plage = {
+            "motif_ids": [motif],
+            "lieu_id": lieu,
+            "first_day": MONDAY,
+            "start_time": "09:00",
+            "end_time": "12:00",
+            "recurrence": {"frequency": "weekly", "weekdays": ["MO", "TU", "WE", "TH", "FR"]},
+        }
+        _ok(admin.post(f"/agents/{ids['alice']}/plages", json=plage), 201)
+    yield Office(server, org, ids["alice"], ids["bob"], lieu, motif, usager)
+
+
+def _slots(office: Office, day: str = MONDAY, login: str = "alice") -> list[str]:
+    with office.client(login) as client:
+        answer = _ok(
+            client.get("/creneaux", params={"motif": office.motif, "from": day, "to": day})
+        )
+    return [c["starts_at"][11:16] for c in answer["creneaux"]]
+
+
+def _book(office: Office, at: str, login: str = "alice") -> httpx.Response:
+    with office.client(login) as client:
+        return client.post(
+            "/rdvs",
+            json={
+                "agent_id": office.alice,
+                "motif_id": office.motif,
+                "lieu_id": office.lieu,
+                "starts_at": at,
+                "usager_ids": [office.usager],
+            },
+        )
+
+
+def test_openapi_and_errors_speak_json(office: Office) -> None:
+    document = httpx.get(office.server.url + API + "/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert "/creneaux" in document["paths"] and "MotifIn" in document["components"]["schemas"]
+    anonymous = httpx.get(office.server.url + API + "/me")
+    assert anonymous.status_code == 401 and "Basic" in anonymous.headers["WWW-Authenticate"]
+    assert anonymous.json()["error"]["code"] == "unauthenticated"
+    with office.client() as admin:
+        bad_delays = admin.post(
+            f"/organisations/{office.org}/motifs",
+            json={"name": "X", "service_id": 1, "min_delay_minutes": 600, "max_delay_minutes": 60},
+        )
+        assert bad_delays.status_code == 422
+        assert "maximum booking delay" in bad_delays.json()["error"]["message"]
+        unknown_field = admin.post(f"/organisations/{office.org}/lieux", json={"nom": "x"})
+        assert unknown_field.status_code == 422
+        broken = admin.post(f"/organisations/{office.org}/lieux", content=b"{not json")
+        assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid-json"
+        assert len(_ok(admin.get(f"/organisations/{office.org}/motifs"))) == 1
+
+
+def test_basic_agents_read_but_do_not_administer(office: Office) -> None:
+    with office.client("alice") as alice:
+        assert len(_ok(alice.get(f"/organisations/{office.org}/lieux"))) == 1
+        refused = alice.post(
+            f"/organisations/{office.org}/lieux", json={"name": "L", "address": "A"}
+        )
+        assert refused.status_code == 403
+        assert _ok(
+            alice.post(
+                f"/organisations/{office.org}/usagers", json={"first_name": "A", "last_name": "B"}
+            ),
+            201,
+        )["id"]
+
+
+def test_plage_from_the_api_is_a_vevent_over_caldav_and_back(office: Office) -> None:
+    dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
+    plages = dav.calendar(url=office.server.dav + "alice/plages/")
+    (stored,) = plages.events()
+    vevent = icalendar.Calendar.from_ical(stored.data).walk("VEVENT")[0]
+    assert vevent["RRULE"]["FREQ"] == ["WEEKLY"] and vevent["TRANSP"] == "TRANSPARENT"
+    assert str(vevent["X-CALSERVER-MOTIF"]) == str(office.motif)
+    assert vevent["DTSTART"].dt.strftime("%H:%M") == "09:00"
+    # A plage written by a plain client (no motif) shows in the API too.
+    plages.save_event(
+        dtstart=datetime(2027, 3, 6, 10, 0, tzinfo=PARIS),
+        dtend=datetime(2027, 3, 6, 11, 0, tzinfo=PARIS),
+        summary="Samedi",
+        uid="saturday-plage",
+    )
+    with office.client("alice") as alice:
+        listed = _ok(alice.get(f"/agents/{office.alice}/plages"))
+    assert {p["id"] for p in listed} >= {"saturday-plage", str(vevent["UID"])}
+
+
+def test_booking_takes_the_slot_and_a_second_booking_gets_409(office: Office) -> None:
+    assert _slots(office)[:3] == ["09:00", "09:30", "10:00"]
+    rdv = _ok(_book(office, f"{MONDAY}T09:30"), 201)
+    assert rdv["status"] == "unknown" and rdv["starts_at"].startswith(f"{MONDAY}T09:30")
+    assert "09:30" not in _slots(office)
+    again = _book(office, f"{MONDAY}T09:30", login="bob")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "slot-unavailable"
+    assert "already taken" in again.json()["error"]["message"]
+    with office.client("alice") as alice:
+        listed = _ok(
+            alice.get(f"/agents/{office.alice}/rdvs", params={"from": MONDAY, "to": MONDAY})
+        )
+    assert [r["id"] for r in listed] == [rdv["id"]]
+
+
+def test_rules_refuse_with_readable_reasons(office: Office) -> None:
+    outside = _book(office, f"{MONDAY}T14:00")
+    assert outside.status_code == 422 and outside.json()["error"]["code"] == "outside-plage"
+    assert "plage d'ouverture" in outside.json()["error"]["message"]
+    easter_monday = _book(office, "2027-03-29T09:00")
+    assert easter_monday.json()["error"]["code"] == "holiday"
+
+
+def test_move_and_cancel_keep_sequence_and_the_vevent(office: Office) -> None:
+    rdv = _ok(_book(office, f"{MONDAY}T09:00"), 201)
+    with office.client("alice") as alice:
+        moved = _ok(
+            alice.patch(
+                f"/agents/{office.alice}/rdvs/{rdv['id']}", json={"starts_at": f"{MONDAY}T11:00"}
+            )
+        )
+        assert moved["starts_at"].startswith(f"{MONDAY}T11:00")
+        assert moved["sequence"] == rdv["sequence"] + 1
+        assert "09:00" in _slots(office) and "11:00" not in _slots(office)
+        cancelled = _ok(alice.delete(f"/agents/{office.alice}/rdvs/{rdv['id']}"))
+        assert cancelled["status"] == "revoked" and cancelled["sequence"] == moved["sequence"] + 1
+    assert "11:00" in _slots(office)
+    dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
+    (kept,) = dav.calendar(url=office.server.dav + "alice/rdv/").events()
+    vevent = icalendar.Calendar.from_ical(kept.data).walk("VEVENT")[0]
+    assert vevent["STATUS"] == "CANCELLED" and int(vevent["SEQUENCE"]) == cancelled["sequence"]
+    assert "LAST-MODIFIED" in vevent
+    assert "mailto:c@example.org" in str(vevent["ATTENDEE"])
+
+
+def test_absence_over_caldav_removes_slots_and_blocks_a_move(office: Office) -> None:
+    rdv = _ok(_book(office, f"{MONDAY}T09:00"), 201)
+    dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
+    absences = dav.calendar(url=office.server.dav + "alice/indisponibilites/")
+    absences.save_event(
+        dtstart=datetime(2027, 3, 1, 10, 0, tzinfo=PARIS),
+        dtend=datetime(2027, 3, 1, 11, 0, tzinfo=PARIS),
+        summary="Formation", uid="formation",
+    )  # fmt: skip
+    assert _slots(office) == ["09:30", "11:00", "11:30"]
+    agenda = dav.calendar(url=office.server.dav + "alice/rdv/")
+    (event,) = agenda.events()
+    before = event.data
+    vevent = event.icalendar_component
+    vevent["DTSTART"].dt = vevent["DTSTART"].dt.replace(hour=10)
+    vevent["DTEND"].dt = vevent["DTEND"].dt.replace(hour=10, minute=30)
+    answer = httpx.put(
+        office.server.dav + f"alice/rdv/{rdv['id']}.ics",
+        content=event.icalendar_instance.to_ical(),
+        auth=("alice", "alice-password"),
+        headers={"Content-Type": "text/calendar"},
+    )
+    assert answer.status_code == 403
+    assert "urn:calserver:booking" in answer.text and "agent-unavailable" in answer.text
+    assert "absent" in answer.text
+    (unchanged,) = dav.calendar(url=office.server.dav + "alice/rdv/").events()
+    assert unchanged.data == before
+
+
+def test_other_service_cannot_book_in_alices_agenda(office: Office) -> None:
+    refused = _book(office, f"{MONDAY}T09:00", login="carol")
+    assert refused.status_code == 404
+    assert _slots(office)[0] == "09:00"
+
+
+def test_next_availability_skips_taken_slots(office: Office) -> None:
+    for at in ("09:00", "09:30", "10:00", "10:30", "11:00", "11:30"):
+        _ok(_book(office, f"{MONDAY}T{at}"), 201)
+    with office.client("alice") as alice:
+        found = _ok(alice.get("/creneaux/next", params={"motif": office.motif, "from": MONDAY}))
+    assert found["creneau"]["starts_at"].startswith("2027-03-02T09:00")

@@ -287,43 +287,51 @@ def gather(
     exclude_uid: str | None = None,
 ) -> tuple[list[PlageOccurrence], list[Busy]]:
     """Plage occurrences and busy time of these agents overlapping [start, end)."""
-    services = scheduling.service_ids_of(conn, agent_ids)
+    services = {
+        agent: frozenset(ids) for agent, ids in scheduling.service_ids_of(conn, agent_ids).items()
+    }
     blocking = agenda_index.agents_blocking_other_calendars(conn, agent_ids)
     kinds = ("plage", *BUSY_KINDS)
-    rows = [
-        (r.item_id, r.agent_id, r.kind, r.r_start, r.r_end, r.uid, r.lieu_id, r.motif_ids)
-        for r in agenda_index.occurrences(conn, agent_ids, kinds, _ts(start), _ts(end))
-    ]
+    rows = agenda_index.occurrences(conn, agent_ids, kinds, _ts(start), _ts(end))
     for item_id, event, text in agenda_index.unexpanded_texts(
         conn, agent_ids, ("plage", "absence", "event"), _ts(start), _ts(end)
     ):
-        parsed = events.parse(text, _agent_zone(conn, event.agent_id))
+        zone = _agent_zone(conn, event.agent_id)
+        parsed = events.parse(text, zone)
         if event.kind == "event" and (parsed.cancelled or not parsed.opaque):
             continue
         later = max(start, _dt(event.expanded_until))
         rows.extend(
-            (item_id, event.agent_id, event.kind, s, e, event.uid, event.lieu_id, event.motif_ids)
-            for s, e in _expand(parsed, _agent_zone(conn, event.agent_id), later, end)
-        )
+            agenda_index.OccurrenceRow(
+                item_id, event.agent_id, event.kind, s, e, event.uid, event.lieu_id,
+                event.motif_ids, event.status,
+            )
+            for s, e in _expand(parsed, zone, later, end)
+        )  # fmt: skip
     plages: list[PlageOccurrence] = []
     busy: list[Busy] = []
-    for item_id, agent, kind, r_start, r_end, uid, lieu_id, motif_ids in rows:
-        if exclude_uid is not None and uid == exclude_uid:
+    motif_sets: dict[int, frozenset[int] | None] = {}
+    for row in rows:
+        if exclude_uid is not None and row.uid == exclude_uid:
             continue
-        if kind == "plage":
+        if row.kind == "plage":
+            if row.item_id not in motif_sets:
+                motif_sets[row.item_id] = (
+                    None if row.motif_ids is None else frozenset(row.motif_ids)
+                )
             plages.append(
                 PlageOccurrence(
-                    agent_id=agent,
-                    order=item_id,
-                    start=_dt(r_start),
-                    end=_dt(r_end),
-                    lieu_id=lieu_id,
-                    motif_ids=None if motif_ids is None else frozenset(motif_ids),
-                    agent_service_ids=frozenset(services.get(agent, ())),
+                    row.agent_id,
+                    row.item_id,
+                    row.r_start,
+                    row.r_end,
+                    row.lieu_id,
+                    motif_sets[row.item_id],
+                    services.get(row.agent_id, frozenset()),
                 )
             )
-        elif kind != "event" or agent in blocking:
-            busy.append(Busy(agent, _dt(r_start), _dt(r_end), kind, uid))
+        elif row.kind != "event" or row.agent_id in blocking:
+            busy.append(Busy(row.agent_id, row.r_start, row.r_end, row.kind, row.uid))
     plages.sort(key=lambda p: (p.start, p.order))
     return plages, busy
 
@@ -351,8 +359,6 @@ def find_creneaux(conn: Connection, query: SlotQuery, now: datetime | None = Non
     assert organisation_record is not None
     organisation = organisation_of(organisation_record)
     agents = scheduling.agents_of_service(conn, motif_record["service_id"])
-    roles = {a: scheduling.roles_of(conn, a) for a in agents}
-    agents = [a for a in agents if organisation.id in roles[a]]
     if query.agent_ids is not None:
         agents = [a for a in agents if a in set(query.agent_ids)]
     plages, busy = gather(conn, agents, query.start, query.end)

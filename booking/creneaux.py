@@ -12,14 +12,18 @@
 
 from __future__ import annotations
 
-import math
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from booking.model import Busy, Creneau, Interval, Motif, PlageOccurrence
+from booking.model import ts as _ts
 
-STEP = timedelta(minutes=5)
+STEP = 5 * 60  # seconds
+# The engine computes on POSIX seconds (a search walks thousands of candidate
+# slots); datetimes come in and go out.
+Span = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -48,47 +52,45 @@ class Search:
         return None
 
 
-def subtract(interval: Interval, busy: Sequence[Interval]) -> list[Interval]:
-    """The parts of ``interval`` that no busy interval covers (busy sorted by start)."""
-    free: list[Interval] = []
-    cursor = interval.start
-    for b in busy:
-        if b.end <= cursor:
-            continue
-        if b.start >= interval.end:
+def merge(spans: Iterable[Span]) -> list[Span]:
+    """Busy spans sorted and merged, so that their ends are sorted too."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def subtract(interval: Span, busy: list[Span], busy_ends: list[int]) -> list[Span]:
+    """The parts of ``interval`` no busy span covers (``busy`` merged, with
+    ``busy_ends`` its ends: the first that can matter is found by bisection)."""
+    start, end = interval
+    free: list[Span] = []
+    cursor = start
+    for i in range(bisect.bisect_right(busy_ends, start), len(busy)):
+        b_start, b_end = busy[i]
+        if b_start >= end:
             break
-        if b.start > cursor:
-            free.append(Interval(cursor, b.start))
-        cursor = max(cursor, b.end)
-        if cursor >= interval.end:
-            break
-    if cursor < interval.end:
-        free.append(Interval(cursor, interval.end))
+        if b_start > cursor:
+            free.append((cursor, b_start))
+        cursor = max(cursor, b_end)
+        if cursor >= end:
+            return free
+    if cursor < end:
+        free.append((cursor, end))
     return free
 
 
-def slot_starts(free: Interval, duration: timedelta, cutoff: datetime) -> list[datetime]:
-    """Slot starts of one free interval: a grid from its start, the first slot
-    of an interval already begun rounded up to the next 5 minutes."""
-    first = free.start
+def slot_starts(free: Span, duration: int, cutoff: int) -> range:
+    """Slot starts of one free span: a grid from its start, the first slot of a
+    span already begun rounded up to the next 5 minutes from its start."""
+    first, end = free
     if first < cutoff:
-        steps = math.ceil((cutoff - first) / STEP)
-        first = free.start + steps * STEP
-    starts = []
-    while first + duration <= free.end:
-        starts.append(first)
-        first += duration
-    return starts
-
-
-def _busy_by_agent(busy: Iterable[Busy], holidays: Sequence[Interval]) -> dict[int, list[Interval]]:
-    by_agent: dict[int, list[Interval]] = {}
-    for b in busy:
-        by_agent.setdefault(b.agent_id, []).append(Interval(b.start, b.end))
-    for intervals in by_agent.values():
-        intervals.extend(holidays)
-        intervals.sort(key=lambda i: i.start)
-    return by_agent
+        first += -(-(cutoff - first) // STEP) * STEP  # ceiling division
+    return range(first, end - duration + 1, duration)
 
 
 def find_creneaux(
@@ -99,26 +101,38 @@ def find_creneaux(
 ) -> list[Creneau]:
     """Every slot the motif offers in the search window, one per (start, lieu)."""
     motif = search.motif
-    duration = timedelta(minutes=motif.duration_minutes)
-    busy_of = _busy_by_agent(busy, holidays)
-    no_busy = sorted(holidays, key=lambda i: i.start)
+    duration = motif.duration_minutes * 60
+    holiday_spans = [(_ts(h.start), _ts(h.end)) for h in holidays]
+    spans: dict[int, list[Span]] = {}
+    for b in busy:
+        spans.setdefault(b.agent_id, []).append((b.start, b.end))
+    busy_of = {agent: merge(s + holiday_spans) for agent, s in spans.items()}
+    no_busy = merge(holiday_spans)
+    ends_of = {agent: [e for _, e in merged] for agent, merged in busy_of.items()}
+    no_ends = [e for _, e in no_busy]
+    first, last = _ts(search.start), _ts(search.end)
     latest = search.latest_start
-    found: dict[tuple[datetime, int | None], list[tuple[int, int]]] = {}
+    if latest is not None:
+        last = min(last, _ts(latest) + 1)
+    cutoff = _ts(search.cutoff)
+    found: dict[tuple[int, int | None], list[tuple[int, int]]] = {}
     for plage in plages:
         if search.agent_ids is not None and plage.agent_id not in search.agent_ids:
             continue
         if not plage.offers(motif, search.lieu_id):
             continue
-        occurrence = Interval(plage.start, plage.end)
-        for free in subtract(occurrence, busy_of.get(plage.agent_id, no_busy)):
-            for start in slot_starts(free, duration, search.cutoff):
-                if start < search.start or start >= search.end:
-                    continue
-                if latest is not None and start > latest:
-                    continue
-                found.setdefault((start, plage.lieu_id), []).append((plage.order, plage.agent_id))
+        agent = plage.agent_id
+        taker = (plage.order, agent)
+        occurrence = (plage.start, plage.end)
+        for free in subtract(occurrence, busy_of.get(agent, no_busy), ends_of.get(agent, no_ends)):
+            for start in slot_starts(free, duration, cutoff):
+                if first <= start < last:
+                    found.setdefault((start, plage.lieu_id), []).append(taker)
     result = []
     for (start, lieu_id), takers in sorted(found.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         agents = tuple(dict.fromkeys(agent for _, agent in sorted(takers)))
-        result.append(Creneau(start, start + duration, agents[0], lieu_id, agents))
+        begin = datetime.fromtimestamp(start, UTC)
+        result.append(
+            Creneau(begin, begin + timedelta(seconds=duration), agents[0], lieu_id, agents)
+        )
     return result

@@ -5,8 +5,9 @@ rounding is zone-independent)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 LOCATION_TYPES = ("public_office", "phone", "home", "visio")
 BOOKABLE_BY = ("agents", "agents_and_prescripteurs", "everyone")
@@ -49,9 +50,9 @@ class Interval:
         return self.start <= other.start and other.end <= self.end
 
 
-@dataclass(frozen=True)
-class PlageOccurrence:
-    """One occurrence of a plage d'ouverture.
+class PlageOccurrence(NamedTuple):
+    """One occurrence of a plage d'ouverture, [start, end) in POSIX seconds
+    (the engine walks thousands: tuples of ints, not datetimes).
 
     ``order`` is the plage's registration order (first registered wins a
     slot several agents could take); ``motif_ids`` None means "every motif of
@@ -60,11 +61,11 @@ class PlageOccurrence:
 
     agent_id: int
     order: int
-    start: datetime
-    end: datetime
+    start: int
+    end: int
     lieu_id: int | None = None
     motif_ids: frozenset[int] | None = None
-    agent_service_ids: frozenset[int] = field(default_factory=frozenset)
+    agent_service_ids: frozenset[int] = frozenset()
 
     def offers(self, motif: Motif, lieu_id: int | None = None) -> bool:
         wrong_lieu = self.lieu_id is None or lieu_id not in (None, self.lieu_id)
@@ -75,15 +76,20 @@ class PlageOccurrence:
         return motif.service_id in self.agent_service_ids
 
 
-@dataclass(frozen=True)
-class Busy:
-    """Time an agent cannot be booked: an absence, an RDV, a blocking event."""
+class Busy(NamedTuple):
+    """Time an agent cannot be booked, [start, end) in POSIX seconds: an
+    absence, an RDV, a blocking event (``reason``, for refusal messages)."""
 
     agent_id: int
-    start: datetime
-    end: datetime
-    reason: str = "busy"  # absence / rdv / event: used in refusal messages
+    start: int
+    end: int
+    reason: str = "busy"
     uid: str = ""
+
+
+def ts(moment: datetime) -> int:
+    """POSIX seconds of an aware datetime."""
+    return int(moment.timestamp())
 
 
 @dataclass(frozen=True)

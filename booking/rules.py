@@ -20,6 +20,7 @@ from booking.model import (
     Motif,
     Organisation,
     PlageOccurrence,
+    ts,
 )
 
 
@@ -97,12 +98,14 @@ def check_rdv(rdv: RdvWrite, ctx: RdvContext) -> None:
     if not rdv.agent_ids:
         raise BookingRefused("agent-required", "an RDV needs at least one agent")
     slot = Interval(rdv.start, rdv.end)
+    slot_start, slot_end = ts(rdv.start), ts(rdv.end)
     when = _local(rdv.start, ctx.organisation)
     for agent in rdv.agent_ids:
         if not any(
             p.agent_id == agent
             and p.offers(motif, rdv.lieu_id)
-            and Interval(p.start, p.end).contains(slot)
+            and p.start <= slot_start
+            and slot_end <= p.end
             for p in ctx.plages
         ):
             raise BookingRefused(
@@ -112,7 +115,7 @@ def check_rdv(rdv: RdvWrite, ctx: RdvContext) -> None:
     if any(h.overlaps(slot) for h in ctx.holidays):
         raise BookingRefused("holiday", f"{when} falls on a public holiday")
     for b in ctx.busy:
-        if b.agent_id not in rdv.agent_ids or not Interval(b.start, b.end).overlaps(slot):
+        if b.agent_id not in rdv.agent_ids or not (b.start < slot_end and slot_start < b.end):
             continue
         if b.reason == "absence":
             raise BookingRefused("agent-unavailable", f"the agent is absent on {when}")

@@ -10,15 +10,20 @@ follows the window asked, not the agent's history.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from sqlalchemy import Connection, and_, delete, insert, select, text
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, text
 
 from storage.schema import agenda_events, agenda_occurrences, agents, items
 
 # Namespace of PostgreSQL advisory locks taken per agent ("cal" in ASCII).
 AGENT_LOCK_NAMESPACE = 0x63616C
+# Occurrences are stored in pieces of at most this length (a three-week
+# absence is 21 rows), so that a window query bounds its index scan on both
+# sides: r_start in [window start - MAX_PIECE, window end).
+MAX_PIECE = 86_400
 
 
 @dataclass
@@ -38,8 +43,7 @@ class IndexedEvent:
     occurrences: list[tuple[int, int]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class OccurrenceRow:
+class OccurrenceRow(NamedTuple):
     item_id: int
     agent_id: int
     kind: str
@@ -100,9 +104,18 @@ def replace_event(conn: Connection, item_id: int, event: IndexedEvent | None) ->
                     "r_start": s,
                     "r_end": e,
                 }
-                for s, e in event.occurrences
+                for s, e in pieces(event.occurrences)
             ],
         )
+
+
+def pieces(spans: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Spans cut into consecutive pieces of at most MAX_PIECE seconds."""
+    for start, end in spans:
+        while end - start > MAX_PIECE:
+            yield start, start + MAX_PIECE
+            start += MAX_PIECE
+        yield start, end
 
 
 def indexed_event(conn: Connection, item_id: int) -> IndexedEvent | None:
@@ -132,47 +145,57 @@ def item_id(conn: Connection, collection_id: int, href: str) -> int | None:
     ).scalar_one_or_none()
 
 
+_SPANS = select(
+    agenda_occurrences.c.item_id,
+    agenda_occurrences.c.agent_id,
+    agenda_occurrences.c.kind,
+    agenda_occurrences.c.r_start,
+    agenda_occurrences.c.r_end,
+).where(
+    agenda_occurrences.c.agent_id.in_(bindparam("agents", expanding=True)),
+    agenda_occurrences.c.kind.in_(bindparam("kinds", expanding=True)),
+    agenda_occurrences.c.r_start >= bindparam("lowest"),
+    agenda_occurrences.c.r_start < bindparam("end"),
+    agenda_occurrences.c.r_end > bindparam("start"),
+)
+_EVENTS = select(
+    agenda_events.c.item_id,
+    agenda_events.c.uid,
+    agenda_events.c.lieu_id,
+    agenda_events.c.motif_ids,
+    agenda_events.c.status,
+).where(agenda_events.c.item_id.in_(bindparam("ids", expanding=True)))
+
+
 def occurrences(
     conn: Connection, agent_ids: Sequence[int], kinds: Sequence[str], start: int, end: int
 ) -> list[OccurrenceRow]:
-    """Stored occurrences of these agents' events of these kinds overlapping [start, end)."""
+    """Stored occurrences of these agents' events of these kinds overlapping
+    [start, end).  The spans come from the covering index alone, its scan
+    bounded by the window whatever the history; then the few events they
+    belong to."""
     if not agent_ids:
         return []
-    o, e = agenda_occurrences, agenda_events
-    query = (
-        select(
-            o.c.item_id,
-            o.c.agent_id,
-            o.c.kind,
-            o.c.r_start,
-            o.c.r_end,
-            e.c.uid,
-            e.c.lieu_id,
-            e.c.motif_ids,
-            e.c.status,
+    params = {
+        "agents": list(agent_ids),
+        "kinds": list(kinds),
+        "lowest": start - MAX_PIECE,
+        "start": start,
+        "end": end,
+    }
+    spans = conn.execute(_SPANS, params).all()
+    events: dict[int, tuple] = {}
+    ids = list({span[0] for span in spans})
+    for i in range(0, len(ids), 500):
+        for row in conn.execute(_EVENTS, {"ids": ids[i : i + 500]}):
+            events[row[0]] = (row[1], row[2], json.loads(row[3]) if row[3] else None, row[4])
+    found = []
+    for item_id, agent_id, kind, r_start, r_end in spans:
+        uid, lieu_id, motif_ids, status = events[item_id]
+        found.append(
+            OccurrenceRow(item_id, agent_id, kind, r_start, r_end, uid, lieu_id, motif_ids, status)
         )
-        .join(e, e.c.item_id == o.c.item_id)
-        .where(
-            o.c.agent_id.in_(list(agent_ids)),
-            o.c.kind.in_(list(kinds)),
-            o.c.r_end > start,
-            o.c.r_start < end,
-        )
-    )
-    return [
-        OccurrenceRow(
-            r.item_id,
-            r.agent_id,
-            r.kind,
-            r.r_start,
-            r.r_end,
-            r.uid,
-            r.lieu_id,
-            None if r.motif_ids is None else json.loads(r.motif_ids),
-            r.status,
-        )
-        for r in conn.execute(query)
-    ]
+    return found
 
 
 def unexpanded_texts(

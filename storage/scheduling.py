@@ -123,13 +123,20 @@ def organisation_agents(conn: Connection, organisation_id: int) -> list[Record]:
 
 
 def agents_of_service(conn: Connection, service_id: int) -> list[int]:
-    return list(
-        conn.execute(
-            select(agent_services.c.agent_id)
-            .where(agent_services.c.service_id == service_id)
-            .order_by(agent_services.c.agent_id)
-        ).scalars()
+    """Agents of the service who can hold RDVs in its organisation (any role:
+    an intervenant has an agenda too)."""
+    query = (
+        select(agent_services.c.agent_id)
+        .join(services, services.c.id == agent_services.c.service_id)
+        .join(
+            agent_roles,
+            (agent_roles.c.agent_id == agent_services.c.agent_id)
+            & (agent_roles.c.organisation_id == services.c.organisation_id),
+        )
+        .where(agent_services.c.service_id == service_id)
+        .order_by(agent_services.c.agent_id)
     )
+    return list(conn.execute(query).scalars())
 
 
 def set_agent_settings(conn: Connection, agent_id: int, values: Record) -> Record | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import icalendar
 
 from booking.creneaux import Search, find_creneaux
-from booking.model import Busy, Motif, Organisation, PlageOccurrence, holds_time
+from booking.model import Busy, Motif, Organisation, PlageOccurrence, holds_time, ts
 from booking.public_holidays import holiday_intervals
 from booking.recurrence import occurrences
 
@@ -20,8 +20,12 @@ def local(text: str, zone: ZoneInfo = PARIS) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=zone)
 
 
+def at(text: str, zone: ZoneInfo = PARIS) -> int:
+    return ts(local(text, zone))
+
+
 def plage(start: str, end: str, agent: int = 1, order: int = 1, lieu: int = 1) -> PlageOccurrence:
-    return PlageOccurrence(agent, order, local(start), local(end), lieu, frozenset({MOTIF.id}))
+    return PlageOccurrence(agent, order, at(start), at(end), lieu, frozenset({MOTIF.id}))
 
 
 def starts(creneaux, zone: ZoneInfo = PARIS) -> list[str]:
@@ -42,7 +46,7 @@ def weekly_plage_occurrences(zone: str, first: str, last: str) -> list[PlageOccu
     tz = ZoneInfo(zone)
     window = (local(first, tz), local(last, tz))
     return [
-        PlageOccurrence(1, 1, s, e, 1, frozenset({MOTIF.id}))
+        PlageOccurrence(1, 1, ts(s), ts(e), 1, frozenset({MOTIF.id}))
         for s, e, _ in occurrences(cal, *window, zone)
     ]
 
@@ -60,7 +64,7 @@ def test_five_minute_rounding_of_an_interval_already_begun() -> None:
 
 
 def test_the_grid_restarts_at_the_end_of_an_rdv() -> None:
-    rdv = Busy(1, local("2027-06-07T09:20"), local("2027-06-07T09:50"), "rdv")
+    rdv = Busy(1, at("2027-06-07T09:20"), at("2027-06-07T09:50"), "rdv")
     found = find_creneaux(
         search("2027-06-07T00:00", "2027-06-08T00:00", "2027-06-01T08:00"),
         [plage("2027-06-07T09:00", "2027-06-07T12:00")],
@@ -70,7 +74,7 @@ def test_the_grid_restarts_at_the_end_of_an_rdv() -> None:
 
 
 def test_an_absence_splits_a_plage() -> None:
-    absence = Busy(1, local("2027-06-07T10:00"), local("2027-06-07T11:00"), "absence")
+    absence = Busy(1, at("2027-06-07T10:00"), at("2027-06-07T11:00"), "absence")
     found = find_creneaux(
         search("2027-06-07T00:00", "2027-06-08T00:00", "2027-06-01T08:00"),
         [plage("2027-06-07T08:00", "2027-06-07T13:00")],
@@ -85,7 +89,7 @@ def test_an_absence_splits_a_plage() -> None:
 
 
 def test_multi_day_absence_removes_whole_days() -> None:
-    absence = Busy(1, local("2027-06-07T00:00"), local("2027-06-09T00:00"), "absence")
+    absence = Busy(1, at("2027-06-07T00:00"), at("2027-06-09T00:00"), "absence")
     plages = [plage(f"2027-06-0{d}T09:00", f"2027-06-0{d}T10:00") for d in (7, 8, 9)]
     found = find_creneaux(
         search("2027-06-07T00:00", "2027-06-10T00:00", "2027-06-01T08:00"), plages, [absence]
@@ -95,7 +99,7 @@ def test_multi_day_absence_removes_whole_days() -> None:
 
 def test_an_rdv_of_another_organisation_blocks_the_agent() -> None:
     # Busy time is the agent's, whatever organisation the RDV belongs to.
-    elsewhere = Busy(1, local("2027-06-07T09:00"), local("2027-06-07T10:00"), "rdv", uid="org2")
+    elsewhere = Busy(1, at("2027-06-07T09:00"), at("2027-06-07T10:00"), "rdv", uid="org2")
     found = find_creneaux(
         search("2027-06-07T00:00", "2027-06-08T00:00", "2027-06-01T08:00"),
         [plage("2027-06-07T09:00", "2027-06-07T11:00")],
@@ -109,8 +113,8 @@ def test_noshow_still_blocks_and_excused_frees_the_slot() -> None:
     assert not holds_time("excused") and not holds_time("revoked")
     statuses = {"noshow": "2027-06-07T09:00", "excused": "2027-06-07T10:00"}
     busy = [
-        Busy(1, local(at), local(at) + timedelta(hours=1), "rdv")
-        for status, at in statuses.items()
+        Busy(1, at(when), at(when) + 3600, "rdv")
+        for status, when in statuses.items()
         if holds_time(status)
     ]
     found = find_creneaux(
@@ -129,8 +133,8 @@ def test_min_and_max_delays_for_public_booking() -> None:
         PlageOccurrence(
             1,
             1,
-            local(f"2027-06-{d:02d}T09:00"),
-            local(f"2027-06-{d:02d}T10:00"),
+            at(f"2027-06-{d:02d}T09:00"),
+            at(f"2027-06-{d:02d}T10:00"),
             1,
             None,
             frozenset({1}),
@@ -234,7 +238,7 @@ def test_first_registered_plage_wins_a_shared_slot() -> None:
 
 def test_public_office_motif_needs_the_plage_lieu() -> None:
     at_two = PlageOccurrence(
-        1, 1, local("2027-06-07T09:00"), local("2027-06-07T10:00"), 2, frozenset({1})
+        1, 1, at("2027-06-07T09:00"), at("2027-06-07T10:00"), 2, frozenset({1})
     )
     s = search("2027-06-07T00:00", "2027-06-08T00:00", "2027-06-01T08:00", lieu_id=1)
     assert find_creneaux(s, [at_two], []) == []
@@ -245,7 +249,7 @@ def test_public_office_motif_needs_the_plage_lieu() -> None:
 
 def test_plage_without_motifs_offers_the_agent_services_motifs() -> None:
     open_plage = PlageOccurrence(
-        1, 1, local("2027-06-07T09:00"), local("2027-06-07T10:00"), 1, None, frozenset({1})
+        1, 1, at("2027-06-07T09:00"), at("2027-06-07T10:00"), 1, None, frozenset({1})
     )
     other_service = Motif(5, 2, "Autre", duration_minutes=60)
     s = search("2027-06-07T00:00", "2027-06-08T00:00", "2027-06-01T08:00")

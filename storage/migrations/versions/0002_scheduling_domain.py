@@ -145,9 +145,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_agenda_occurrences_agent_kind_end",
+        "ix_agenda_occurrences_agent_kind_start",
         "agenda_occurrences",
-        ["agent_id", "kind", "r_end"],
+        ["agent_id", "kind", "r_start", "r_end", "item_id"],
     )
     op.create_index("ix_agenda_occurrences_item", "agenda_occurrences", ["item_id"])
 

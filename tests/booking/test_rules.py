@@ -1,0 +1,104 @@
+"""The booking rules on plain data: each refusal, and what still passes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from booking.model import Busy, Motif, Organisation, PlageOccurrence, ts
+from booking.public_holidays import holiday_intervals
+from booking.rules import BookingRefused, RdvContext, RdvWrite, check_rdv
+
+PARIS = ZoneInfo("Europe/Paris")
+MOTIF = Motif(1, 1, "Accueil", duration_minutes=30, bookable_by="everyone", min_delay_minutes=60)
+NOW = datetime(2027, 6, 1, 8, 0, tzinfo=PARIS)
+
+
+def at(hour: int, minute: int = 0, day: int = 7) -> datetime:
+    return datetime(2027, 6, day, hour, minute, tzinfo=PARIS)
+
+
+PARIS_ORG = Organisation(1)
+
+
+def context(busy: list[Busy] = (), organisation: Organisation = PARIS_ORG, **kw) -> RdvContext:
+    plage = PlageOccurrence(1, 1, ts(at(9)), ts(at(12)), 1, frozenset({1}))
+    return RdvContext(
+        organisation=organisation,
+        motif=kw.get("motif", MOTIF),
+        plages=[plage],
+        busy=list(busy),
+        holidays=kw.get("holidays", []),
+        now=kw.get("now", NOW),
+    )
+
+
+def rdv(start: datetime, minutes: int = 30, **kw) -> RdvWrite:
+    fields = {"uid": "r", "agent_ids": (1,), "motif_id": 1, "lieu_id": 1, **kw}
+    return RdvWrite(start=start, end=start + timedelta(minutes=minutes), **fields)
+
+
+def refusal(write: RdvWrite, ctx: RdvContext) -> str:
+    with pytest.raises(BookingRefused) as caught:
+        check_rdv(write, ctx)
+    assert caught.value.message  # always a sentence for the person
+    return caught.value.code
+
+
+def test_a_good_rdv_passes() -> None:
+    check_rdv(rdv(at(9, 30)), context())
+
+
+def test_each_rule_refuses_with_its_own_code() -> None:
+    taken = Busy(1, ts(at(9, 30)), ts(at(10)), "rdv", "other")
+    away = Busy(1, ts(at(10)), ts(at(11)), "absence", "a")
+    assert refusal(rdv(at(9, 30), minutes=45), context()) == "wrong-duration"
+    assert refusal(rdv(at(11, 45)), context()) == "outside-plage"
+    assert refusal(rdv(at(9, 30)), context([taken])) == "slot-unavailable"
+    assert refusal(rdv(at(10)), context([away])) == "agent-unavailable"
+    assert refusal(rdv(at(9), lieu_id=None), context()) == "lieu-required"
+    assert refusal(rdv(at(9)), context(motif=None)) == "unknown-motif"
+    holidays = holiday_intervals(Organisation(1), at(0), at(23))
+    assert holidays == []  # 7 June 2027 is worked; Pentecost Monday is 17 May
+    monday = datetime(2027, 5, 17, 9, tzinfo=PARIS)
+    plage = PlageOccurrence(1, 1, ts(monday), ts(monday + timedelta(hours=3)), 1, frozenset({1}))
+    whit = holiday_intervals(Organisation(1), monday, monday + timedelta(hours=1))
+    ctx = RdvContext(Organisation(1), MOTIF, [plage], [], whit, NOW)
+    assert refusal(rdv(monday), ctx) == "holiday"
+
+
+def test_the_slot_conflict_is_a_409() -> None:
+    taken = Busy(1, ts(at(9, 30)), ts(at(10)), "rdv", "other")
+    with pytest.raises(BookingRefused) as caught:
+        check_rdv(rdv(at(9, 30)), context([taken]))
+    assert caught.value.status == 409
+
+
+def test_overbooking_lets_agents_but_never_usagers_overlap() -> None:
+    taken = Busy(1, ts(at(9, 30)), ts(at(10)), "rdv", "other")
+    allowed = Organisation(1, overbooking_allowed=True)
+    check_rdv(rdv(at(9, 30)), context([taken], allowed))
+    assert refusal(rdv(at(9, 30), writer="usager"), context([taken], allowed)) == (
+        "slot-unavailable"
+    )
+
+
+def test_usagers_book_only_open_slots_within_the_delays() -> None:
+    check_rdv(rdv(at(9, 30), writer="usager"), context())
+    # Off the grid (09:10), and too soon (min delay one hour from 08:30).
+    assert refusal(rdv(at(9, 10), writer="usager"), context()) == "booking-delay"
+    soon = context(now=at(8, 30))
+    assert refusal(rdv(at(9), writer="usager"), soon) == "booking-delay"
+    agents_only = Motif(1, 1, "Interne", duration_minutes=30, bookable_by="agents")
+    assert refusal(rdv(at(9, 30), writer="usager"), context(motif=agents_only)) == (
+        "motif-not-bookable"
+    )
+
+
+def test_a_cancelled_rdv_is_never_refused_for_its_time() -> None:
+    taken = Busy(1, ts(at(9, 30)), ts(at(10)), "rdv", "other")
+    check_rdv(rdv(at(9, 30), status="excused"), context([taken]))
+    check_rdv(rdv(at(14), status="revoked"), context())
+    assert refusal(rdv(at(9, 30), status="lost"), context()) == "invalid-status"

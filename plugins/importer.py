@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from booking.rules import BookingRefused
 from plugins import timezone_cache
-from plugins.agenda_writer import prepared_item
+from plugins.item_index import prepared_item
 from plugins.storage import store_item
 from storage import agents, calendars
 from storage.database import Database

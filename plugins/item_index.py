@@ -16,6 +16,8 @@ from radicale.item import filter as radicale_filter
 
 from storage.calendars import FAR_FUTURE, ItemWrite
 
+# Radicale's default for PUT, so that every path accepts exactly what a PUT would.
+MAX_RRULE_OCCURRENCES = 10_000
 # Occurrences of a series are stored up to this far ahead of now (or of the
 # series' start when it starts later), and at most this many; past that the
 # storage hands the series to Radicale's exact test.
@@ -102,3 +104,15 @@ def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
         write.ranges = ranges
         write.ranges_until = FAR_FUTURE if truncated_at is None else truncated_at
     return write
+
+
+def prepared_item(text: str, collection_path: str) -> radicale_item.Item:
+    """A Radicale item ready to store, read and sanitized as a PUT does it
+    (ValueError when it is not one valid calendar object)."""
+    components = radicale_item.read_components(text)
+    if len(components) != 1:
+        raise ValueError("one calendar object expected")
+    radicale_item.check_and_sanitize_items(components, MAX_RRULE_OCCURRENCES, tag="VCALENDAR")
+    item = radicale_item.Item(collection_path=collection_path, vobject_item=components[0])
+    item.prepare()
+    return item

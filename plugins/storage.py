@@ -31,7 +31,7 @@ from booking import agenda
 from booking.rules import BookingRefused
 from plugins.calendar_export import export_calendar
 from plugins.errors import WriteRefused, booking_precondition
-from plugins.item_index import item_write
+from plugins.item_index import item_write, prepared_item
 from storage import agenda_index, calendars
 from storage.calendars import CollectionRow, ItemRow
 from storage.database import Database
@@ -374,32 +374,30 @@ def refusals_as_preconditions() -> Iterator[None]:
         raise WriteRefused(booking_precondition(refused.code), refused.message) from None
 
 
-def store_item(
+def _check(
+    conn: Connection, row: CollectionRow, href: str, text: str, writer: str
+) -> agenda.AgendaWrite | None:
+    if row.props.get("tag") != "VCALENDAR":
+        return None
+    return agenda.prepare_write(
+        conn,
+        owner=row.owner,
+        collection_kind=row.kind,
+        collection_id=row.id,
+        href=href,
+        text=text,
+        writer=writer,
+    )
+
+
+def _write(
     conn: Connection,
     row: CollectionRow,
     item: radicale_item.Item,
     href: str,
-    writer: str = "agent",
+    prepared: agenda.AgendaWrite | None,
 ) -> tuple[ItemRow, ItemRow | None]:
-    """Write one item of a calendar with its booking index, after the booking
-    check (the one every path takes); BookingRefused when a rule says no."""
     write = item_write(item, href)
-    prepared = None
-    if row.props.get("tag") == "VCALENDAR":
-        prepared = agenda.prepare_write(
-            conn,
-            owner=row.owner,
-            collection_kind=row.kind,
-            collection_id=row.id,
-            href=href,
-            text=write.text,
-            writer=writer,
-        )
-        if prepared.text != write.text:
-            write = item_write(_restamped_item(row.path, prepared.text), href)
-            flag = restamped.get()
-            if flag is not None:
-                flag.append(True)
     old = calendars.put_item(conn, row, write)
     if prepared is not None:
         item_id = agenda_index.item_id(conn, row.id, href)
@@ -408,10 +406,33 @@ def store_item(
     return write.stored(row.modified_at), old
 
 
-def _restamped_item(collection_path: str, text: str) -> radicale_item.Item:
-    new = radicale_item.Item(collection_path=collection_path, vobject_item=vobject.readOne(text))
-    new.prepare()
-    return new
+def store_item(
+    conn: Connection,
+    row: CollectionRow,
+    item: radicale_item.Item,
+    href: str,
+    writer: str = "agent",
+) -> tuple[ItemRow, ItemRow | None]:
+    """Write one item Radicale prepared (a PUT, a MOVE, an import) with its
+    booking index, after the booking check; BookingRefused when a rule says no."""
+    text = item.serialize()
+    prepared = _check(conn, row, href, text, writer)
+    if prepared is not None and prepared.text != text:
+        item = prepared_item(prepared.text, row.path)
+        flag = restamped.get()
+        if flag is not None:
+            flag.append(True)
+    return _write(conn, row, item, href, prepared)
+
+
+def store_text(
+    conn: Connection, row: CollectionRow, href: str, text: str, writer: str = "agent"
+) -> tuple[ItemRow, ItemRow | None]:
+    """The same write for a text built outside CalDAV (the API): checked first,
+    then read once by Radicale's parser in its final form."""
+    prepared = _check(conn, row, href, text, writer)
+    final = prepared.text if prepared is not None else text
+    return _write(conn, row, prepared_item(final, row.path), href, prepared)
 
 
 def _free_href(uid: str, taken: list[str]) -> str:

@@ -9,6 +9,7 @@ of those collections.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -101,6 +102,10 @@ def _href(uid: str) -> str:
     return f"{uid}.ics"
 
 
+def _new_uid() -> str:
+    return f"{uuid.uuid4()}@calserver"
+
+
 def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: ignore[no-untyped-def]
     """List, create and delete for plages and indisponibilités."""
 
@@ -132,14 +137,11 @@ def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: i
             owner = _owner(conn, agent_id)
             _require(ctx, login, owner, agenda, "w")
             zone = _zone_of_agent(conn, agent_id)
-            text = build(conn, payload, zone)
-            uid = events.parse(text, zone).uid
-            agenda_writer.put_event(conn, f"{owner['login']}/{agenda}", _href(uid), text)
-            return _describe(
-                _href(uid),
-                agenda_writer.event_text(conn, f"{owner['login']}/{agenda}", _href(uid)) or "",
-                zone,
-            )
+            uid = _new_uid()
+            text = build(conn, payload, zone, uid)
+            path = f"{owner['login']}/{agenda}"
+            stored = agenda_writer.put_event(conn, path, _href(uid), text)
+            return _describe(_href(uid), stored.text or "", zone)
 
         return json(await ctx.run(ctx.write, write), status=201)
 
@@ -162,7 +164,7 @@ def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: i
     app.router.add_delete(f"{AGENT}/{agenda}/{{uid}}", delete)
 
 
-def _build_plage(conn: Connection, plage: schemas.PlageIn, zone: str) -> str:
+def _build_plage(conn: Connection, plage: schemas.PlageIn, zone: str, uid: str) -> str:
     first = date.fromisoformat(plage.first_day)
     tz = ZoneInfo(zone)
     start = datetime.combine(first, time.fromisoformat(plage.start_time), tz)
@@ -175,6 +177,7 @@ def _build_plage(conn: Connection, plage: schemas.PlageIn, zone: str) -> str:
         start=start,
         end=end,
         summary=plage.title or "Plage d'ouverture",
+        uid=uid,
         rrule=_rrule(plage.recurrence, plage.until, zone),
         transparent=True,
         motif_ids=plage.motif_ids,
@@ -186,7 +189,7 @@ def _build_plage(conn: Connection, plage: schemas.PlageIn, zone: str) -> str:
 _build_plage.schema = schemas.PlageIn  # type: ignore[attr-defined]
 
 
-def _build_absence(conn: Connection, absence: schemas.AbsenceIn, zone: str) -> str:
+def _build_absence(conn: Connection, absence: schemas.AbsenceIn, zone: str, uid: str) -> str:
     start = parse_moment(absence.starts_at, zone, "starts_at")
     end = parse_moment(absence.ends_at, zone, "ends_at", end_of_day=True)
     if end <= start:
@@ -196,6 +199,7 @@ def _build_absence(conn: Connection, absence: schemas.AbsenceIn, zone: str) -> s
         start=start,
         end=end,
         summary=absence.title or "Indisponibilité",
+        uid=uid,
         rrule=_rrule(absence.recurrence, absence.until, zone),
     )
 
@@ -263,8 +267,10 @@ async def create_rdv(request: web.Request) -> web.Response:
         home = scheduling.usager(conn, rdv.usager_ids[0])["address"] if rdv.usager_ids else None
         start = parse_moment(rdv.starts_at, zone, "starts_at")
         names = ", ".join(a.name for a in attendees)
+        uid = _new_uid()
         text = events.build_event(
             zone=zone,
+            uid=uid,
             start=start,
             end=start + timedelta(minutes=motif["duration_minutes"]),
             summary=f"{motif['name']} : {names}" if names else motif["name"],
@@ -275,10 +281,9 @@ async def create_rdv(request: web.Request) -> web.Response:
             status=rdv.status,
             attendees=attendees,
         )
-        uid = events.parse(text, zone).uid
         path = f"{owner['login']}/rdv"
-        agenda_writer.put_event(conn, path, _href(uid), text)
-        return _rdv_json(rdv.agent_id, agenda_writer.event_text(conn, path, _href(uid)) or "", zone)
+        stored = agenda_writer.put_event(conn, path, _href(uid), text)
+        return _rdv_json(rdv.agent_id, stored.text or "", zone)
 
     return json(await ctx.run(ctx.write, write), status=201)
 
@@ -329,8 +334,8 @@ def _change_rdv(
         new_text = events.rescheduled(
             parsed, zone, start=start, end=end, lieu=lieu, status=values.get("status")
         )
-        agenda_writer.put_event(conn, path, _href(uid), new_text)
-        return _rdv_json(agent_id, agenda_writer.event_text(conn, path, _href(uid)) or "", zone)
+        stored = agenda_writer.put_event(conn, path, _href(uid), new_text)
+        return _rdv_json(agent_id, stored.text or "", zone)
 
     return ctx.run(ctx.write, write)
 

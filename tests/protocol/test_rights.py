@@ -37,7 +37,7 @@ def team(server: Server) -> Server:
                 password=password,
                 services_names=(SERVICES[login],),
             )
-        for name in set(SERVICES.values()):
+        for name in sorted(set(SERVICES.values())):  # PMI's motif is id 1
             scheduling.create_motif(
                 conn,
                 {

@@ -23,6 +23,9 @@ import requests
 from tests.bench.workload import CalObject
 
 USER, PASSWORD = "admin", "secret123"
+# An ordinary calendar: calserver's rdv agenda only takes RDVs with a motif,
+# and the workload is generic calendar data.  ``import`` creates it.
+CALENDAR = "agenda"
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 
@@ -124,14 +127,14 @@ class Radicale(Server):
 
     @property
     def collection_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{USER}/rdv/"
+        return f"http://127.0.0.1:{self.port}/{USER}/{CALENDAR}/"
 
     @property
     def _folder(self) -> Path:
         return self.workdir / "collections"
 
     def load(self, objects: list[CalObject]) -> None:
-        calendar = self._folder / "collection-root" / USER / "rdv"
+        calendar = self._folder / "collection-root" / USER / CALENDAR
         calendar.mkdir(parents=True)
         (calendar / ".Radicale.props").write_text(
             json.dumps({"tag": "VCALENDAR", "D:displayname": "RDV"})
@@ -190,7 +193,7 @@ class Calserver(Server):
 
     @property
     def collection_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/dav/{USER}/rdv/"
+        return f"http://127.0.0.1:{self.port}/dav/{USER}/{CALENDAR}/"
 
     def _cli(self, *args: str) -> list[str]:
         main = "import sys; from calserver.cli import main; sys.exit(main())"
@@ -201,10 +204,9 @@ class Calserver(Server):
         folder.mkdir()
         for obj in objects:
             (folder / obj.href).write_bytes(obj.text.encode())
-        # ``migrate`` runs the first-start bootstrap (schema, admin and agendas).
-        for args in (("migrate",), ("import", f"{USER}/rdv", str(folder))):
-            if args[0] == "import" and not objects:
-                continue
+        # ``migrate`` runs the first-start bootstrap (schema, admin and agendas);
+        # ``import`` creates the calendar, even with nothing to import.
+        for args in (("migrate",), ("import", f"{USER}/{CALENDAR}", str(folder))):
             done = subprocess.run(
                 self._cli(*args),
                 cwd=self.workdir,

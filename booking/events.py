@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from booking.model import CANCELLED_STATUSES, RDV_STATUSES
-from booking.recurrence import span
+from booking.recurrence import first_matching, span
 from booking.rules import BookingRefused
 
 PRODID = "-//calserver//calserver//FR"
@@ -189,11 +189,18 @@ def build_event(
     now: datetime | None = None,
 ) -> str:
     """One VEVENT in its own VCALENDAR, times in the organisation's zone
-    (recurrence is computed in local time, so a 09:00 plage stays at 09:00)."""
+    (recurrence is computed in local time, so a 09:00 plage stays at 09:00).
+    A recurring event starts on the first day of its pattern from ``start``."""
     if status is not None and status not in RDV_STATUSES:
         raise BookingRefused("invalid-status", f"unknown status {status!r}")
     tz = ZoneInfo(zone)
     now = now or datetime.now(UTC)
+    if rrule:
+        local_start = start.astimezone(tz)
+        aligned = first_matching(local_start, rrule)
+        shift = aligned.date() - local_start.date()
+        local_end = end.astimezone(tz)
+        start, end = aligned, datetime.combine(local_end.date() + shift, local_end.time(), tz)
     event = icalendar.Event()
     event.add("UID", uid or f"{uuid.uuid4()}@calserver")
     event.add("DTSTAMP", now.astimezone(UTC))

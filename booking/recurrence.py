@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
+from dateutil import rrule as dateutil_rrule
 
 
 def _aware(value: date | datetime, zone: ZoneInfo) -> datetime:
@@ -46,3 +47,29 @@ def occurrences(
         begin, finish = span(event, tz)
         if begin < end and finish > start:
             yield begin, finish, event
+
+
+_WEEKDAYS = {"MO": 0, "TU": 1, "WE": 2, "TH": 3, "FR": 4, "SA": 5, "SU": 6}
+
+
+def first_matching(start: datetime, rule: dict) -> datetime:
+    """The first instant from ``start`` that the rule produces.  RFC 5545
+    counts DTSTART as an occurrence even when the rule would not produce it,
+    so a series must start on a day of its own pattern (a "2nd Tuesday" plage
+    created on a Monday starts on the next 2nd Tuesday)."""
+    frequency = {"WEEKLY": dateutil_rrule.WEEKLY, "MONTHLY": dateutil_rrule.MONTHLY}[rule["FREQ"]]
+    days = rule.get("BYDAY") or []
+    byweekday = []
+    for day in [days] if isinstance(days, str) else days:
+        nth, code = day[:-2], day[-2:]
+        weekday = dateutil_rrule.weekday(_WEEKDAYS[code])
+        byweekday.append(weekday(int(nth)) if nth else weekday)
+    naive = start.replace(tzinfo=None)
+    found = dateutil_rrule.rrule(
+        frequency,
+        dtstart=naive,
+        interval=int(rule.get("INTERVAL", 1)),
+        byweekday=byweekday or None,
+        count=1,
+    )[0]
+    return found.replace(tzinfo=start.tzinfo)

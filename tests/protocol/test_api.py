@@ -252,3 +252,26 @@ def test_next_availability_skips_taken_slots(office: Office) -> None:
     with office.client("alice") as alice:
         found = _ok(alice.get("/creneaux/next", params={"motif": office.motif, "from": MONDAY}))
     assert found["creneau"]["starts_at"].startswith("2027-03-02T09:00")
+
+
+def test_opaque_events_of_other_calendars_block_unless_turned_off(office: Office) -> None:
+    dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
+    perso = dav.principal().make_calendar(name="Perso", cal_id="perso")
+    perso.save_event(
+        dtstart=datetime(2027, 3, 1, 9, 0, tzinfo=PARIS),
+        dtend=datetime(2027, 3, 1, 10, 0, tzinfo=PARIS),
+        summary="Dentiste",
+        uid="busy",
+    )
+    perso.save_event(
+        dtstart=datetime(2027, 3, 1, 11, 0, tzinfo=PARIS),
+        dtend=datetime(2027, 3, 1, 12, 0, tzinfo=PARIS),
+        summary="Pour info",
+        uid="free",
+        transp="TRANSPARENT",
+    )
+    assert _slots(office) == ["10:00", "10:30", "11:00", "11:30"]
+    with office.client("alice") as alice:
+        settings = {"other_calendars_block": False}
+        _ok(alice.patch(f"/organisations/{office.org}/agents/{office.alice}", json=settings))
+    assert _slots(office)[:2] == ["09:00", "09:30"]

@@ -9,6 +9,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import caldav
+import caldav.lib.error
 import httpx
 import icalendar
 import pytest
@@ -227,6 +228,8 @@ def test_absence_over_caldav_removes_slots_and_blocks_a_move(office: Office) -> 
     vevent = event.icalendar_component
     vevent["DTSTART"].dt = vevent["DTSTART"].dt.replace(hour=10)
     vevent["DTEND"].dt = vevent["DTEND"].dt.replace(hour=10, minute=30)
+    with pytest.raises(caldav.lib.error.DAVError):  # the library reports the 403
+        event.save()  # what a calendar client's drag-and-drop does
     answer = httpx.put(
         office.server.dav + f"alice/rdv/{rdv['id']}.ics",
         content=event.icalendar_instance.to_ical(),

@@ -151,7 +151,7 @@ def prepare_write(
             return AgendaWrite(text, None)
         raise
     if kind == "rdv":
-        return _prepare_rdv(conn, agent["id"], collection_id, href, parsed, zone, writer, now)
+        return _prepare_rdv(conn, agent["id"], collection_id, href, parsed, writer, now)
     if kind == "plage":
         organisation = _check_plage(conn, agent["id"], parsed, zone)
         index = _index(
@@ -204,7 +204,6 @@ def _prepare_rdv(
     collection_id: int,
     href: str,
     parsed: events.ParsedEvent,
-    zone: str,
     writer: str,
     now: datetime,
 ) -> AgendaWrite:
@@ -242,11 +241,7 @@ def _prepare_rdv(
             writer=writer,
         )
         check_rdv(rdv, rdv_context(conn, organisation, motif_of(motif_record), rdv, now))
-    sequence = parsed.sequence
-    if old is not None:
-        old_text = calendars.get_items(conn, collection_id, [href])[href].text or ""
-        previous = events.parse(old_text, zone).sequence
-        sequence = max(sequence, previous + 1)
+    sequence = parsed.sequence if old is None else max(parsed.sequence, old.sequence + 1)
     text = events.stamp_rdv(parsed, sequence, now)
     index = IndexedEvent(
         agent_id=agent_id,
@@ -259,6 +254,7 @@ def _prepare_rdv(
         motif_id=motif_id,
         lieu_id=parsed.lieu_id,
         status=status,
+        sequence=sequence,
         occurrences=[(_ts(parsed.start), _ts(parsed.end))] if holds_time(status) else [],
     )
     return AgendaWrite(text, index)

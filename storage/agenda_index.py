@@ -38,6 +38,7 @@ class IndexedEvent:
     motif_id: int | None = None
     lieu_id: int | None = None
     status: str | None = None
+    sequence: int = 0
     motif_ids: list[int] | None = None
     # Occurrences stored for the engine: all of a plage's, only busy time otherwise.
     occurrences: list[tuple[int, int]] = field(default_factory=list)
@@ -87,6 +88,7 @@ def replace_event(conn: Connection, item_id: int, event: IndexedEvent | None) ->
             motif_id=event.motif_id,
             lieu_id=event.lieu_id,
             status=event.status,
+            sequence=event.sequence,
             motif_ids=None if event.motif_ids is None else json.dumps(sorted(event.motif_ids)),
             starts_at=event.starts_at,
             ends_at=event.ends_at,
@@ -135,6 +137,7 @@ def _event(row) -> IndexedEvent:  # type: ignore[no-untyped-def]
         motif_id=row.motif_id,
         lieu_id=row.lieu_id,
         status=row.status,
+        sequence=row.sequence,
         motif_ids=None if row.motif_ids is None else json.loads(row.motif_ids),
     )
 

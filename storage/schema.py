@@ -244,6 +244,8 @@ agenda_events = Table(
     Column("motif_id", Integer, nullable=True),
     Column("lieu_id", Integer, nullable=True),
     Column("status", String(16), nullable=True),
+    # An RDV's SEQUENCE, for feeds built from the index alone.
+    Column("sequence", Integer, nullable=False, server_default="0"),
     # JSON list of motif ids a plage offers; NULL: every motif of the agent's services.
     Column("motif_ids", Text, nullable=True),
     Column("starts_at", BigInteger, nullable=False),

@@ -109,6 +109,7 @@ def upgrade() -> None:
         sa.Column("motif_id", sa.Integer(), nullable=True),
         sa.Column("lieu_id", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=True),
+        sa.Column("sequence", sa.Integer(), server_default="0", nullable=False),
         sa.Column("motif_ids", sa.Text(), nullable=True),
         sa.Column("starts_at", sa.BigInteger(), nullable=False),
         sa.Column("ends_at", sa.BigInteger(), nullable=False),

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from aiohttp import web
 
-from calserver.api import agendas, base, openapi, records, slots
+from calserver.api import agendas, base, feed_links, openapi, records, slots
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
+from feeds.builder import FeedSettings
+from feeds.handler import FeedService
+from feeds.handler import handler as feed_handler
 from plugins.caldav import build_caldav
 from storage.database import Database
 
@@ -64,7 +68,7 @@ def _api(ctx: base.ApiContext) -> web.Application:
     api = web.Application(middlewares=[base.errors], client_max_size=64 * 1024)
     api[base.CONTEXT] = ctx
     api.router.add_get("/openapi.json", openapi.serve)
-    for module in (records, agendas, slots):
+    for module in (records, agendas, slots, feed_links):
         module.add_routes(api)
     return api
 
@@ -80,9 +84,17 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         threads=settings.threads,
     )
     api_executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="api")
-    app.add_subapp(
-        API_PREFIX, _api(base.ApiContext(db, dav.auth, dav.rights, settings.realm, api_executor))
+    api_context = base.ApiContext(
+        db, dav.auth, dav.rights, settings.realm, api_executor, settings.public_url
     )
+    app.add_subapp(API_PREFIX, _api(api_context))
+    feed_settings = FeedSettings(
+        refresh=timedelta(minutes=settings.feed_refresh_minutes),
+        past_days=settings.feed_past_days,
+        ahead_days=settings.feed_ahead_days,
+    )
+    feed_service = FeedService(db, feed_settings, settings.public_url, api_executor)
+    app.router.add_get("/feeds/{token}.ics", feed_handler(feed_service))
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)
     app.router.add_get("/healthz", _healthz(db))

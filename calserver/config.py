@@ -37,6 +37,10 @@ class Settings:
     admin_login: str
     admin_password: str | None
     log_level: str
+    public_url: str
+    feed_refresh_minutes: int
+    feed_past_days: int
+    feed_ahead_days: int
 
 
 def _sqlite_relative_to(url: str, folder: Path) -> str:
@@ -95,4 +99,8 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         admin_login=get("bootstrap", "admin_login", "admin"),
         admin_password=env.get("CALSERVER_ADMIN_PASSWORD") or None,
         log_level=get("logging", "level", "info").upper(),
+        public_url=get("server", "public_url", "").rstrip("/"),
+        feed_refresh_minutes=get_int("feeds", "refresh_minutes", 60),
+        feed_past_days=get_int("feeds", "past_days", 31),
+        feed_ahead_days=get_int("feeds", "ahead_days", 366),
     )

@@ -301,6 +301,10 @@ def get_items(
     return found
 
 
+def item_text(conn: Connection, item_id: int) -> str | None:
+    return conn.execute(select(items.c.text).where(items.c.id == item_id)).scalar_one_or_none()
+
+
 def has_uid(conn: Connection, collection_id: int, uid: str) -> bool:
     return conn.execute(_HAS_UID, {"cid": collection_id, "uid": uid}).scalar_one()
 

@@ -31,6 +31,7 @@ _AGENT_PUBLIC = (
     agents.c.display_name,
     agents.c.email,
     agents.c.other_calendars_block,
+    agents.c.feed_with_availability,
 )
 
 

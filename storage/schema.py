@@ -86,6 +86,11 @@ agents = Table(
     Column("created_at", BigInteger, nullable=False),
     # Whether OPAQUE events of the agent's other calendars block booking.
     Column("other_calendars_block", Boolean, nullable=False, server_default="1"),
+    # The Webcal feed's secret: shown to its agent, found by its SHA-256.
+    Column("feed_token", String(64), nullable=True),
+    Column("feed_token_hash", String(64), nullable=True, unique=True),
+    # Whether the feed also carries the agent's absences and plages.
+    Column("feed_with_availability", Boolean, nullable=False, server_default="0"),
 )
 
 # An agent's role in one organisation: admin, basic or intervenant.

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class ApiContext:
     rights: Rights
     realm: str
     executor: ThreadPoolExecutor
+    public_url: str = ""
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -110,8 +112,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException:
         raise
     except Exception as e:
+        # Where, not what: exception messages may quote request data.
+        frame = traceback.extract_tb(e.__traceback__)[-1]
         log.error(
-            "API request %s %s failed: %s", request.method, request.rel_url.path, type(e).__name__
+            "API request %s %s failed: %s at %s:%s",
+            request.method,
+            request.rel_url.path,
+            type(e).__name__,
+            frame.filename,
+            frame.lineno,
         )
         return _error(
             500, "internal-error", "something went wrong on our side; nothing was changed"

@@ -43,6 +43,15 @@ OPERATIONS: tuple[tuple[str, str, str, type | None, tuple[str, ...]], ...] = (
     ("get", "/agents/{agent}/rdvs/{uid}", "An RDV", None, ()),
     ("patch", "/agents/{agent}/rdvs/{uid}", "Move, relocate or set status", schemas.RdvPatch, ()),
     ("delete", "/agents/{agent}/rdvs/{uid}", "Cancel (revoke) an RDV; it stays", None, ()),
+    ("get", "/agents/{agent}/feed", "The agent's feed URLs (created on first ask)", None, ()),
+    (
+        "patch",
+        "/agents/{agent}/feed",
+        "Whether the feed carries availability",
+        schemas.FeedPatch,
+        (),
+    ),
+    ("post", "/agents/{agent}/feed/rotate", "A new feed URL; the old one answers 404", None, ()),
     (
         "get",
         "/creneaux",

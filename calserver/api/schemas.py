@@ -172,6 +172,10 @@ class RdvPatch(_In):
     status: Status | UnsetType = UNSET
 
 
+class FeedPatch(_In):
+    with_availability: bool
+
+
 def given(patch: Struct) -> dict:
     """The fields a PATCH body actually sets."""
     return {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not UNSET}

@@ -1,0 +1,158 @@
+"""Repository of Webcal feeds: tokens, and the rows a feed is built from.
+
+A token is found by its SHA-256 (the lookup never compares the secret itself;
+the caller compares in constant time).  Everything a feed says comes from the
+agenda index and the motif and lieu tables, never from an item's text, so a
+feed cannot carry what a client wrote into an event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, select, update
+
+from storage.schema import (
+    agenda_events,
+    agenda_occurrences,
+    agents,
+    collections,
+    items,
+    lieux,
+    motifs,
+)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def agent_by_token_hash(conn: Connection, digest: str) -> dict | None:
+    row = (
+        conn.execute(
+            select(
+                agents.c.id,
+                agents.c.login,
+                agents.c.display_name,
+                agents.c.feed_token,
+                agents.c.feed_with_availability,
+            ).where(agents.c.feed_token_hash == digest)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def set_token(conn: Connection, agent_id: int, token: str) -> None:
+    conn.execute(
+        update(agents)
+        .where(agents.c.id == agent_id)
+        .values(feed_token=token, feed_token_hash=token_hash(token))
+    )
+
+
+def token_of(conn: Connection, agent_id: int) -> str | None:
+    return conn.execute(
+        select(agents.c.feed_token).where(agents.c.id == agent_id)
+    ).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class FeedRdv:
+    uid: str
+    starts_at: int
+    ends_at: int
+    sequence: int
+    modified_at: int
+    motif_id: int | None
+    lieu_id: int | None
+    organisation_id: int | None
+    item_id: int
+
+
+def rdvs(conn: Connection, agent_id: int, start: int, end: int) -> list[FeedRdv]:
+    """The agent's RDVs (all organisations) starting in [start, end), not cancelled."""
+    e = agenda_events
+    query = (
+        select(
+            e.c.uid, e.c.starts_at, e.c.ends_at, e.c.sequence, items.c.modified_at,
+            e.c.motif_id, e.c.lieu_id, e.c.organisation_id, e.c.item_id,
+        )
+        .join(items, items.c.id == e.c.item_id)
+        .where(
+            e.c.agent_id == agent_id,
+            e.c.kind == "rdv",
+            e.c.starts_at >= start,
+            e.c.starts_at < end,
+            e.c.status.not_in(("excused", "revoked")),
+        )
+        .order_by(e.c.starts_at, e.c.item_id)
+    )  # fmt: skip
+    return [FeedRdv(*row) for row in conn.execute(query)]
+
+
+def availability(
+    conn: Connection, agent_id: int, start: int, end: int
+) -> list[tuple[str, str, int, int, int]]:
+    """(kind, uid, start, end, modified_at) of the agent's absences and plage
+    occurrences overlapping [start, end), pieces of one occurrence joined."""
+    o, e = agenda_occurrences, agenda_events
+    query = (
+        select(e.c.kind, e.c.uid, o.c.r_start, o.c.r_end, items.c.modified_at)
+        .join(e, e.c.item_id == o.c.item_id)
+        .join(items, items.c.id == o.c.item_id)
+        .where(
+            o.c.agent_id == agent_id,
+            o.c.kind.in_(("absence", "plage")),
+            and_(o.c.r_end > start, o.c.r_start < end),
+        )
+        .order_by(e.c.uid, o.c.r_start)
+    )
+    joined: list[tuple[str, str, int, int, int]] = []
+    for kind, uid, r_start, r_end, modified in conn.execute(query):
+        if joined and joined[-1][1] == uid and joined[-1][3] == r_start:
+            previous = joined[-1]
+            joined[-1] = (kind, uid, previous[2], r_end, modified)
+        else:
+            joined.append((kind, uid, r_start, r_end, modified))
+    return joined
+
+
+def version(conn: Connection, agent: dict, organisation_ids: list[int]) -> tuple[str, int]:
+    """What a feed depends on, cheap to read: the revisions of the agent's
+    three agendas and the motifs and lieux of its organisations.  Equal
+    versions (for the same window) mean equal feeds.  Also the last change
+    of those agendas (for Last-Modified)."""
+    login = agent["login"]
+    paths = [f"{login}/rdv", f"{login}/plages", f"{login}/indisponibilites"]
+    agendas = conn.execute(
+        select(
+            collections.c.path,
+            collections.c.sync_id,
+            collections.c.revision,
+            collections.c.modified_at,
+        )
+        .where(collections.c.path.in_(paths))
+        .order_by(collections.c.path)
+    ).all()
+    motif_rows = conn.execute(
+        select(motifs.c.id, motifs.c.name, motifs.c.location_type)
+        .where(motifs.c.organisation_id.in_(organisation_ids))
+        .order_by(motifs.c.id)
+    ).all()
+    lieu_rows = conn.execute(
+        select(lieux.c.id, lieux.c.name, lieux.c.address)
+        .where(lieux.c.organisation_id.in_(organisation_ids))
+        .order_by(lieux.c.id)
+    ).all()
+    state = [
+        [list(r) for r in agendas],
+        [list(r) for r in motif_rows],
+        [list(r) for r in lieu_rows],
+        bool(agent["feed_with_availability"]),
+    ]
+    last = max((r.modified_at for r in agendas), default=0)
+    return hashlib.sha256(json.dumps(state).encode()).hexdigest(), last

@@ -29,7 +29,7 @@ from sqlalchemy import Connection
 from plugins.calendar_export import export_calendar
 from plugins.item_index import item_write
 from storage import calendars
-from storage.calendars import CollectionRow, ItemRow
+from storage.calendars import CollectionRow, ItemHead, ItemRow
 from storage.database import Database
 
 # Set by the REPORT handler for the duration of one request: DAV:limit of a
@@ -87,7 +87,7 @@ class StoredItem(radicale_item.Item):
             name="VCALENDAR",
             component_name=row.component,
             time_range=(row.t_start, row.t_end),
-            last_modified=_http_date(row.modified_at),
+            last_modified=http_date(row.modified_at),
         )
         self._text = row.text
         self._batches = batches
@@ -108,7 +108,8 @@ class StoredItem(radicale_item.Item):
         return self._vobject_item
 
 
-def _http_date(timestamp: int) -> str:
+def http_date(timestamp: int) -> str:
+    """An item's or collection's ``getlastmodified`` value."""
     return email.utils.formatdate(timestamp, usegmt=True)
 
 
@@ -141,7 +142,7 @@ class Collection(storage.BaseCollection):
 
     @property
     def last_modified(self) -> str:
-        return _http_date(self._row.modified_at if self._row else 0)
+        return http_date(self._row.modified_at if self._row else 0)
 
     def get_meta(self, key: str | None = None) -> Any:
         props = self._row.props if self._row else {}
@@ -308,6 +309,22 @@ class Storage(storage.BaseStorage):
                 Collection(self, child) for child in calendars.child_collections(conn, sane)
             )
         return result
+
+    def calendar_heads(self, path: str) -> tuple[Collection, list[ItemHead]] | None:
+        """The calendar at ``path`` with the heads of its items, in ``discover``'s
+        order, for listings answered without building Radicale items.
+
+        None when ``path`` is not a calendar, or is one that holds collections
+        (``discover`` lists those after the items): Radicale answers those.
+        """
+        sane = pathutils.strip_path(path)
+        with self.db.connection() as conn:
+            row = calendars.get_collection(conn, sane)
+            if row is None or row.props.get("tag") != "VCALENDAR":
+                return None
+            if calendars.child_collections(conn, sane):
+                return None
+            return Collection(self, row), calendars.list_item_heads(conn, row.id)
 
     def create_collection(
         self,

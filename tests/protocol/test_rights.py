@@ -12,9 +12,7 @@ from storage import agents
 from storage.database import Database
 from tests.conftest import ADMIN_PASSWORD, Server, run_cli
 from tests.ics import event
-
-PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-12", "carol": "carol-pass-1"}
-SERVICES = {"alice": "PMI", "bob": "PMI", "carol": "Social"}
+from tests.team import PASSWORDS, create_team
 
 
 @pytest.fixture
@@ -23,16 +21,7 @@ def team(server: Server) -> Server:
     command itself is tested in tests/calserver/test_cli.py)."""
     db = Database(server.database_url)
     with db.transaction(write=True) as conn:
-        organisation = agents.organisation_id(conn, "mon-organisation")
-        for login, password in PASSWORDS.items():
-            agents.create_agent(
-                conn,
-                login,
-                organisation=organisation,
-                role="basic",
-                password=password,
-                services_names=(SERVICES[login],),
-            )
+        create_team(conn, agents.organisation_id(conn, "mon-organisation"))
     db.dispose()
     return server
 

@@ -238,7 +238,7 @@ class Application(RadicaleApplication):
         if self._sharing._enabled:
             return None
         access = Access(self._rights, user, user_groups, path)
-        if "r" not in access.permissions or not access.check("r"):
+        if "r" not in access.permissions:  # else Radicale may answer free-busy only
             return None
         with self._storage.acquire_lock("r", user):
             found = self._storage.calendar_heads(path)

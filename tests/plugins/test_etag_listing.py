@@ -29,7 +29,7 @@ TODO = (
     "DTSTAMP:20260101T000000Z\r\nSUMMARY:Rappeler\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
 )
 
-Call = Callable[..., tuple[str, bytes]]
+Call = Callable[..., tuple[str, bytes, list[tuple[str, str]]]]
 
 
 def _propfind_body(properties: tuple[str, ...]) -> bytes:
@@ -46,7 +46,7 @@ def call(db: Database) -> Iterator[Call]:
 
     def request(
         login: str, method: str, path: str, body: bytes = b"", **headers: str
-    ) -> tuple[str, bytes]:
+    ) -> tuple[str, bytes, list[tuple[str, str]]]:
         credentials = base64.b64encode(f"{login}:{PASSWORDS[login]}".encode()).decode()
         environ = {
             "REQUEST_METHOD": method,
@@ -64,13 +64,14 @@ def call(db: Database) -> Iterator[Call]:
             "HTTP_AUTHORIZATION": f"Basic {credentials}",
             **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
         }
-        started: list[str] = []
-        chunks = app(environ, lambda status, _headers, _exc=None: started.append(status))
-        return started[0], b"".join(chunks)
+        started: list[tuple[str, list[tuple[str, str]]]] = []
+        chunks = app(environ, lambda status, headers, _exc=None: started.append((status, headers)))
+        status, headers = started[0]
+        return status, b"".join(chunks), sorted(headers)
 
     for n, href in enumerate(HREFS):
         text = event(f"uid-{n}", datetime(2027, 1, 4, 9) + timedelta(days=n))
-        status, _ = request("alice", "PUT", f"/alice/rdv/{href}", text.encode())
+        status, _, _ = request("alice", "PUT", f"/alice/rdv/{href}", text.encode())
         assert status.startswith("201"), (href, status)
     assert request("alice", "PUT", "/alice/rdv/todo.ics", TODO.encode())[0].startswith("201")
     yield request
@@ -140,8 +141,8 @@ def test_colleague_gets_the_listing_other_service_gets_refused(
     fast = [call(login, "PROPFIND", path, body, depth="1") for login, path in asked]
     assert len(heads_used) == 1  # only bob's listing of alice's rdv
     assert fast[0][0].startswith("207") and b"plain.ics" in fast[0][1]
-    assert [status[:3] for status, _ in fast[1:4]] == ["403", "403", "404"]
-    assert not any(b"plain.ics" in answer for _, answer in fast[1:3])
+    assert [status[:3] for status, _, _ in fast[1:4]] == ["403", "403", "404"]
+    assert not any(b"plain.ics" in answer for _, answer, _ in fast[1:3])
     generic()
     assert fast == [call(login, "PROPFIND", path, body, depth="1") for login, path in asked]
 

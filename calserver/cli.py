@@ -13,7 +13,7 @@ from aiohttp import web
 from calserver.app import create_app
 from calserver.bootstrap import prepare_database
 from calserver.config import ConfigError, Settings, load_settings
-from calserver.memory import limit_malloc_arenas
+from calserver.memory import allocator
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
 from storage.database import Database
@@ -84,7 +84,7 @@ def _prepare(settings: Settings, db: Database) -> None:
 
 
 def _serve(settings: Settings, db: Database) -> None:
-    limit_malloc_arenas()
+    allocator.tune()
     app = create_app(settings, db)
     url = f"http://{settings.host}:{settings.port}"
     print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")

@@ -2,7 +2,9 @@
 
 Each request runs in a worker thread so the event loop keeps serving other
 requests (feeds, pages, health checks) while CalDAV work is under way.  Bodies
-over the configured size are refused with 413 before they are read.
+over the configured size are refused with 413 before they are read.  After a
+request the allocator may hand what it freed back to the system (see
+``calserver.memory``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
+
+from calserver.memory import allocator
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -69,6 +73,8 @@ class WSGIBridge:
 
         chunks = self._app(environ, start_response)
         body = b"".join(chunks)
+        del chunks
+        allocator.trim_if_grown()  # what the request built is freed by now
         status, headers = started
         return int(status.split(" ", 1)[0]), headers, body
 

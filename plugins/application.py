@@ -11,6 +11,10 @@
   after N changes and the answer carries the 507 response for the collection.
 - A calendar-query with ``expand`` lets the storage pre-filter on the
   time range, which stock Radicale drops before asking the storage.
+- GET of a whole calendar is exported already encoded (half the memory).
+- A PROPFIND Depth 1 on a calendar for etags (and content types, resource
+  types, modification dates) writes the items' responses from their database
+  rows (``plugins.etag_listing``) after Radicale's own checks.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from typing import Any
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 from radicale import Application as RadicaleApplication
+from radicale import httputils, pathutils, types, xmlutils
 from radicale import item as radicale_item
-from radicale import types, xmlutils
+from radicale.app.base import Access
+from radicale.app.propfind import xml_propfind
 from radicale.item import filter as radicale_filter
 
+from plugins import etag_listing
 from plugins import storage as sql_storage
 from plugins.errors import WriteRefused
 
@@ -184,6 +191,16 @@ class Application(RadicaleApplication):
         except WriteRefused as refused:
             return self._refusal(refused.precondition, refused.description, request_info)
 
+    def do_GET(self, environ: types.WSGIEnviron, *request: Any) -> types.WSGIResponse:
+        """Radicale's GET (``request`` is the rest of its arguments), with a whole
+        calendar exported encoded; Radicale adds the charset to text answers only."""
+        with _bound(sql_storage.export_encoding, self._encoding):
+            status, headers, answer, xml_request = super().do_GET(environ, *request)
+        content_type = dict(headers).get("Content-Type", "")
+        if isinstance(answer, bytes) and content_type == "text/calendar":
+            headers = {**dict(headers), "Content-Type": f"{content_type}; charset={self._encoding}"}
+        return status, headers, answer, xml_request
+
     def do_PROPFIND(
         self,
         environ: types.WSGIEnviron,
@@ -193,9 +210,77 @@ class Application(RadicaleApplication):
         user_groups: set,
         request_info: dict,
     ) -> types.WSGIResponse:
-        texts = _asks_for_texts(_parse(_read_body(environ)))
-        with _bound(sql_storage.texts_needed, texts):
+        root = _parse(_read_body(environ))
+        properties = etag_listing.requested_properties(root)
+        if environ.get("HTTP_DEPTH") == "1" and properties is not None:
+            answer = self._etag_listing(
+                base_prefix, path, user, user_groups, root, properties, request_info
+            )
+            if answer is not None:
+                return answer
+        with _bound(sql_storage.texts_needed, _asks_for_texts(root)):
             return super().do_PROPFIND(environ, base_prefix, path, user, user_groups, request_info)
+
+    def _etag_listing(
+        self,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        root: ET.Element | None,
+        properties: list[str],
+        request_info: dict,
+    ) -> types.WSGIResponse | None:
+        """Radicale's PROPFIND Depth 1 answer on a calendar, with the items'
+        responses written from their heads; None when Radicale must answer
+        (sharing, refusals, anything but a plain readable calendar).
+
+        The checks are Radicale's, in its order: read access to the path and
+        to the collection found, then the collection's rights as
+        ``_collect_allowed_items`` reads them; it reads the same rights (those
+        of the collection's path) for each item, so the items are listed
+        exactly when the collection is listed with "r" or "w".
+        """
+        if self._sharing._enabled:
+            return None
+        access = Access(self._rights, user, user_groups, path)
+        if "r" not in access.permissions:  # else Radicale may answer free-busy only
+            return None
+        with self._storage.acquire_lock("r", user):
+            found = self._storage.calendar_heads(path)
+            if found is None or not access.check("r", found[0]):
+                return None
+            collection, heads = found
+            allowed = list(self._collect_allowed_items([collection], user, user_groups))
+        if [permission for _, permission, _ in allowed] not in (["r"], ["w"]):
+            return None
+        multistatus = xml_propfind(
+            self,
+            base_prefix,
+            path,
+            root,
+            [(*entry, None) for entry in allowed],
+            user,
+            self._encoding,
+            max_resource_size=self._max_resource_size,
+        )
+        if multistatus is None:
+            return None
+        head = self._xml_response(multistatus, request_info)
+        end = head.rfind(b"</")
+        items = etag_listing.item_responses(
+            base_prefix + pathutils.unstrip_path(collection.path, True),
+            heads,
+            properties,
+            self._encoding,
+        )
+        headers = {
+            "DAV": httputils.DAV_HEADERS,
+            "Content-Type": f"text/xml; charset={self._encoding}",
+        }
+        request_info["status"] = client.MULTI_STATUS
+        answer = head[:end] + items + head[end:]
+        return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
 
     def do_REPORT(
         self,

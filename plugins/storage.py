@@ -33,7 +33,7 @@ from plugins.calendar_export import export_calendar
 from plugins.errors import WriteRefused, booking_precondition
 from plugins.item_index import item_write, prepared_item
 from storage import agenda_index, calendars
-from storage.calendars import CollectionRow, ItemRow
+from storage.calendars import CollectionRow, ItemHead, ItemRow
 from storage.database import Database
 
 # Set by the REPORT handler for the duration of one request: DAV:limit of a
@@ -55,6 +55,11 @@ texts_needed: contextvars.ContextVar[bool] = contextvars.ContextVar("texts_neede
 # carries no ETag, so that the client fetches what was stored (RFC 4791 5.3.4).
 restamped: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
     "restamped", default=None
+)
+# Set by the GET handler to its encoding: a whole calendar is then exported
+# already encoded (see Collection.serialize).
+export_encoding: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "export_encoding", default=None
 )
 
 
@@ -97,7 +102,7 @@ class StoredItem(radicale_item.Item):
             name="VCALENDAR",
             component_name=row.component,
             time_range=(row.t_start, row.t_end),
-            last_modified=_http_date(row.modified_at),
+            last_modified=http_date(row.modified_at),
         )
         self._text = row.text
         self._batches = batches
@@ -118,7 +123,8 @@ class StoredItem(radicale_item.Item):
         return self._vobject_item
 
 
-def _http_date(timestamp: int) -> str:
+def http_date(timestamp: int) -> str:
+    """An item's or collection's ``getlastmodified`` value."""
     return email.utils.formatdate(timestamp, usegmt=True)
 
 
@@ -151,7 +157,7 @@ class Collection(storage.BaseCollection):
 
     @property
     def last_modified(self) -> str:
-        return _http_date(self._row.modified_at if self._row else 0)
+        return http_date(self._row.modified_at if self._row else 0)
 
     def get_meta(self, key: str | None = None) -> Any:
         props = self._row.props if self._row else {}
@@ -189,15 +195,23 @@ class Collection(storage.BaseCollection):
             rows = calendars.list_items(conn, self._row.id)
         return [self._item(r) for r in rows]
 
-    def serialize(self, vcf_to_ics: bool = False, ShareActions: dict | None = None) -> str:
+    def serialize(self, vcf_to_ics: bool = False, ShareActions: dict | None = None) -> str | bytes:
+        """The whole calendar; as bytes while ``export_encoding`` is bound.
+
+        Radicale sends a bytes answer as it is, and the encoded export takes
+        half the memory of the text (see ``plugins.calendar_export``).
+        """
         if self.tag != "VCALENDAR" or self._row is None:
             return super().serialize(vcf_to_ics, ShareActions or {})
+        encoding = export_encoding.get()
         with self._storage.db.connection() as conn:
-            return export_calendar(
+            exported = export_calendar(
                 calendars.iter_item_texts(conn, self._row.id),
                 self.get_meta("D:displayname"),
                 self.get_meta("C:calendar-description"),
+                encoding or "utf-8",
             )
+        return exported if encoding else exported.decode()
 
     def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
         wanted = list(dict.fromkeys(hrefs))
@@ -317,6 +331,22 @@ class Storage(storage.BaseStorage):
                 Collection(self, child) for child in calendars.child_collections(conn, sane)
             )
         return result
+
+    def calendar_heads(self, path: str) -> tuple[Collection, list[ItemHead]] | None:
+        """The calendar at ``path`` with the heads of its items, in ``discover``'s
+        order, for listings answered without building Radicale items.
+
+        None when ``path`` is not a calendar, or is one that holds collections
+        (``discover`` lists those after the items): Radicale answers those.
+        """
+        sane = pathutils.strip_path(path)
+        with self.db.connection() as conn:
+            row = calendars.get_collection(conn, sane)
+            if row is None or row.props.get("tag") != "VCALENDAR":
+                return None
+            if calendars.child_collections(conn, sane):
+                return None
+            return Collection(self, row), calendars.list_item_heads(conn, row.id)
 
     def create_collection(
         self,

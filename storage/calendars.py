@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -56,6 +57,15 @@ class ItemRow:
     text: str | None  # None when listed without texts
     t_start: int
     t_end: int
+    modified_at: int
+
+
+class ItemHead(NamedTuple):
+    """What a listing of hrefs and etags needs of an item: no text, no dates."""
+
+    href: str
+    etag: str
+    component: str
     modified_at: int
 
 
@@ -261,6 +271,14 @@ def set_props(conn: Connection, collection: CollectionRow, props: dict[str, str]
 def list_items(conn: Connection, collection_id: int, *, texts: bool = True) -> list[ItemRow]:
     """Every item of the collection; with ``texts=False`` their ``text`` is None."""
     return [_item(r) for r in conn.execute(_ITEMS_OF[texts], {"cid": collection_id})]
+
+
+_ITEM_HEADS = _items_of((items.c.href, items.c.etag, items.c.component, items.c.modified_at))
+
+
+def list_item_heads(conn: Connection, collection_id: int) -> list[ItemHead]:
+    """Every item of the collection, in the order of ``list_items``, as a head."""
+    return [ItemHead(*r) for r in conn.execute(_ITEM_HEADS, {"cid": collection_id})]
 
 
 _TEXT_PAGE = (

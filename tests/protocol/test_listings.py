@@ -82,3 +82,23 @@ def test_sync_then_multiget_returns_the_data(
     assert {h: d.splitlines() for h, d in data.items()} == {
         href: got.text.splitlines() for href, got in filled.items()
     }
+
+
+def test_whole_calendar_get_is_encoded_text(
+    server: Server, filled: dict[str, httpx.Response]
+) -> None:
+    dashed = event("dash", datetime(2027, 2, 1, 9, 0), summary="Zoé – été")
+    with httpx.Client(auth=AUTH) as client:
+        put = client.put(
+            server.dav + "admin/agenda/dash.ics",
+            content=dashed.encode(),
+            headers={"Content-Type": "text/calendar"},
+        )
+        assert put.status_code == 201
+        whole = client.get(server.dav + "admin/agenda/")
+    assert whole.status_code == 200
+    assert whole.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    text = whole.content.decode("utf-8")
+    assert "SUMMARY:Zoé – été\r\n" in text
+    assert text.count("BEGIN:VEVENT") == len(filled) + 1
+    assert text.count("BEGIN:VTIMEZONE") == 1

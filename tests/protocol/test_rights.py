@@ -12,10 +12,7 @@ from storage import agents, scheduling
 from storage.database import Database
 from tests.conftest import ADMIN_PASSWORD, Server, run_cli
 from tests.ics import event
-
-PASSWORDS = {"alice": "alice-pass-1", "bob": "bob-pass-12", "carol": "carol-pass-1"}
-SERVICES = {"alice": "PMI", "bob": "PMI", "carol": "Social"}
-
+from tests.team import PASSWORDS, SERVICES, create_team
 
 MONDAY_9 = datetime(2027, 3, 1, 9, 0)
 
@@ -28,15 +25,7 @@ def team(server: Server) -> Server:
     db = Database(server.database_url)
     with db.transaction(write=True) as conn:
         organisation = agents.organisation_id(conn, "mon-organisation")
-        for login, password in PASSWORDS.items():
-            agents.create_agent(
-                conn,
-                login,
-                organisation=organisation,
-                role="basic",
-                password=password,
-                services_names=(SERVICES[login],),
-            )
+        create_team(conn, organisation)
         for name in sorted(set(SERVICES.values())):  # PMI's motif is id 1
             scheduling.create_motif(
                 conn,

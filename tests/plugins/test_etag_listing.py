@@ -1,0 +1,168 @@
+"""PROPFIND Depth 1 answered from item heads says, byte for byte, what Radicale's
+generic PROPFIND says, and only to whom Radicale says it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+
+from plugins import etag_listing
+from plugins.application import Application
+from plugins.caldav import build_caldav
+from plugins.item_index import item_write, prepared_item
+from storage import agents, calendars
+from storage.database import Database
+from tests.ics import event
+from tests.team import PASSWORDS, create_team
+
+# Hrefs a client may choose: escapes, non-ASCII, XML's special characters.
+HREFS = ["plain.ics", "a b.ics", "x@y.ics", "Zoé – été.ics", "100%&<>.ics", "~q_-.ics"]
+PROPERTIES = ("getetag", "getcontenttype", "resourcetype", "getlastmodified")
+TODO = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:todo\r\n"
+    "DTSTAMP:20260101T000000Z\r\nSUMMARY:Rappeler\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+)
+
+Call = Callable[..., tuple[str, bytes, list[tuple[str, str]]]]
+
+
+def _propfind_body(properties: tuple[str, ...]) -> bytes:
+    props = "".join(f"<D:{p}/>" for p in properties)
+    return f'<D:propfind xmlns:D="DAV:"><D:prop>{props}</D:prop></D:propfind>'.encode()
+
+
+@pytest.fixture
+def call(db: Database) -> Iterator[Call]:
+    """Call the CalDAV application in-process as ``login``."""
+    with db.transaction(write=True) as conn:
+        create_team(conn, agents.create_organisation(conn, "Org", "org"))
+    app = build_caldav(db, max_content_length=1 << 20, realm="test").application
+
+    def request(
+        login: str, method: str, path: str, body: bytes = b"", **headers: str
+    ) -> tuple[str, bytes, list[tuple[str, str]]]:
+        credentials = base64.b64encode(f"{login}:{PASSWORDS[login]}".encode()).decode()
+        environ = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "/dav",
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.url_scheme": "http",
+            "HTTP_AUTHORIZATION": f"Basic {credentials}",
+            **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
+        }
+        started: list[tuple[str, list[tuple[str, str]]]] = []
+        chunks = app(environ, lambda status, headers, _exc=None: started.append((status, headers)))
+        status, headers = started[0]
+        return status, b"".join(chunks), sorted(headers)
+
+    # Listing data, stored as a PUT stores it but without the booking rules
+    # (these plain events have no motif): what is tested is the listing.
+    texts = {href: event(f"uid-{n}", datetime(2027, 1, 4, 9) + timedelta(days=n))
+             for n, href in enumerate(HREFS)}  # fmt: skip
+    texts["todo.ics"] = TODO
+    with db.transaction(write=True) as conn:
+        agenda = calendars.get_collection(conn, "alice/rdv")
+        assert agenda is not None
+        for href, text in texts.items():
+            calendars.put_item(conn, agenda, item_write(prepared_item(text, agenda.path), href))
+    yield request
+
+
+@pytest.fixture
+def generic(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Switch the heads listing off: Radicale answers every PROPFIND itself."""
+    return lambda: monkeypatch.setattr(Application, "_etag_listing", lambda *a, **k: None)
+
+
+@pytest.fixture
+def heads_used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the answers written from item heads."""
+    used: list[int] = []
+    original = etag_listing.item_responses
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        used.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(etag_listing, "item_responses", counting)
+    return used
+
+
+def test_quote_href_is_urllib_quote() -> None:
+    for text in ["", "a/b c", "é–😀", "%41&<>\"'", "".join(map(chr, range(1, 300)))]:
+        assert etag_listing.quote_href(text) == quote(text)
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        ("getetag",),
+        ("getcontenttype", "getetag"),
+        ("resourcetype", "getetag", "getcontenttype"),
+        PROPERTIES,
+        ("getetag", "getetag"),
+    ],
+)
+def test_same_bytes_as_radicale(
+    call: Call, generic: Callable[[], None], heads_used: list[int], properties: tuple[str, ...]
+) -> None:
+    body = _propfind_body(properties)
+    fast = call("alice", "PROPFIND", "/alice/rdv/", body, depth="1")
+    assert heads_used
+    generic()
+    slow = call("alice", "PROPFIND", "/alice/rdv/", body, depth="1")
+    assert fast == slow
+    assert fast[0].startswith("207")
+    for href in HREFS:
+        assert f"<href>/dav/alice/rdv/{quote(href)}</href>".encode() in fast[1]
+
+
+def test_colleague_gets_the_listing_other_service_gets_refused(
+    call: Call, generic: Callable[[], None], heads_used: list[int]
+) -> None:
+    body = _propfind_body(("getetag",))
+    asked = [
+        ("bob", "/alice/rdv/"),  # same service: shared agenda
+        ("carol", "/alice/rdv/"),  # another service: nothing
+        ("bob", "/alice/plages/"),  # colleague, not a shared agenda
+        ("alice", "/alice/absent/"),  # no such collection
+        ("alice", "/alice/"),  # the principal: not a calendar
+        ("alice", "/alice/rdv/plain.ics"),  # an item
+    ]
+    fast = [call(login, "PROPFIND", path, body, depth="1") for login, path in asked]
+    assert len(heads_used) == 1  # only bob's listing of alice's rdv
+    assert fast[0][0].startswith("207") and b"plain.ics" in fast[0][1]
+    assert [status[:3] for status, _, _ in fast[1:4]] == ["403", "403", "404"]
+    assert not any(b"plain.ics" in answer for _, answer, _ in fast[1:3])
+    generic()
+    assert fast == [call(login, "PROPFIND", path, body, depth="1") for login, path in asked]
+
+
+def test_other_requests_are_left_to_radicale(call: Call, heads_used: list[int]) -> None:
+    bodies = [
+        b"",  # allprop
+        b'<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>',
+        b'<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>',
+        _propfind_body(("getetag", "getcontentlength")),
+        _propfind_body(("getetag", "displayname")),
+        b"<not-xml",
+    ]
+    for body, depth in itertools.product(bodies, ("0", "1")):
+        call("alice", "PROPFIND", "/alice/rdv/", body, depth=depth)
+    call("alice", "PROPFIND", "/alice/rdv/", _propfind_body(("getetag",)), depth="0")
+    assert not heads_used

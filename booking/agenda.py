@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from booking import creneaux as engine
 from booking import events
 from booking.model import (
+    RDV_STATUSES,
     Busy,
     Creneau,
     Motif,
@@ -28,6 +29,7 @@ from booking.model import (
     PlageOccurrence,
     holds_time,
 )
+from booking.model import ts as _ts
 from booking.public_holidays import holiday_intervals
 from booking.recurrence import occurrences
 from booking.rules import BookingRefused, RdvContext, RdvWrite, check_rdv
@@ -42,10 +44,6 @@ HORIZON = timedelta(days=2 * 365)
 KINDS = {"rdv": "rdv", "plages": "plage", "indisponibilites": "absence"}
 BUSY_KINDS = ("absence", "rdv", "event")
 _NEXT_WINDOW = timedelta(days=14)
-
-
-def _ts(moment: datetime) -> int:
-    return int(moment.timestamp())
 
 
 def _dt(timestamp: int) -> datetime:
@@ -213,6 +211,11 @@ def _prepare_rdv(
     existing = agenda_index.item_id(conn, collection_id, href)
     old = agenda_index.indexed_event(conn, existing) if existing is not None else None
     status = parsed.rdv_status
+    if status not in RDV_STATUSES:
+        raise BookingRefused(
+            "invalid-status",
+            f"unknown status {status[:40]!r}; use one of {', '.join(RDV_STATUSES)}",
+        )
     motif_id = parsed.motif_ids[0] if parsed.motif_ids else None
     motif_record = scheduling.motif(conn, motif_id) if motif_id is not None else None
     roles = scheduling.roles_of(conn, agent_id)
@@ -224,11 +227,15 @@ def _prepare_rdv(
     organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])
     assert organisation_record is not None
     organisation = organisation_of(organisation_record)
+    # New, moved (in time, to another agent's agenda, from another kind of
+    # agenda), changed motif or lieu, or a cancelled RDV reinstated.
     moved = old is None or (
-        (old.starts_at, old.ends_at, old.motif_id, old.lieu_id)
-        != (_ts(parsed.start), _ts(parsed.end), motif_id, parsed.lieu_id)
+        (old.agent_id, old.kind, old.starts_at, old.ends_at, old.motif_id, old.lieu_id)
+        != (agent_id, "rdv", _ts(parsed.start), _ts(parsed.end), motif_id, parsed.lieu_id)
         or (not holds_time(old.status or "unknown") and holds_time(status))
     )
+    if moved and holds_time(status):
+        _check_offered(conn, motif_record, parsed.lieu_id)
     if moved:
         rdv = RdvWrite(
             uid=parsed.uid,
@@ -240,7 +247,8 @@ def _prepare_rdv(
             status=status,
             writer=writer,
         )
-        check_rdv(rdv, rdv_context(conn, organisation, motif_of(motif_record), rdv, now))
+        context = rdv_context(conn, organisation, motif_of(motif_record), rdv, now, existing)
+        check_rdv(rdv, context)
     sequence = parsed.sequence if old is None else max(parsed.sequence, old.sequence + 1)
     text = events.stamp_rdv(parsed, sequence, now)
     index = IndexedEvent(
@@ -260,10 +268,41 @@ def _prepare_rdv(
     return AgendaWrite(text, index)
 
 
+def _check_offered(conn: Connection, motif: dict, lieu_id: int | None) -> None:
+    """A new or moved RDV needs a motif still offered and an open lieu of its
+    organisation."""
+    if not motif["enabled"]:
+        raise BookingRefused("unknown-motif", f"the motif « {motif['name']} » is no longer offered")
+    if lieu_id is not None:
+        lieu = scheduling.lieu(conn, lieu_id)
+        if (
+            lieu is None
+            or lieu["organisation_id"] != motif["organisation_id"]
+            or not lieu["enabled"]
+        ):
+            raise BookingRefused(
+                "unknown-lieu", "this lieu is not an open lieu of the organisation"
+            )
+
+
 def rdv_context(
-    conn: Connection, organisation: Organisation, motif: Motif, rdv: RdvWrite, now: datetime
+    conn: Connection,
+    organisation: Organisation,
+    motif: Motif,
+    rdv: RdvWrite,
+    now: datetime,
+    replaced_item: int | None = None,
 ) -> RdvContext:
-    plages, busy = gather(conn, list(rdv.agent_ids), rdv.start, rdv.end, exclude_uid=rdv.uid)
+    """What the rules read around an RDV, without the item it replaces.  The
+    whole day around it: a slot offered to usagers depends on the busy time
+    earlier in its plage (the grid restarts after each RDV)."""
+    plages, busy = gather(
+        conn,
+        list(rdv.agent_ids),
+        rdv.start - timedelta(days=1),
+        rdv.end + timedelta(days=1),
+        exclude_item=replaced_item,
+    )
     return RdvContext(
         organisation=organisation,
         motif=motif,
@@ -280,7 +319,7 @@ def gather(
     start: datetime,
     end: datetime,
     *,
-    exclude_uid: str | None = None,
+    exclude_item: int | None = None,
 ) -> tuple[list[PlageOccurrence], list[Busy]]:
     """Plage occurrences and busy time of these agents overlapping [start, end)."""
     services = {
@@ -308,7 +347,7 @@ def gather(
     busy: list[Busy] = []
     motif_sets: dict[int, frozenset[int] | None] = {}
     for row in rows:
-        if exclude_uid is not None and row.uid == exclude_uid:
+        if row.item_id == exclude_item:
             continue
         if row.kind == "plage":
             if row.item_id not in motif_sets:
@@ -357,7 +396,8 @@ def find_creneaux(conn: Connection, query: SlotQuery, now: datetime | None = Non
     agents = scheduling.agents_of_service(conn, motif_record["service_id"])
     if query.agent_ids is not None:
         agents = [a for a in agents if a in set(query.agent_ids)]
-    plages, busy = gather(conn, agents, query.start, query.end)
+    # A day before the window: busy time earlier in a plage shapes its grid.
+    plages, busy = gather(conn, agents, query.start - timedelta(days=1), query.end)
     search = engine.Search(
         motif=motif_of(motif_record),
         start=query.start,

@@ -4,9 +4,10 @@
 2. minus the agent's busy time (holidays, absences, RDVs not cancelled,
    blocking events) gives free intervals;
 3. each free interval is cut into slots of the motif's duration from its
-   start; an interval already begun (before the cutoff: now, plus the minimum
-   delay for public booking) starts at the next 5-minute step from its start;
-4. public booking keeps slots up to now + the maximum delay;
+   start; an interval already begun starts at the next 5-minute step from its
+   start after now;
+4. public booking keeps the slots from now + the minimum delay to now + the
+   maximum delay;
 5. one slot per (start, lieu), its agent taken from the first-registered plage.
 """
 
@@ -40,7 +41,7 @@ class Search:
     agent_ids: frozenset[int] | None = None
 
     @property
-    def cutoff(self) -> datetime:
+    def earliest_start(self) -> datetime:
         if self.public:
             return self.now + timedelta(minutes=self.motif.min_delay_minutes)
         return self.now
@@ -114,7 +115,9 @@ def find_creneaux(
     latest = search.latest_start
     if latest is not None:
         last = min(last, _ts(latest) + 1)
-    cutoff = _ts(search.cutoff)
+    # The grid rounds against now (step 3); the minimum delay then filters (step 4).
+    cutoff = _ts(search.now)
+    first = max(first, _ts(search.earliest_start))
     found: dict[tuple[int, int | None], list[tuple[int, int]]] = {}
     for plage in plages:
         if search.agent_ids is not None and plage.agent_id not in search.agent_ids:

@@ -73,7 +73,16 @@ def _ints(values: object, name: str) -> list[int]:
 
 def parse(text: str, zone: str) -> ParsedEvent:
     """Read the one VEVENT series of an iCalendar object (floating times are
-    in ``zone``)."""
+    in ``zone``); BookingRefused("invalid-event") for anything unreadable."""
+    try:
+        return _parse(text, zone)
+    except BookingRefused:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
+        raise BookingRefused("invalid-event", f"unreadable event: {type(e).__name__}") from None
+
+
+def _parse(text: str, zone: str) -> ParsedEvent:
     try:
         calendar = icalendar.Calendar.from_ical(text)
     except ValueError as e:

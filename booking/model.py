@@ -14,7 +14,6 @@ BOOKABLE_BY = ("agents", "agents_and_prescripteurs", "everyone")
 # excused (cancelled by the usager) and revoked (by the service) free the slot.
 RDV_STATUSES = ("unknown", "seen", "noshow", "excused", "revoked")
 CANCELLED_STATUSES = frozenset({"excused", "revoked"})
-WRITERS = ("agent", "prescripteur", "usager")
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,6 @@ class Interval:
 
     def overlaps(self, other: Interval) -> bool:
         return self.start < other.end and other.start < self.end
-
-    def contains(self, other: Interval) -> bool:
-        return self.start <= other.start and other.end <= self.end
 
 
 class PlageOccurrence(NamedTuple):

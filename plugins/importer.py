@@ -9,6 +9,7 @@ not exist yet is created as an ordinary calendar of its owner.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -40,6 +41,12 @@ def import_folder(db: Database, collection_path: str, folder: Path) -> int:
         collection = calendars.get_collection(conn, collection_path) or _new_calendar(
             conn, collection_path
         )
+        uids = Counter(item.uid for _, item in prepared)
+        taken = {u for u, n in uids.items() if n > 1 or calendars.has_uid(conn, collection.id, u)}
+        if taken:
+            raise ImportRefused(
+                f"UID already used (a PUT would answer no-uid-conflict): {sorted(taken)[0]!r}"
+            )
         for href, item in prepared:
             try:
                 store_item(conn, collection, item, href)

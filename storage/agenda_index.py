@@ -3,7 +3,7 @@ rules query of agents' calendars (plages, absences, RDVs, other events).
 
 Rows are written in the transaction that writes the iCalendar item, and the
 index follows the item (foreign keys cascade on delete).  Queries are by agent
-and time window through ``ix_agenda_occurrences_agent_kind_end``: their cost
+and time window through ``ix_agenda_occurrences_agent_kind_start``: their cost
 follows the window asked, not the agent's history.
 """
 

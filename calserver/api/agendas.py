@@ -30,6 +30,7 @@ from calserver.api.base import (
     login_of,
     not_found,
     parse_moment,
+    role_in,
 )
 from plugins import agenda_writer
 from storage import agenda_index, scheduling
@@ -78,7 +79,7 @@ def _rrule(
             raise ApiError(422, "invalid-value", "'nth' is 1 to 5, or -1 for the last one")
         rule = {"FREQ": "MONTHLY", "BYDAY": f"{recurrence.nth}{recurrence.weekday}"}
     if until is not None:
-        last_day = date.fromisoformat(until)
+        last_day = _day(until, "until")
         rule["UNTIL"] = datetime.combine(last_day, time(23, 59, 59), ZoneInfo(zone)).astimezone(UTC)
     return rule
 
@@ -164,8 +165,15 @@ def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: i
     app.router.add_delete(f"{AGENT}/{agenda}/{{uid}}", delete)
 
 
+def _day(raw: str, name: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(422, "invalid-value", f"{name!r} is not a date: {raw!r}") from None
+
+
 def _build_plage(conn: Connection, plage: schemas.PlageIn, zone: str, uid: str) -> str:
-    first = date.fromisoformat(plage.first_day)
+    first = _day(plage.first_day, "first_day")
     tz = ZoneInfo(zone)
     start = datetime.combine(first, time.fromisoformat(plage.start_time), tz)
     end = datetime.combine(first, time.fromisoformat(plage.end_time), tz)
@@ -252,6 +260,7 @@ async def create_rdv(request: web.Request) -> web.Response:
         owner = _owner(conn, rdv.agent_id)
         _require(ctx, login, owner, "rdv", "w")
         motif, organisation = _motif_in_reach(conn, rdv.motif_id, rdv.agent_id)
+        role_in(conn, login, organisation["id"])  # the writer works there too
         zone = organisation["time_zone"]
         lieu = _lieu_of(conn, rdv.lieu_id, organisation["id"])
         attendees = []
@@ -320,6 +329,8 @@ def _change_rdv(
             raise not_found("this RDV")
         zone = _zone_of_agent(conn, agent_id)
         parsed = events.parse(text, zone)
+        if not parsed.motif_ids:
+            raise ApiError(422, "unknown-motif", "this RDV has no motif: change it over CalDAV")
         motif, organisation = _motif_in_reach(conn, parsed.motif_ids[0], agent_id)
         zone = organisation["time_zone"]
         values = schemas.given(change)

@@ -38,6 +38,10 @@ log = logging.getLogger("calserver.api")
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTEXT = web.AppKey("api_context", "ApiContext")
+# Ids are 32-bit in the database; instants are kept where every library works.
+MAX_ID = 2**31 - 1
+MIN_MOMENT = datetime(1970, 1, 2, tzinfo=UTC)
+MAX_MOMENT = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class ApiError(Exception):
@@ -162,8 +166,8 @@ def int_param(request: web.Request, name: str, *, required: bool = True) -> int 
         if required:
             raise ApiError(422, "missing-parameter", f"the parameter {name!r} is required")
         return None
-    if not raw.isdigit():
-        raise ApiError(422, "invalid-parameter", f"{name!r} must be a number, not {raw!r}")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ID:
+        raise ApiError(422, "invalid-parameter", f"{name!r} must be an id, not {raw[:40]!r}")
     return int(raw)
 
 
@@ -177,15 +181,21 @@ def parse_moment(raw: str, zone: str, name: str, *, end_of_day: bool = False) ->
             moment = datetime.combine(day, time(), tz)
             if end_of_day:
                 moment = datetime.combine(date.fromordinal(day.toordinal() + 1), time(), tz)
-            return moment.astimezone(UTC)
+            moment = moment.astimezone(UTC)
+            if not MIN_MOMENT <= moment <= MAX_MOMENT:
+                raise OverflowError(raw)
+            return moment
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=tz)
+        moment = value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ApiError(
             422, "invalid-parameter", f"{name!r} must be a date or an ISO 8601 datetime"
         ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=tz)
-    return value.astimezone(UTC)
+    if not MIN_MOMENT <= moment <= MAX_MOMENT:
+        raise ApiError(422, "invalid-parameter", f"{name!r} must lie between 1970 and 9000")
+    return moment
 
 
 def local_iso(moment: datetime, zone: str) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from booking import agenda
 from booking.model import Creneau
 from calserver.api.base import (
+    MAX_ID,
     ApiError,
     context,
     int_param,
@@ -33,7 +34,7 @@ def _agents_param(request: web.Request) -> list[int] | None:
     if not raw:
         return None
     parts = [p.strip() for p in raw.split(",")]
-    if not all(p.isdigit() for p in parts):
+    if not all(p.isascii() and p.isdigit() and int(p) <= MAX_ID for p in parts):
         raise ApiError(422, "invalid-parameter", "'agents' is a comma-separated list of agent ids")
     return [int(p) for p in parts]
 

@@ -255,3 +255,20 @@ def test_plage_without_motifs_offers_the_agent_services_motifs() -> None:
     s = search("2027-06-07T00:00", "2027-06-08T00:00", "2027-06-01T08:00")
     assert len(find_creneaux(s, [open_plage], [])) == 1
     assert find_creneaux(Search(other_service, s.start, s.end, s.now), [open_plage], []) == []
+
+
+def test_public_delay_filters_the_grid_it_does_not_shift_it() -> None:
+    motif = Motif(2, 1, "Court", duration_minutes=30, min_delay_minutes=30)
+    plages = [
+        PlageOccurrence(
+            1, 1, at("2027-06-07T09:00"), at("2027-06-07T12:00"), 1, None, frozenset({1})
+        )
+    ]
+    s = Search(
+        motif,
+        local("2027-06-07T00:00"),
+        local("2027-06-08T00:00"),
+        local("2027-06-07T08:45"),
+        public=True,
+    )
+    assert starts(find_creneaux(s, plages, []))[:2] == ["2027-06-07 09:30", "2027-06-07 10:00"]

@@ -102,3 +102,12 @@ def test_a_cancelled_rdv_is_never_refused_for_its_time() -> None:
     check_rdv(rdv(at(9, 30), status="excused"), context([taken]))
     check_rdv(rdv(at(14), status="revoked"), context())
     assert refusal(rdv(at(9, 30), status="lost"), context()) == "invalid-status"
+
+
+def test_public_check_sees_the_grid_of_the_whole_plage() -> None:
+    # An RDV 09:00-09:20 earlier in the plage: the grid restarts at 09:20, so a
+    # usager may take 09:50 but not 09:30 (the context holds the whole day).
+    earlier = Busy(1, ts(at(9)), ts(at(9, 20)), "rdv", "early")
+    ctx = context([earlier])
+    check_rdv(rdv(at(9, 50), writer="usager"), ctx)
+    assert refusal(rdv(at(9, 30), writer="usager"), ctx) == "booking-delay"

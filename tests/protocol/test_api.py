@@ -15,6 +15,7 @@ import icalendar
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, Server
+from tests.ics import event
 
 API = "/api/v1"
 PARIS = ZoneInfo("Europe/Paris")
@@ -278,3 +279,55 @@ def test_opaque_events_of_other_calendars_block_unless_turned_off(office: Office
         settings = {"other_calendars_block": False}
         _ok(alice.patch(f"/organisations/{office.org}/agents/{office.alice}", json=settings))
     assert _slots(office)[:2] == ["09:00", "09:30"]
+
+
+def test_a_move_into_another_agenda_is_checked_there(office: Office) -> None:
+    rdv = _ok(_book(office, f"{MONDAY}T09:00"), 201)
+    source = office.server.dav + f"alice/rdv/{rdv['id']}.ics"
+    moved = httpx.request(
+        "MOVE",
+        source,
+        auth=("admin", ADMIN_PASSWORD),
+        headers={"Destination": office.server.dav + f"bob/rdv/{rdv['id']}.ics"},
+    )
+    assert moved.status_code == 403 and "outside-plage" in moved.text  # bob has no plage
+    assert httpx.get(source, auth=("alice", "alice-password")).status_code == 200
+
+
+def test_an_rdv_sharing_an_absences_uid_is_still_checked_against_it(office: Office) -> None:
+    absence = event("shared-uid", datetime(2027, 3, 1, 9, 0), minutes=60)
+    auth = ("alice", "alice-password")
+    url = office.server.dav + "alice/indisponibilites/a.ics"
+    assert httpx.put(url, content=absence.encode(), auth=auth).status_code == 201
+    extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
+    rdv = event("shared-uid", datetime(2027, 3, 1, 9, 0), extra=extra)
+    answer = httpx.put(office.server.dav + "alice/rdv/r.ics", content=rdv.encode(), auth=auth)
+    assert answer.status_code == 403 and "agent-unavailable" in answer.text
+
+
+def test_odd_parameters_get_422_not_500(office: Office) -> None:
+    with office.client("alice") as alice:
+        for params in (
+            {"motif": "²", "from": MONDAY, "to": MONDAY},
+            {"motif": "99999999999999999999", "from": MONDAY, "to": MONDAY},
+            {"motif": office.motif, "from": "0001-01-01", "to": MONDAY},
+            {"motif": office.motif, "from": MONDAY, "to": "2027-02-30"},
+        ):
+            assert alice.get("/creneaux", params=params).status_code == 422, params
+        far = alice.get("/creneaux/next", params={"motif": office.motif, "from": "9999-12-01"})
+        assert far.status_code == 422
+        plage = {"motif_ids": [office.motif], "lieu_id": office.lieu, "first_day": "2027-13-45",
+                 "start_time": "09:00", "end_time": "10:00"}  # fmt: skip
+        assert alice.post(f"/agents/{office.alice}/plages", json=plage).status_code == 422
+        assert alice.get("/agents/99999999999999999999/rdvs").status_code == 422
+
+
+def test_a_disabled_motif_cannot_be_booked(office: Office) -> None:
+    with office.client() as admin:
+        _ok(
+            admin.patch(
+                f"/organisations/{office.org}/motifs/{office.motif}", json={"enabled": False}
+            )
+        )
+    refused = _book(office, f"{MONDAY}T09:00")
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "unknown-motif"

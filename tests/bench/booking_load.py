@@ -77,7 +77,11 @@ def load(
     absences_per_agent: int = 5,
     today: date,
     seed: int = 2027,
+    future_days: int = 91,
+    past_span: tuple[int, int] = (730, 1),
 ) -> Organisation:
+    """Load the organisation; future RDVs fall in the next ``future_days``, past
+    ones from ``past_span[0]`` to ``past_span[1]`` days ago."""
     rng = random.Random(seed)
     with db.transaction(write=True) as conn:
         org = agents.organisation_id(conn, "mon-organisation")
@@ -122,7 +126,7 @@ def load(
                 agenda_writer.put_event(conn, f"{login}/indisponibilites", f"abs{n}.ics", text)
             booked = 0
             while booked < future_per_agent:
-                day, at = _business_slots(rng, today + timedelta(days=1), 91)
+                day, at = _business_slots(rng, today + timedelta(days=1), future_days)
                 start = datetime.combine(day, at, PARIS)
                 text = events.build_event(
                     zone="Europe/Paris",
@@ -139,7 +143,7 @@ def load(
                     continue  # slot taken, absence or holiday: draw again
                 booked += 1
     for agent_id, login in zip(ids, logins, strict=True):
-        _bulk_past(db, org, agent_id, login, past_per_agent, (motif, lieu), today, rng)
+        _bulk_past(db, org, agent_id, login, past_per_agent, (motif, lieu), today, past_span, rng)
     return Organisation(ids, logins, motif, lieu)
 
 
@@ -151,6 +155,7 @@ def _bulk_past(
     count: int,
     motif_lieu: tuple[int, int],
     today: date,
+    span: tuple[int, int],
     rng: random.Random,
 ) -> None:
     motif, lieu = motif_lieu
@@ -162,7 +167,7 @@ def _bulk_past(
         revision = calendars.bump_revision(conn, collection)
         rows, index = [], []
         for n in range(count):
-            day, at = _business_slots(rng, today - timedelta(days=730), 729)
+            day, at = _business_slots(rng, today - timedelta(days=span[0]), span[0] - span[1])
             start = datetime.combine(day, at, PARIS).astimezone(UTC)
             end = start + timedelta(minutes=30)
             uid = f"past-{login}-{n}"

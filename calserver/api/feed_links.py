@@ -43,6 +43,15 @@ def _allowed(conn: Connection, login: str, agent_id: int) -> dict:
     return agent
 
 
+def _token(conn: Connection, agent_id: int, *, rotate: bool = False) -> str:
+    """The agent's feed token; a new one when rotating or first asked."""
+    token = None if rotate else feeds.token_of(conn, agent_id)
+    if token is None:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        feeds.set_token(conn, agent_id, token)
+    return token
+
+
 def _links(request: web.Request, ctx: ApiContext, token: str, with_availability: bool) -> dict:
     base = ctx.public_url or f"{request.scheme}://{request.host}"
     https = f"{base}/feeds/{token}.ics"
@@ -61,11 +70,7 @@ async def get_feed(request: web.Request) -> web.Response:
 
     def write(conn: Connection) -> tuple[str, bool]:
         agent = _allowed(conn, login, agent_id)
-        token = feeds.token_of(conn, agent_id)
-        if token is None:  # first asked: the feed is created
-            token = secrets.token_urlsafe(TOKEN_BYTES)
-            feeds.set_token(conn, agent_id, token)
-        return token, bool(agent["feed_with_availability"])
+        return _token(conn, agent_id), bool(agent["feed_with_availability"])
 
     token, with_availability = await ctx.run(ctx.write, write)
     return json(_links(request, ctx, token, with_availability))
@@ -77,9 +82,7 @@ async def rotate_feed(request: web.Request) -> web.Response:
 
     def write(conn: Connection) -> tuple[str, bool]:
         agent = _allowed(conn, login, agent_id)
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        feeds.set_token(conn, agent_id, token)
-        return token, bool(agent["feed_with_availability"])
+        return _token(conn, agent_id, rotate=True), bool(agent["feed_with_availability"])
 
     token, with_availability = await ctx.run(ctx.write, write)
     return json(_links(request, ctx, token, with_availability))
@@ -95,11 +98,7 @@ async def patch_feed(request: web.Request) -> web.Response:
         scheduling.set_agent_settings(
             conn, agent_id, {"feed_with_availability": change.with_availability}
         )
-        token = feeds.token_of(conn, agent_id)
-        if token is None:
-            token = secrets.token_urlsafe(TOKEN_BYTES)
-            feeds.set_token(conn, agent_id, token)
-        return token, change.with_availability
+        return _token(conn, agent_id), change.with_availability
 
     token, with_availability = await ctx.run(ctx.write, write)
     return json(_links(request, ctx, token, with_availability))

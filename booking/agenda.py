@@ -169,6 +169,43 @@ def prepare_write(
     return AgendaWrite(text, index)
 
 
+def reindex(conn: Connection, now: datetime | None = None) -> int:
+    """Index every item of every agent's calendars as it stands, without the
+    rules (it is already stored): for a database upgraded from before the
+    agenda index.  Returns how many items were indexed."""
+    now = now or datetime.now(UTC)
+    count = 0
+    for collection, item_id, text in agenda_index.unindexed_items(conn):
+        agent = scheduling.agent_by_login(conn, collection.owner)
+        if agent is None:
+            continue
+        zone = _agent_zone(conn, agent["id"])
+        kind = KINDS.get(collection.kind, "event")
+        try:
+            parsed = events.parse(text, zone)
+        except BookingRefused:
+            continue
+        if kind == "rdv":
+            status = parsed.rdv_status
+            motif_id = parsed.motif_ids[0] if parsed.motif_ids else None
+            index = IndexedEvent(
+                agent_id=agent["id"], kind="rdv", uid=parsed.uid,
+                starts_at=_ts(parsed.start), ends_at=_ts(parsed.end),
+                expanded_until=calendars.FAR_FUTURE, motif_id=motif_id,
+                lieu_id=parsed.lieu_id, status=status, sequence=parsed.sequence,
+                occurrences=[(_ts(parsed.start), _ts(parsed.end))] if holds_time(status) else [],
+            )  # fmt: skip
+        else:
+            index = _index(parsed, agent["id"], kind, zone, now)
+            if kind == "plage":
+                index.lieu_id, index.motif_ids = parsed.lieu_id, parsed.motif_ids or None
+            elif kind == "event" and (parsed.cancelled or not parsed.opaque):
+                index.occurrences = []
+        agenda_index.replace_event(conn, item_id, index)
+        count += 1
+    return count
+
+
 def _check_plage(
     conn: Connection, agent_id: int, parsed: events.ParsedEvent, zone: str
 ) -> int | None:

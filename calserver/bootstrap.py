@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 
+from booking import agenda
 from calserver.config import Settings
 from storage import agents
 from storage.database import Database
@@ -15,8 +16,11 @@ def prepare_database(db: Database, settings: Settings) -> str | None:
 
     Returns the admin password when it was generated here (to print once).
     """
+    before = db.current_revision()
     db.migrate()
     with db.transaction(write=True) as conn:
+        if before == "0001":  # agendas written before the booking engine existed
+            agenda.reindex(conn)
         if agents.count_agents(conn):
             return None
         generated = None if settings.admin_password else secrets.token_urlsafe(12)

@@ -16,7 +16,9 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, and_, bindparam, delete, insert, select, text
 
-from storage.schema import agenda_events, agenda_occurrences, agents, items
+from storage import calendars
+from storage.calendars import CollectionRow
+from storage.schema import agenda_events, agenda_occurrences, agents, collections, items
 
 # Namespace of PostgreSQL advisory locks taken per agent ("cal" in ASCII).
 AGENT_LOCK_NAMESPACE = 0x63616C
@@ -219,6 +221,31 @@ def unexpanded_texts(
         )
     )
     return [(r.item_id, _event(r), r.text) for r in conn.execute(query)]
+
+
+def unindexed_items(conn: Connection) -> Iterator[tuple[CollectionRow, int, str]]:
+    """(collection, item id, text) of every item of an agent's calendar that
+    has no index row yet."""
+    indexed = select(agenda_events.c.item_id).where(agenda_events.c.item_id == items.c.id)
+    pending = conn.execute(
+        select(items.c.id, items.c.collection_id)
+        .where(~indexed.exists())
+        .order_by(items.c.collection_id, items.c.id)
+    ).all()
+    by_id: dict[int, CollectionRow | None] = {}
+    for item_id, collection_id in pending:
+        if collection_id not in by_id:
+            path = conn.execute(
+                select(collections.c.path).where(collections.c.id == collection_id)
+            ).scalar_one()
+            found = calendars.get_collection(conn, path)
+            by_id[collection_id] = (
+                found if found and found.props.get("tag") == "VCALENDAR" else None
+            )
+        collection = by_id[collection_id]
+        item_text = calendars.item_text(conn, item_id)
+        if collection is not None and item_text is not None:
+            yield collection, item_id, item_text
 
 
 def texts_in_window(conn: Connection, agent_id: int, kind: str, start: int, end: int) -> list[str]:

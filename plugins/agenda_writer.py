@@ -44,3 +44,8 @@ def event_text(conn: Connection, collection_path: str, href: str) -> str | None:
 def event_texts(conn: Connection, collection_path: str) -> list[tuple[str, str]]:
     agenda = _agenda(conn, collection_path)
     return [(r.href, r.text or "") for r in calendars.list_items(conn, agenda.id)]
+
+
+def href_of(conn: Connection, collection_path: str, uid: str) -> str | None:
+    """Where the object with this UID lives (clients choose their hrefs)."""
+    return calendars.href_of_uid(conn, _agenda(conn, collection_path).id, uid)

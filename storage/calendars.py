@@ -319,6 +319,16 @@ def get_items(
     return found
 
 
+def href_of_uid(conn: Connection, collection_id: int, uid: str) -> str | None:
+    return (
+        conn.execute(
+            select(items.c.href).where(items.c.collection_id == collection_id, items.c.uid == uid)
+        )
+        .scalars()
+        .first()
+    )
+
+
 def item_text(conn: Connection, item_id: int) -> str | None:
     return conn.execute(select(items.c.text).where(items.c.id == item_id)).scalar_one_or_none()
 

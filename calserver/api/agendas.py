@@ -154,7 +154,9 @@ def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: i
         def write(conn: Connection) -> None:
             owner = _owner(conn, agent_id)
             _require(ctx, login, owner, agenda, "w")
-            if not agenda_writer.delete_event(conn, f"{owner['login']}/{agenda}", _href(uid)):
+            path = f"{owner['login']}/{agenda}"
+            href = agenda_writer.href_of(conn, path, uid)
+            if href is None or not agenda_writer.delete_event(conn, path, href):
                 raise not_found("this entry")
 
         await ctx.run(ctx.write, write)
@@ -324,8 +326,9 @@ def _change_rdv(
         owner = _owner(conn, agent_id)
         _require(ctx, login, owner, "rdv", "w")
         path = f"{owner['login']}/rdv"
-        text = agenda_writer.event_text(conn, path, _href(uid))
-        if text is None:
+        href = agenda_writer.href_of(conn, path, uid)
+        text = agenda_writer.event_text(conn, path, href) if href else None
+        if href is None or text is None:
             raise not_found("this RDV")
         zone = _zone_of_agent(conn, agent_id)
         parsed = events.parse(text, zone)
@@ -345,7 +348,7 @@ def _change_rdv(
         new_text = events.rescheduled(
             parsed, zone, start=start, end=end, lieu=lieu, status=values.get("status")
         )
-        stored = agenda_writer.put_event(conn, path, _href(uid), new_text)
+        stored = agenda_writer.put_event(conn, path, href, new_text)
         return _rdv_json(agent_id, stored.text or "", zone)
 
     return ctx.run(ctx.write, write)
@@ -372,7 +375,9 @@ async def get_rdv(request: web.Request) -> web.Response:
     def read(conn: Connection) -> dict:
         owner = _owner(conn, agent_id)
         _require(ctx, login, owner, "rdv", "r")
-        text = agenda_writer.event_text(conn, f"{owner['login']}/rdv", _href(uid))
+        path = f"{owner['login']}/rdv"
+        href = agenda_writer.href_of(conn, path, uid)
+        text = agenda_writer.event_text(conn, path, href) if href else None
         if text is None:
             raise not_found("this RDV")
         return _rdv_json(agent_id, text, _zone_of_agent(conn, agent_id))

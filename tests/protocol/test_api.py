@@ -331,3 +331,14 @@ def test_a_disabled_motif_cannot_be_booked(office: Office) -> None:
         )
     refused = _book(office, f"{MONDAY}T09:00")
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "unknown-motif"
+
+
+def test_an_rdv_written_by_a_client_is_managed_by_uid_in_the_api(office: Office) -> None:
+    extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
+    body = event("client-uid", datetime(2027, 3, 1, 9, 0), extra=extra).encode()
+    url = office.server.dav + "alice/rdv/named-by-the-client.ics"
+    assert httpx.put(url, content=body, auth=("alice", "alice-password")).status_code == 201
+    with office.client("alice") as alice:
+        assert _ok(alice.get(f"/agents/{office.alice}/rdvs/client-uid"))["status"] == "unknown"
+        assert _ok(alice.delete(f"/agents/{office.alice}/rdvs/client-uid"))["status"] == "revoked"
+    assert "STATUS:CANCELLED" in httpx.get(url, auth=("alice", "alice-password")).text

@@ -13,15 +13,25 @@ import functools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from booking.model import Interval, Organisation
 
 METROPOLE = "metropole"
-ZONES = (METROPOLE, *holidays.France.subdivisions)
 # Departments whose holidays differ from the metropolitan calendar.
 _DEPARTMENT_ZONES = {"67": "6AE", "68": "6AE", "57": "57"}
 _PENTECOST_MONDAY = "Pentecost Monday"
+
+
+@functools.cache
+def _france():  # type: ignore[no-untyped-def]
+    # Imported on first use: the package weighs several MiB in every process,
+    # and a server that only serves CalDAV never needs it.
+    import holidays
+
+    return holidays.France
+
+
+def zones() -> tuple[str, ...]:
+    return (METROPOLE, *_france().subdivisions)
 
 
 def zone_for_department(department: str) -> str:
@@ -29,19 +39,19 @@ def zone_for_department(department: str) -> str:
     department = department.strip().upper()
     if department in _DEPARTMENT_ZONES:
         return _DEPARTMENT_ZONES[department]
-    return department if department in holidays.France.subdivisions else METROPOLE
+    return department if department in _france().subdivisions else METROPOLE
 
 
 def validate_zone(zone: str) -> str:
-    if zone not in ZONES:
-        raise ValueError(f"unknown holiday zone {zone!r}; known zones: {', '.join(ZONES)}")
+    if zone not in zones():
+        raise ValueError(f"unknown holiday zone {zone!r}; known zones: {', '.join(zones())}")
     return zone
 
 
 @functools.lru_cache(maxsize=256)
 def _holidays(zone: str, year: int) -> dict[date, str]:
     subdiv = None if zone == METROPOLE else zone
-    return dict(holidays.France(subdiv=subdiv, years=year, language="en_US"))
+    return dict(_france()(subdiv=subdiv, years=year, language="en_US"))
 
 
 def holiday_dates(organisation: Organisation, first: date, last: date) -> list[date]:

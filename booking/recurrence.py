@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
-import recurring_ical_events
 from dateutil import rrule as dateutil_rrule
 
 
@@ -41,6 +40,9 @@ def occurrences(
     calendar: icalendar.Calendar, start: datetime, end: datetime, zone: str
 ) -> Iterator[tuple[datetime, datetime, icalendar.Event]]:
     """Every VEVENT occurrence overlapping [start, end), as UTC instants."""
+    # Imported on first use (several MiB): most requests never expand a series.
+    import recurring_ical_events
+
     tz = ZoneInfo(zone)
     query = recurring_ical_events.of(calendar, components=["VEVENT"])
     for event in query.between(start, end):

@@ -46,11 +46,9 @@ def _dt(timestamp: int) -> datetime:
 
 def resolve(conn: Connection, agent: dict, settings: FeedSettings, base_url: str) -> Feed:
     """The feed's window and version: a few small queries, no event read."""
-    organisations = sorted(scheduling.roles_of(conn, agent["id"]))
-    zone = "Europe/Paris"
-    if organisations:
-        record = scheduling.organisation(conn, organisations[0])
-        zone = record["time_zone"] if record else zone
+    found = feeds.organisations_of(conn, agent["id"])
+    organisations = [org for org, _ in found]
+    zone = found[0][1] if found else "Europe/Paris"
     today = datetime.now(ZoneInfo(zone)).date()
     first = today - timedelta(days=settings.past_days)
     last = today + timedelta(days=settings.ahead_days)

@@ -12,16 +12,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from storage.schema import (
     agenda_events,
     agenda_occurrences,
+    agent_roles,
     agents,
     collections,
     items,
     lieux,
     motifs,
+    organisations,
 )
 
 
@@ -29,21 +31,52 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def agent_by_token_hash(conn: Connection, digest: str) -> dict | None:
-    row = (
-        conn.execute(
-            select(
-                agents.c.id,
-                agents.c.login,
-                agents.c.display_name,
-                agents.c.feed_token,
-                agents.c.feed_with_availability,
-            ).where(agents.c.feed_token_hash == digest)
-        )
-        .mappings()
-        .first()
+# A feed is polled by every subscribed client, mostly for a 304: the
+# statements of that path are built once (building one costs more than
+# running it on SQLite).
+_AGENT_BY_TOKEN = select(
+    agents.c.id,
+    agents.c.login,
+    agents.c.display_name,
+    agents.c.feed_token,
+    agents.c.feed_with_availability,
+).where(agents.c.feed_token_hash == bindparam("digest"))
+_ORGANISATIONS = (
+    select(organisations.c.id, organisations.c.time_zone)
+    .join(agent_roles, agent_roles.c.organisation_id == organisations.c.id)
+    .where(agent_roles.c.agent_id == bindparam("agent"))
+    .order_by(organisations.c.id)
+)
+_AGENDAS = (
+    select(
+        collections.c.path,
+        collections.c.sync_id,
+        collections.c.revision,
+        collections.c.modified_at,
     )
+    .where(collections.c.path.in_(bindparam("paths", expanding=True)))
+    .order_by(collections.c.path)
+)
+_MOTIFS = (
+    select(motifs.c.id, motifs.c.name, motifs.c.location_type)
+    .where(motifs.c.organisation_id.in_(bindparam("orgs", expanding=True)))
+    .order_by(motifs.c.id)
+)
+_LIEUX = (
+    select(lieux.c.id, lieux.c.name, lieux.c.address)
+    .where(lieux.c.organisation_id.in_(bindparam("orgs", expanding=True)))
+    .order_by(lieux.c.id)
+)
+
+
+def agent_by_token_hash(conn: Connection, digest: str) -> dict | None:
+    row = conn.execute(_AGENT_BY_TOKEN, {"digest": digest}).mappings().first()
     return dict(row) if row else None
+
+
+def organisations_of(conn: Connection, agent_id: int) -> list[tuple[int, str]]:
+    """(id, time zone) of the agent's organisations, by id."""
+    return [(r.id, r.time_zone) for r in conn.execute(_ORGANISATIONS, {"agent": agent_id})]
 
 
 def set_token(conn: Connection, agent_id: int, token: str) -> None:
@@ -128,26 +161,9 @@ def version(conn: Connection, agent: dict, organisation_ids: list[int]) -> tuple
     of those agendas (for Last-Modified)."""
     login = agent["login"]
     paths = [f"{login}/rdv", f"{login}/plages", f"{login}/indisponibilites"]
-    agendas = conn.execute(
-        select(
-            collections.c.path,
-            collections.c.sync_id,
-            collections.c.revision,
-            collections.c.modified_at,
-        )
-        .where(collections.c.path.in_(paths))
-        .order_by(collections.c.path)
-    ).all()
-    motif_rows = conn.execute(
-        select(motifs.c.id, motifs.c.name, motifs.c.location_type)
-        .where(motifs.c.organisation_id.in_(organisation_ids))
-        .order_by(motifs.c.id)
-    ).all()
-    lieu_rows = conn.execute(
-        select(lieux.c.id, lieux.c.name, lieux.c.address)
-        .where(lieux.c.organisation_id.in_(organisation_ids))
-        .order_by(lieux.c.id)
-    ).all()
+    agendas = conn.execute(_AGENDAS, {"paths": paths}).all()
+    motif_rows = conn.execute(_MOTIFS, {"orgs": organisation_ids}).all()
+    lieu_rows = conn.execute(_LIEUX, {"orgs": organisation_ids}).all()
     state = [
         [list(r) for r in agendas],
         [list(r) for r in motif_rows],

@@ -40,6 +40,7 @@ from storage.agenda_index import IndexedEvent
 # expands the series on demand.
 PAST = timedelta(days=366)
 HORIZON = timedelta(days=2 * 365)
+DEFAULT_ZONE = "Europe/Paris"
 # Collection kind -> what its events are for booking.
 KINDS = {"rdv": "rdv", "plages": "plage", "indisponibilites": "absence"}
 BUSY_KINDS = ("absence", "rdv", "event")
@@ -82,13 +83,11 @@ class AgendaWrite:
     index: IndexedEvent | None
 
 
-def _agent_zone(conn: Connection, agent_id: int) -> str:
-    roles = scheduling.roles_of(conn, agent_id)
-    for organisation_id in sorted(roles):
-        record = scheduling.organisation(conn, organisation_id)
-        if record:
-            return record["time_zone"]
-    return "Europe/Paris"
+def agent_zone(conn: Connection, agent_id: int) -> str:
+    """The zone floating times of an agent's agendas are read in: that of its
+    first organisation."""
+    found = scheduling.organisations_of(conn, agent_id)
+    return found[0][1] if found else DEFAULT_ZONE
 
 
 def _expand(
@@ -123,6 +122,44 @@ def _index(
     )
 
 
+def _describe(
+    parsed: events.ParsedEvent,
+    agent_id: int,
+    kind: str,
+    zone: str,
+    now: datetime,
+    *,
+    sequence: int | None = None,
+    organisation_id: int | None = None,
+) -> IndexedEvent:
+    """What the index holds for one item of an agent's calendar: an RDV's busy
+    time while it holds its slot, every plage occurrence, an absence's time,
+    and an ordinary event's time when it is OPAQUE and not cancelled."""
+    if kind == "rdv":
+        status = parsed.rdv_status
+        span = (_ts(parsed.start), _ts(parsed.end))
+        return IndexedEvent(
+            agent_id=agent_id,
+            kind="rdv",
+            uid=parsed.uid,
+            starts_at=span[0],
+            ends_at=span[1],
+            expanded_until=calendars.FAR_FUTURE,
+            organisation_id=organisation_id,
+            motif_id=parsed.motif_ids[0] if parsed.motif_ids else None,
+            lieu_id=parsed.lieu_id,
+            status=status,
+            sequence=parsed.sequence if sequence is None else sequence,
+            occurrences=[span] if holds_time(status) else [],
+        )
+    index = _index(parsed, agent_id, kind, zone, now, organisation_id=organisation_id)
+    if kind == "plage":
+        index.lieu_id, index.motif_ids = parsed.lieu_id, parsed.motif_ids or None
+    elif kind == "event" and (parsed.cancelled or not parsed.opaque):
+        index.occurrences = []  # a transparent or cancelled event blocks nothing
+    return index
+
+
 def prepare_write(
     conn: Connection,
     *,
@@ -140,7 +177,7 @@ def prepare_write(
     if agent is None:
         return AgendaWrite(text, None)
     now = now or datetime.now(UTC)
-    zone = _agent_zone(conn, agent["id"])
+    zone = agent_zone(conn, agent["id"])
     kind = KINDS.get(collection_kind, "event")
     try:
         parsed = events.parse(text, zone)
@@ -150,22 +187,8 @@ def prepare_write(
         raise
     if kind == "rdv":
         return _prepare_rdv(conn, agent["id"], collection_id, href, parsed, writer, now)
-    if kind == "plage":
-        organisation = _check_plage(conn, agent["id"], parsed, zone)
-        index = _index(
-            parsed,
-            agent["id"],
-            "plage",
-            zone,
-            now,
-            lieu_id=parsed.lieu_id,
-            motif_ids=parsed.motif_ids or None,
-            organisation_id=organisation,
-        )
-        return AgendaWrite(text, index)
-    index = _index(parsed, agent["id"], kind, zone, now)
-    if kind == "event" and (parsed.cancelled or not parsed.opaque):
-        index.occurrences = []  # a transparent or cancelled event blocks nothing
+    organisation = _check_plage(conn, agent["id"], parsed, zone) if kind == "plage" else None
+    index = _describe(parsed, agent["id"], kind, zone, now, organisation_id=organisation)
     return AgendaWrite(text, index)
 
 
@@ -179,28 +202,13 @@ def reindex(conn: Connection, now: datetime | None = None) -> int:
         agent = scheduling.agent_by_login(conn, collection.owner)
         if agent is None:
             continue
-        zone = _agent_zone(conn, agent["id"])
+        zone = agent_zone(conn, agent["id"])
         kind = KINDS.get(collection.kind, "event")
         try:
             parsed = events.parse(text, zone)
         except BookingRefused:
             continue
-        if kind == "rdv":
-            status = parsed.rdv_status
-            motif_id = parsed.motif_ids[0] if parsed.motif_ids else None
-            index = IndexedEvent(
-                agent_id=agent["id"], kind="rdv", uid=parsed.uid,
-                starts_at=_ts(parsed.start), ends_at=_ts(parsed.end),
-                expanded_until=calendars.FAR_FUTURE, motif_id=motif_id,
-                lieu_id=parsed.lieu_id, status=status, sequence=parsed.sequence,
-                occurrences=[(_ts(parsed.start), _ts(parsed.end))] if holds_time(status) else [],
-            )  # fmt: skip
-        else:
-            index = _index(parsed, agent["id"], kind, zone, now)
-            if kind == "plage":
-                index.lieu_id, index.motif_ids = parsed.lieu_id, parsed.motif_ids or None
-            elif kind == "event" and (parsed.cancelled or not parsed.opaque):
-                index.occurrences = []
+        index = _describe(parsed, agent["id"], kind, zone, now)
         agenda_index.replace_event(conn, item_id, index)
         count += 1
     return count
@@ -288,19 +296,8 @@ def _prepare_rdv(
         check_rdv(rdv, context)
     sequence = parsed.sequence if old is None else max(parsed.sequence, old.sequence + 1)
     text = events.stamp_rdv(parsed, sequence, now)
-    index = IndexedEvent(
-        agent_id=agent_id,
-        kind="rdv",
-        uid=parsed.uid,
-        starts_at=_ts(parsed.start),
-        ends_at=_ts(parsed.end),
-        expanded_until=calendars.FAR_FUTURE,
-        organisation_id=organisation.id,
-        motif_id=motif_id,
-        lieu_id=parsed.lieu_id,
-        status=status,
-        sequence=sequence,
-        occurrences=[(_ts(parsed.start), _ts(parsed.end))] if holds_time(status) else [],
+    index = _describe(
+        parsed, agent_id, "rdv", "UTC", now, sequence=sequence, organisation_id=organisation.id
     )
     return AgendaWrite(text, index)
 
@@ -368,7 +365,7 @@ def gather(
     for item_id, event, text in agenda_index.unexpanded_texts(
         conn, agent_ids, ("plage", "absence", "event"), _ts(start), _ts(end)
     ):
-        zone = _agent_zone(conn, event.agent_id)
+        zone = agent_zone(conn, event.agent_id)
         parsed = events.parse(text, zone)
         if event.kind == "event" and (parsed.cancelled or not parsed.opaque):
             continue

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from booking import events
+from booking.agenda import DEFAULT_ZONE
 from feeds.serializer import FeedEvent, serialize
 from storage import calendars, feeds, scheduling
 
@@ -33,6 +34,7 @@ class Feed:
     """A feed's identity for conditional requests; ``body`` builds it."""
 
     agent: dict
+    organisation_ids: list[int]
     zone: str
     first: date
     last: date
@@ -46,16 +48,16 @@ def _dt(timestamp: int) -> datetime:
 
 def resolve(conn: Connection, agent: dict, settings: FeedSettings, base_url: str) -> Feed:
     """The feed's window and version: a few small queries, no event read."""
-    found = feeds.organisations_of(conn, agent["id"])
+    found = scheduling.organisations_of(conn, agent["id"])
     organisations = [org for org, _ in found]
-    zone = found[0][1] if found else "Europe/Paris"
+    zone = found[0][1] if found else DEFAULT_ZONE
     today = datetime.now(ZoneInfo(zone)).date()
     first = today - timedelta(days=settings.past_days)
     last = today + timedelta(days=settings.ahead_days)
     version, last_modified = feeds.version(conn, agent, organisations)
     identity = f"{version}|{first}|{last}|{settings.refresh}|{base_url}|{zone}"
     etag = '"' + hashlib.sha256(identity.encode()).hexdigest()[:40] + '"'
-    return Feed(agent, zone, first, last, etag, last_modified)
+    return Feed(agent, organisations, zone, first, last, etag, last_modified)
 
 
 def body(conn: Connection, feed: Feed, settings: FeedSettings, base_url: str) -> bytes:
@@ -63,7 +65,7 @@ def body(conn: Connection, feed: Feed, settings: FeedSettings, base_url: str) ->
     start = int(datetime.combine(feed.first, time(), tz).timestamp())
     end = int(datetime.combine(feed.last, time(), tz).timestamp())
     agent_id = feed.agent["id"]
-    organisations = sorted(scheduling.roles_of(conn, agent_id))
+    organisations = feed.organisation_ids
     motifs = {m["id"]: m for o in organisations for m in scheduling.motifs_of(conn, o)}
     lieux = {lieu["id"]: lieu for o in organisations for lieu in scheduling.lieux_of(conn, o)}
     found: list[FeedEvent] = []

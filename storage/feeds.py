@@ -17,13 +17,11 @@ from sqlalchemy import Connection, and_, bindparam, select, update
 from storage.schema import (
     agenda_events,
     agenda_occurrences,
-    agent_roles,
     agents,
     collections,
     items,
     lieux,
     motifs,
-    organisations,
 )
 
 
@@ -41,12 +39,6 @@ _AGENT_BY_TOKEN = select(
     agents.c.feed_token,
     agents.c.feed_with_availability,
 ).where(agents.c.feed_token_hash == bindparam("digest"))
-_ORGANISATIONS = (
-    select(organisations.c.id, organisations.c.time_zone)
-    .join(agent_roles, agent_roles.c.organisation_id == organisations.c.id)
-    .where(agent_roles.c.agent_id == bindparam("agent"))
-    .order_by(organisations.c.id)
-)
 _AGENDAS = (
     select(
         collections.c.path,
@@ -72,11 +64,6 @@ _LIEUX = (
 def agent_by_token_hash(conn: Connection, digest: str) -> dict | None:
     row = conn.execute(_AGENT_BY_TOKEN, {"digest": digest}).mappings().first()
     return dict(row) if row else None
-
-
-def organisations_of(conn: Connection, agent_id: int) -> list[tuple[int, str]]:
-    """(id, time zone) of the agent's organisations, by id."""
-    return [(r.id, r.time_zone) for r in conn.execute(_ORGANISATIONS, {"agent": agent_id})]
 
 
 def set_token(conn: Connection, agent_id: int, token: str) -> None:

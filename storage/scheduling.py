@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from storage.schema import (
     agent_roles,
@@ -88,6 +88,20 @@ def agent_by_login(conn: Connection, login: str) -> Record | None:
 def agent(conn: Connection, agent_id: int) -> Record | None:
     row = conn.execute(select(*_AGENT_PUBLIC).where(agents.c.id == agent_id)).mappings().first()
     return dict(row) if row else None
+
+
+# Read on every agenda write and feed poll, hence prebuilt.
+_ORGANISATIONS_OF = (
+    select(organisations.c.id, organisations.c.time_zone)
+    .join(agent_roles, agent_roles.c.organisation_id == organisations.c.id)
+    .where(agent_roles.c.agent_id == bindparam("agent"))
+    .order_by(organisations.c.id)
+)
+
+
+def organisations_of(conn: Connection, agent_id: int) -> list[tuple[int, str]]:
+    """(id, time zone) of the agent's organisations, by id."""
+    return [(r.id, r.time_zone) for r in conn.execute(_ORGANISATIONS_OF, {"agent": agent_id})]
 
 
 def roles_of(conn: Connection, agent_id: int) -> dict[int, str]:

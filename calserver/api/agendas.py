@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from booking import events
+from booking.agenda import agent_zone
 from booking.rules import BookingRefused
 from calserver.api import schemas
 from calserver.api.base import (
@@ -51,14 +52,6 @@ def _require(ctx, login: str, owner: dict, agenda: str, right: str) -> None:  # 
         raise not_found("this agent's agenda")
     if right not in granted:
         raise forbidden(f"you may not {'change' if right == 'w' else 'read'} this agenda")
-
-
-def _zone_of_agent(conn: Connection, agent_id: int) -> str:
-    for organisation_id in sorted(scheduling.roles_of(conn, agent_id)):
-        record = scheduling.organisation(conn, organisation_id)
-        if record:
-            return record["time_zone"]
-    return "Europe/Paris"
 
 
 def _rrule(
@@ -117,7 +110,7 @@ def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: i
         def read(conn: Connection) -> list[dict]:
             owner = _owner(conn, agent_id)
             _require(ctx, login, owner, agenda, "r")
-            zone = _zone_of_agent(conn, agent_id)
+            zone = agent_zone(conn, agent_id)
             path = f"{owner['login']}/{agenda}"
             described = []
             for href, text in agenda_writer.event_texts(conn, path):
@@ -137,7 +130,7 @@ def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: i
         def write(conn: Connection) -> dict:
             owner = _owner(conn, agent_id)
             _require(ctx, login, owner, agenda, "w")
-            zone = _zone_of_agent(conn, agent_id)
+            zone = agent_zone(conn, agent_id)
             uid = _new_uid()
             text = build(conn, payload, zone, uid)
             path = f"{owner['login']}/{agenda}"
@@ -306,7 +299,7 @@ async def list_rdvs(request: web.Request) -> web.Response:
     def read(conn: Connection) -> list[dict]:
         owner = _owner(conn, agent_id)
         _require(ctx, login, owner, "rdv", "r")
-        zone = _zone_of_agent(conn, agent_id)
+        zone = agent_zone(conn, agent_id)
         start = parse_moment(request.query.get("from", "1970-01-01"), zone, "from")
         end = parse_moment(request.query.get("to", "9999-12-30"), zone, "to", end_of_day=True)
         texts = agenda_index.texts_in_window(
@@ -317,6 +310,16 @@ async def list_rdvs(request: web.Request) -> web.Response:
     return json(await ctx.run(ctx.read, read))
 
 
+def _stored_rdv(conn: Connection, owner: dict, uid: str) -> tuple[str, str, str]:
+    """(agenda path, href, text) of the owner's RDV with this UID, or 404."""
+    path = f"{owner['login']}/rdv"
+    href = agenda_writer.href_of(conn, path, uid)
+    text = agenda_writer.event_text(conn, path, href) if href else None
+    if href is None or text is None:
+        raise not_found("this RDV")
+    return path, href, text
+
+
 def _change_rdv(
     request: web.Request, login: str, agent_id: int, uid: str, change: schemas.RdvPatch
 ):  # type: ignore[no-untyped-def]
@@ -325,12 +328,8 @@ def _change_rdv(
     def write(conn: Connection) -> dict:
         owner = _owner(conn, agent_id)
         _require(ctx, login, owner, "rdv", "w")
-        path = f"{owner['login']}/rdv"
-        href = agenda_writer.href_of(conn, path, uid)
-        text = agenda_writer.event_text(conn, path, href) if href else None
-        if href is None or text is None:
-            raise not_found("this RDV")
-        zone = _zone_of_agent(conn, agent_id)
+        path, href, text = _stored_rdv(conn, owner, uid)
+        zone = agent_zone(conn, agent_id)
         parsed = events.parse(text, zone)
         if not parsed.motif_ids:
             raise ApiError(422, "unknown-motif", "this RDV has no motif: change it over CalDAV")
@@ -375,12 +374,8 @@ async def get_rdv(request: web.Request) -> web.Response:
     def read(conn: Connection) -> dict:
         owner = _owner(conn, agent_id)
         _require(ctx, login, owner, "rdv", "r")
-        path = f"{owner['login']}/rdv"
-        href = agenda_writer.href_of(conn, path, uid)
-        text = agenda_writer.event_text(conn, path, href) if href else None
-        if text is None:
-            raise not_found("this RDV")
-        return _rdv_json(agent_id, text, _zone_of_agent(conn, agent_id))
+        _, _, text = _stored_rdv(conn, owner, uid)
+        return _rdv_json(agent_id, text, agent_zone(conn, agent_id))
 
     return json(await ctx.run(ctx.read, read))
 

@@ -46,7 +46,12 @@ def build_caldav(db: Database, *, max_content_length: int, realm: str) -> CalDAV
     configuration = radicale_config.load()
     configuration.update(
         {
-            "server": {"max_content_length": str(max_content_length)},
+            # Radicale caps one resource at 80% of a request body and warns on
+            # every start when it has to: say it ourselves.
+            "server": {
+                "max_content_length": str(max_content_length),
+                "max_resource_size": str(int(max_content_length * 0.8)),
+            },
             "auth": {"type": plugin(Auth), "realm": realm},
             "rights": {"type": plugin(Rights)},
             "storage": {"type": plugin(Storage)},

@@ -86,6 +86,12 @@ def run_server_tester(
     return report
 
 
+def tester_baseline(report: dict[str, Any]) -> dict[str, Any]:
+    """A report as kept for a baseline: without the run's time and port, which
+    change every run and would only clutter the diff a reviewer reads."""
+    return {key: value for key, value in report.items() if key not in ("ts", "url")}
+
+
 def resolved_levels(features: dict[str, Any]) -> dict[str, str]:
     """Support level of every known server-feature, defaults filled in."""
     feature_set = FeatureSet(features)

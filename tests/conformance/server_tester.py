@@ -86,7 +86,7 @@ def run_server_tester(
     return report
 
 
-def tester_baseline(report: dict[str, Any]) -> dict[str, Any]:
+def report_to_keep(report: dict[str, Any]) -> dict[str, Any]:
     """A report as kept for a baseline: without the run's time and port, which
     change every run and would only clutter the diff a reviewer reads."""
     return {key: value for key, value in report.items() if key not in ("ts", "url")}

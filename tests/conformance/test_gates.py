@@ -22,6 +22,7 @@ from tests.conformance.caldav_suite import (
 from tests.conformance.server_tester import (
     SUPPORT_ORDER,
     compare_with_baseline,
+    report_to_keep,
     support_rank,
 )
 
@@ -77,6 +78,14 @@ def test_tester_feature_moving_up_is_a_gain_and_alike_levels_are_no_move() -> No
         _report_with(freebusy_query="fragile"), _report_with(freebusy_query="quirk")
     )
     assert aside == ([], [])
+
+
+def test_kept_report_drops_only_what_changes_every_run() -> None:
+    report = _report_with(freebusy_query="quirk") | {"ts": 1.0, "url": "http://127.0.0.1:1/dav/"}
+    kept = report_to_keep(report)
+    assert "ts" not in kept and "url" not in kept
+    assert compare_with_baseline(kept, report) == ([], [])
+    assert kept["features"] == report["features"]
 
 
 def _suite(

@@ -85,7 +85,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     )
     api_executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="api")
     api_context = base.ApiContext(
-        db, dav.auth, dav.rights, settings.realm, api_executor, settings.public_url
+        db, dav.auth, dav.rights, settings.realm, api_executor, settings.base_url
     )
     app.add_subapp(API_PREFIX, _api(api_context))
     feed_settings = FeedSettings(
@@ -93,7 +93,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         past_days=settings.feed_past_days,
         ahead_days=settings.feed_ahead_days,
     )
-    feed_service = FeedService(db, feed_settings, settings.public_url, api_executor)
+    feed_service = FeedService(db, feed_settings, settings.base_url, api_executor)
     app.router.add_get("/feeds/{token}.ics", feed_handler(feed_service))
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)

@@ -88,6 +88,10 @@ def _serve(settings: Settings, db: Database) -> None:
     app = create_app(settings, db)
     url = f"http://{settings.host}:{settings.port}"
     print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")
+    if not settings.public_url:
+        logging.getLogger("calserver").warning(
+            "[server] public_url is not set: feed links point at %s", settings.base_url
+        )
     sys.stdout.flush()
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
 

@@ -65,7 +65,7 @@ class ApiContext:
     rights: Rights
     realm: str
     executor: ThreadPoolExecutor
-    public_url: str = ""
+    base_url: str  # where links point (Settings.base_url)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from calserver.access_log import access_log
 from calserver.api import agendas, base, feed_links, openapi, records, slots
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
@@ -75,7 +76,7 @@ def _api(ctx: base.ApiContext) -> web.Application:
 
 def create_app(settings: Settings, db: Database) -> web.Application:
     """Build the application on a database whose schema is already migrated."""
-    app = web.Application(client_max_size=settings.max_content_length)
+    app = web.Application(client_max_size=settings.max_content_length, middlewares=[access_log])
     dav = build_caldav(db, max_content_length=settings.max_content_length, realm=settings.realm)
     caldav = WSGIBridge(
         dav.application,

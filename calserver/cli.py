@@ -14,6 +14,7 @@ from calserver.app import create_app
 from calserver.bootstrap import prepare_database
 from calserver.config import ConfigError, Settings, load_settings
 from calserver.memory import allocator
+from plugins import log_redaction
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
 from storage.database import Database
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log_redaction.install()
     # Radicale and Alembic narrate every request and migration step at INFO.
     for noisy in ("radicale", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

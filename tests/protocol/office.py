@@ -74,12 +74,16 @@ class Office:
         if usager is not None:
             created = self.alice.post(f"/organisations/{self.org}/usagers", json=usager)
             usager_ids = [ok(created, 201)["id"]]
+        return self.book_with(*usager_ids)
+
+    def book_with(self, *usager_ids: int) -> dict:
+        """An RDV of alice's motif at her lieu, on the next free slot."""
         rdv = {
             "agent_id": self.agent,
             "motif_id": self.motif,
             "lieu_id": self.lieu,
             "starts_at": next(self.slots),
-            "usager_ids": usager_ids,
+            "usager_ids": list(usager_ids),
         }
         return ok(self.alice.post("/rdvs", json=rdv), 201)
 

@@ -18,7 +18,8 @@ log = logging.getLogger("calserver.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _template(request: web.Request) -> str:
+def route_template(request: web.Request) -> str:
+    """The request's route as declared (``/feeds/{token}.ics``), for logs."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "(no route)"
 
@@ -36,4 +37,4 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
         raise
     finally:
         elapsed = (time.perf_counter() - started) * 1000
-        log.info("%s %s %s %.1fms", request.method, _template(request), status, elapsed)
+        log.info("%s %s %s %.1fms", request.method, route_template(request), status, elapsed)

@@ -29,6 +29,7 @@ from radicale.auth import AuthContext
 from sqlalchemy import Connection
 
 from booking.rules import BookingRefused
+from calserver.access_log import route_template
 from plugins.auth import Auth
 from plugins.rights import Rights
 from storage import scheduling
@@ -121,7 +122,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.error(
             "API request %s %s failed: %s at %s:%s",
             request.method,
-            request.rel_url.path,
+            route_template(request),
             type(e).__name__,
             frame.filename,
             frame.lineno,

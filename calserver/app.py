@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from calserver.access_log import access_log
 from calserver.api import agendas, base, feed_links, openapi, records, slots
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
@@ -75,7 +76,7 @@ def _api(ctx: base.ApiContext) -> web.Application:
 
 def create_app(settings: Settings, db: Database) -> web.Application:
     """Build the application on a database whose schema is already migrated."""
-    app = web.Application(client_max_size=settings.max_content_length)
+    app = web.Application(client_max_size=settings.max_content_length, middlewares=[access_log])
     dav = build_caldav(db, max_content_length=settings.max_content_length, realm=settings.realm)
     caldav = WSGIBridge(
         dav.application,
@@ -85,7 +86,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     )
     api_executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="api")
     api_context = base.ApiContext(
-        db, dav.auth, dav.rights, settings.realm, api_executor, settings.public_url
+        db, dav.auth, dav.rights, settings.realm, api_executor, settings.base_url
     )
     app.add_subapp(API_PREFIX, _api(api_context))
     feed_settings = FeedSettings(
@@ -93,7 +94,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         past_days=settings.feed_past_days,
         ahead_days=settings.feed_ahead_days,
     )
-    feed_service = FeedService(db, feed_settings, settings.public_url, api_executor)
+    feed_service = FeedService(db, feed_settings, settings.base_url, api_executor)
     app.router.add_get("/feeds/{token}.ics", feed_handler(feed_service))
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)

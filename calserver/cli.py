@@ -16,6 +16,7 @@ from calserver.app import create_app
 from calserver.bootstrap import prepare_database
 from calserver.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from calserver.memory import allocator
+from plugins import log_redaction
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
 from storage.database import Database
@@ -93,6 +94,10 @@ def _serve(settings: Settings, db: Database) -> None:
     def announce(_aiohttp_banner: str) -> None:
         # Called once the socket is bound: the line means the server answers.
         print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")
+        if not settings.public_url:
+            logging.getLogger("calserver").warning(
+                "[server] public_url is not set: feed links point at %s", settings.base_url
+            )
         sys.stdout.flush()
 
     try:
@@ -123,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log_redaction.install()
     # Radicale and Alembic narrate every request and migration step at INFO.
     for noisy in ("radicale", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -10,7 +10,7 @@ from typing import Any
 
 from radicale import config as radicale_config
 
-from plugins import log_redaction, timezone_cache
+from plugins import log_redaction, timezone_cache, vobject_text
 from plugins.application import Application
 from plugins.auth import Auth
 from plugins.rights import Rights
@@ -43,6 +43,7 @@ def build_caldav(db: Database, *, max_content_length: int, realm: str) -> CalDAV
 
     log_redaction.install()
     timezone_cache.install()
+    vobject_text.install()
     configuration = radicale_config.load()
     configuration.update(
         {

@@ -268,7 +268,8 @@ async def create_rdv(request: web.Request) -> web.Response:
                     usager_id, f"{usager['first_name']} {usager['last_name']}", usager["email"]
                 )
             )
-        home = scheduling.usager(conn, rdv.usager_ids[0])["address"] if rdv.usager_ids else None
+        first = scheduling.usager(conn, rdv.usager_ids[0]) if rdv.usager_ids else None
+        home = (first["postcode"], first["city"]) if first else (None, None)
         start = parse_moment(rdv.starts_at, zone, "starts_at")
         names = ", ".join(a.name for a in attendees)
         uid = _new_uid()
@@ -280,7 +281,7 @@ async def create_rdv(request: web.Request) -> web.Response:
             summary=f"{motif['name']} : {names}" if names else motif["name"],
             motif_ids=[motif["id"]],
             lieu_id=rdv.lieu_id,
-            location=events.location_text(motif["location_type"], lieu, home),
+            location=events.location_text(motif["location_type"], lieu, *home),
             organisation_id=organisation["id"],
             status=rdv.status,
             attendees=attendees,

@@ -29,6 +29,7 @@ from radicale.auth import AuthContext
 from sqlalchemy import Connection
 
 from booking.rules import BookingRefused
+from calserver.access_log import route_template
 from plugins.auth import Auth
 from plugins.rights import Rights
 from storage import scheduling
@@ -65,7 +66,7 @@ class ApiContext:
     rights: Rights
     realm: str
     executor: ThreadPoolExecutor
-    public_url: str = ""
+    base_url: str  # where links point (Settings.base_url)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -121,7 +122,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.error(
             "API request %s %s failed: %s at %s:%s",
             request.method,
-            request.rel_url.path,
+            route_template(request),
             type(e).__name__,
             frame.filename,
             frame.lineno,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -93,6 +94,9 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     searches = ThreadPoolExecutor(
         max_workers=max(1, settings.threads // 2), thread_name_prefix="search"
     )
+    # A thread waiting on the database gets the GIL back within 1 ms of its
+    # answer (5 ms by default) while searches compute beside it.
+    sys.setswitchinterval(0.001)
     app.add_subapp(API_PREFIX, _api(api_context, searches))
     feed_settings = FeedSettings(
         refresh=timedelta(minutes=settings.feed_refresh_minutes),

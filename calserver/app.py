@@ -89,10 +89,10 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     api_context = base.ApiContext(
         db, dav.auth, dav.rights, settings.realm, api_executor, settings.public_url
     )
-    # Créneaux searches get half the threads: however many are asked at once,
-    # the other API requests and the feeds keep theirs.
+    # Créneaux searches get a quarter of the threads (one of the default four):
+    # however many are asked at once, the other API requests and feeds keep theirs.
     searches = ThreadPoolExecutor(
-        max_workers=max(1, settings.threads // 2), thread_name_prefix="search"
+        max_workers=max(1, settings.threads // 4), thread_name_prefix="search"
     )
     # A thread waiting on the database gets the GIL back within 1 ms of its
     # answer (5 ms by default) while searches compute beside it.

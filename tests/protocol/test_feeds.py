@@ -11,7 +11,7 @@ import httpx
 import icalendar
 import pytest
 import vobject
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ADMIN_PASSWORD, Server
@@ -50,9 +50,20 @@ class Office:
         self.motif = _ok(self.admin.post(f"/organisations/{self.org}/motifs", json=motif), 201)[
             "id"
         ]
+        # The same 30 minutes away from the office: the plage offers them too.
+        self.remote = {
+            kind: _ok(
+                self.admin.post(
+                    f"/organisations/{self.org}/motifs",
+                    json={**motif, "name": f"Entretien {kind}", "location_type": kind},
+                ),
+                201,
+            )["id"]
+            for kind in ("home", "phone", "visio")
+        }
         self.first_day = date.today() + timedelta(days=1)
         plage = {
-            "motif_ids": [self.motif],
+            "motif_ids": [self.motif, *self.remote.values()],
             "lieu_id": self.lieu,
             "first_day": self.first_day.isoformat(),
             "start_time": "08:00",
@@ -79,18 +90,21 @@ class Office:
             start += timedelta(days=28)
         return found
 
-    def book(self, usager: dict | None = None) -> dict:
+    def book(self, usager: dict | None = None, location_type: str = "public_office") -> dict:
+        """An RDV for ``usager`` (created first) at the next free slot; at the
+        lieu, or at home, by phone or by visio."""
         usager_ids = []
         if usager is not None:
             created = self.alice.post(f"/organisations/{self.org}/usagers", json=usager)
             usager_ids = [_ok(created, 201)["id"]]
         rdv = {
             "agent_id": self.agent,
-            "motif_id": self.motif,
-            "lieu_id": self.lieu,
+            "motif_id": self.remote.get(location_type, self.motif),
             "starts_at": next(self.slots),
             "usager_ids": usager_ids,
         }
+        if location_type == "public_office":
+            rdv["lieu_id"] = self.lieu
         return _ok(self.alice.post("/rdvs", json=rdv), 201)
 
     def close(self) -> None:
@@ -190,19 +204,58 @@ NASTY = st.text(
     min_size=8,
     max_size=120,
 ).filter(lambda s: s.strip() and len(s.strip()) >= 8)
-
-
-@settings(
+# A street without a postcode-like run of digits, a postcode and city, and
+# what a usager adds for the visit: floor, door code, building.
+STREET = st.builds(
+    "{} {}".format,
+    st.integers(1, 999),
+    st.text(alphabet=st.characters(categories=("L",)) | st.just(" "), min_size=8, max_size=60)
+    .map(str.strip)
+    .filter(lambda s: len(s) >= 8),
+)
+POSTCODE = st.from_regex(r"(0[1-9]|[1-8][0-9]|9[0-5])[0-9]{3}", fullmatch=True)
+CITY = st.sampled_from(["Paris", "Lyon", "Saint-Étienne", "Aix-en-Provence", "Le Havre", "Metz"])
+ACCESS = st.builds(
+    "{}e étage, porte {}, digicode {}".format,
+    st.integers(1, 30),
+    st.from_regex(r"[A-Z]", fullmatch=True),
+    st.from_regex(r"[0-9A-Z]{4,6}", fullmatch=True),
+)
+AFTER_CITY = st.sampled_from([" ", ", ", "\n", " - "])
+FEED_PROFILE = settings(
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+LOCATION_TYPES = ("public_office", "home", "phone", "visio")
+
+
+def _usager_values_absent(usager: dict, reference: str, feed: str) -> None:
+    """No usager datum of 8 characters or more in the feed, in any form
+    icalendar could write it (unless the feed said it before, like a motif name)."""
+    unfolded = feed.replace("\r\n ", "")
+    for value in usager.values():
+        for form in {value, value.strip(), icalendar.vText(value).to_ical().decode()}:
+            if len(form) >= 8 and form not in reference:
+                assert form not in unfolded, form
+    for name in ("ATTENDEE", "ORGANIZER", "CONTACT"):
+        assert f"\r\n{name}" not in feed
+
+
+def _locations(feed: str) -> dict[str, str]:
+    calendar = icalendar.Calendar.from_ical(feed)
+    return {str(v["UID"]): str(v.get("LOCATION", "")) for v in calendar.walk("VEVENT")}
+
+
+@FEED_PROFILE
 @given(
     first_name=NASTY,
     last_name=NASTY,
     local_part=st.from_regex(r"[a-z0-9._%+-]{8,30}", fullmatch=True),
     phone=st.from_regex(r"\+33[1-9][0-9]{8}", fullmatch=True),
-    address=NASTY,
+    street=STREET,
+    postcode=POSTCODE,
+    city=CITY,
     notes=NASTY,
 )
 def test_no_usager_data_ever_reaches_a_feed(
@@ -211,24 +264,45 @@ def test_no_usager_data_ever_reaches_a_feed(
     last_name: str,
     local_part: str,
     phone: str,
-    address: str,
+    street: str,
+    postcode: str,
+    city: str,
     notes: str,
 ) -> None:
+    """RDVs at the lieu, at home, by phone and by visio for a usager with
+    generated data: none of it in the feed, and each LOCATION says where."""
     reference = httpx.get(office.feed_url).text  # whitelisted content only
     usager = {
         "first_name": first_name[:200],
         "last_name": last_name[:200],
         "email": f"{local_part}@example.org",
         "phone": phone,
-        "address": address[:400],
+        "address": f"{street}, {postcode} {city}",
         "notes": notes,
     }
-    office.book(usager)
+    booked = {kind: office.book(usager, kind)["id"] for kind in LOCATION_TYPES}
     feed = httpx.get(office.feed_url).text
-    unfolded = feed.replace("\r\n ", "")
-    for value in usager.values():
-        for form in {value, value.strip(), icalendar.vText(value).to_ical().decode()}:
-            if len(form) >= 8 and form not in reference:
-                assert form not in unfolded, form
-    for name in ("ATTENDEE", "ORGANIZER", "CONTACT"):
-        assert f"\r\n{name}" not in feed
+    _usager_values_absent({**usager, "street": street}, reference, feed)
+    locations = _locations(feed)
+    assert locations[booked["public_office"]].startswith("Mairie annexe, ")
+    assert locations[booked["home"]] == f"À domicile ({postcode} {city})"
+    assert locations[booked["phone"]] == "Par téléphone"
+    assert locations[booked["visio"]] == "Visioconférence"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="home LOCATION copies text after the postcode; fixed on the privacy branch"
+)
+@settings(FEED_PROFILE, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking
+@given(street=STREET, postcode=POSTCODE, city=CITY, after_city=AFTER_CITY, access=ACCESS)
+def test_a_home_visit_shows_only_postcode_and_city(
+    office: Office, street: str, postcode: str, city: str, after_city: str, access: str
+) -> None:
+    """Whatever the usager wrote after the city (floor, door code), a home
+    visit's LOCATION is "À domicile (<postcode> <city>)" and no more."""
+    address = f"{street}, {postcode} {city}{after_city}{access}"
+    usager = {"first_name": "Dominique", "last_name": "Martin", "address": address}
+    rdv = office.book(usager, "home")
+    feed = httpx.get(office.feed_url).text
+    assert _locations(feed)[rdv["id"]] == f"À domicile ({postcode} {city})"
+    assert access not in feed.replace("\r\n ", "") and street not in feed

@@ -255,7 +255,7 @@ def _day(office: Office, code: str, over: str) -> date:
     """A working day of its own for each case (the holiday case: a holiday)."""
     if code == "holiday":
         return office.holiday
-    codes = sorted(_engine_codes())
+    codes = sorted({c.code for c in DAV_CASES} | {c.code for c in API_CASES})
     return office.days[2 * codes.index(code) + (over == "api")]
 
 

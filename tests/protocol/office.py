@@ -40,9 +40,20 @@ class Office:
         self.lieu = ok(self.admin.post(f"/organisations/{self.org}/lieux", json=lieu), 201)["id"]
         motif = {"name": "Consultation PMI", "service_id": service, "duration_minutes": 30}
         self.motif = ok(self.admin.post(f"/organisations/{self.org}/motifs", json=motif), 201)["id"]
+        # The same 30 minutes away from the office: the plage offers them too.
+        self.remote = {
+            kind: ok(
+                self.admin.post(
+                    f"/organisations/{self.org}/motifs",
+                    json={**motif, "name": f"Entretien {kind}", "location_type": kind},
+                ),
+                201,
+            )["id"]
+            for kind in ("home", "phone", "visio")
+        }
         self.first_day = date.today() + timedelta(days=1)
         plage = {
-            "motif_ids": [self.motif],
+            "motif_ids": [self.motif, *self.remote.values()],
             "lieu_id": self.lieu,
             "first_day": self.first_day.isoformat(),
             "start_time": "08:00",
@@ -69,22 +80,25 @@ class Office:
             start += timedelta(days=28)
         return found
 
-    def book(self, usager: dict | None = None) -> dict:
+    def book(self, usager: dict | None = None, location_type: str = "public_office") -> dict:
+        """An RDV for ``usager`` (created first) at the next free slot; at the
+        lieu, or at home, by phone or by visio."""
         usager_ids = []
         if usager is not None:
             created = self.alice.post(f"/organisations/{self.org}/usagers", json=usager)
             usager_ids = [ok(created, 201)["id"]]
-        return self.book_with(*usager_ids)
+        return self.book_with(*usager_ids, location_type=location_type)
 
-    def book_with(self, *usager_ids: int) -> dict:
-        """An RDV of alice's motif at her lieu, on the next free slot."""
+    def book_with(self, *usager_ids: int, location_type: str = "public_office") -> dict:
+        """An RDV of alice's motif of that location type, on the next free slot."""
         rdv = {
             "agent_id": self.agent,
-            "motif_id": self.motif,
-            "lieu_id": self.lieu,
+            "motif_id": self.remote.get(location_type, self.motif),
             "starts_at": next(self.slots),
             "usager_ids": list(usager_ids),
         }
+        if location_type == "public_office":
+            rdv["lieu_id"] = self.lieu
         return ok(self.alice.post("/rdvs", json=rdv), 201)
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import httpx
 import icalendar
 import pytest
 import vobject
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Server
@@ -112,19 +112,63 @@ NASTY = st.text(
     min_size=8,
     max_size=120,
 ).filter(lambda s: s.strip() and len(s.strip()) >= 8)
-
-
-@settings(
+# A street without a postcode-like run of digits, a postcode and city, and
+# what a usager adds for the visit: floor, door code, building.
+STREET = st.builds(
+    "{} {}".format,
+    st.integers(1, 999),
+    st.text(alphabet=st.characters(categories=("L",)) | st.just(" "), min_size=8, max_size=60)
+    .map(str.strip)
+    .filter(lambda s: len(s) >= 8),
+)
+POSTCODE = st.from_regex(r"(0[1-9]|[1-8][0-9]|9[0-5])[0-9]{3}", fullmatch=True)
+CITY = st.sampled_from(["Paris", "Lyon", "Saint-Étienne", "Aix-en-Provence", "Le Havre", "Metz"])
+ACCESS = st.builds(
+    "{}e étage, porte {}, digicode {}".format,
+    st.integers(1, 30),
+    st.from_regex(r"[A-Z]", fullmatch=True),
+    st.from_regex(r"[0-9A-Z]{4,6}", fullmatch=True),
+)
+AFTER_CITY = st.sampled_from([" ", ", ", "\n", " - "])
+FEED_PROFILE = settings(
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+LOCATION_TYPES = ("public_office", "home", "phone", "visio")
+
+
+def _usager_values_absent(usager: dict, reference: str, feed: str) -> None:
+    """No usager datum of 8 characters or more in the feed, in any form
+    icalendar could write it (unless the feed said it before, like a motif name)."""
+    unfolded = feed.replace("\r\n ", "")
+    for value in usager.values():
+        for form in {value, value.strip(), icalendar.vText(value).to_ical().decode()}:
+            if len(form) >= 8 and form not in reference:
+                assert form not in unfolded, form
+    for name in ("ATTENDEE", "ORGANIZER", "CONTACT"):
+        assert f"\r\n{name}" not in feed
+
+
+def _locations(feed: str) -> dict[datetime, str]:
+    """Each event's LOCATION by its start (the feed's UIDs are opaque)."""
+    calendar = icalendar.Calendar.from_ical(feed)
+    return {v["DTSTART"].dt: str(v.get("LOCATION", "")) for v in calendar.walk("VEVENT")}
+
+
+def _start(rdv: dict) -> datetime:
+    return datetime.fromisoformat(rdv["starts_at"])
+
+
+@FEED_PROFILE
 @given(
     first_name=NASTY,
     last_name=NASTY,
     local_part=st.from_regex(r"[a-z0-9._%+-]{8,30}", fullmatch=True),
     phone=st.from_regex(r"\+33[1-9][0-9]{8}", fullmatch=True),
-    address=NASTY,
+    street=STREET,
+    postcode=POSTCODE,
+    city=CITY,
     notes=NASTY,
 )
 def test_no_usager_data_ever_reaches_a_feed(
@@ -133,24 +177,50 @@ def test_no_usager_data_ever_reaches_a_feed(
     last_name: str,
     local_part: str,
     phone: str,
-    address: str,
+    street: str,
+    postcode: str,
+    city: str,
     notes: str,
 ) -> None:
+    """RDVs at the lieu, at home, by phone and by visio for a usager with
+    generated data: none of it in the feed, and each LOCATION says where."""
     reference = httpx.get(office.feed_url).text  # whitelisted content only
     usager = {
         "first_name": first_name[:200],
         "last_name": last_name[:200],
         "email": f"{local_part}@example.org",
         "phone": phone,
-        "address": address[:400],
+        "address": f"{street}, {postcode} {city}",
+        "postcode": postcode,
+        "city": city,
         "notes": notes,
     }
-    office.book(usager)
+    booked = {kind: _start(office.book(usager, kind)) for kind in LOCATION_TYPES}
     feed = httpx.get(office.feed_url).text
-    unfolded = feed.replace("\r\n ", "")
-    for value in usager.values():
-        for form in {value, value.strip(), icalendar.vText(value).to_ical().decode()}:
-            if len(form) >= 8 and form not in reference:
-                assert form not in unfolded, form
-    for name in ("ATTENDEE", "ORGANIZER", "CONTACT"):
-        assert f"\r\n{name}" not in feed
+    _usager_values_absent({**usager, "street": street}, reference, feed)
+    locations = _locations(feed)
+    assert locations[booked["public_office"]].startswith("Mairie annexe, ")
+    assert locations[booked["home"]] == f"À domicile ({postcode} {city})"
+    assert locations[booked["phone"]] == "Par téléphone"
+    assert locations[booked["visio"]] == "Visioconférence"
+
+
+@settings(FEED_PROFILE, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking
+@given(street=STREET, postcode=POSTCODE, city=CITY, after_city=AFTER_CITY, access=ACCESS)
+def test_a_home_visit_shows_only_postcode_and_city(
+    office: Office, street: str, postcode: str, city: str, after_city: str, access: str
+) -> None:
+    """Whatever the usager wrote after the city (floor, door code), a home
+    visit's LOCATION is "À domicile (<postcode> <city>)" and no more."""
+    address = f"{street}, {postcode} {city}{after_city}{access}"
+    usager = {
+        "first_name": "Dominique",
+        "last_name": "Martin",
+        "address": address,
+        "postcode": postcode,
+        "city": city,
+    }
+    rdv = office.book(usager, "home")
+    feed = httpx.get(office.feed_url).text
+    assert _locations(feed)[_start(rdv)] == f"À domicile ({postcode} {city})"
+    assert access not in feed.replace("\r\n ", "") and street not in feed

@@ -278,6 +278,7 @@ def _prepare_rdv(
     organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])
     assert organisation_record is not None
     organisation = organisation_of(organisation_record)
+    usagers_of_rdv(conn, parsed.usager_ids, organisation.id)
     # New, moved (in time, to another agent's agenda, from another kind of
     # agenda), changed motif or lieu, or a cancelled RDV reinstated.
     moved = old is None or (
@@ -306,6 +307,22 @@ def _prepare_rdv(
         parsed, agent_id, "rdv", "UTC", now, sequence=sequence, organisation_id=organisation.id
     )
     return AgendaWrite(text, index)
+
+
+def usagers_of_rdv(conn: Connection, usager_ids: Sequence[int], organisation_id: int) -> list[dict]:
+    """An RDV's usagers, each of the RDV's organisation (domain.md): checked on
+    every write, moved or not, since a client may change only the usagers, and
+    a usager of another organisation would leak into this one's agendas and
+    feeds."""
+    found = []
+    for usager_id in usager_ids:
+        usager = scheduling.usager(conn, usager_id)
+        if usager is None or usager["organisation_id"] != organisation_id:
+            raise BookingRefused(
+                "unknown-usager", f"there is no usager {usager_id} in this organisation"
+            )
+        found.append(usager)
+    return found
 
 
 def _check_offered(conn: Connection, motif: dict, lieu_id: int | None) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from booking import events, limits
-from booking.agenda import agent_zone
+from booking.agenda import agent_zone, usagers_of_rdv
 from booking.recurrence import FAR_FUTURE
 from booking.rules import BookingRefused
 from calserver.api import schemas
@@ -277,18 +277,12 @@ async def create_rdv(request: web.Request) -> web.Response:
         role_in(conn, login, organisation["id"])  # the writer works there too
         zone = organisation["time_zone"]
         lieu = _lieu_of(conn, rdv.lieu_id, organisation["id"])
-        attendees = []
-        for usager_id in rdv.usager_ids:
-            usager = scheduling.usager(conn, usager_id)
-            if usager is None or usager["organisation_id"] != organisation["id"]:
-                raise ApiError(422, "unknown-usager", f"there is no usager {usager_id} here")
-            attendees.append(
-                events.Attendee(
-                    usager_id, f"{usager['first_name']} {usager['last_name']}", usager["email"]
-                )
-            )
-        first = scheduling.usager(conn, rdv.usager_ids[0]) if rdv.usager_ids else None
-        home = (first["postcode"], first["city"]) if first else (None, None)
+        usagers = usagers_of_rdv(conn, rdv.usager_ids, organisation["id"])
+        attendees = [
+            events.Attendee(u["id"], f"{u['first_name']} {u['last_name']}", u["email"])
+            for u in usagers
+        ]
+        home = (usagers[0]["postcode"], usagers[0]["city"]) if usagers else (None, None)
         start = parse_moment(rdv.starts_at, zone, "starts_at")
         names = ", ".join(a.name for a in attendees)
         uid = _new_uid()

@@ -184,15 +184,10 @@ def test_caldav_writes_cannot_name_the_other_sides_motif_or_lieu(
         assert client.get(f"{a.agent_login}/plages/cross-lieu.ics").status_code == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="isolation hole: an RDV written over CalDAV may name another organisation's "
-    "usager in X-CALSERVER-USAGER (the API refuses it as unknown-usager)",
-)
 def test_caldav_rdv_cannot_attach_the_other_sides_usager(sides: tuple[Side, Side]) -> None:
-    """The API refuses another organisation's usager (unknown-usager); a PUT
-    naming one in X-CALSERVER-USAGER is stored today, and then A's feed prints
-    B's usager's postcode and city for a home visit."""
+    """A PUT naming another organisation's usager in X-CALSERVER-USAGER is
+    refused like the API's request (unknown-usager): stored, it would let A's
+    feed print B's usager's postcode and city for a home visit."""
     a, b = sides
     day = working_days(monday(2), 3)[2]
     extra = f"X-CALSERVER-MOTIF:{a.motif}\r\nX-CALSERVER-USAGER:{b.usager}"

@@ -28,6 +28,8 @@ BOOKING_NS = "urn:calserver:booking"
 ALICE = ("alice", "alice-password")
 ICS = {"Content-Type": "text/calendar"}
 NO_SUCH_ID = 999_999
+USAGER = "X-CALSERVER-USAGER"
+ELEVEN_YEARS = timedelta(days=11 * 366)
 AGENDAS = ("rdv", "plages", "indisponibilites", "perso")
 
 # Codes no HTTP path can reach today, and why; tests/booking/test_rules.py
@@ -38,6 +40,14 @@ UNIT_ONLY = {
     # CalDAV and API writers are agents; usagers and prescripteurs (the only
     # writers the delays apply to) come with the public page.
     "booking-delay": "only usagers and prescripteurs are held to the delays",
+    # A search's time budget (5 s): no search inside the allowed window is slow
+    # enough to spend it on purpose; tests/booking/test_bounded_expansion.py
+    # passes a spent deadline.
+    "search-too-long": "no allowed search is reliably slow enough to exceed its budget",
+    # A series that ends before it starts or has over 10,000 occurrences:
+    # Radicale refuses both first as invalid calendar data, and the API's
+    # schema refuses an until before the first day as invalid-value.
+    "invalid-recurrence": "refused earlier by Radicale's parser or the API's schema",
 }
 
 
@@ -241,6 +251,26 @@ DAV_CASES = [
         _rdv("unknown-lieu", extra=lambda o: o.rdv_extra(lieu=NO_SUCH_ID)),
     ),
     DavCase("unknown-motif", "motif", _rdv("unknown-motif", extra=lambda o: "")),
+    DavCase(
+        "unknown-usager",
+        "no usager",
+        _rdv(
+            "unknown-usager", extra=lambda o: f"{o.rdv_extra()}\r\nX-CALSERVER-USAGER:{NO_SUCH_ID}"
+        ),
+    ),
+    DavCase(
+        "unsupported-recurrence",
+        "at most once a day",
+        _rdv("unsupported-recurrence", minutes=60, rrule="FREQ=MINUTELY"),
+        agenda="plages",
+    ),
+    DavCase(
+        "out-of-range",
+        "lie between 1970",
+        lambda o, d: event(
+            "out-of-range", at(d + timedelta(days=11 * 366), 9), extra=o.rdv_extra()
+        ),
+    ),
     # A stretched RDV: the old version stays.
     DavCase(
         "wrong-duration",
@@ -363,6 +393,11 @@ def _move_ten_to_nine(office: Office, api: httpx.Client, day: date) -> httpx.Res
     )
 
 
+def _far_search(office: Office, api: httpx.Client, day: date) -> httpx.Response:
+    far = (day + timedelta(days=3 * 366)).isoformat()
+    return api.get("/creneaux", params={"motif": office.motif, "from": far, "to": far})
+
+
 # Not expressible through the API, which builds the event itself:
 # invalid-event (the API writes one well-formed VEVENT), invalid-plage (a plage
 # is a start and end time on one day, and end <= start is refused first as
@@ -385,6 +420,8 @@ API_CASES = [
     ApiCase("slot-unavailable", "already taken", _move_ten_to_nine, 409, before=_two_rdvs),
     ApiCase("unknown-lieu", "no lieu", _plage(lieu_id=NO_SUCH_ID)),
     ApiCase("unknown-motif", "no motif", _plage(motif_ids=[NO_SUCH_ID])),
+    ApiCase("unknown-usager", "no usager", _book(usager_ids=[NO_SUCH_ID])),
+    ApiCase("search-window", "a year back to two years ahead", _far_search),
 ]
 
 

@@ -32,7 +32,7 @@ from aiohttp import web
 from calserver.wsgi_bridge import Guard
 from plugins.auth import Auth
 from plugins.auth_throttle import Throttle
-from plugins.credentials import MalformedCredentials, parse_basic
+from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
 
 
 class AuthRefused(Exception):
@@ -97,7 +97,7 @@ class AuthGate:
             self._in_flight -= 1
         if not right:
             self.throttle.failed(login, address)
-            raise AuthRefused(401, "unauthenticated", "wrong login or password")
+            raise AuthRefused(401, "unauthenticated", str(WrongCredentials()))
         self.throttle.succeeded(login, address)
         return credentials
 

@@ -13,7 +13,8 @@
   Radicale falls back to Latin-1, and PostgreSQL cannot store a NUL).
 - A request whose Content-Type names a charset Python does not know answers
   415 (stock Radicale fails looking the codec up, a 500); unreadable Basic
-  credentials answer 401 (stock Radicale fails decoding them, a 500).
+  credentials answer 401 (stock Radicale fails decoding them, a 500), and
+  so do wrong ones (``Auth`` raises; Radicale would answer 403).
 - ``sync-collection`` honours ``DAV:limit`` (RFC 6578 §3.7): the storage stops
   after N changes and the answer carries the 507 response for the collection.
 - A calendar-query with ``expand`` lets the storage pre-filter on the
@@ -46,7 +47,7 @@ from radicale.item import filter as radicale_filter
 
 from plugins import etag_listing, xml_depth
 from plugins import storage as sql_storage
-from plugins.credentials import MalformedCredentials, parse_basic
+from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
 from plugins.errors import WriteRefused
 from storage.text import unstorable
 
@@ -176,11 +177,11 @@ class Application(RadicaleApplication):
             return "415 Unsupported Media Type", headers, [answer]
         try:
             parse_basic(environ.get("HTTP_AUTHORIZATION"))
-        except MalformedCredentials:
+            return super()._handle_request(environ)
+        except (MalformedCredentials, WrongCredentials) as refused:
             challenge = f'Basic realm="{self._auth_realm}", charset="UTF-8"'
             headers.append(("WWW-Authenticate", challenge))
-            return "401 Unauthorized", headers, [b"malformed credentials\n"]
-        return super()._handle_request(environ)
+            return "401 Unauthorized", headers, [f"{refused}\n".encode()]
 
     def _refusal(
         self,

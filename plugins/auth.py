@@ -24,7 +24,7 @@ import threading
 from radicale import auth, types
 from radicale import config as radicale_config
 
-from plugins.credentials import MalformedCredentials, parse_basic
+from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
 from storage import agents
 from storage.database import Database
 
@@ -68,6 +68,7 @@ class Auth(auth.BaseAuth):
             if self._remembered(login, stored, digest):
                 return True
             if not agents.verify_password(stored, password):
+                self._forget_if_remembered(login, digest)
                 return False
             assert stored is not None  # verify_password refuses a missing hash
             with self._mutex:
@@ -77,7 +78,20 @@ class Auth(auth.BaseAuth):
         return True
 
     def _login(self, login: str, password: str) -> str:
-        return login if self.verify(login, password) else ""
+        """Raises rather than answering "": Radicale answers a failed login
+        that came through ``get_external_login`` with 403, not 401."""
+        if not self.verify(login, password):
+            raise WrongCredentials()
+        return login
+
+    def _forget_if_remembered(self, login: str, digest: bytes) -> None:
+        """Forget a password that no longer verifies (it was changed), so that
+        ``known`` stops vouching for it; other wrong passwords, an attacker's,
+        leave the owner's entry alone."""
+        with self._mutex:
+            remembered = self._verified.get(login)
+            if remembered is not None and hmac.compare_digest(remembered[1], digest):
+                del self._verified[login]
 
     def _digest(self, password: str) -> bytes:
         return hmac.new(self._key, password.encode(), hashlib.sha256).digest()

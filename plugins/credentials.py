@@ -3,7 +3,8 @@
 Radicale's own reading raises on bad base64, a missing colon or non-ASCII
 text, which ended as a 500, and the API read the header more leniently than
 CalDAV did.  Here a header that is not readable Basic credentials raises
-``MalformedCredentials`` (a 401 at either boundary).  The exception never
+``MalformedCredentials`` (a 401 at either boundary), as wrong ones raise
+``WrongCredentials``.  The exception never
 carries the header's content, so it cannot reach a log.
 """
 
@@ -23,6 +24,14 @@ class MalformedCredentials(ValueError):
 
     def __init__(self) -> None:
         super().__init__("malformed credentials")
+
+
+class WrongCredentials(Exception):
+    """Readable credentials that are not right: the login does not exist or
+    the password is not its password (one answer for both)."""
+
+    def __init__(self) -> None:
+        super().__init__("wrong login or password")
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:

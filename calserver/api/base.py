@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 
 from booking.rules import BookingRefused
 from calserver.auth_gate import AuthGate, AuthRefused
+from plugins.credentials import WrongCredentials
 from plugins.rights import Rights
 from storage import scheduling
 from storage.database import Database
@@ -153,9 +154,10 @@ async def login_of(request: web.Request) -> str:
         raise ApiError(401, "unauthenticated", "log in with your agent login and password")
     auth_context = AuthContext()
     auth_context.remote_addr = address
-    user, _, _ = await ctx.run(ctx.gate.auth.login, *credentials, auth_context)
-    if not user:
-        raise ApiError(401, "unauthenticated", "wrong login or password")
+    try:
+        user, _, _ = await ctx.run(ctx.gate.auth.login, *credentials, auth_context)
+    except WrongCredentials as e:  # changed since the gate let them through
+        raise ApiError(401, "unauthenticated", str(e)) from None
     return user
 
 

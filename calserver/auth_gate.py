@@ -24,6 +24,7 @@ from the success cache; a password changed in between is refused there.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -33,6 +34,8 @@ from calserver.wsgi_bridge import Guard
 from plugins.auth import Auth
 from plugins.auth_throttle import Throttle
 from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
+
+log = logging.getLogger("calserver.auth")
 
 
 class AuthRefused(Exception):
@@ -76,6 +79,7 @@ class AuthGate:
         login, password = credentials
         wait = self.throttle.retry_after(login, address)
         if wait > 0:
+            log.warning("Login throttled for %r from %s", login, address)
             raise AuthRefused(
                 429,
                 "too-many-failures",
@@ -96,6 +100,8 @@ class AuthGate:
         finally:
             self._in_flight -= 1
         if not right:
+            # As Radicale logged it: the login and the address, never the header.
+            log.warning("Failed login attempt for %r from %s", login, address)
             self.throttle.failed(login, address)
             raise AuthRefused(401, "unauthenticated", str(WrongCredentials()))
         self.throttle.succeeded(login, address)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +61,8 @@ def pg_available() -> bool:
     return available
 
 
-@pytest.fixture
-def pg_url(pg_available: bool) -> Iterator[str]:
+@contextmanager
+def _pg_database(pg_available: bool) -> Iterator[str]:
     """A fresh PostgreSQL database, dropped afterwards."""
     if not pg_available:
         pytest.skip("PostgreSQL is not reachable (it is required on CI)")
@@ -69,9 +70,17 @@ def pg_url(pg_available: bool) -> Iterator[str]:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_available: bool) -> Iterator[str]:
+    with _pg_database(pg_available) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -194,3 +203,21 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     srv = start_server(database_url, tmp_path / "server")
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per database for a whole module, for suites whose tests keep
+    out of each other's way (their own agents, days or records): a server
+    start costs more than most of these tests."""
+    workdir = tmp_path_factory.mktemp("server")
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{workdir / 'calserver.db'}"
+        else:
+            url = stack.enter_context(_pg_database(request.getfixturevalue("pg_available")))
+        srv = start_server(url, workdir)
+        stack.callback(srv.stop)
+        yield srv

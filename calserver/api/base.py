@@ -7,9 +7,9 @@ body, a control character in the URL), 401 (no, malformed or wrong
 credentials, with a Basic challenge), 403 (no right), 404 (nothing visible
 there), 409 (slot taken), 413 (body too large), 422 (a value or a booking rule
 refuses; text with control characters), 429 (too many wrong passwords, with
-Retry-After), 503 (too many logins being verified, with Retry-After).
-Unexpected failures answer 500 with no detail; the log names the exception
-type only, never request data.
+Retry-After), 503 (a search ran out of its time budget; too many logins being
+verified, with Retry-After).  Unexpected failures answer 500 with no detail;
+the log names the exception type only, never request data.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from radicale.auth import AuthContext
 from sqlalchemy import Connection
 
 from booking.rules import BookingRefused
+from calserver.access_log import route_template
 from calserver.auth_gate import AuthGate, AuthRefused
 from plugins.credentials import WrongCredentials
 from plugins.rights import Rights
@@ -68,7 +69,7 @@ class ApiContext:
     rights: Rights
     realm: str
     executor: ThreadPoolExecutor
-    public_url: str = ""
+    base_url: str  # where links point (Settings.base_url)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -112,7 +113,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             }
         return _error(e.status, e.code, e.message, headers)
     except BookingRefused as e:
-        return _error(e.status if e.status in (404, 409) else 422, e.code, e.message)
+        return _error(e.status if e.status in (404, 409, 503) else 422, e.code, e.message)
     except msgspec.ValidationError as e:
         return _error(422, "invalid-value", str(e))
     except msgspec.DecodeError:
@@ -127,7 +128,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.error(
             "API request %s %s failed: %s at %s:%s",
             request.method,
-            request.rel_url.path,
+            route_template(request),
             type(e).__name__,
             frame.filename,
             frame.lineno,

@@ -111,3 +111,12 @@ def test_public_check_sees_the_grid_of_the_whole_plage() -> None:
     ctx = context([earlier])
     check_rdv(rdv(at(9, 50), writer="usager"), ctx)
     assert refusal(rdv(at(9, 30), writer="usager"), ctx) == "booking-delay"
+
+
+def test_codes_no_http_path_reaches_are_still_refused() -> None:
+    """agent-required cannot come over CalDAV or the API (an RDV written into an
+    agenda has its agent); booking-delay is above (usagers' writes)."""
+    assert refusal(rdv(at(9), agent_ids=()), context()) == "agent-required"
+    assert refusal(rdv(at(9), minutes=0), context()) == "invalid-time"
+    blocking = Busy(1, ts(at(9)), ts(at(10)), "event", "dentist")
+    assert refusal(rdv(at(9)), context([blocking])) == "agent-busy"

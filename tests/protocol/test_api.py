@@ -111,6 +111,13 @@ def _book(office: Office, at: str, login: str = "alice") -> httpx.Response:
         )
 
 
+def _rdv_ids(office: Office, day: str = MONDAY) -> list[str]:
+    """What alice's agenda holds on ``day``, read back through the API."""
+    with office.client("alice") as alice:
+        listed = _ok(alice.get(f"/agents/{office.alice}/rdvs", params={"from": day, "to": day}))
+    return [r["id"] for r in listed]
+
+
 def test_openapi_and_errors_speak_json(office: Office) -> None:
     document = httpx.get(office.server.url + API + "/openapi.json").json()
     assert document["openapi"].startswith("3.")
@@ -130,6 +137,7 @@ def test_openapi_and_errors_speak_json(office: Office) -> None:
         broken = admin.post(f"/organisations/{office.org}/lieux", content=b"{not json")
         assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid-json"
         assert len(_ok(admin.get(f"/organisations/{office.org}/motifs"))) == 1
+        assert len(_ok(admin.get(f"/organisations/{office.org}/lieux"))) == 1
 
 
 def test_basic_agents_read_but_do_not_administer(office: Office) -> None:
@@ -139,6 +147,7 @@ def test_basic_agents_read_but_do_not_administer(office: Office) -> None:
             f"/organisations/{office.org}/lieux", json={"name": "L", "address": "A"}
         )
         assert refused.status_code == 403
+        assert len(_ok(alice.get(f"/organisations/{office.org}/lieux"))) == 1
         assert _ok(
             alice.post(
                 f"/organisations/{office.org}/usagers", json={"first_name": "A", "last_name": "B"}
@@ -189,6 +198,7 @@ def test_rules_refuse_with_readable_reasons(office: Office) -> None:
     assert "plage d'ouverture" in outside.json()["error"]["message"]
     easter_monday = _book(office, "2027-03-29T09:00")
     assert easter_monday.json()["error"]["code"] == "holiday"
+    assert _rdv_ids(office) == [] and _rdv_ids(office, "2027-03-29") == []
 
 
 def test_move_and_cancel_keep_sequence_and_the_vevent(office: Office) -> None:
@@ -248,6 +258,7 @@ def test_other_service_cannot_book_in_alices_agenda(office: Office) -> None:
     refused = _book(office, f"{MONDAY}T09:00", login="carol")
     assert refused.status_code == 404
     assert _slots(office)[0] == "09:00"
+    assert _rdv_ids(office) == []
 
 
 def test_next_availability_skips_taken_slots(office: Office) -> None:
@@ -284,14 +295,15 @@ def test_opaque_events_of_other_calendars_block_unless_turned_off(office: Office
 def test_a_move_into_another_agenda_is_checked_there(office: Office) -> None:
     rdv = _ok(_book(office, f"{MONDAY}T09:00"), 201)
     source = office.server.dav + f"alice/rdv/{rdv['id']}.ics"
-    moved = httpx.request(
-        "MOVE",
-        source,
-        auth=("admin", ADMIN_PASSWORD),
-        headers={"Destination": office.server.dav + f"bob/rdv/{rdv['id']}.ics"},
-    )
+    destination = office.server.dav + f"bob/rdv/{rdv['id']}.ics"
+    admin = ("admin", ADMIN_PASSWORD)
+    before = httpx.get(source, auth=admin)
+    moved = httpx.request("MOVE", source, auth=admin, headers={"Destination": destination})
     assert moved.status_code == 403 and "outside-plage" in moved.text  # bob has no plage
-    assert httpx.get(source, auth=("alice", "alice-password")).status_code == 200
+    after = httpx.get(source, auth=("alice", "alice-password"))
+    assert (after.status_code, after.text) == (200, before.text)
+    assert httpx.get(destination, auth=admin).status_code == 404
+    assert _rdv_ids(office) == [rdv["id"]]
 
 
 def test_an_rdv_sharing_an_absences_uid_is_still_checked_against_it(office: Office) -> None:
@@ -303,6 +315,9 @@ def test_an_rdv_sharing_an_absences_uid_is_still_checked_against_it(office: Offi
     rdv = event("shared-uid", datetime(2027, 3, 1, 9, 0), extra=extra)
     answer = httpx.put(office.server.dav + "alice/rdv/r.ics", content=rdv.encode(), auth=auth)
     assert answer.status_code == 403 and "agent-unavailable" in answer.text
+    assert httpx.get(office.server.dav + "alice/rdv/r.ics", auth=auth).status_code == 404
+    assert httpx.get(url, auth=auth).text.count("BEGIN:VEVENT") == 1  # the absence stays
+    assert _rdv_ids(office) == []
 
 
 def test_odd_parameters_get_422_not_500(office: Office) -> None:
@@ -319,6 +334,7 @@ def test_odd_parameters_get_422_not_500(office: Office) -> None:
         plage = {"motif_ids": [office.motif], "lieu_id": office.lieu, "first_day": "2027-13-45",
                  "start_time": "09:00", "end_time": "10:00"}  # fmt: skip
         assert alice.post(f"/agents/{office.alice}/plages", json=plage).status_code == 422
+        assert len(_ok(alice.get(f"/agents/{office.alice}/plages"))) == 1
         assert alice.get("/agents/99999999999999999999/rdvs").status_code == 422
 
 
@@ -331,6 +347,7 @@ def test_a_disabled_motif_cannot_be_booked(office: Office) -> None:
         )
     refused = _book(office, f"{MONDAY}T09:00")
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "unknown-motif"
+    assert _rdv_ids(office) == []
 
 
 def test_an_rdv_written_by_a_client_is_managed_by_uid_in_the_api(office: Office) -> None:

@@ -114,6 +114,7 @@ def test_refused_content_never_reaches_the_log(server: Server) -> None:
         headers={"Content-Type": "text/calendar"},
     )
     assert answer.status_code == 403
+    assert _hrefs(server) == []
     log = server.log()
     assert "leak.ics" in log  # the refusal is logged...
     assert "Confidentielle" not in log and "jeanne" not in log.lower()  # ...not the content

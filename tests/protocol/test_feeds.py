@@ -5,97 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 import httpx
 import icalendar
 import pytest
 import vobject
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ADMIN_PASSWORD, Server
-
-API = "/api/v1"
-ALICE = ("alice", "alice-password")
-
-
-def _ok(answer: httpx.Response, status: int = 200) -> dict:
-    assert answer.status_code == status, answer.text
-    return answer.json()
-
-
-class Office:
-    """An organisation with alice, a lieu, a motif and a weekday plage for the
-    coming year, set up through the API."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.admin = httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD))
-        self.alice = httpx.Client(base_url=server.url + API, auth=ALICE)
-        self.org = _ok(self.admin.get("/me"))["organisations"][0]["id"]
-        agent = {
-            "login": "alice",
-            "services": ["PMI"],
-            "password": ALICE[1],
-            "display_name": "Alice",
-        }
-        self.agent = _ok(self.admin.post(f"/organisations/{self.org}/agents", json=agent), 201)[
-            "id"
-        ]
-        service = _ok(self.admin.get(f"/organisations/{self.org}/services"))[0]["id"]
-        lieu = {"name": "Mairie annexe", "address": "1 place de la Mairie, 75011 Paris"}
-        self.lieu = _ok(self.admin.post(f"/organisations/{self.org}/lieux", json=lieu), 201)["id"]
-        motif = {"name": "Consultation PMI", "service_id": service, "duration_minutes": 30}
-        self.motif = _ok(self.admin.post(f"/organisations/{self.org}/motifs", json=motif), 201)[
-            "id"
-        ]
-        self.first_day = date.today() + timedelta(days=1)
-        plage = {
-            "motif_ids": [self.motif],
-            "lieu_id": self.lieu,
-            "first_day": self.first_day.isoformat(),
-            "start_time": "08:00",
-            "end_time": "18:00",
-            "recurrence": {"frequency": "weekly", "weekdays": ["MO", "TU", "WE", "TH", "FR"]},
-        }
-        _ok(self.alice.post(f"/agents/{self.agent}/plages", json=plage), 201)
-        self.slots = iter(self._free_slots())
-        links = _ok(self.alice.get(f"/agents/{self.agent}/feed"))
-        self.feed_url = links["https"]
-
-    def _free_slots(self) -> list[str]:
-        found = []
-        start = self.first_day
-        while len(found) < 400:
-            answer = _ok(
-                self.alice.get(
-                    "/creneaux",
-                    params={"motif": self.motif, "from": start.isoformat(),
-                            "to": (start + timedelta(days=27)).isoformat()},
-                )
-            )  # fmt: skip
-            found += [c["starts_at"] for c in answer["creneaux"]]
-            start += timedelta(days=28)
-        return found
-
-    def book(self, usager: dict | None = None) -> dict:
-        usager_ids = []
-        if usager is not None:
-            created = self.alice.post(f"/organisations/{self.org}/usagers", json=usager)
-            usager_ids = [_ok(created, 201)["id"]]
-        rdv = {
-            "agent_id": self.agent,
-            "motif_id": self.motif,
-            "lieu_id": self.lieu,
-            "starts_at": next(self.slots),
-            "usager_ids": usager_ids,
-        }
-        return _ok(self.alice.post("/rdvs", json=rdv), 201)
-
-    def close(self) -> None:
-        self.admin.close()
-        self.alice.close()
+from tests.conftest import Server
+from tests.protocol.office import Office, ok
 
 
 @pytest.fixture
@@ -150,25 +70,27 @@ def test_conditional_get_and_each_change(office: Office) -> None:
     assert since.status_code == 304
     rdv = office.book()
     booked = httpx.get(office.feed_url, headers={"If-None-Match": etag})
-    assert booked.status_code == 200 and rdv["id"] in booked.text
+    assert booked.status_code == 200
+    (booked_event,) = icalendar.Calendar.from_ical(booked.content).walk("VEVENT")
+    uid = str(booked_event["UID"])
     moved_to = next(office.slots)
     path = f"/agents/{office.agent}/rdvs/{rdv['id']}"
-    _ok(office.alice.patch(path, json={"starts_at": moved_to}))
+    ok(office.alice.patch(path, json={"starts_at": moved_to}))
     moved = httpx.get(office.feed_url, headers={"If-None-Match": booked.headers["ETag"]})
     assert moved.status_code == 200
-    (vevent,) = [v for v in icalendar.Calendar.from_ical(moved.content).walk("VEVENT")
-                 if str(v["UID"]) == rdv["id"]]  # fmt: skip
+    (vevent,) = icalendar.Calendar.from_ical(moved.content).walk("VEVENT")
+    assert str(vevent["UID"]) == uid  # the same event for the client, moved
     assert vevent["DTSTART"].dt == datetime.fromisoformat(moved_to)
     assert int(vevent["SEQUENCE"]) == 1
-    _ok(office.alice.delete(path))
+    ok(office.alice.delete(path))
     cancelled = httpx.get(office.feed_url, headers={"If-None-Match": moved.headers["ETag"]})
-    assert cancelled.status_code == 200 and rdv["id"] not in cancelled.text
+    assert cancelled.status_code == 200 and uid not in cancelled.text
 
 
 def test_rotation_kills_the_old_url_at_once(office: Office) -> None:
     old = office.feed_url
     assert httpx.get(old).status_code == 200
-    new = _ok(office.alice.post(f"/agents/{office.agent}/feed/rotate"))
+    new = ok(office.alice.post(f"/agents/{office.agent}/feed/rotate"))
     assert httpx.get(old).status_code == 404
     assert httpx.get(new["https"]).status_code == 200
     assert new["webcal"].startswith("webcal://") and "calendar.google.com" in new["google"]
@@ -179,7 +101,7 @@ def test_rotation_kills_the_old_url_at_once(office: Office) -> None:
 
 def test_availability_is_in_the_feed_only_when_asked(office: Office) -> None:
     assert "Plage d'ouverture" not in httpx.get(office.feed_url).text
-    _ok(office.alice.patch(f"/agents/{office.agent}/feed", json={"with_availability": True}))
+    ok(office.alice.patch(f"/agents/{office.agent}/feed", json={"with_availability": True}))
     calendar = _check_calendar_file(httpx.get(office.feed_url).content)
     plages = [v for v in calendar.walk("VEVENT") if v["SUMMARY"] == "Plage d'ouverture"]
     assert plages and all(v["TRANSP"] == "TRANSPARENT" for v in plages)
@@ -190,19 +112,63 @@ NASTY = st.text(
     min_size=8,
     max_size=120,
 ).filter(lambda s: s.strip() and len(s.strip()) >= 8)
-
-
-@settings(
+# A street without a postcode-like run of digits, a postcode and city, and
+# what a usager adds for the visit: floor, door code, building.
+STREET = st.builds(
+    "{} {}".format,
+    st.integers(1, 999),
+    st.text(alphabet=st.characters(categories=("L",)) | st.just(" "), min_size=8, max_size=60)
+    .map(str.strip)
+    .filter(lambda s: len(s) >= 8),
+)
+POSTCODE = st.from_regex(r"(0[1-9]|[1-8][0-9]|9[0-5])[0-9]{3}", fullmatch=True)
+CITY = st.sampled_from(["Paris", "Lyon", "Saint-Étienne", "Aix-en-Provence", "Le Havre", "Metz"])
+ACCESS = st.builds(
+    "{}e étage, porte {}, digicode {}".format,
+    st.integers(1, 30),
+    st.from_regex(r"[A-Z]", fullmatch=True),
+    st.from_regex(r"[0-9A-Z]{4,6}", fullmatch=True),
+)
+AFTER_CITY = st.sampled_from([" ", ", ", "\n", " - "])
+FEED_PROFILE = settings(
     max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+LOCATION_TYPES = ("public_office", "home", "phone", "visio")
+
+
+def _usager_values_absent(usager: dict, reference: str, feed: str) -> None:
+    """No usager datum of 8 characters or more in the feed, in any form
+    icalendar could write it (unless the feed said it before, like a motif name)."""
+    unfolded = feed.replace("\r\n ", "")
+    for value in usager.values():
+        for form in {value, value.strip(), icalendar.vText(value).to_ical().decode()}:
+            if len(form) >= 8 and form not in reference:
+                assert form not in unfolded, form
+    for name in ("ATTENDEE", "ORGANIZER", "CONTACT"):
+        assert f"\r\n{name}" not in feed
+
+
+def _locations(feed: str) -> dict[datetime, str]:
+    """Each event's LOCATION by its start (the feed's UIDs are opaque)."""
+    calendar = icalendar.Calendar.from_ical(feed)
+    return {v["DTSTART"].dt: str(v.get("LOCATION", "")) for v in calendar.walk("VEVENT")}
+
+
+def _start(rdv: dict) -> datetime:
+    return datetime.fromisoformat(rdv["starts_at"])
+
+
+@FEED_PROFILE
 @given(
     first_name=NASTY,
     last_name=NASTY,
     local_part=st.from_regex(r"[a-z0-9._%+-]{8,30}", fullmatch=True),
     phone=st.from_regex(r"\+33[1-9][0-9]{8}", fullmatch=True),
-    address=NASTY,
+    street=STREET,
+    postcode=POSTCODE,
+    city=CITY,
     notes=NASTY,
 )
 def test_no_usager_data_ever_reaches_a_feed(
@@ -211,24 +177,50 @@ def test_no_usager_data_ever_reaches_a_feed(
     last_name: str,
     local_part: str,
     phone: str,
-    address: str,
+    street: str,
+    postcode: str,
+    city: str,
     notes: str,
 ) -> None:
+    """RDVs at the lieu, at home, by phone and by visio for a usager with
+    generated data: none of it in the feed, and each LOCATION says where."""
     reference = httpx.get(office.feed_url).text  # whitelisted content only
     usager = {
         "first_name": first_name[:200],
         "last_name": last_name[:200],
         "email": f"{local_part}@example.org",
         "phone": phone,
-        "address": address[:400],
+        "address": f"{street}, {postcode} {city}",
+        "postcode": postcode,
+        "city": city,
         "notes": notes,
     }
-    office.book(usager)
+    booked = {kind: _start(office.book(usager, kind)) for kind in LOCATION_TYPES}
     feed = httpx.get(office.feed_url).text
-    unfolded = feed.replace("\r\n ", "")
-    for value in usager.values():
-        for form in {value, value.strip(), icalendar.vText(value).to_ical().decode()}:
-            if len(form) >= 8 and form not in reference:
-                assert form not in unfolded, form
-    for name in ("ATTENDEE", "ORGANIZER", "CONTACT"):
-        assert f"\r\n{name}" not in feed
+    _usager_values_absent({**usager, "street": street}, reference, feed)
+    locations = _locations(feed)
+    assert locations[booked["public_office"]].startswith("Mairie annexe, ")
+    assert locations[booked["home"]] == f"À domicile ({postcode} {city})"
+    assert locations[booked["phone"]] == "Par téléphone"
+    assert locations[booked["visio"]] == "Visioconférence"
+
+
+@settings(FEED_PROFILE, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking
+@given(street=STREET, postcode=POSTCODE, city=CITY, after_city=AFTER_CITY, access=ACCESS)
+def test_a_home_visit_shows_only_postcode_and_city(
+    office: Office, street: str, postcode: str, city: str, after_city: str, access: str
+) -> None:
+    """Whatever the usager wrote after the city (floor, door code), a home
+    visit's LOCATION is "À domicile (<postcode> <city>)" and no more."""
+    address = f"{street}, {postcode} {city}{after_city}{access}"
+    usager = {
+        "first_name": "Dominique",
+        "last_name": "Martin",
+        "address": address,
+        "postcode": postcode,
+        "city": city,
+    }
+    rdv = office.book(usager, "home")
+    feed = httpx.get(office.feed_url).text
+    assert _locations(feed)[_start(rdv)] == f"À domicile ({postcode} {city})"
+    assert access not in feed.replace("\r\n ", "") and street not in feed

@@ -57,6 +57,13 @@ def _put(client: httpx.Client, url: str, uid: str) -> int:
     return client.put(url, content=body, headers={"Content-Type": "text/calendar"}).status_code
 
 
+def _absent(server: Server, path: str) -> bool:
+    """Whether ``path`` holds nothing, as its owner reads it (a refused write
+    must have stored nothing)."""
+    with _as(path.split("/", 1)[0]) as owner:
+        return owner.get(server.dav + path).status_code == 404
+
+
 def test_agents_of_one_service_share_their_rdv_agenda(team: Server) -> None:
     with _as("alice") as alice, _as("bob") as bob:
         assert _put(alice, team.dav + "bob/rdv/from-alice.ics", "from-alice") == 201
@@ -68,6 +75,7 @@ def test_colleague_cannot_touch_plages_or_absences(team: Server) -> None:
     with _as("alice") as alice:
         for agenda in ("plages", "indisponibilites"):
             assert _put(alice, team.dav + f"bob/{agenda}/x.ics", "x") == 403
+            assert _absent(team, f"bob/{agenda}/x.ics")
             answer = alice.request("PROPFIND", team.dav + f"bob/{agenda}/", headers={"Depth": "1"})
             assert answer.status_code == 403
 
@@ -75,6 +83,7 @@ def test_colleague_cannot_touch_plages_or_absences(team: Server) -> None:
 def test_other_service_sees_nothing(team: Server) -> None:
     with _as("carol") as carol:
         assert _put(carol, team.dav + "alice/rdv/y.ics", "y") == 403
+        assert _absent(team, "alice/rdv/y.ics")
         assert carol.get(team.dav + "alice/rdv/").status_code == 403
         root = carol.request("PROPFIND", team.dav, headers={"Depth": "1"})
         assert root.status_code == 207
@@ -89,6 +98,7 @@ def test_admin_manages_every_agenda_of_the_organisation(team: Server) -> None:
             assert _put(admin, team.dav + f"{login}/plages/p.ics", f"p-{login}") == 201
     with _as("alice") as alice:
         assert _put(alice, team.dav + "admin/plages/z.ics", "z") == 403
+    assert _absent(team, "admin/plages/z.ics")
 
 
 def test_agent_creates_its_own_calendars(team: Server) -> None:
@@ -98,6 +108,9 @@ def test_agent_creates_its_own_calendars(team: Server) -> None:
         assert _put(alice, team.dav + "alice/perso/e.ics", "e") == 201
     with _as("bob") as bob:
         assert bob.get(team.dav + "alice/perso/e.ics").status_code == 403
+        assert _put(bob, team.dav + "alice/perso/e.ics", "e-from-bob") == 403
+    with _as("alice") as alice:
+        assert "UID:e\r\n" in alice.get(team.dav + "alice/perso/e.ics").text
 
 
 def test_password_reset_takes_effect_at_once(team: Server) -> None:
@@ -112,8 +125,29 @@ def test_password_reset_takes_effect_at_once(team: Server) -> None:
         assert renewed.request("PROPFIND", team.dav + "alice/").status_code == 207
 
 
+def _listing(client: httpx.Client, url: str) -> dict[str, str]:
+    """{href: etag} of a collection's items."""
+    answer = client.request(
+        "PROPFIND",
+        url,
+        headers={"Depth": "1"},
+        content=b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+    )
+    assert answer.status_code == 207
+    return {
+        r.findtext("{DAV:}href"): r.findtext(".//{DAV:}getetag")
+        for r in ET.fromstring(answer.content).iter("{DAV:}response")
+        if r.findtext(".//{DAV:}getetag")
+    }
+
+
 def test_nobody_deletes_or_replaces_an_agents_agendas(team: Server) -> None:
     whole = event("w", datetime(2027, 3, 1, 9, 0)).encode()
+    with _as("alice") as alice:
+        at_ten = event("kept", MONDAY_9.replace(hour=10), extra="X-CALSERVER-MOTIF:1")
+        assert alice.put(team.dav + "alice/rdv/kept.ics", content=at_ten).status_code == 201
+        agendas = ("rdv", "plages", "indisponibilites")
+        kept = {a: _listing(alice, team.dav + f"alice/{a}/") for a in agendas}
     for login, target in (("alice", "alice"), ("bob", "alice"), ("admin", "alice")):
         with _as(login) as client:
             for agenda in ("rdv", "plages", "indisponibilites"):
@@ -124,6 +158,9 @@ def test_nobody_deletes_or_replaces_an_agents_agendas(team: Server) -> None:
                 replaced = client.put(url, content=whole, headers={"Content-Type": "text/calendar"})
                 assert replaced.status_code == 403, (login, agenda)
     with _as("alice") as alice:
+        for agenda, items in kept.items():
+            assert _listing(alice, team.dav + f"alice/{agenda}/") == items, agenda
+        assert "/dav/alice/rdv/kept.ics" in kept["rdv"]
         assert _put(alice, team.dav + "alice/rdv/still.ics", "still") == 201
         assert alice.delete(team.dav + "alice/rdv/still.ics").status_code in (200, 204)
         assert alice.request("MKCALENDAR", team.dav + "alice/perso/").status_code == 201

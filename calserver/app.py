@@ -12,11 +12,13 @@ from aiohttp import web
 
 from calserver.access_log import access_log
 from calserver.api import agendas, base, feed_links, openapi, records, slots
+from calserver.auth_gate import AuthGate
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
 from feeds.builder import FeedSettings
 from feeds.handler import FeedService
 from feeds.handler import handler as feed_handler
+from plugins.auth_throttle import Throttle
 from plugins.caldav import build_caldav
 from storage.database import Database
 
@@ -80,15 +82,17 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     """Build the application on a database whose schema is already migrated."""
     app = web.Application(client_max_size=settings.max_content_length, middlewares=[access_log])
     dav = build_caldav(db, max_content_length=settings.max_content_length, realm=settings.realm)
+    gate = AuthGate(dav.auth, Throttle())
     caldav = WSGIBridge(
         dav.application,
         script_name=DAV_PREFIX,
         max_body=settings.max_content_length,
         threads=settings.threads,
+        guard=gate.caldav_guard(settings.realm),
     )
     api_executor = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="api")
     api_context = base.ApiContext(
-        db, dav.auth, dav.rights, settings.realm, api_executor, settings.base_url
+        db, gate, dav.rights, settings.realm, api_executor, settings.base_url
     )
     # Créneaux searches get a quarter of the threads (one of the default four):
     # however many are asked at once, the other API requests and feeds keep theirs.
@@ -114,6 +118,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
 
     async def _close(_app: web.Application) -> None:
         caldav.close()
+        gate.close()
         api_executor.shutdown(wait=False, cancel_futures=True)
         searches.shutdown(wait=False, cancel_futures=True)
         db.dispose()

@@ -2,7 +2,8 @@
 
 Each request runs in a worker thread so the event loop keeps serving other
 requests (feeds, pages, health checks) while CalDAV work is under way.  Bodies
-over the configured size are refused with 413 before they are read.  After a
+over the configured size are refused with 413 before they are read, and a
+guard (the authentication gate) may answer a request before it takes a thread.  After a
 request the allocator may hand what it freed back to the system (see
 ``calserver.memory``).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,11 +22,22 @@ from aiohttp import web
 from calserver.memory import allocator
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# Answers a request itself (returns the response) or lets it through (None).
+Guard = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 
 
 class WSGIBridge:
-    def __init__(self, app: WSGIApp, *, script_name: str, max_body: int, threads: int) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        script_name: str,
+        max_body: int,
+        threads: int,
+        guard: Guard | None = None,
+    ) -> None:
         self._app = app
+        self._guard = guard
         self._script_name = script_name.rstrip("/")
         self._max_body = max_body
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="caldav")
@@ -85,6 +97,10 @@ class WSGIBridge:
                 actual_size=request.content_length,
                 text=f"The request body is larger than the limit of {self._max_body} bytes.\n",
             )
+        if self._guard is not None:
+            answer = await self._guard(request)
+            if answer is not None:
+                return answer
         body = await request.read()
         environ = self._environ(request, body)
         loop = asyncio.get_running_loop()

@@ -5,8 +5,16 @@
   iCalendar gets ``CALDAV:valid-calendar-data``; a ``WriteRefused`` raised by
   the storage (booking rules, later) gets its own precondition.  Nothing is
   stored in either case: the exception rolls the request's transaction back.
-- An XML body that declares entities is refused with 400 (stock Radicale's
-  defusedxml error escapes as a 500).
+- An XML body that declares entities, or nests elements deeper than
+  ``plugins.xml_depth.MAX_DEPTH``, is refused with 400 (stock Radicale's
+  defusedxml error and its recursion over a deep tree escape as 500s).
+- Calendar data that is not UTF-8 or holds control characters (NUL...) is
+  refused with ``CALDAV:valid-calendar-data`` on every calendar (stock
+  Radicale falls back to Latin-1, and PostgreSQL cannot store a NUL).
+- A request whose Content-Type names a charset Python does not know answers
+  415 (stock Radicale fails looking the codec up, a 500); unreadable Basic
+  credentials answer 401 (stock Radicale fails decoding them, a 500), and
+  so do wrong ones (``Auth`` raises; Radicale would answer 403).
 - ``sync-collection`` honours ``DAV:limit`` (RFC 6578 §3.7): the storage stops
   after N changes and the answer carries the 507 response for the collection.
 - A calendar-query with ``expand`` lets the storage pre-filter on the
@@ -19,6 +27,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -36,9 +45,11 @@ from radicale.app.base import Access
 from radicale.app.propfind import xml_propfind
 from radicale.item import filter as radicale_filter
 
-from plugins import etag_listing
+from plugins import etag_listing, xml_depth
 from plugins import storage as sql_storage
+from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
 from plugins.errors import WriteRefused
+from storage.text import unstorable
 
 DAV_LIMIT = "{DAV:}limit"
 # Properties whose value is computed from an item's text.
@@ -53,8 +64,12 @@ UNFILTERED_REPORTS = frozenset(
 
 
 def _parse(body: bytes) -> ET.Element | None:
+    """The XML body for calserver's own look at it; None when Radicale must
+    answer it (empty, malformed, entities, too deep)."""
+    if not body or xml_depth.too_deep(body):
+        return None
     try:
-        return DefusedET.fromstring(body) if body else None
+        return DefusedET.fromstring(body)
     except (ET.ParseError, DefusedXmlException):
         return None
 
@@ -85,10 +100,7 @@ def _error_body(precondition: str, description: str) -> ET.Element:
 
 def _calendar_data_problem(body: bytes) -> str:
     """Say, for a person, why Radicale could not take this iCalendar body."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "The calendar data is not valid UTF-8."
+    text = body.decode("utf-8", errors="replace")  # do_PUT refused invalid UTF-8
     try:
         components = radicale_item.read_components(text)
     except Exception as e:  # vobject raises many kinds
@@ -99,6 +111,31 @@ def _calendar_data_problem(body: bytes) -> str:
         "The calendar object is not acceptable: it must hold one component type "
         "(VEVENT, VTODO or VJOURNAL) with one UID and valid dates."
     )
+
+
+def _text_problem(body: bytes) -> str | None:
+    """Why calendar data cannot be stored as text, whatever the calendar."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "The calendar data is not valid UTF-8."
+    problem = unstorable(text)
+    if problem is not None:
+        return f"The calendar data contains {problem}, which iCalendar does not allow."
+    return None
+
+
+def _unknown_charset(environ: types.WSGIEnviron) -> bool:
+    """Whether the request names a charset Radicale would fail to look up
+    (read as ``radicale.httputils.decode_request`` reads it)."""
+    content_type = environ.get("CONTENT_TYPE") or ""
+    if "charset=" not in content_type:
+        return False
+    try:
+        codecs.lookup(content_type.split("charset=")[1].split(";")[0].strip())
+    except LookupError:
+        return True
+    return False
 
 
 def _read_body(environ: types.WSGIEnviron) -> bytes:
@@ -133,6 +170,19 @@ def _report_hints(root: ET.Element | None) -> tuple[int | None, tuple[int, int] 
 
 
 class Application(RadicaleApplication):
+    def _handle_request(self, environ: types.WSGIEnviron) -> tuple[str, list, list[bytes]]:
+        headers = [("Content-Type", "text/plain; charset=utf-8")]
+        if _unknown_charset(environ):
+            answer = b"The Content-Type names a charset this server does not know.\n"
+            return "415 Unsupported Media Type", headers, [answer]
+        try:
+            parse_basic(environ.get("HTTP_AUTHORIZATION"))
+            return super()._handle_request(environ)
+        except (MalformedCredentials, WrongCredentials) as refused:
+            challenge = f'Basic realm="{self._auth_realm}", charset="UTF-8"'
+            headers.append(("WWW-Authenticate", challenge))
+            return "401 Unauthorized", headers, [f"{refused}\n".encode()]
+
     def _refusal(
         self,
         precondition: str,
@@ -147,6 +197,8 @@ class Application(RadicaleApplication):
     def _read_xml_request_body(
         self, environ: types.WSGIEnviron, request_info: dict
     ) -> ET.Element | None:
+        if xml_depth.too_deep(_read_body(environ)):
+            raise RuntimeError(f"XML nested deeper than {xml_depth.MAX_DEPTH} levels is refused")
         try:
             return super()._read_xml_request_body(environ, request_info)
         except DefusedXmlException as e:
@@ -162,6 +214,9 @@ class Application(RadicaleApplication):
         request_info: dict,
     ) -> types.WSGIResponse:
         body = _read_body(environ)
+        problem = _text_problem(body)
+        if problem is not None and Access(self._rights, user, user_groups, path).check("w"):
+            return self._refusal("C:valid-calendar-data", problem, request_info)
         restamped: list[bool] = []
         try:
             with _bound(sql_storage.restamped, restamped):

@@ -53,7 +53,9 @@ def build_caldav(db: Database, *, max_content_length: int, realm: str) -> CalDAV
                 "max_content_length": str(max_content_length),
                 "max_resource_size": str(int(max_content_length * 0.8)),
             },
-            "auth": {"type": plugin(Auth), "realm": realm},
+            # No sleep after a failed login or a 403: it held a CalDAV thread
+            # for a second each time; calserver.auth_gate throttles instead.
+            "auth": {"type": plugin(Auth), "realm": realm, "delay": "0"},
             "rights": {"type": plugin(Rights)},
             "storage": {"type": plugin(Storage)},
             "web": {"type": "none"},

@@ -6,7 +6,9 @@ agendas, in the caller's transaction, so an agent never exists without them.
 
 from __future__ import annotations
 
+import functools
 import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -56,10 +58,18 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(stored_hash: str, password: str) -> bool:
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``stored_hash``.  Without a hash (unknown
+    login, intervenant) a dummy one is verified and the answer is no, so that
+    the time taken does not tell a login that exists from one that does not."""
     try:
         with _verifications:
-            return _hasher.verify(stored_hash, password)
+            return _hasher.verify(stored_hash or _dummy_hash(), password) and bool(stored_hash)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -1,23 +1,23 @@
-"""What every API handler shares: authentication (the CalDAV Auth object, so a
-login is the same on both), rights, blocking work off the event loop, and
-errors as JSON a person can read.
+"""What every API handler shares: authentication (the gate and Auth object of
+the CalDAV side, so a login and its throttle are the same on both), rights,
+blocking work off the event loop, and errors as JSON a person can read.
 
 Errors: ``{"error": {"code": "...", "message": "..."}}`` with 400 (unreadable
-body), 401 (no or wrong credentials, with a Basic challenge), 403 (no right),
-404 (nothing visible there), 409 (slot taken), 413 (body too large), 422
-(a value or a booking rule refuses), 503 (a search ran out of its time
-budget).  Unexpected failures answer 500 with no detail; the log names the
-exception type only, never request data.
+body, a control character in the URL), 401 (no, malformed or wrong
+credentials, with a Basic challenge), 403 (no right), 404 (nothing visible
+there), 409 (slot taken), 413 (body too large), 422 (a value or a booking rule
+refuses; text with control characters), 429 (too many wrong passwords, with
+Retry-After), 503 (a search ran out of its time budget; too many logins being
+verified, with Retry-After).  Unexpected failures answer 500 with no detail;
+the log names the exception type only, never request data.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -31,10 +31,12 @@ from sqlalchemy import Connection
 
 from booking.rules import BookingRefused
 from calserver.access_log import route_template
-from plugins.auth import Auth
+from calserver.auth_gate import AuthGate, AuthRefused
+from plugins.credentials import WrongCredentials
 from plugins.rights import Rights
 from storage import scheduling
 from storage.database import Database
+from storage.text import unstorable
 
 log = logging.getLogger("calserver.api")
 T = TypeVar("T")
@@ -63,7 +65,7 @@ def forbidden(message: str) -> ApiError:
 @dataclass
 class ApiContext:
     db: Database
-    auth: Auth
+    gate: AuthGate
     rights: Rights
     realm: str
     executor: ThreadPoolExecutor
@@ -99,7 +101,10 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        _check_url(request)
         return await handler(request)
+    except AuthRefused as e:
+        return _error(e.status, e.code, e.message, e.headers(context(request).realm))
     except ApiError as e:
         headers = None
         if e.status == 401:
@@ -133,27 +138,55 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
 
 
+def _check_url(request: web.Request) -> None:
+    """Path and query parameters reach SQL as text: refuse what it cannot hold."""
+    for name, value in (*request.match_info.items(), *request.query.items()):
+        problem = unstorable(value)
+        if problem is not None:
+            raise ApiError(400, "invalid-url", f"the URL parameter {name!r} contains {problem}")
+
+
 async def login_of(request: web.Request) -> str:
     """The authenticated agent's login (HTTP Basic, the CalDAV credentials)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        raise ApiError(401, "unauthenticated", "log in with your agent login and password")
-    try:
-        login, _, password = base64.b64decode(encoded).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ApiError(401, "unauthenticated", "malformed credentials") from None
     ctx = context(request)
+    address = request.remote or ""
+    credentials = await ctx.gate.check(request.headers.get("Authorization"), address)
+    if credentials is None:
+        raise ApiError(401, "unauthenticated", "log in with your agent login and password")
     auth_context = AuthContext()
-    auth_context.remote_addr = request.remote or ""
-    user, _, _ = await ctx.run(ctx.auth.login, login, password, auth_context)
-    if not user:
-        raise ApiError(401, "unauthenticated", "wrong login or password")
+    auth_context.remote_addr = address
+    try:
+        user, _, _ = await ctx.run(ctx.gate.auth.login, *credentials, auth_context)
+    except WrongCredentials as e:  # changed since the gate let them through
+        raise ApiError(401, "unauthenticated", str(e)) from None
     return user
 
 
 async def body(request: web.Request, kind: type[T]) -> T:
-    return msgspec.json.decode(await request.read(), type=kind)
+    """The request body decoded as ``kind``; text the database cannot hold
+    (NUL, control characters) is a 422 naming the field."""
+    value = msgspec.json.decode(await request.read(), type=kind)
+    for field, text in _texts(value, ""):
+        problem = unstorable(text)
+        if problem is not None:
+            raise ApiError(422, "invalid-text", f"{field or 'the body'!r} contains {problem}")
+    return value
+
+
+def _texts(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string in a decoded body, with where it is (``services[1]``)."""
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            yield from _texts(getattr(value, name), f"{where}.{name}" if where else name)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _texts(item, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(key, where)
+            yield from _texts(item, f"{where}[{key!r}]")
 
 
 def json(value: Any, status: int = 200) -> web.Response:

@@ -10,23 +10,24 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, Server
+from tests.dates import at, monday
 from tests.ics import event
 
 AUTH = ("admin", ADMIN_PASSWORD)
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 
 
-def _hrefs(server: Server) -> list[str]:
+def _hrefs(server: Server, calendar: str = "admin/agenda/") -> list[str]:
     answer = httpx.request(
         "PROPFIND",
-        server.dav + "admin/agenda/",
+        server.dav + calendar,
         auth=AUTH,
         headers={"Depth": "1"},
         content=b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
     )
     assert answer.status_code == 207
     root = ET.fromstring(answer.content)
-    return [h.text for h in root.iter("{DAV:}href") if h.text != "/dav/admin/agenda/"]
+    return [h.text for h in root.iter("{DAV:}href") if h.text != f"/dav/{calendar}"]
 
 
 @pytest.mark.parametrize(
@@ -53,6 +54,53 @@ def test_malformed_icalendar_is_refused_with_precondition(server: Server, body: 
     assert description and "calendar" in description.lower()
     assert "Traceback" not in answer.text
     assert _hrefs(server) == []
+
+
+@pytest.mark.parametrize("calendar", ["admin/agenda/", "admin/rdv/"])
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (event("nul", at(monday(), 9), summary="Jeanne\x00Dupont").encode(), "U+0000"),
+        (event("bell", at(monday(), 9), summary="ding\x07").encode(), "U+0007"),
+        (event("latin", at(monday(), 9), summary="caf\xe9").encode("latin-1"), "UTF-8"),
+    ],
+)
+def test_control_characters_and_invalid_utf8_are_refused_on_every_calendar(
+    server: Server, calendar: str, body: bytes, why: str
+) -> None:
+    answer = httpx.put(
+        server.dav + calendar + "x.ics",
+        auth=AUTH,
+        content=body,
+        headers={"Content-Type": "text/calendar; charset=utf-8"},
+    )
+    assert answer.status_code == 403
+    root = ET.fromstring(answer.content)
+    assert root.find(f"{{{CALDAV_NS}}}valid-calendar-data") is not None
+    assert why in (root.findtext("{DAV:}responsedescription") or "")
+    assert _hrefs(server, calendar) == []
+
+
+def test_unknown_charset_is_415(server: Server) -> None:
+    answer = httpx.put(
+        server.dav + "admin/agenda/c.ics",
+        auth=AUTH,
+        content=event("c", at(monday(), 9)).encode(),
+        headers={"Content-Type": "text/calendar; charset=no-such-charset"},
+    )
+    assert answer.status_code == 415
+    assert _hrefs(server) == []
+
+
+@pytest.mark.parametrize("method", ["PROPFIND", "REPORT", "PROPPATCH", "MKCALENDAR"])
+def test_deeply_nested_xml_is_400(server: Server, method: str) -> None:
+    deep = b'<propfind xmlns="DAV:">' + b"<a>" * 60_000 + b"</a>" * 60_000 + b"</propfind>"
+    target = server.dav + ("admin/deep/" if method == "MKCALENDAR" else "admin/agenda/")
+    answer = httpx.request(method, target, auth=AUTH, content=deep, headers={"Depth": "0"})
+    assert answer.status_code == 400
+    assert httpx.get(server.url + "/healthz").status_code == 200
+    gone = httpx.request("PROPFIND", server.dav + "admin/deep/", auth=AUTH, headers={"Depth": "0"})
+    assert gone.status_code == 404
 
 
 def test_refused_content_never_reaches_the_log(server: Server) -> None:

@@ -1,0 +1,25 @@
+"""Which text the database can hold: one rule, checked where input arrives.
+
+PostgreSQL's ``text`` cannot hold U+0000 (psycopg raises "A string literal
+cannot contain NUL characters", which ended as a 500), and neither database
+can encode a lone surrogate as UTF-8.  The other C0 controls and DEL are
+refused with them: no name, note, path or iCalendar value needs them (RFC 5545
+forbids them in calendar data), and they would reach feeds and logs as they
+are.  Tab, line feed and carriage return are ordinary text.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def unstorable(text: str) -> str | None:
+    """Name the first character the database must not receive, or None."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    kind = "a lone surrogate" if code >= 0xD800 else "a control character"
+    return f"{kind} (U+{code:04X}) at position {found.start()}"

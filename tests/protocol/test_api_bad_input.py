@@ -1,0 +1,64 @@
+"""Bad input to the JSON API: text the database cannot hold (NUL, control
+characters) is a 422 naming the field, in a URL a 400; nothing is stored."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, Server
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def admin(server: Server) -> httpx.Client:
+    client = httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD), timeout=30)
+    yield client
+    client.close()
+
+
+def _org(admin: httpx.Client) -> int:
+    return admin.get("/me").json()["organisations"][0]["id"]
+
+
+@pytest.mark.parametrize("text", ["Jeanne\x00Dupont", "bell\x07", "esc\x1b[2J", "del\x7f"])
+def test_control_characters_in_json_text_are_422_and_nothing_is_stored(
+    admin: httpx.Client, text: str
+) -> None:
+    org = _org(admin)
+    usager = admin.post(
+        f"/organisations/{org}/usagers", json={"first_name": text, "last_name": "X"}
+    )
+    assert usager.status_code == 422
+    assert usager.json()["error"]["code"] == "invalid-text"
+    assert "first_name" in usager.json()["error"]["message"]
+    assert admin.get(f"/organisations/{org}/usagers").json() == []
+    new = {"login": "zed", "display_name": text, "password": "zed-password-1"}
+    agent = admin.post(f"/organisations/{org}/agents", json=new)
+    assert agent.status_code == 422
+    logins = [a["login"] for a in admin.get(f"/organisations/{org}/agents").json()]
+    assert "zed" not in logins
+    me = admin.get("/me").json()
+    patched = admin.patch(f"/organisations/{org}/agents/{me['id']}", json={"display_name": text})
+    assert patched.status_code == 422
+    assert admin.get("/me").json()["display_name"] == me["display_name"]
+
+
+def test_tabs_and_newlines_are_ordinary_text(admin: httpx.Client) -> None:
+    org = _org(admin)
+    made = admin.post(
+        f"/organisations/{org}/usagers", json={"first_name": "Anne\tMarie", "last_name": "X\r\nY"}
+    )
+    assert made.status_code == 201, made.text
+
+
+def test_control_characters_in_the_url_are_400(admin: httpx.Client) -> None:
+    org = _org(admin)
+    query = admin.get("/creneaux", params={"motif": "1", "from": "2030-01-01\x00", "to": "x"})
+    assert query.status_code == 400
+    assert query.json()["error"]["code"] == "invalid-url"
+    me = admin.get("/me").json()
+    path = admin.get(f"/agents/{me['id']}/rdvs/uid%00x")
+    assert path.status_code in (400, 404)
+    assert admin.get(f"/organisations/{org}").status_code == 200

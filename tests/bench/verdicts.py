@@ -72,9 +72,10 @@ def failed(what: str, why: str) -> Verdict:
 
 
 def _short(value: object) -> str:
-    if isinstance(value, set | frozenset | list | tuple):
+    """A count for a big collection (thousands of slots), the value otherwise."""
+    if isinstance(value, set | frozenset | list | tuple | dict) and len(value) > 3:
         return f"{len(value)} items"
-    return str(value)
+    return str(sorted(value, key=repr) if isinstance(value, set | frozenset) else value)
 
 
 def _label(v: Verdict) -> str:

@@ -266,7 +266,8 @@ def _bookings_stored(
             for r in listed
             if r["id"] in booked
         }
-    return [check(f"{name}: RDVs booked (201) found in their agendas", booked, found)]
+    at_their_time = sum(found.get(uid) == pair for uid, pair in booked.items())
+    return [check(f"{name}: RDVs booked (201) found in their agendas", len(booked), at_their_time)]
 
 
 def render_table(results: list[Timings]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.bench import caldav_bench
 from tests.bench.verdicts import (
     FAILED,
     OK,
@@ -16,6 +17,7 @@ from tests.bench.verdicts import (
     render,
     summary,
 )
+from tests.bench.workload import Expected
 
 AT_MOST = Target("4 weeks / 1 week", 4.5)
 AT_LEAST = Target("full / 304", 10.0, at_most=False)
@@ -62,6 +64,7 @@ def test_guides_and_quick_runs_report_without_gating() -> None:
     quick = AT_MOST.judge(9.0, gated=False)
     assert not guide.met and not quick.met
     assert exit_code([guide, quick]) == OK
+    assert summary([guide, quick]).endswith("0 failed; 2 guides (not gated)")
     assert "[guide missed] 4 weeks / 1 week <= 4.5: 9.00" in render([quick])
 
 
@@ -75,3 +78,28 @@ def test_a_setup_error_exits_2() -> None:
 
     assert guarded(run) == SETUP_ERROR
     assert guarded(lambda: FAILED) == FAILED
+
+
+def _server(seconds: float, answer: int = 5, rss: int = 100_000) -> caldav_bench.ServerResult:
+    ops = {
+        op: caldav_bench.Measure(seconds, [seconds], answer=answer, expected=5)
+        for op in caldav_bench.LABELS
+    }
+    return caldav_bench.ServerResult(0.0, 0.0, "", rss, rss, ops)
+
+
+def test_caldav_verdicts_gate_the_targets_and_every_answer() -> None:
+    expected = {1000: Expected(5, 5), 10000: Expected(5, 5)}
+    good = {n: {"radicale": _server(3.0), "calserver": _server(0.1)} for n in expected}
+    found = caldav_bench.verdicts(good, expected, gated=True)
+    assert exit_code(found) == OK
+    assert summary(found).startswith("8 targets met, 0 missed; 32 answer checks passed")
+    wrong = {**good, 10000: {"radicale": _server(3.0), "calserver": _server(0.1, answer=4)}}
+    found = caldav_bench.verdicts(wrong, expected, gated=True)
+    assert exit_code(found) == FAILED
+    assert "[WRONG       ] calserver REPORT one week (etag+data) at N=10000: expected 5, got 4" in (
+        render(found)
+    )
+    slow = {**good, 10000: {"radicale": _server(1.0), "calserver": _server(0.1)}}
+    assert exit_code(caldav_bench.verdicts(slow, expected, gated=True)) == FAILED
+    assert exit_code(caldav_bench.verdicts(slow, expected, gated=False)) == OK

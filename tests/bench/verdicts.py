@@ -96,11 +96,13 @@ def summary(verdicts: Sequence[Verdict]) -> str:
     """The last line of a run: "N targets met, M missed" and the answer checks."""
     targets = [v for v in verdicts if v.kind is Kind.TARGET]
     checks = [v for v in verdicts if v.kind is Kind.CHECK]
+    guides = sum(v.kind is Kind.GUIDE for v in verdicts)
     met = sum(v.met for v in targets)
     wrong = sum(not v.met for v in checks)
     return (
         f"{met} targets met, {len(targets) - met} missed;"
         f" {len(checks) - wrong} answer checks passed, {wrong} failed"
+        + (f"; {guides} guides (not gated)" if guides else "")
     )
 
 

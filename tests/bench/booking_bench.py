@@ -38,13 +38,9 @@ from tests.bench.verdicts import (
     SetupError,
     Target,
     Verdict,
-    as_json,
     check,
-    exit_code,
     failed,
     guarded,
-    render,
-    summary,
 )
 
 # Ratios measured in one run (see README.md).
@@ -341,13 +337,12 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
         with tempfile.TemporaryDirectory(prefix=f"booking-bench-{scenario.name}-") as folder:
             print(f"loading and measuring {scenario.name} ...", flush=True)
             results.append(run_scenario(scenario, args.runs, args.bookings, Path(folder)))
-    table = render_table(results)
-    found = verdicts(results, gated=not args.quick)
-    print(table + "\n\n" + render(found))
     sizes = {"runs": args.runs, "bookings": args.bookings}
-    path = results_file.write(
+    return results_file.report(
         "booking-bench",
         context,
+        render_table(results),
+        verdicts(results, gated=not args.quick),
         {
             "sizes": sizes,
             "results": [
@@ -357,14 +352,9 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
                 }
                 for r in results
             ],
-            "verdicts": as_json(found),
-            "summary": summary(found),
-            "table": table,
         },
         args.quick,
     )
-    print(f"\nJSON: {path}")
-    return exit_code(found)
 
 
 if __name__ == "__main__":

@@ -46,14 +46,10 @@ from tests.bench.servers import (
 from tests.bench.verdicts import (
     Target,
     Verdict,
-    as_json,
     check,
-    exit_code,
     failed,
     guarded,
-    summary,
 )
-from tests.bench.verdicts import render as render_verdicts
 from tests.bench.workload import CalObject, Expected
 
 PUT_BATCH = 1000  # objects PUT over HTTP; the rest of N is loaded directly
@@ -614,17 +610,16 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
 
-    table = render(results, expected)
-    found = verdicts(results, expected, gated=not args.quick)
-    print(table + "\n\n" + render_verdicts(found))
     ratios = {
         n: {op: speedup(by["radicale"].ops[op], by["calserver"].ops[op])[0] for op in LABELS}
         for n, by in results.items()
         if len(by) == 2
     }
-    path = results_file.write(
+    return results_file.report(
         "caldav-bench",
         context,
+        render(results, expected),
+        verdicts(results, expected, gated=not args.quick),
         {
             "sizes": args.sizes,
             "runs": args.runs,
@@ -637,14 +632,9 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
                 n: {name: asdict(r) for name, r in by.items()} for n, by in results.items()
             },
             "ratios_radicale_over_calserver": ratios,
-            "verdicts": as_json(found),
-            "summary": summary(found),
-            "table": table,
         },
         args.quick,
     )
-    print(f"\nJSON results: {path}")
-    return exit_code(found)
 
 
 if __name__ == "__main__":

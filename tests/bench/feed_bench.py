@@ -28,13 +28,9 @@ from tests.bench.verdicts import (
     SetupError,
     Target,
     Verdict,
-    as_json,
     check,
-    exit_code,
     failed,
     guarded,
-    render,
-    summary,
 )
 
 IN_WINDOW = 2_000
@@ -197,12 +193,11 @@ def run_all(args: argparse.Namespace, context: dict[str, object]) -> int:
         with tempfile.TemporaryDirectory(prefix=f"feed-bench-{name}-") as folder:
             print(f"loading and measuring {name} ...", flush=True)
             results.append(run(name, args.in_window, older, args.runs, Path(folder)))
-    table = render_table(results)
-    found = verdicts(*results, gated=not args.quick)
-    print(table + "\n\n" + render(found))
-    path = results_file.write(
+    return results_file.report(
         "feed-bench",
         context,
+        render_table(results),
+        verdicts(*results, gated=not args.quick),
         {
             "sizes": {"in_window": args.in_window, "older": args.older, "runs": args.runs},
             "results": [
@@ -212,14 +207,9 @@ def run_all(args: argparse.Namespace, context: dict[str, object]) -> int:
                 }
                 for r in results
             ],
-            "verdicts": as_json(found),
-            "summary": summary(found),
-            "table": table,
         },
         args.quick,
     )
-    print(f"\nJSON: {path}")
-    return exit_code(found)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from tests.bench.servers import REPO
+from tests.bench.verdicts import Verdict, as_json, exit_code, render, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MAX_BYTES = 50_000
@@ -53,3 +54,18 @@ def write(bench: str, context: dict[str, object], data: dict[str, object], quick
         raise ValueError(f"{path.name} would be {len(text)} bytes (> {MAX_BYTES}): trim the data")
     path.write_text(text + "\n")
     return path
+
+
+def report(
+    bench: str,
+    context: dict[str, object],
+    table: str,
+    found: list[Verdict],
+    data: dict[str, object],
+    quick: bool,
+) -> int:
+    """Print the table and the verdicts, write the results file; the exit code."""
+    print(table + "\n\n" + render(found))
+    data = {**data, "verdicts": as_json(found), "summary": summary(found), "table": table}
+    print(f"\nJSON results: {write(bench, context, data, quick)}")
+    return exit_code(found)

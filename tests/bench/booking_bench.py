@@ -185,7 +185,7 @@ def run_scenario(scenario: Scenario, runs: int, bookings: int, workdir: Path) ->
                 session, f"http://127.0.0.1:{server.port}/api/v1", org, timings, runs, bookings
             )
     except BadAnswer as e:
-        timings.checks.append(failed(f"{scenario.name}: every request answered", str(e)))
+        timings.checks.append(failed(f"{scenario.name}: every request", str(e)))
     finally:
         server.stop()
     return timings

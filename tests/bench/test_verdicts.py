@@ -103,3 +103,21 @@ def test_caldav_verdicts_gate_the_targets_and_every_answer() -> None:
     slow = {**good, 10000: {"radicale": _server(1.0), "calserver": _server(0.1)}}
     assert exit_code(caldav_bench.verdicts(slow, expected, gated=True)) == FAILED
     assert exit_code(caldav_bench.verdicts(slow, expected, gated=False)) == OK
+
+
+def test_caldav_a_failed_request_fails_the_run_only_from_calserver() -> None:
+    expected = {10000: Expected(5, 5)}
+    timed_out = caldav_bench.Measure(failure="ReadTimeout after 180.1 s", failed_after=180.1)
+    radicale, ours = _server(3.0), _server(0.1)
+    radicale.ops["expand_month"] = timed_out
+    found = caldav_bench.verdicts(
+        {10000: {"radicale": radicale, "calserver": ours}}, expected, True
+    )
+    assert exit_code(found) == OK
+    assert "[guide missed] radicale REPORT expand one month at N=10000 answers" in render(found)
+    radicale, ours = _server(3.0), _server(0.1)
+    ours.ops["expand_month"] = timed_out
+    found = caldav_bench.verdicts(
+        {10000: {"radicale": radicale, "calserver": ours}}, expected, True
+    )
+    assert exit_code(found) == FAILED

@@ -103,6 +103,9 @@ def test_caldav_verdicts_gate_the_targets_and_every_answer() -> None:
     slow = {**good, 10000: {"radicale": _server(1.0), "calserver": _server(0.1)}}
     assert exit_code(caldav_bench.verdicts(slow, expected, gated=True)) == FAILED
     assert exit_code(caldav_bench.verdicts(slow, expected, gated=False)) == OK
+    small = {1000: {"radicale": _server(1.0), "calserver": _server(0.1)}}
+    found = caldav_bench.verdicts(small, expected, gated=True)
+    assert exit_code(found) == OK and summary(found).startswith("0 targets met, 0 missed")
 
 
 def test_caldav_a_failed_request_fails_the_run_only_from_calserver() -> None:

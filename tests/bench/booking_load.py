@@ -27,14 +27,25 @@ from storage.schema import agenda_events, agenda_occurrences, changes, items
 PARIS = ZoneInfo("Europe/Paris")
 PASSWORD = "bench-password"
 WEEKDAYS = ["MO", "TU", "WE", "TH", "FR"]
+# The workload's definition, which the benches' answer checks read too.
+PLAGES = ((time(9), time(12)), (time(14), time(17)))  # Monday to Friday, weekly
+MINUTES = 30  # the motif's duration and every RDV's
+ABSENCE = timedelta(hours=3)  # each absence starts at 09:00
 
 
 @dataclass(frozen=True)
 class Organisation:
+    """What was loaded; ``absences`` and ``rdvs`` hold the local starts that
+    the booking check accepted, per agent id, ``past`` the UTC starts of the
+    bulk-inserted history."""
+
     agent_ids: list[int]
     logins: list[str]
     motif_id: int
     lieu_id: int
+    absences: dict[int, list[datetime]]
+    rdvs: dict[int, list[datetime]]
+    past: list[datetime]
 
 
 def _plage(first: date, start: time, end: time, motif: int, lieu: int) -> str:
@@ -96,6 +107,7 @@ def load(
                 "service_id": service,
                 "name": "Consultation",
                 "bookable_by": "everyone",
+                "duration_minutes": MINUTES,
             },
         )["id"]
         logins, ids = [], []
@@ -109,9 +121,11 @@ def load(
             )  # fmt: skip
             logins.append(login)
     first = today - timedelta(days=400)
-    for login in logins:
+    absences: dict[int, list[datetime]] = {agent: [] for agent in ids}
+    rdvs: dict[int, list[datetime]] = {agent: [] for agent in ids}
+    for agent_id, login in zip(ids, logins, strict=True):
         with db.transaction(write=True) as conn:
-            for n, (start, end) in enumerate(((time(9), time(12)), (time(14), time(17)))):
+            for n, (start, end) in enumerate(PLAGES):
                 text = _plage(first, start, end, motif, lieu)
                 agenda_writer.put_event(conn, f"{login}/plages", f"plage{n}.ics", text)
             for n in range(absences_per_agent):
@@ -120,10 +134,11 @@ def load(
                 text = events.build_event(
                     zone="Europe/Paris",
                     start=start,
-                    end=start + timedelta(hours=3),
+                    end=start + ABSENCE,
                     summary="Absent",
                 )
                 agenda_writer.put_event(conn, f"{login}/indisponibilites", f"abs{n}.ics", text)
+                absences[agent_id].append(start)
             booked = 0
             while booked < future_per_agent:
                 day, at = _business_slots(rng, today + timedelta(days=1), future_days)
@@ -131,7 +146,7 @@ def load(
                 text = events.build_event(
                     zone="Europe/Paris",
                     start=start,
-                    end=start + timedelta(minutes=30),
+                    end=start + timedelta(minutes=MINUTES),
                     summary="Consultation",
                     motif_ids=[motif],
                     lieu_id=lieu,
@@ -141,10 +156,14 @@ def load(
                     agenda_writer.put_event(conn, f"{login}/rdv", f"future{booked}.ics", text)
                 except BookingRefused:
                     continue  # slot taken, absence or holiday: draw again
+                rdvs[agent_id].append(start)
                 booked += 1
+    past: list[datetime] = []
     for agent_id, login in zip(ids, logins, strict=True):
-        _bulk_past(db, org, agent_id, login, past_per_agent, (motif, lieu), today, past_span, rng)
-    return Organisation(ids, logins, motif, lieu)
+        past += _bulk_past(
+            db, org, agent_id, login, past_per_agent, (motif, lieu), today, past_span, rng
+        )
+    return Organisation(ids, logins, motif, lieu, absences, rdvs, past)
 
 
 def _bulk_past(
@@ -157,10 +176,11 @@ def _bulk_past(
     today: date,
     span: tuple[int, int],
     rng: random.Random,
-) -> None:
+) -> list[datetime]:
+    """Insert ``count`` past RDVs of the agent; their UTC starts."""
     motif, lieu = motif_lieu
     if not count:
-        return
+        return []
     with db.transaction(write=True) as conn:
         collection = calendars.get_collection(conn, f"{login}/rdv")
         assert collection is not None
@@ -169,7 +189,7 @@ def _bulk_past(
         for n in range(count):
             day, at = _business_slots(rng, today - timedelta(days=span[0]), span[0] - span[1])
             start = datetime.combine(day, at, PARIS).astimezone(UTC)
-            end = start + timedelta(minutes=30)
+            end = start + timedelta(minutes=MINUTES)
             uid = f"past-{login}-{n}"
             text = _past_rdv_text(uid, start, end, motif, lieu)
             s, e = int(start.timestamp()), int(end.timestamp())
@@ -230,3 +250,4 @@ def _bulk_past(
             insert(agenda_occurrences),
             [{**common, "item_id": item_ids[uid], "r_start": s, "r_end": e} for uid, s, e in index],
         )
+    return [datetime.fromtimestamp(s, UTC) for _, s, _ in index]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from tests.bench.verdicts import SetupError
 from tests.bench.workload import CalObject
 
 USER, PASSWORD = "admin", "secret123"
@@ -87,12 +88,12 @@ class Server(ABC):
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
+                raise SetupError(f"{self.name} exited at start:\n{self.log_tail()}")
             if self._ready():
                 return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"{self.name} did not answer within {START_TIMEOUT} s")
+        raise SetupError(f"{self.name} did not answer within {START_TIMEOUT} s")
 
     def peak_rss_kib(self) -> int:
         """Peak resident set size of the server process so far (VmHWM)."""
@@ -216,7 +217,7 @@ class Calserver(Server):
                 check=False,
             )
             if done.returncode != 0:
-                raise RuntimeError(f"calserver {args[0]} failed:\n{done.stdout}{done.stderr}")
+                raise SetupError(f"calserver {args[0]} failed:\n{done.stdout}{done.stderr}")
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
         return self._cli("serve", "--host", "127.0.0.1", "--port", str(self.port)), self._env

@@ -1,0 +1,126 @@
+"""The benchmarks' verdicts and exit codes, on plain data (no timing, no server)."""
+
+from __future__ import annotations
+
+from tests.bench import caldav_bench
+from tests.bench.verdicts import (
+    FAILED,
+    OK,
+    SETUP_ERROR,
+    Kind,
+    SetupError,
+    Target,
+    check,
+    exit_code,
+    failed,
+    guarded,
+    render,
+    summary,
+)
+from tests.bench.workload import Expected
+
+AT_MOST = Target("4 weeks / 1 week", 4.5)
+AT_LEAST = Target("full / 304", 10.0, at_most=False)
+
+
+def test_a_target_is_met_on_its_side_of_the_limit() -> None:
+    assert AT_MOST.judge(4.5).met and not AT_MOST.judge(4.51).met
+    assert AT_LEAST.judge(10.0).met and not AT_LEAST.judge(9.99).met
+
+
+def test_a_value_not_measured_misses() -> None:
+    verdict = AT_LEAST.judge(None)
+    assert not verdict.met
+    assert exit_code([verdict]) == FAILED
+
+
+def test_all_targets_met_and_answers_right_exit_0() -> None:
+    verdicts = [AT_MOST.judge(3.1), AT_LEAST.judge(40.0), check("slots", 480, 480)]
+    assert exit_code(verdicts) == OK
+    assert summary(verdicts) == "2 targets met, 0 missed; 1 answer checks passed, 0 failed"
+
+
+def test_a_missed_target_exits_1_and_says_missed() -> None:
+    verdicts = [AT_MOST.judge(5.0), AT_LEAST.judge(40.0)]
+    assert exit_code(verdicts) == FAILED
+    text = render(verdicts)
+    assert "[MISSED      ] 4 weeks / 1 week <= 4.5: 5.00" in text
+    assert text.endswith("1 targets met, 1 missed; 0 answer checks passed, 0 failed")
+
+
+def test_a_wrong_answer_exits_1_even_when_every_target_is_met() -> None:
+    verdicts = [AT_MOST.judge(1.0), check("events in the feed", 2000, 1999)]
+    assert exit_code(verdicts) == FAILED
+    assert "[WRONG       ] events in the feed: expected 2000, got 1999" in render(verdicts)
+
+
+def test_a_failed_request_is_a_wrong_answer() -> None:
+    verdict = failed("POST /rdvs", "HTTP 409")
+    assert verdict.kind is Kind.CHECK and exit_code([verdict]) == FAILED
+
+
+def test_guides_and_quick_runs_report_without_gating() -> None:
+    guide = Target("booking p50 ms", 20.0, kind=Kind.GUIDE).judge(35.0)
+    quick = AT_MOST.judge(9.0, gated=False)
+    assert not guide.met and not quick.met
+    assert exit_code([guide, quick]) == OK
+    assert summary([guide, quick]).endswith("0 failed; 2 guides (not gated)")
+    assert "[guide missed] 4 weeks / 1 week <= 4.5: 9.00" in render([quick])
+
+
+def test_where_a_target_was_measured_is_part_of_its_name() -> None:
+    assert AT_LEAST.judge(12.0, where="N=10000").what == "full / 304 >= 10 at N=10000"
+
+
+def test_a_setup_error_exits_2() -> None:
+    def run() -> int:
+        raise SetupError("calserver did not answer within 60 s")
+
+    assert guarded(run) == SETUP_ERROR
+    assert guarded(lambda: FAILED) == FAILED
+
+
+def _server(seconds: float, answer: int = 5, rss: int = 100_000) -> caldav_bench.ServerResult:
+    ops = {
+        op: caldav_bench.Measure(seconds, [seconds], answer=answer, expected=5)
+        for op in caldav_bench.LABELS
+    }
+    return caldav_bench.ServerResult(0.0, 0.0, "", rss, rss, ops)
+
+
+def test_caldav_verdicts_gate_the_targets_and_every_answer() -> None:
+    expected = {1000: Expected(5, 5), 10000: Expected(5, 5)}
+    good = {n: {"radicale": _server(3.0), "calserver": _server(0.1)} for n in expected}
+    found = caldav_bench.verdicts(good, expected, gated=True)
+    assert exit_code(found) == OK
+    assert summary(found).startswith("8 targets met, 0 missed; 32 answer checks passed")
+    wrong = {**good, 10000: {"radicale": _server(3.0), "calserver": _server(0.1, answer=4)}}
+    found = caldav_bench.verdicts(wrong, expected, gated=True)
+    assert exit_code(found) == FAILED
+    assert "[WRONG       ] calserver REPORT one week (etag+data) at N=10000: expected 5, got 4" in (
+        render(found)
+    )
+    slow = {**good, 10000: {"radicale": _server(1.0), "calserver": _server(0.1)}}
+    assert exit_code(caldav_bench.verdicts(slow, expected, gated=True)) == FAILED
+    assert exit_code(caldav_bench.verdicts(slow, expected, gated=False)) == OK
+    small = {1000: {"radicale": _server(1.0), "calserver": _server(0.1)}}
+    found = caldav_bench.verdicts(small, expected, gated=True)
+    assert exit_code(found) == OK and summary(found).startswith("0 targets met, 0 missed")
+
+
+def test_caldav_a_failed_request_fails_the_run_only_from_calserver() -> None:
+    expected = {10000: Expected(5, 5)}
+    timed_out = caldav_bench.Measure(failure="ReadTimeout after 180.1 s", failed_after=180.1)
+    radicale, ours = _server(3.0), _server(0.1)
+    radicale.ops["expand_month"] = timed_out
+    found = caldav_bench.verdicts(
+        {10000: {"radicale": radicale, "calserver": ours}}, expected, True
+    )
+    assert exit_code(found) == OK
+    assert "[guide missed] radicale REPORT expand one month at N=10000 answers" in render(found)
+    radicale, ours = _server(3.0), _server(0.1)
+    ours.ops["expand_month"] = timed_out
+    found = caldav_bench.verdicts(
+        {10000: {"radicale": radicale, "calserver": ours}}, expected, True
+    )
+    assert exit_code(found) == FAILED

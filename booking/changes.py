@@ -38,7 +38,7 @@ _AVAILABILITY_CHANGES = {
     "motifs_changed": ("motif_ids",),
 }
 # Keys that change with every write and say nothing by themselves.
-_BOOKKEEPING = frozenset({"sequence", "cancelled_at", "created_by"})
+_BOOKKEEPING = frozenset({"sequence", "cancelled_at", "created_by", "organisation_ids"})
 
 
 def event_of(old: State | None, new: State | None) -> str:

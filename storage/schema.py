@@ -286,3 +286,67 @@ agenda_occurrences = Table(
     ),
     Index("ix_agenda_occurrences_item", "item_id"),
 )
+
+# -- the outbox: every change that leaves the server ----------------------------
+
+# One row per change of a record and organisation it concerns, written in the
+# transaction of the change.  ``data`` is the record's snapshot without
+# personal data (an RDV's ids, times and status); consumers read the rest at
+# delivery time.
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("created_ms", BigInteger, nullable=False),
+    # The organisation whose consumers may receive it (no key: events outlive it).
+    Column("organisation_id", Integer, nullable=False),
+    # rdv / absence / plage_ouverture / motif / lieu / agent / usager / organisation
+    Column("model", String(32), nullable=False),
+    Column("record_id", Integer, nullable=False),
+    # created / updated / destroyed
+    Column("event", String(16), nullable=False),
+    # Per record, 1, 2, 3...: a consumer drops an event older than one it has.
+    Column("sequence", Integer, nullable=False),
+    # JSON list of what changed (booking.changes for agenda records, field names otherwise).
+    Column("changes", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    # NULL for a change; "initial_sync" for a replay of current state.
+    Column("reason", String(32), nullable=True),
+    # A replay is for one webhook endpoint only.
+    Column("endpoint_id", Integer, nullable=True),
+)
+
+# The last state the outbox told of each record, and its sequence: the "old"
+# side of the next change.  Personal fields are kept as digests, enough to
+# tell that they changed.
+outbox_records = Table(
+    "outbox_records",
+    metadata,
+    # "item:<items.id>" for agenda records (an item may change model), else "<model>:<id>".
+    Column("key", String(80), primary_key=True),
+    Column("model", String(32), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    # JSON; NULL once destroyed.
+    Column("state", Text, nullable=True),
+)
+
+# Where an organisation's DSI receives its webhooks.  The secret signs every
+# request; after a rotation the previous one keeps signing until
+# ``previous_secret_until``.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _organisation_id(),
+    Column("target_url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_until", BigInteger, nullable=True),
+    # JSON list of outbox models.
+    Column("subscriptions", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    # Why the server turned it off (a 410 from the target), for the admin.
+    Column("disabled_reason", String(200), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("organisation_id", "target_url"),
+)

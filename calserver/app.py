@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from calserver.api import agendas, base, feed_links, openapi, records, slots
+from calserver.api import agendas, base, feed_links, openapi, records, slots, webhooks
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
 from feeds.builder import FeedSettings
@@ -17,6 +17,7 @@ from feeds.handler import FeedService
 from feeds.handler import handler as feed_handler
 from plugins.caldav import build_caldav
 from storage.database import Database
+from webhooks.targets import TargetPolicy, networks
 
 DAV_PREFIX = "/dav"
 API_PREFIX = "/api/v1"
@@ -64,13 +65,19 @@ async def _run_blocking(fn) -> None:  # type: ignore[no-untyped-def]
     await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
-def _api(ctx: base.ApiContext) -> web.Application:
+def _api(ctx: base.ApiContext, targets: TargetPolicy) -> web.Application:
     api = web.Application(middlewares=[base.errors], client_max_size=64 * 1024)
     api[base.CONTEXT] = ctx
+    api[webhooks.POLICY] = targets
     api.router.add_get("/openapi.json", openapi.serve)
-    for module in (records, agendas, slots, feed_links):
+    for module in (records, agendas, slots, feed_links, webhooks):
         module.add_routes(api)
     return api
+
+
+def target_policy(settings: Settings) -> TargetPolicy:
+    """Where webhooks may be sent, from ``[webhooks]``."""
+    return TargetPolicy(settings.webhook_allow_http, networks(settings.webhook_allowed_networks))
 
 
 def create_app(settings: Settings, db: Database) -> web.Application:
@@ -87,7 +94,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     api_context = base.ApiContext(
         db, dav.auth, dav.rights, settings.realm, api_executor, settings.public_url
     )
-    app.add_subapp(API_PREFIX, _api(api_context))
+    app.add_subapp(API_PREFIX, _api(api_context, target_policy(settings)))
     feed_settings = FeedSettings(
         refresh=timedelta(minutes=settings.feed_refresh_minutes),
         past_days=settings.feed_past_days,

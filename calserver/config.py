@@ -16,6 +16,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from webhooks import targets
+
 DEFAULT_CONFIG = Path("config.ini")
 
 
@@ -41,6 +43,8 @@ class Settings:
     feed_refresh_minutes: int
     feed_past_days: int
     feed_ahead_days: int
+    webhook_allow_http: bool = False
+    webhook_allowed_networks: tuple[str, ...] = ()
 
 
 def _sqlite_relative_to(url: str, folder: Path) -> str:
@@ -77,6 +81,19 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
             raise ConfigError(f"[{section}] {option} must be positive")
         return value
 
+    def get_bool(section: str, option: str, default: bool) -> bool:
+        raw = get(section, option, "true" if default else "false").lower()
+        if raw not in ("true", "false"):
+            raise ConfigError(f"[{section}] {option} must be true or false, not {raw!r}")
+        return raw == "true"
+
+    allowed_networks = tuple(
+        n.strip() for n in get("webhooks", "allowed_networks", "").split(",") if n.strip()
+    )
+    try:
+        targets.networks(allowed_networks)
+    except ValueError as e:
+        raise ConfigError(f"[webhooks] allowed_networks: {e}") from None
     host = get("server", "host", "127.0.0.1")
     port = get_int("server", "port", 5232)
     database_url = env.get("CALSERVER_DATABASE_URL") or get(
@@ -103,4 +120,6 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         feed_refresh_minutes=get_int("feeds", "refresh_minutes", 60),
         feed_past_days=get_int("feeds", "past_days", 31),
         feed_ahead_days=get_int("feeds", "ahead_days", 366),
+        webhook_allow_http=get_bool("webhooks", "allow_http", False),
+        webhook_allowed_networks=allowed_networks,
     )

@@ -100,3 +100,29 @@ def test_an_agent_is_told_to_its_organisation(db: Database) -> None:
     assert (created.model, created.record_id, created.organisation_id) == ("agent", agent_id, org)
     assert "password_hash" not in created.data and created.data["login"] == "alice"
     assert (updated.sequence, updated.changes) == (2, ["other_calendars_block"])
+
+
+def test_a_replay_tells_current_state_to_one_endpoint(db: Database) -> None:
+    org = _organisation(db)
+    with db.transaction(write=True) as conn:
+        other = agents.create_organisation(conn, "Autre", "autre")
+        lieu = scheduling.create_lieu(conn, {"organisation_id": org, "name": "L", "address": "A"})
+        scheduling.create_lieu(conn, {"organisation_id": other, "name": "M", "address": "B"})
+        scheduling.update_lieu(conn, lieu["id"], {"name": "L2"})
+        scheduling.create_usager(
+            conn, {"organisation_id": org, "first_name": "A", "last_name": "B"}
+        )
+    last = _events(db)[-1].id
+    with db.transaction(write=True) as conn:
+        count = outbox.replay(conn, org, ["lieu", "organisation"], endpoint_id=7)
+    replayed = _events(db, after=last)
+    assert count == len(replayed) == 2
+    assert {(e.model, e.record_id) for e in replayed} == {
+        ("organisation", org),
+        ("lieu", lieu["id"]),
+    }
+    for event in replayed:
+        assert (event.event, event.reason, event.endpoint_id) == ("created", "initial_sync", 7)
+        assert event.organisation_id == org
+    replayed_lieu = next(e for e in replayed if e.model == "lieu")
+    assert replayed_lieu.sequence == 2 and replayed_lieu.data["name"] == "L2"

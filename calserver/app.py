@@ -17,7 +17,9 @@ from feeds.handler import FeedService
 from feeds.handler import handler as feed_handler
 from plugins.caldav import build_caldav
 from storage.database import Database
+from webhooks.retry import DAY_MS, RetryPolicy
 from webhooks.targets import TargetPolicy, networks
+from webhooks.worker import Worker, WorkerSettings
 
 DAV_PREFIX = "/dav"
 API_PREFIX = "/api/v1"
@@ -80,6 +82,38 @@ def target_policy(settings: Settings) -> TargetPolicy:
     return TargetPolicy(settings.webhook_allow_http, networks(settings.webhook_allowed_networks))
 
 
+WORKER_TASK = web.AppKey("webhook_worker", asyncio.Task)
+
+
+def worker_settings(settings: Settings) -> WorkerSettings:
+    """How webhooks are delivered, from ``[webhooks]``."""
+    return WorkerSettings(
+        policy=target_policy(settings),
+        timeout_s=settings.webhook_timeout_seconds,
+        retry=RetryPolicy(
+            first_ms=settings.webhook_retry_first_ms,
+            give_up_after_ms=settings.webhook_retry_days * DAY_MS,
+        ),
+        poll_s=settings.webhook_poll_seconds,
+    )
+
+
+def _run_worker(app: web.Application, db: Database, settings: Settings) -> None:
+    """Deliver webhooks in this process while it serves."""
+    stop = asyncio.Event()
+
+    async def start(_app: web.Application) -> None:
+        worker = Worker(db, worker_settings(settings))
+        app[WORKER_TASK] = asyncio.create_task(worker.run(stop))
+
+    async def finish(_app: web.Application) -> None:
+        stop.set()
+        await app[WORKER_TASK]
+
+    app.on_startup.append(start)
+    app.on_cleanup.insert(0, finish)
+
+
 def create_app(settings: Settings, db: Database) -> web.Application:
     """Build the application on a database whose schema is already migrated."""
     app = web.Application(client_max_size=settings.max_content_length)
@@ -114,4 +148,6 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         db.dispose()
 
     app.on_cleanup.append(_close)
+    if settings.webhook_worker:
+        _run_worker(app, db, settings)
     return app

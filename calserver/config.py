@@ -45,6 +45,11 @@ class Settings:
     feed_ahead_days: int
     webhook_allow_http: bool = False
     webhook_allowed_networks: tuple[str, ...] = ()
+    webhook_worker: bool = True
+    webhook_timeout_seconds: int = 10
+    webhook_retry_first_ms: int = 10_000
+    webhook_retry_days: int = 3
+    webhook_poll_seconds: int = 30
 
 
 def _sqlite_relative_to(url: str, folder: Path) -> str:
@@ -122,4 +127,9 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         feed_ahead_days=get_int("feeds", "ahead_days", 366),
         webhook_allow_http=get_bool("webhooks", "allow_http", False),
         webhook_allowed_networks=allowed_networks,
+        webhook_worker=get_bool("webhooks", "worker", True),
+        webhook_timeout_seconds=get_int("webhooks", "timeout_seconds", 10),
+        webhook_retry_first_ms=get_int("webhooks", "retry_first_ms", 10_000),
+        webhook_retry_days=get_int("webhooks", "retry_days", 3),
+        webhook_poll_seconds=get_int("webhooks", "poll_seconds", 30),
     )

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select, text, update
 
+from storage.database import OUTBOX_WRITTEN
 from storage.schema import outbox_events, outbox_records
 
 MODELS = (
@@ -41,6 +42,8 @@ PERSONAL_FIELDS = {"usager": frozenset({"first_name", "last_name", "email", "pho
 # Not even a digest: free text an agent wrote about a person.
 UNTOLD_FIELDS = {"usager": frozenset({"notes"})}
 INITIAL_SYNC = "initial_sync"
+# PostgreSQL channel a committed event is announced on (workers LISTEN to it).
+CHANNEL = "calserver_outbox"
 
 State = dict[str, Any]
 Changes = Callable[[Mapping[str, Any] | None, Mapping[str, Any] | None], list[str]]
@@ -215,6 +218,7 @@ def _insert_events(
     reason: str | None = None,
     endpoint_id: int | None = None,
 ) -> list[int]:
+    announce(conn)
     created = now_ms()
     data = json.dumps(_event_data(model, state), sort_keys=True)
     ids = []
@@ -238,6 +242,16 @@ def _insert_events(
             ).scalar_one()
         )
     return ids
+
+
+def announce(conn: Connection) -> None:
+    """Have the commit wake the workers: NOTIFY (PostgreSQL, every process,
+    sent at commit only) and the flag ``Database`` reads after its commit."""
+    if conn.info.get(OUTBOX_WRITTEN):
+        return
+    conn.info[OUTBOX_WRITTEN] = True
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 def replay(conn: Connection, organisation_id: int, models: Iterable[str], endpoint_id: int) -> int:
@@ -273,15 +287,15 @@ def events(conn: Connection, *, after: int = 0, limit: int = 1000) -> list[Event
         .order_by(outbox_events.c.id)
         .limit(limit)
     )
-    return [_event(r) for r in conn.execute(query)]
+    return [event_from_row(r) for r in conn.execute(query)]
 
 
 def event(conn: Connection, event_id: int) -> Event | None:
     row = conn.execute(select(outbox_events).where(outbox_events.c.id == event_id)).first()
-    return None if row is None else _event(row)
+    return None if row is None else event_from_row(row)
 
 
-def _event(row) -> Event:  # type: ignore[no-untyped-def]
+def event_from_row(row) -> Event:  # type: ignore[no-untyped-def]
     return Event(
         id=row.id,
         created_ms=row.created_ms,

@@ -314,6 +314,9 @@ outbox_events = Table(
     Column("reason", String(32), nullable=True),
     # A replay is for one webhook endpoint only.
     Column("endpoint_id", Integer, nullable=True),
+    # Not yet handed to its consumers (webhook deliveries).
+    Column("pending", Boolean, nullable=False, server_default="1"),
+    Index("ix_outbox_events_pending_id", "pending", "id"),
 )
 
 # The last state the outbox told of each record, and its sequence: the "old"
@@ -349,4 +352,55 @@ webhook_endpoints = Table(
     Column("disabled_reason", String(200), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("organisation_id", "target_url"),
+)
+
+# One event to send to one endpoint, until it is delivered or given up.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "event_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("outbox_events.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # pending / delivered / failed (given up, or the endpoint is gone)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # When it is due; a claimed delivery is pushed past its lease, so a worker
+    # that dies mid-send leaves it due again.
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("delivered_ms", BigInteger, nullable=True),
+    UniqueConstraint("event_id", "endpoint_id"),
+    Index("ix_webhook_deliveries_state_next_attempt_ms", "state", "next_attempt_ms"),
+    Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+)
+
+# The delivery log: every attempt, for the admin to read.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "delivery_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    # NULL when no answer came (refused address, connection error, timeout).
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(200), nullable=True),
+    # The start of the answer's body, for the admin (bounded).
+    Column("response_excerpt", String(500), nullable=True),
 )

@@ -81,6 +81,9 @@ OPERATIONS: tuple[tuple[str, str, str, type | None, tuple[str, ...]], ...] = (
                 schemas.SecretRotation,
             ),
             ("post", "/{id}/sync", "Replay current state as initial_sync events", None),
+            ("get", "/{id}/deliveries", "The delivery log: deliveries and attempts", None),
+            ("post", "/{id}/deliveries/{delivery}/redeliver", "Send one event again", None),
+            ("post", "/{id}/redeliver_failed", "Send every failed delivery again", None),
         )
     ),
 )

@@ -27,7 +27,7 @@ from calserver.api.base import (
     not_found,
     require_admin,
 )
-from storage import outbox
+from storage import deliveries, outbox
 from storage import webhooks as repository
 from webhooks.signing import new_secret
 from webhooks.targets import TargetPolicy, TargetRefused
@@ -181,6 +181,39 @@ async def sync(request: web.Request) -> web.Response:
     return json(await ctx.run(ctx.write, write), status=202)
 
 
+async def list_deliveries(request: web.Request) -> web.Response:
+    """The delivery log: the endpoint's latest 100 deliveries, each with its attempts."""
+    login, org = await login_of(request), int_param(request, "org")
+    endpoint_id = int_param(request, "id")
+
+    def read(conn: Connection) -> list[dict]:
+        require_admin(conn, login, org)
+        _found(conn, org, endpoint_id)
+        return deliveries.deliveries_of(conn, endpoint_id)
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.read, read))
+
+
+async def redeliver(request: web.Request) -> web.Response:
+    """Send one delivery again (``.../deliveries/{delivery}/redeliver``), or
+    every failed one (``.../redeliver_failed``)."""
+    login, org = await login_of(request), int_param(request, "org")
+    endpoint_id = int_param(request, "id")
+    delivery_id = int_param(request, "delivery", required=False)
+
+    def write(conn: Connection) -> dict:
+        require_admin(conn, login, org)
+        _found(conn, org, endpoint_id)
+        count = deliveries.redeliver(conn, endpoint_id, outbox.now_ms(), delivery_id)
+        if delivery_id is not None and not count:
+            raise not_found("this delivery")
+        return {"redelivered": count}
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.write, write), status=202)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get(ENDPOINTS, list_endpoints)
     app.router.add_post(ENDPOINTS, create_endpoint)
@@ -189,3 +222,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(ENDPOINTS + "/{id}", delete_endpoint)
     app.router.add_post(ENDPOINTS + "/{id}/rotate", rotate_secret)
     app.router.add_post(ENDPOINTS + "/{id}/sync", sync)
+    app.router.add_get(ENDPOINTS + "/{id}/deliveries", list_deliveries)
+    app.router.add_post(ENDPOINTS + "/{id}/deliveries/{delivery}/redeliver", redeliver)
+    app.router.add_post(ENDPOINTS + "/{id}/redeliver_failed", redeliver)

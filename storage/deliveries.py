@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from storage.outbox import Event, announce, event_from_row
 from storage.schema import (
@@ -144,25 +144,47 @@ def claim(conn: Connection, now_ms: int, lease_ms: int, limit: int = 50) -> list
     return claimed
 
 
-def record_attempt(
-    conn: Connection,
-    delivery_id: int,
-    attempt: Attempt,
-    *,
-    delivered: bool,
-    next_attempt_ms: int | None,
-) -> None:
-    """Log one attempt and what follows: delivered, retried at
-    ``next_attempt_ms``, or (None) given up."""
-    conn.execute(insert(webhook_attempts).values(delivery_id=delivery_id, **attempt.__dict__))
-    if delivered:
-        values: dict[str, Any] = {"state": DELIVERED, "delivered_ms": attempt.at_ms}
-    elif next_attempt_ms is None:
-        values = {"state": FAILED}
-    else:
-        values = {"next_attempt_ms": next_attempt_ms}
+@dataclass(frozen=True)
+class Result:
+    """One attempt and what follows: delivered, retried at ``next_attempt_ms``,
+    or given up (not delivered, no next attempt)."""
+
+    delivery_id: int
+    attempt: Attempt
+    delivered: bool
+    next_attempt_ms: int | None
+
+
+_SET_STATE = (
+    update(webhook_deliveries)
+    .where(webhook_deliveries.c.id == bindparam("delivery"))
+    .values(
+        state=bindparam("state"),
+        delivered_ms=bindparam("delivered"),
+        next_attempt_ms=func.coalesce(bindparam("next"), webhook_deliveries.c.next_attempt_ms),
+    )
+)
+
+
+def record(conn: Connection, results: list[Result]) -> None:
+    """Log a round's attempts and set each delivery's state, in two statements."""
+    if not results:
+        return
     conn.execute(
-        update(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id).values(values)
+        insert(webhook_attempts),
+        [{"delivery_id": r.delivery_id, **r.attempt.__dict__} for r in results],
+    )
+    conn.execute(
+        _SET_STATE,
+        [
+            {
+                "delivery": r.delivery_id,
+                "state": DELIVERED if r.delivered else (PENDING if r.next_attempt_ms else FAILED),
+                "delivered": r.attempt.at_ms if r.delivered else None,
+                "next": r.next_attempt_ms,
+            }
+            for r in results
+        ],
     )
 
 

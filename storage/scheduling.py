@@ -234,3 +234,26 @@ def create_usager(conn: Connection, values: Record) -> Record:
 
 def update_usager(conn: Connection, usager_id: int, values: Record) -> Record | None:
     return _update(conn, usagers, usager_id, values)
+
+
+# Kind -> table, for the batched reads of the webhooks' payloads.
+KINDS = {
+    "organisation": organisations,
+    "lieu": lieux,
+    "motif": motifs,
+    "usager": usagers,
+    "agent": agents,
+}
+
+
+def records_by_id(conn: Connection, kind: str, ids: set[int]) -> dict[int, Record]:
+    """Records of one kind by id, in one query per 500 (agents: their public
+    fields only)."""
+    table = KINDS[kind]
+    columns = _AGENT_PUBLIC if table is agents else (table,)
+    wanted = sorted(ids)
+    found: dict[int, Record] = {}
+    for start in range(0, len(wanted), 500):
+        query = select(*columns).where(table.c.id.in_(wanted[start : start + 500]))
+        found.update((r["id"], dict(r)) for r in conn.execute(query).mappings())
+    return found

@@ -116,19 +116,19 @@ def _user(record: dict | None) -> Data | None:
     }
 
 
-def _zone(conn: Connection, organisation_id: int) -> str:
-    found = scheduling.organisation(conn, organisation_id)
+def _zone(related: Related, organisation_id: int) -> str:
+    found = related.get("organisation", organisation_id)
     return found["time_zone"] if found else DEFAULT_ZONE
 
 
-def _rdv(conn: Connection, event: outbox.Event) -> Data:
+def _rdv(related: Related, event: outbox.Event) -> Data:
     state = event.data
-    organisation = scheduling.organisation(conn, event.organisation_id)
+    organisation = related.get("organisation", event.organisation_id)
     zone = organisation["time_zone"] if organisation else DEFAULT_ZONE
-    motif = scheduling.motif(conn, state["motif_id"]) if state.get("motif_id") else None
-    lieu = scheduling.lieu(conn, state["lieu_id"]) if state.get("lieu_id") else None
-    users = [u for u in (scheduling.usager(conn, i) for i in state["usager_ids"]) if u]
-    agents = [a for a in (scheduling.agent(conn, i) for i in state["agent_ids"]) if a]
+    motif = related.get("motif", state["motif_id"]) if state.get("motif_id") else None
+    lieu = related.get("lieu", state["lieu_id"]) if state.get("lieu_id") else None
+    users = [u for u in (related.get("usager", i) for i in state["usager_ids"]) if u]
+    agents = [a for a in (related.get("agent", i) for i in state["agent_ids"]) if a]
     starts, ends = (
         datetime.fromisoformat(state["starts_at"]),
         datetime.fromisoformat(state["ends_at"]),
@@ -176,9 +176,9 @@ def _rdv(conn: Connection, event: outbox.Event) -> Data:
     }
 
 
-def _availability(conn: Connection, event: outbox.Event) -> Data:
+def _availability(related: Related, event: outbox.Event) -> Data:
     state = event.data
-    zone = _zone(conn, event.organisation_id)
+    zone = _zone(related, event.organisation_id)
     starts = datetime.fromisoformat(state["starts_at"]).astimezone(ZoneInfo(zone))
     ends = datetime.fromisoformat(state["ends_at"]).astimezone(ZoneInfo(zone))
     (agent_id,) = state["agent_ids"]
@@ -193,21 +193,21 @@ def _availability(conn: Connection, event: outbox.Event) -> Data:
         "starts_at": starts.isoformat(),
         "ends_at": ends.isoformat(),
         "rrule": state["recurrence"],
-        "agent": _agent(scheduling.agent(conn, agent_id)),
-        "organisation": _organisation(scheduling.organisation(conn, event.organisation_id)),
+        "agent": _agent(related.get("agent", agent_id)),
+        "organisation": _organisation(related.get("organisation", event.organisation_id)),
     }
     if event.model == "plage_ouverture":
-        lieu = scheduling.lieu(conn, state["lieu_id"]) if state.get("lieu_id") else None
-        motifs = [scheduling.motif(conn, i) for i in state.get("motif_ids") or []]
+        lieu = related.get("lieu", state["lieu_id"]) if state.get("lieu_id") else None
+        motifs = [related.get("motif", i) for i in state.get("motif_ids") or []]
         data["lieu"] = _lieu(lieu)
         data["motifs"] = [_motif(m) for m in motifs if m]
     return data
 
 
-def _record(conn: Connection, event: outbox.Event) -> Data:
+def _record(related: Related, event: outbox.Event) -> Data:
     state = {k: v for k, v in event.data.items() if k != "organisation_ids"}
     if event.model == "usager":
-        return _user(scheduling.usager(conn, event.record_id)) or {"id": event.record_id}
+        return _user(related.get("usager", event.record_id)) or {"id": event.record_id}
     return {
         "organisation": _organisation,
         "lieu": _lieu,
@@ -216,28 +216,68 @@ def _record(conn: Connection, event: outbox.Event) -> Data:
     }[event.model](state) or state
 
 
-def data_of(conn: Connection, event: outbox.Event) -> Data:
+def data_of(related: Related, event: outbox.Event) -> Data:
     if event.model == "rdv":
-        return _rdv(conn, event)
+        return _rdv(related, event)
     if event.model in ("absence", "plage_ouverture"):
-        return _availability(conn, event)
-    return _record(conn, event)
+        return _availability(related, event)
+    return _record(related, event)
 
 
-def body(conn: Connection, event: outbox.Event, now: datetime | None = None) -> bytes:
-    """The JSON body of the request that tells ``event``, as bytes (signed as they are)."""
-    moment = (now or datetime.now(UTC)).astimezone(ZoneInfo(_zone(conn, event.organisation_id)))
-    return msgspec.json.encode(
-        {
-            "data": data_of(conn, event),
-            "meta": {
-                "model": MODEL_NAMES[event.model],
-                "event": event.event,
-                "webhook_reason": event.reason,
-                "timestamp": moment.isoformat(),
-                "sequence": event.sequence,
-                "changes": event.changes,
-                "event_id": event.id,
-            },
+def _wanted(events: list[outbox.Event]) -> dict[str, set[int]]:
+    """The related records the bodies of these events read, by kind."""
+    wanted: dict[str, set[int]] = {k: set() for k in scheduling.KINDS}
+    for event in events:
+        wanted["organisation"].add(event.organisation_id)
+        data = event.data
+        if event.model == "usager":
+            wanted["usager"].add(event.record_id)
+        if event.model in ("rdv", "absence", "plage_ouverture"):
+            wanted["agent"].update(data.get("agent_ids") or [])
+            wanted["usager"].update(data.get("usager_ids") or [])
+            wanted["motif"].update(data.get("motif_ids") or [])
+            for kind in ("motif", "lieu"):
+                if data.get(f"{kind}_id"):
+                    wanted[kind].add(data[f"{kind}_id"])
+    return wanted
+
+
+class Related:
+    """The records a batch of bodies reads, each read once, in one query per
+    kind (a worker builds a round's bodies in one read transaction)."""
+
+    def __init__(self, conn: Connection, events: list[outbox.Event]) -> None:
+        self._found = {
+            kind: scheduling.records_by_id(conn, kind, ids) for kind, ids in _wanted(events).items()
         }
-    )
+
+    def get(self, kind: str, record_id: int) -> dict | None:
+        return self._found[kind].get(record_id)
+
+
+def bodies(
+    conn: Connection, events: list[outbox.Event], now: datetime | None = None
+) -> dict[int, bytes]:
+    """The JSON body of the request that tells each event, by event id, as
+    bytes (signed as they are)."""
+    related = Related(conn, events)
+    moment = now or datetime.now(UTC)
+    return {
+        event.id: msgspec.json.encode(
+            {
+                "data": data_of(related, event),
+                "meta": {
+                    "model": MODEL_NAMES[event.model],
+                    "event": event.event,
+                    "webhook_reason": event.reason,
+                    "timestamp": moment.astimezone(
+                        ZoneInfo(_zone(related, event.organisation_id))
+                    ).isoformat(),
+                    "sequence": event.sequence,
+                    "changes": event.changes,
+                    "event_id": event.id,
+                },
+            }
+        )
+        for event in events
+    }

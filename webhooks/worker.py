@@ -42,7 +42,7 @@ class WorkerSettings:
     timeout_s: float = 10.0
     retry: RetryPolicy = RetryPolicy()
     poll_s: float = 30.0
-    batch: int = 50
+    batch: int = 100
 
     @property
     def lease_ms(self) -> int:
@@ -65,23 +65,22 @@ class Worker:
 
     def _bodies(self, claimed: list[deliveries.Claimed]) -> dict[int, bytes]:
         with self.db.transaction(write=False) as conn:
-            return {c.event.id: payload.body(conn, c.event) for c in claimed}
+            return payload.bodies(conn, [c.event for c in claimed])
 
     def _record(self, results: list[tuple[deliveries.Claimed, delivery.Outcome]]) -> None:
-        with self.db.transaction(write=True) as conn:
-            for claimed, outcome in results:
-                retry_at = None
-                if not outcome.delivered and not outcome.gone:
-                    retry_at = self.settings.retry.next_attempt_ms(
-                        claimed.attempt, claimed.created_ms, now_ms(), outcome.retry_after_ms
-                    )
-                deliveries.record_attempt(
-                    conn,
-                    claimed.delivery_id,
-                    outcome.attempt,
-                    delivered=outcome.delivered,
-                    next_attempt_ms=retry_at,
+        rows = []
+        for claimed, outcome in results:
+            retry_at = None
+            if not outcome.delivered and not outcome.gone:
+                retry_at = self.settings.retry.next_attempt_ms(
+                    claimed.attempt, claimed.created_ms, now_ms(), outcome.retry_after_ms
                 )
+            rows.append(
+                deliveries.Result(claimed.delivery_id, outcome.attempt, outcome.delivered, retry_at)
+            )
+        with self.db.transaction(write=True) as conn:
+            deliveries.record(conn, rows)
+            for claimed, outcome in results:
                 if outcome.gone:
                     deliveries.disable_endpoint(
                         conn, claimed.endpoint["id"], "the target answered 410 Gone"

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
 from storage import agents, outbox, scheduling
 from storage.database import Database
-from webhooks.payload import body
+from webhooks.payload import bodies
 
 NOW = datetime(2030, 1, 2, 8, 0, tzinfo=UTC)
 
@@ -33,6 +35,10 @@ def _office(db: Database) -> dict:
              "email": "c@example.org", "phone": "0612345678", "notes": "secret note"},
         )  # fmt: skip
     return {"org": org, "alice": alice, "lieu": lieu["id"], "motif": motif["id"], "usager": usager}
+
+
+def body(conn: Connection, event: outbox.Event, now: datetime) -> bytes:
+    return bodies(conn, [event], now)[event.id]
 
 
 def _event(model: str, record_id: int, org: int, data: dict, **kw) -> outbox.Event:

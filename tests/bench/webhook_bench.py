@@ -1,0 +1,245 @@
+"""Webhook benchmark: what the outbox costs a booking, and how fast it delivers.
+
+One command, from the repository root (about 3 minutes on 2 cores):
+
+    .venv/bin/python -m tests.bench.webhook_bench [--bookings 120] [--events 2000] [--runs 3]
+
+1. **Booking p50**, over HTTP through the API (``POST /rdvs``, each on a free
+   slot), on three servers one after the other, ``--runs`` times, medians:
+   ``main`` (the code before the outbox, a snapshot of ``--base``), ``outbox``
+   (this tree, no endpoint) and ``webhooks`` (this tree, an endpoint subscribed
+   to RDVs, delivered by the server's worker to a receiver on loopback).  The
+   ratio webhooks / main is the cost of the outbox write plus delivery.
+2. **Throughput**: ``--events`` usager events written with no worker running,
+   an endpoint subscribed to them, then one ``calserver worker`` process
+   started: deliveries per second from the first to the last request the
+   receiver verified.
+3. **Latency**: an idle server with its worker; a motif changed ``--changes``
+   times, 0.3 s apart; from the event's row (written just before its commit)
+   to the receiver having it, p50 and p95.
+
+The receiver verifies every request (``standardwebhooks`` and the HMAC),
+so the figures include a receiver that checks signatures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from storage import outbox, scheduling
+from storage.database import Database
+from tests.bench.caldav_bench import _snapshot
+from tests.bench.servers import REPO
+from tests.conftest import ADMIN_PASSWORD, Server, free_port
+from tests.protocol.office import Office, ok, set_up
+from tests.webhooks.receiver import Receiver
+
+CONFIG = (
+    "[server]\nhost = 127.0.0.1\nport = {port}\n"
+    "[webhooks]\nallow_http = true\nallowed_networks = 127.0.0.1\nworker = {worker}\n"
+    "poll_seconds = 30\n[logging]\nlevel = warning\n"
+)
+SLOTS = ["09:00", "09:30", "10:00", "10:30", "11:00", "11:30"]
+
+
+def _cli(source: Path, config: Path, *args: str) -> list[str]:
+    main = "import sys; from calserver.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", main, "--config", str(config), *args]
+
+
+def _env(source: Path, database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CALSERVER_DATABASE_URL": database_url,
+        "CALSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PYTHONPATH": str(source),
+    }
+
+
+def _serve(source: Path, workdir: Path, worker: bool) -> Server:
+    workdir.mkdir(parents=True)
+    port = free_port()
+    config = workdir / "config.ini"
+    config.write_text(CONFIG.format(port=port, worker="true" if worker else "false"))
+    database_url = f"sqlite:///{workdir / 'cal.db'}"
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            _cli(source, config, "serve"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_env(source, database_url),
+            cwd=workdir,
+        )
+    server = Server(f"http://127.0.0.1:{port}", database_url, process, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server did not start:\n{server.log()}")
+
+
+def _endpoint(office: Office, receiver: Receiver, models: list[str]) -> None:
+    with office.client() as admin:
+        created = ok(
+            admin.post(
+                f"/organisations/{office.org}/webhook_endpoints",
+                json={
+                    "target_url": receiver.url("/hook"),
+                    "subscriptions": models,
+                    "initial_sync": False,
+                },
+            ),
+            201,
+        )
+    receiver.secrets.append(created["secret"])
+
+
+def _book_all(office: Office, count: int) -> list[float]:
+    timings = []
+    with office.client("alice") as alice:
+        for n in range(count):
+            week, rest = divmod(n, len(SLOTS) * 5)
+            day = office.day + timedelta(weeks=week, days=rest // len(SLOTS))
+            booking = {
+                "agent_id": office.alice,
+                "motif_id": office.motif,
+                "lieu_id": office.lieu,
+                "starts_at": f"{day.isoformat()}T{SLOTS[rest % len(SLOTS)]}",
+            }
+            started = time.perf_counter()
+            ok(alice.post("/rdvs", json=booking), 201)
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def booking_p50(sources: dict[str, Path], root: Path, bookings: int, runs: int) -> dict:
+    found: dict[str, list[float]] = {name: [] for name in ("main", "outbox", "webhooks")}
+    for run in range(runs):
+        for name in found:
+            source = sources["main" if name == "main" else "tree"]
+            receiver = Receiver().start()
+            server = _serve(source, root / f"booking-{name}-{run}", worker=name == "webhooks")
+            try:
+                office = set_up(server)
+                if name == "webhooks":
+                    _endpoint(office, receiver, ["rdv"])
+                found[name].append(statistics.median(_book_all(office, bookings)))
+                if name == "webhooks":
+                    receiver.wait_for("/hook", bookings, timeout=60)
+            finally:
+                server.stop()
+                receiver.close()
+            print(f"  booking run {run + 1} {name}: p50 {found[name][-1]:.1f} ms", flush=True)
+    medians = {name: statistics.median(values) for name, values in found.items()}
+    return {**medians, "ratio_webhooks_main": medians["webhooks"] / medians["main"]}
+
+
+def throughput(root: Path, events: int) -> dict:
+    receiver = Receiver().start()
+    server = _serve(REPO, root / "throughput", worker=False)
+    try:
+        office = set_up(server)
+        _endpoint(office, receiver, ["usager"])
+    finally:
+        server.stop()
+    db = Database(server.database_url)
+    with db.transaction(write=True) as conn:
+        for n in range(events):
+            scheduling.create_usager(
+                conn, {"organisation_id": office.org, "first_name": "U", "last_name": str(n)}
+            )
+    db.dispose()
+    config = root / "throughput" / "config.ini"
+    worker = subprocess.Popen(
+        _cli(REPO, config, "worker"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(REPO, server.database_url),
+    )
+    try:
+        arrived = receiver.wait_for("/hook", events, timeout=600)
+    finally:
+        worker.terminate()
+        worker.wait(10)
+        receiver.close()
+    assert all(r.verified for r in arrived)
+    span = arrived[-1].at - arrived[0].at
+    return {"events": events, "seconds": span, "per_second": (events - 1) / span}
+
+
+def latency(root: Path, changes: int) -> dict:
+    receiver = Receiver().start()
+    server = _serve(REPO, root / "latency", worker=True)
+    try:
+        office = set_up(server)
+        _endpoint(office, receiver, ["motif"])
+        with office.client() as admin:
+            for n in range(changes):
+                url = f"/organisations/{office.org}/motifs/{office.motif}"
+                ok(admin.patch(url, json={"name": f"Consultation {n}"}))
+                time.sleep(0.3)
+        arrived = receiver.wait_for("/hook", changes, timeout=30)
+        db = Database(server.database_url)
+        with db.transaction(write=False) as conn:
+            delays = []
+            for request in arrived:
+                event = outbox.event(conn, request.json["meta"]["event_id"])
+                assert event is not None
+                delays.append(request.at * 1000 - event.created_ms)
+        db.dispose()
+    finally:
+        server.stop()
+        receiver.close()
+    delays.sort()
+    return {
+        "changes": changes,
+        "p50_ms": statistics.median(delays),
+        "p95_ms": delays[int(len(delays) * 0.95) - 1],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.webhook_bench")
+    parser.add_argument("--bookings", type=int, default=120)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--changes", type=int, default=40)
+    parser.add_argument("--base", default="main", help="the code before the outbox (git rev)")
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
+    sources = {"main": _snapshot(args.base, root / "main-src"), "tree": REPO}
+    print(f"booking p50 ({args.bookings} bookings x {args.runs} runs) ...", flush=True)
+    booking = booking_p50(sources, root, args.bookings, args.runs)
+    print(f"throughput ({args.events} events, one worker process) ...", flush=True)
+    rate = throughput(root, args.events)
+    print(f"latency ({args.changes} changes, idle) ...", flush=True)
+    delay = latency(root, args.changes)
+    print()
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| booking p50, main (no outbox) | {booking['main']:.1f} ms |")
+    print(f"| booking p50, outbox, no endpoint | {booking['outbox']:.1f} ms |")
+    print(f"| booking p50, webhooks on | {booking['webhooks']:.1f} ms |")
+    print(f"| ratio webhooks on / main | {booking['ratio_webhooks_main']:.3f} |")
+    print(f"| deliveries per second (1 worker) | {rate['per_second']:.0f} |")
+    print(f"| commit-to-delivery p50 / p95 | {delay['p50_ms']:.1f} / {delay['p95_ms']:.1f} ms |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,7 +41,7 @@ from storage.database import Database
 from tests.bench.caldav_bench import _snapshot
 from tests.bench.servers import REPO
 from tests.conftest import ADMIN_PASSWORD, Server, free_port
-from tests.protocol.office import Office, ok, set_up
+from tests.protocol.office import Office, ok, set_up, subscribe
 from tests.webhooks.receiver import Receiver
 
 CONFIG = (
@@ -93,22 +93,6 @@ def _serve(source: Path, workdir: Path, worker: bool) -> Server:
     raise RuntimeError(f"server did not start:\n{server.log()}")
 
 
-def _endpoint(office: Office, receiver: Receiver, models: list[str]) -> None:
-    with office.client() as admin:
-        created = ok(
-            admin.post(
-                f"/organisations/{office.org}/webhook_endpoints",
-                json={
-                    "target_url": receiver.url("/hook"),
-                    "subscriptions": models,
-                    "initial_sync": False,
-                },
-            ),
-            201,
-        )
-    receiver.secrets.append(created["secret"])
-
-
 def _book_all(office: Office, count: int) -> list[float]:
     timings = []
     with office.client("alice") as alice:
@@ -137,7 +121,7 @@ def booking_p50(sources: dict[str, Path], root: Path, bookings: int, runs: int) 
             try:
                 office = set_up(server)
                 if name == "webhooks":
-                    _endpoint(office, receiver, ["rdv"])
+                    subscribe(office, receiver, "/hook", ["rdv"], initial_sync=False)
                 found[name].append(statistics.median(_book_all(office, bookings)))
                 if name == "webhooks":
                     receiver.wait_for("/hook", bookings, timeout=60)
@@ -154,7 +138,7 @@ def throughput(root: Path, events: int) -> dict:
     server = _serve(REPO, root / "throughput", worker=False)
     try:
         office = set_up(server)
-        _endpoint(office, receiver, ["usager"])
+        subscribe(office, receiver, "/hook", ["usager"], initial_sync=False)
     finally:
         server.stop()
     db = Database(server.database_url)
@@ -187,7 +171,7 @@ def latency(root: Path, changes: int) -> dict:
     server = _serve(REPO, root / "latency", worker=True)
     try:
         office = set_up(server)
-        _endpoint(office, receiver, ["motif"])
+        subscribe(office, receiver, "/hook", ["motif"], initial_sync=False)
         with office.client() as admin:
             for n in range(changes):
                 url = f"/organisations/{office.org}/motifs/{office.motif}"

@@ -11,6 +11,7 @@ import httpx
 
 from tests.conftest import ADMIN_PASSWORD, Server
 from tests.dates import monday
+from tests.webhooks.receiver import Receiver
 
 API = "/api/v1"
 WEEKDAYS = ["MO", "TU", "WE", "TH", "FR"]
@@ -96,3 +97,24 @@ def book(office: Office, hour_minute: str, login: str = "alice") -> httpx.Respon
                 "usager_ids": [office.usager],
             },
         )
+
+
+def subscribe(
+    office: Office, receiver: Receiver, path: str, models: list[str], initial_sync: bool = True
+) -> dict:
+    """An endpoint of the office's organisation at the receiver's ``path``;
+    the receiver learns its secret."""
+    with office.client() as admin:
+        created = ok(
+            admin.post(
+                f"/organisations/{office.org}/webhook_endpoints",
+                json={
+                    "target_url": receiver.url(path),
+                    "subscriptions": models,
+                    "initial_sync": initial_sync,
+                },
+            ),
+            201,
+        )
+    receiver.secrets.append(created["secret"])
+    return created

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, CALSERVER, start_server
-from tests.protocol.office import Office, book, ok, set_up
+from tests.protocol.office import Office, book, ok, set_up, subscribe
 from tests.webhooks.receiver import Answer, Receiver
 
 pytestmark = pytest.mark.slow
@@ -25,13 +25,6 @@ CONFIG = (
     "retry_first_ms = 200\ntimeout_seconds = 3\npoll_seconds = 1\n"
 )
 SLOTS = ["09:00", "09:30", "10:00", "10:30", "11:00", "11:30"]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver().start()
-    yield found
-    found.close()
 
 
 @pytest.fixture
@@ -55,18 +48,6 @@ def _worker(office: Office, tmp_path: Path, name: str) -> subprocess.Popen[bytes
     )
 
 
-def _endpoint(office: Office, receiver: Receiver) -> None:
-    with office.client() as admin:
-        created = ok(
-            admin.post(
-                f"/organisations/{office.org}/webhook_endpoints",
-                json={"target_url": receiver.url("/hook"), "subscriptions": ["rdv"]},
-            ),
-            201,
-        )
-    receiver.secrets.append(created["secret"])
-
-
 def _log(office: Office) -> list[dict]:
     with office.client() as admin:
         base = f"/organisations/{office.org}/webhook_endpoints"
@@ -83,7 +64,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def test_a_worker_killed_mid_delivery_loses_nothing(
     office: Office, receiver: Receiver, tmp_path: Path
 ) -> None:
-    _endpoint(office, receiver)
+    subscribe(office, receiver, "/hook", ["rdv"])
     receiver.answer("/hook", Answer(200, delay=2.5))  # the first answer comes late
     for at in SLOTS:
         ok(book(office, at), 201)
@@ -119,7 +100,7 @@ def test_two_workers_on_postgresql_deliver_each_event_once(
     server = start_server(pg_url, tmp_path / "server", extra_config=CONFIG)
     try:
         office = set_up(server)
-        _endpoint(office, receiver)
+        subscribe(office, receiver, "/hook", ["rdv"])
         workers = [_worker(office, tmp_path, name) for name in ("a", "b")]
         expected = len(SLOTS) * 5
         try:

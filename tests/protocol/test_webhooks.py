@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import start_server
 from tests.ics import event
-from tests.protocol.office import Office, book, ok, set_up
+from tests.protocol.office import Office, book, ok, set_up, subscribe
 from tests.webhooks.receiver import Answer, Receiver
 
 WEBHOOK_CONFIG = (
@@ -26,30 +26,10 @@ WEBHOOK_CONFIG = (
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver().start()
-    yield found
-    found.close()
-
-
-@pytest.fixture
 def office(database_url: str, tmp_path: Path) -> Iterator[Office]:
     server = start_server(database_url, tmp_path / "server", extra_config=WEBHOOK_CONFIG)
     yield set_up(server)
     server.stop()
-
-
-def _endpoint(office: Office, receiver: Receiver, path: str, models: list[str]) -> dict:
-    with office.client() as admin:
-        created = ok(
-            admin.post(
-                f"/organisations/{office.org}/webhook_endpoints",
-                json={"target_url": receiver.url(path), "subscriptions": models},
-            ),
-            201,
-        )
-    receiver.secrets.append(created["secret"])
-    return created
 
 
 def _rdv_text(office: Office, uid: str, hour: int) -> str:
@@ -61,8 +41,8 @@ def _rdv_text(office: Office, uid: str, hour: int) -> str:
 def test_rdvs_from_the_api_and_caldav_arrive_once_signed(
     office: Office, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _endpoint(office, receiver, "/rdv", ["rdv"])
-    _endpoint(office, receiver, "/motif", ["motif"])
+    subscribe(office, receiver, "/rdv", ["rdv"])
+    subscribe(office, receiver, "/motif", ["motif"])
     receiver.wait_for("/motif", 1)  # the initial sync of the motif
     rdv = ok(book(office, "09:00"), 201)
     (booked,) = receiver.wait_for("/rdv", 1)
@@ -130,9 +110,9 @@ def test_failures_are_retried_logged_and_410_disables(office: Office, receiver: 
     receiver.answer("/flaky", Answer(500), Answer(503, {"Retry-After": "2"}))
     receiver.answer("/gone", Answer(410))
     receiver.answer("/moved", Answer(302, {"Location": receiver.url("/elsewhere")}))
-    flaky = _endpoint(office, receiver, "/flaky", ["rdv"])
-    gone = _endpoint(office, receiver, "/gone", ["rdv"])
-    moved = _endpoint(office, receiver, "/moved", ["rdv"])
+    flaky = subscribe(office, receiver, "/flaky", ["rdv"])
+    gone = subscribe(office, receiver, "/gone", ["rdv"])
+    moved = subscribe(office, receiver, "/moved", ["rdv"])
     ok(book(office, "09:00"), 201)
     first, second, third = receiver.wait_for("/flaky", 3)
     assert third.at - second.at >= 1.9  # Retry-After: 2 over a 200 ms backoff
@@ -161,7 +141,7 @@ def test_failures_are_retried_logged_and_410_disables(office: Office, receiver: 
 def test_a_receiver_down_then_up_gets_everything_and_redelivery(
     office: Office, receiver: Receiver
 ) -> None:
-    endpoint = _endpoint(office, receiver, "/hook", ["rdv"])
+    endpoint = subscribe(office, receiver, "/hook", ["rdv"])
     receiver.stop()
     for at in ("09:00", "09:30", "10:00"):
         ok(book(office, at), 201)

@@ -94,11 +94,15 @@ def _serve(source: Path, workdir: Path, worker: bool) -> Server:
 
 
 def _book_all(office: Office, count: int) -> list[float]:
-    timings = []
+    """Book ``count`` RDVs on free slots of alice's plages, from the office's
+    Monday on (public holidays skipped); the time of each booking."""
+    timings: list[float] = []
+    n = 0
     with office.client("alice") as alice:
-        for n in range(count):
+        while len(timings) < count:
             week, rest = divmod(n, len(SLOTS) * 5)
             day = office.day + timedelta(weeks=week, days=rest // len(SLOTS))
+            n += 1
             booking = {
                 "agent_id": office.alice,
                 "motif_id": office.motif,
@@ -106,8 +110,12 @@ def _book_all(office: Office, count: int) -> list[float]:
                 "starts_at": f"{day.isoformat()}T{SLOTS[rest % len(SLOTS)]}",
             }
             started = time.perf_counter()
-            ok(alice.post("/rdvs", json=booking), 201)
-            timings.append((time.perf_counter() - started) * 1000)
+            answer = alice.post("/rdvs", json=booking)
+            elapsed = (time.perf_counter() - started) * 1000
+            if answer.status_code == 422 and answer.json()["error"]["code"] == "holiday":
+                continue
+            ok(answer, 201)
+            timings.append(elapsed)
     return timings
 
 

@@ -73,6 +73,7 @@ def create_organisation(
         .returning(organisations.c.id)
     ).scalar_one()
     record = scheduling.organisation(conn, created)
+    assert record is not None
     outbox.track(conn, "organisation", created, record, [created])
     return created
 

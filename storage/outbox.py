@@ -174,18 +174,14 @@ def track(
     conn: Connection,
     model: str,
     record_id: int,
-    record_now: Mapping[str, Any] | None,
+    record_now: Mapping[str, Any],
     organisation_ids: Iterable[int],
 ) -> list[int]:
-    """``record`` for a row of the domain tables, its changes the fields that
-    differ; an update that changed nothing is not told."""
+    """``record`` for a row of the domain tables just created or updated, its
+    changes the fields that differ; an update that changed nothing is not told."""
     before = previous(conn, model, record_id)
     organisations = sorted(set(organisation_ids))
-    state = (
-        None
-        if record_now is None
-        else {**told_state(model, record_now), "organisation_ids": organisations}
-    )
+    state = {**told_state(model, record_now), "organisation_ids": organisations}
     return record(conn, before, model, record_id, state, organisations, quiet_if_unchanged=True)
 
 

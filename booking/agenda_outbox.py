@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from booking import changes
-from booking.agenda import AgendaWrite
-from storage import outbox, scheduling
+from booking import changes, events
+from booking.agenda import AgendaWrite, agent_zone
+from booking.rules import BookingRefused
+from storage import agenda_index, outbox, scheduling
 
 MODEL_OF_KIND = {"rdv": "rdv", "plage": "plage_ouverture", "absence": "absence"}
 _CHANGES = {
@@ -101,6 +102,32 @@ def item_written(
         return
     state = _state(conn, model, prepared, before, writer, now or datetime.now(UTC))
     outbox.record(conn, before, model, item_id, state, state["organisation_ids"], _CHANGES[model])
+
+
+def learn_existing(conn: Connection, now: datetime | None = None) -> int:
+    """Teach the outbox every record and agenda item written before it existed
+    (a database upgraded from before the outbox), without events, so that an
+    initial sync replays them; how many it learnt."""
+    now = now or datetime.now(UTC)
+    learnt = scheduling.learn_existing_records(conn)
+    for item_id, index, text in agenda_index.indexed_items(conn, tuple(MODEL_OF_KIND)):
+        model = MODEL_OF_KIND[index.kind]
+        before = outbox.previous(conn, model, item_id)
+        if before.model is not None:
+            continue
+        if model == "rdv" and index.organisation_id is None:  # indexed before RDVs had one
+            motif = scheduling.motif(conn, index.motif_id) if index.motif_id else None
+            if motif is None:
+                continue  # an RDV of no organisation: no endpoint may receive it
+            index.organisation_id = motif["organisation_id"]
+        zone = "UTC" if model == "rdv" else agent_zone(conn, index.agent_id)
+        try:
+            parsed = events.parse(text, zone)
+        except BookingRefused:
+            continue
+        state = _state(conn, model, AgendaWrite(text, index, parsed), before, "agent", now)
+        learnt += outbox.learn(conn, model, item_id, state, state["organisation_ids"])
+    return learnt
 
 
 def items_deleted(conn: Connection, item_ids: Iterable[int]) -> None:

@@ -185,6 +185,25 @@ def track(
     return record(conn, before, model, record_id, state, organisations, quiet_if_unchanged=True)
 
 
+def learn(
+    conn: Connection,
+    model: str,
+    record_id: int,
+    record_now: Mapping[str, Any],
+    organisation_ids: Iterable[int],
+) -> bool:
+    """Teach the outbox a record it has never been told of (written before the
+    outbox existed), as its state at sequence 0, without an event: nothing
+    changed, but an initial sync must replay it.  False when it is known."""
+    key = key_of(model, record_id)
+    if conn.execute(select(outbox_records.c.key).where(outbox_records.c.key == key)).first():
+        return False
+    organisations = sorted(set(organisation_ids))
+    state = {**told_state(model, record_now), "organisation_ids": organisations}
+    _remember(conn, Previous(key, None, 0, None), model, 0, state)
+    return True
+
+
 def _remember(
     conn: Connection, before: Previous, model: str, sequence: int, state: State | None
 ) -> None:

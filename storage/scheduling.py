@@ -236,6 +236,25 @@ def update_usager(conn: Connection, usager_id: int, values: Record) -> Record | 
     return _update(conn, usagers, usager_id, values)
 
 
+def learn_existing_records(conn: Connection) -> int:
+    """Teach the outbox every organisation, lieu, motif, usager and agent
+    written before it existed (``outbox.learn``); how many it learnt."""
+    learnt = 0
+    for organisation_id in conn.execute(select(organisations.c.id)).scalars():
+        record = organisation(conn, organisation_id)
+        assert record is not None
+        learnt += outbox.learn(conn, "organisation", organisation_id, record, [organisation_id])
+        for table in (lieux, motifs, usagers):
+            for row in _of_organisation(conn, table, organisation_id):
+                learnt += outbox.learn(conn, _MODELS[table.name], row["id"], row, [organisation_id])
+        for member in organisation_agents(conn, organisation_id):
+            fields = {k: v for k, v in member.items() if k != "role"}
+            learnt += outbox.learn(
+                conn, "agent", member["id"], fields, roles_of(conn, member["id"])
+            )
+    return learnt
+
+
 # Kind -> table, for the batched reads of the webhooks' payloads.
 KINDS = {
     "organisation": organisations,

@@ -12,7 +12,7 @@ from booking import agenda
 from calserver.bootstrap import prepare_database
 from calserver.config import load_settings
 from plugins.item_index import item_write, prepared_item
-from storage import calendars, scheduling
+from storage import calendars, outbox, scheduling
 from storage.agents import AGENDAS
 from storage.database import Database
 from storage.schema import agenda_events, agent_roles, agents, organisations
@@ -60,4 +60,12 @@ def test_upgrade_from_0001_indexes_existing_agendas(database_url: str) -> None:
             datetime(2027, 3, 2, tzinfo=UTC),
         )
     assert len(plages) == 1 and [b.reason for b in busy] == ["rdv"]
+    # The outbox learnt what was there, without events, so that an initial
+    # sync replays it (the RDV names a motif of no organisation: left out).
+    with db.transaction(write=True) as conn:
+        assert outbox.events(conn) == []
+        org = scheduling.organisations_of(conn, alice)[0][0]
+        assert outbox.replay(conn, org, outbox.MODELS, endpoint_id=1) == 3
+        replayed = {(e.model, e.sequence) for e in outbox.events(conn)}
+    assert replayed == {("organisation", 0), ("agent", 0), ("plage_ouverture", 0)}
     db.dispose()

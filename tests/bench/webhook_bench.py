@@ -14,7 +14,11 @@ One command, from the repository root (about 3 minutes on 2 cores):
    an endpoint subscribed to them, then one ``calserver worker`` process
    started: deliveries per second from the first to the last request the
    receiver verified.
-3. **Latency**: an idle server with its worker; a motif changed ``--changes``
+3. **Outbox share**, in process (no HTTP, steadier on a busy machine): the
+   time of the outbox write (``booking.agenda_outbox.item_written``, timed
+   around the call) over the time of the whole booking transaction, for
+   ``--bookings`` RDVs written through ``plugins.agenda_writer``.
+4. **Latency**: an idle server with its worker; a motif changed ``--changes``
    times, 0.3 s apart; from the event's row (written just before its commit)
    to the receiver having it, p50 and p95.
 
@@ -31,16 +35,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy import Connection
 
-from storage import outbox, scheduling
+from booking import events
+from booking.agenda import AgendaWrite
+from booking.rules import BookingRefused
+from plugins import agenda_writer, timezone_cache
+from plugins import storage as plugins_storage
+from storage import agents, outbox, scheduling
 from storage.database import Database
 from tests.bench.caldav_bench import _snapshot
 from tests.bench.servers import REPO
 from tests.conftest import ADMIN_PASSWORD, Server, free_port
+from tests.dates import monday
 from tests.protocol.office import Office, ok, set_up, subscribe
 from tests.webhooks.receiver import Receiver
 
@@ -205,6 +217,76 @@ def latency(root: Path, changes: int) -> dict:
     }
 
 
+def outbox_share(root: Path, count: int) -> dict:
+    spent: list[float] = []
+    told = plugins_storage.agenda_outbox.item_written
+
+    def timed(
+        conn: Connection,
+        item_id: int,
+        prepared: AgendaWrite,
+        writer: str = "agent",
+        now: datetime | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        told(conn, item_id, prepared, writer, now)
+        spent.append(time.perf_counter() - started)
+
+    timezone_cache.install()
+    db = Database(f"sqlite:///{root / 'share.db'}")
+    db.migrate()
+    zone = ZoneInfo("Europe/Paris")
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "O", "o")
+        agents.create_agent(
+            conn, "alice", organisation=org, role="basic", password="alice-pass-1",
+            services_names=("PMI",),
+        )  # fmt: skip
+        service = scheduling.organisation_services(conn, org)[0]["id"]
+        lieu = scheduling.create_lieu(conn, {"organisation_id": org, "name": "L", "address": "A"})
+        motif = scheduling.create_motif(
+            conn, {"organisation_id": org, "service_id": service, "name": "M"}
+        )
+        first = datetime.combine(monday(2), datetime.min.time(), zone).replace(hour=9)
+        plage = events.build_event(
+            zone="Europe/Paris", start=first, end=first + timedelta(hours=3), summary="P",
+            uid="p", rrule={"FREQ": "WEEKLY", "BYDAY": ["MO", "TU", "WE", "TH", "FR"]},
+            transparent=True, motif_ids=[motif["id"]], lieu_id=lieu["id"],
+        )  # fmt: skip
+        agenda_writer.put_event(conn, "alice/plages", "p.ics", plage)
+    totals: list[float] = []
+    outbox_times: list[float] = []
+    plugins_storage.agenda_outbox.item_written = timed
+    try:
+        for n in range(count * 2):
+            start = first + timedelta(days=n // len(SLOTS), minutes=30 * (n % len(SLOTS)))
+            text = events.build_event(
+                zone="Europe/Paris", start=start, end=start + timedelta(minutes=30),
+                summary="R", uid=f"r{n}", motif_ids=[motif["id"]], lieu_id=lieu["id"],
+                organisation_id=org,
+            )  # fmt: skip
+            spent.clear()
+            started = time.perf_counter()
+            try:
+                with db.transaction(write=True) as conn:
+                    agenda_writer.put_event(conn, "alice/rdv", f"r{n}.ics", text)
+            except BookingRefused:
+                continue  # a weekend or a public holiday
+            totals.append(time.perf_counter() - started)
+            outbox_times.append(sum(spent))
+            if len(totals) == count:
+                break
+    finally:
+        plugins_storage.agenda_outbox.item_written = told
+        db.dispose()
+    return {
+        "bookings": len(totals),
+        "booking_p50_ms": statistics.median(totals) * 1000,
+        "outbox_p50_ms": statistics.median(outbox_times) * 1000,
+        "share": sum(outbox_times) / sum(totals),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.webhook_bench")
     parser.add_argument("--bookings", type=int, default=120)
@@ -219,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     booking = booking_p50(sources, root, args.bookings, args.runs)
     print(f"throughput ({args.events} events, one worker process) ...", flush=True)
     rate = throughput(root, args.events)
+    print(f"outbox share ({args.bookings} bookings in process) ...", flush=True)
+    share = outbox_share(root, args.bookings)
     print(f"latency ({args.changes} changes, idle) ...", flush=True)
     delay = latency(root, args.changes)
     print()
@@ -228,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| booking p50, outbox, no endpoint | {booking['outbox']:.1f} ms |")
     print(f"| booking p50, webhooks on | {booking['webhooks']:.1f} ms |")
     print(f"| ratio webhooks on / main | {booking['ratio_webhooks_main']:.3f} |")
+    print(
+        f"| outbox write in process: p50 {share['outbox_p50_ms']:.2f} ms of "
+        f"{share['booking_p50_ms']:.1f} ms | share {share['share']:.3f} |"
+    )
     print(f"| deliveries per second (1 worker) | {rate['per_second']:.0f} |")
     print(f"| commit-to-delivery p50 / p95 | {delay['p50_ms']:.1f} / {delay['p95_ms']:.1f} ms |")
     return 0

@@ -77,10 +77,12 @@ def motif_of(record: dict) -> Motif:
 @dataclass
 class AgendaWrite:
     """What to store for an item of an agent's calendar: its (possibly
-    restamped) text and its booking index."""
+    restamped) text and its booking index; and what the text says, for the
+    outbox (``booking.agenda_outbox``)."""
 
     text: str
     index: IndexedEvent | None
+    parsed: events.ParsedEvent | None = None
 
 
 def agent_zone(conn: Connection, agent_id: int) -> str:
@@ -195,7 +197,7 @@ def prepare_write(
         return _prepare_rdv(conn, agent["id"], collection_id, href, parsed, writer, now)
     organisation = _check_plage(conn, agent["id"], parsed, zone) if kind == "plage" else None
     index = _describe(parsed, agent["id"], kind, zone, now, organisation_id=organisation)
-    return AgendaWrite(text, index)
+    return AgendaWrite(text, index, parsed)
 
 
 def reindex(conn: Connection, now: datetime | None = None) -> int:
@@ -306,7 +308,7 @@ def _prepare_rdv(
     index = _describe(
         parsed, agent_id, "rdv", "UTC", now, sequence=sequence, organisation_id=organisation.id
     )
-    return AgendaWrite(text, index)
+    return AgendaWrite(text, index, parsed)
 
 
 def usagers_of_rdv(conn: Connection, usager_ids: Sequence[int], organisation_id: int) -> list[dict]:

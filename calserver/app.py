@@ -11,7 +11,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from calserver.access_log import access_log
-from calserver.api import agendas, base, feed_links, openapi, records, slots
+from calserver.api import agendas, base, feed_links, openapi, records, slots, webhooks
 from calserver.auth_gate import AuthGate
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
@@ -21,6 +21,9 @@ from feeds.handler import handler as feed_handler
 from plugins.auth_throttle import Throttle
 from plugins.caldav import build_caldav
 from storage.database import Database
+from webhooks.retry import DAY_MS, RetryPolicy
+from webhooks.targets import TargetPolicy, networks
+from webhooks.worker import Worker, WorkerSettings
 
 DAV_PREFIX = "/dav"
 API_PREFIX = "/api/v1"
@@ -68,14 +71,54 @@ async def _run_blocking(fn) -> None:  # type: ignore[no-untyped-def]
     await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
-def _api(ctx: base.ApiContext, searches: ThreadPoolExecutor) -> web.Application:
+def _api(
+    ctx: base.ApiContext, searches: ThreadPoolExecutor, targets: TargetPolicy
+) -> web.Application:
     api = web.Application(middlewares=[base.errors], client_max_size=64 * 1024)
     api[base.CONTEXT] = ctx
     api[slots.SEARCHES] = searches
+    api[webhooks.POLICY] = targets
     api.router.add_get("/openapi.json", openapi.serve)
-    for module in (records, agendas, slots, feed_links):
+    for module in (records, agendas, slots, feed_links, webhooks):
         module.add_routes(api)
     return api
+
+
+def target_policy(settings: Settings) -> TargetPolicy:
+    """Where webhooks may be sent, from ``[webhooks]``."""
+    return TargetPolicy(settings.webhook_allow_http, networks(settings.webhook_allowed_networks))
+
+
+WORKER_TASK = web.AppKey("webhook_worker", asyncio.Task)
+
+
+def worker_settings(settings: Settings) -> WorkerSettings:
+    """How webhooks are delivered, from ``[webhooks]``."""
+    return WorkerSettings(
+        policy=target_policy(settings),
+        timeout_s=settings.webhook_timeout_seconds,
+        retry=RetryPolicy(
+            first_ms=settings.webhook_retry_first_ms,
+            give_up_after_ms=settings.webhook_retry_days * DAY_MS,
+        ),
+        poll_s=settings.webhook_poll_seconds,
+    )
+
+
+def _run_worker(app: web.Application, db: Database, settings: Settings) -> None:
+    """Deliver webhooks in this process while it serves."""
+    stop = asyncio.Event()
+
+    async def start(_app: web.Application) -> None:
+        worker = Worker(db, worker_settings(settings))
+        app[WORKER_TASK] = asyncio.create_task(worker.run(stop))
+
+    async def finish(_app: web.Application) -> None:
+        stop.set()
+        await app[WORKER_TASK]
+
+    app.on_startup.append(start)
+    app.on_cleanup.insert(0, finish)
 
 
 def create_app(settings: Settings, db: Database) -> web.Application:
@@ -102,7 +145,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     # A thread waiting on the database gets the GIL back within 1 ms of its
     # answer (5 ms by default) while searches compute beside it.
     sys.setswitchinterval(0.001)
-    app.add_subapp(API_PREFIX, _api(api_context, searches))
+    app.add_subapp(API_PREFIX, _api(api_context, searches, target_policy(settings)))
     feed_settings = FeedSettings(
         refresh=timedelta(minutes=settings.feed_refresh_minutes),
         past_days=settings.feed_past_days,
@@ -124,4 +167,6 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         db.dispose()
 
     app.on_cleanup.append(_close)
+    if settings.webhook_worker:
+        _run_worker(app, db, settings)
     return app

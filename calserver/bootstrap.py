@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import secrets
 
-from booking import agenda
+from booking import agenda, agenda_outbox
 from calserver.config import Settings
 from storage import agents
 from storage.database import Database
+
+# The migration that added the outbox: a database upgraded from before it has
+# records the outbox must learn for initial syncs to replay them.
+OUTBOX_SINCE = "0005"
 
 
 def prepare_database(db: Database, settings: Settings) -> str | None:
@@ -21,6 +25,8 @@ def prepare_database(db: Database, settings: Settings) -> str | None:
     with db.transaction(write=True) as conn:
         if before == "0001":  # agendas written before the booking engine existed
             agenda.reindex(conn)
+        if before is not None and before < OUTBOX_SINCE:
+            agenda_outbox.learn_existing(conn)
         if agents.count_agents(conn):
             return None
         generated = None if settings.admin_password else secrets.token_urlsafe(12)

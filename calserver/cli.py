@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import logging
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
 from aiohttp import web
 
-from calserver.app import create_app
+from calserver.app import create_app, worker_settings
 from calserver.bootstrap import prepare_database
 from calserver.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from calserver.memory import allocator
@@ -20,6 +22,7 @@ from plugins import log_redaction
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
 from storage.database import Database
+from webhooks.worker import Worker
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (overrides [server] port)")
 
     commands.add_parser("migrate", help="bring the database schema up to date")
+    commands.add_parser(
+        "worker", help="deliver webhooks (alone; several may share a PostgreSQL database)"
+    )
 
     add = commands.add_parser("add-agent", help="create an agent with its agendas")
     add.add_argument("login")
@@ -107,6 +113,19 @@ def _serve(settings: Settings, db: Database) -> None:
         raise ServeError(f"cannot listen on {url}: {reason}") from None
 
 
+def _work(settings: Settings, db: Database) -> None:
+    async def deliver() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        print("calserver worker is delivering webhooks")
+        sys.stdout.flush()
+        await Worker(db, worker_settings(settings)).run(stop)
+
+    asyncio.run(deliver())
+
+
 class ServeError(Exception):
     """The server could not start; the message says why in one line."""
 
@@ -147,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         _prepare(settings, db)
         if args.command == "serve":
             _serve(settings, db)
+        elif args.command == "worker":
+            _work(settings, db)
         elif args.command == "migrate":
             print("database schema is up to date")
         elif args.command == "add-agent":

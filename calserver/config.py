@@ -16,6 +16,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from webhooks import targets
+
 DEFAULT_CONFIG = Path("config.ini")
 
 
@@ -41,6 +43,13 @@ class Settings:
     feed_refresh_minutes: int
     feed_past_days: int
     feed_ahead_days: int
+    webhook_allow_http: bool = False
+    webhook_allowed_networks: tuple[str, ...] = ()
+    webhook_worker: bool = True
+    webhook_timeout_seconds: int = 10
+    webhook_retry_first_ms: int = 10_000
+    webhook_retry_days: int = 3
+    webhook_poll_seconds: int = 30
 
     @property
     def base_url(self) -> str:
@@ -87,6 +96,19 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
             raise ConfigError(f"[{section}] {option} must be positive")
         return value
 
+    def get_bool(section: str, option: str, default: bool) -> bool:
+        raw = get(section, option, "true" if default else "false").lower()
+        if raw not in ("true", "false"):
+            raise ConfigError(f"[{section}] {option} must be true or false, not {raw!r}")
+        return raw == "true"
+
+    allowed_networks = tuple(
+        n.strip() for n in get("webhooks", "allowed_networks", "").split(",") if n.strip()
+    )
+    try:
+        targets.networks(allowed_networks)
+    except ValueError as e:
+        raise ConfigError(f"[webhooks] allowed_networks: {e}") from None
     host = get("server", "host", "127.0.0.1")
     public_url = get("server", "public_url", "").rstrip("/")
     if public_url and not public_url.startswith(("https://", "http://")):
@@ -116,4 +138,11 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         feed_refresh_minutes=get_int("feeds", "refresh_minutes", 60),
         feed_past_days=get_int("feeds", "past_days", 31),
         feed_ahead_days=get_int("feeds", "ahead_days", 366),
+        webhook_allow_http=get_bool("webhooks", "allow_http", False),
+        webhook_allowed_networks=allowed_networks,
+        webhook_worker=get_bool("webhooks", "worker", True),
+        webhook_timeout_seconds=get_int("webhooks", "timeout_seconds", 10),
+        webhook_retry_first_ms=get_int("webhooks", "retry_first_ms", 10_000),
+        webhook_retry_days=get_int("webhooks", "retry_days", 3),
+        webhook_poll_seconds=get_int("webhooks", "poll_seconds", 30),
     )

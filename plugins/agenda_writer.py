@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from plugins.storage import store_text
+from plugins.storage import delete_stored, store_text
 from storage import calendars
 from storage.calendars import ItemRow
 
@@ -32,7 +32,7 @@ def put_event(
 
 
 def delete_event(conn: Connection, collection_path: str, href: str) -> bool:
-    return calendars.delete_item(conn, _agenda(conn, collection_path), href)
+    return delete_stored(conn, _agenda(conn, collection_path), href)
 
 
 def event_text(conn: Connection, collection_path: str, href: str) -> str | None:

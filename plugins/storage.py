@@ -27,7 +27,7 @@ from radicale import pathutils, storage, types
 from radicale.item import filter as radicale_filter
 from sqlalchemy import Connection
 
-from booking import agenda
+from booking import agenda, agenda_outbox
 from booking.rules import BookingRefused
 from plugins.calendar_export import export_calendar
 from plugins.errors import WriteRefused, booking_precondition
@@ -264,8 +264,9 @@ class Collection(storage.BaseCollection):
         row = self._require_row()
         with self._storage.db.connection(write=True) as conn:
             if href is None:
+                agenda_outbox.items_deleted(conn, calendars.item_ids_under(conn, row.path))
                 calendars.delete_collection(conn, row.path)
-            elif not calendars.delete_item(conn, row, href):
+            elif not delete_stored(conn, row, href):
                 raise storage.ComponentNotFoundError(href)
 
     def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
@@ -369,6 +370,9 @@ class Storage(storage.BaseStorage):
                 old_collection = Collection(self, row)
                 for old in calendars.list_items(conn, row.id):
                     replaced[old.href] = old_collection._item(old)
+                agenda_outbox.items_deleted(
+                    conn, calendars.item_ids_under(conn, row.path, subtree=False)
+                )
                 calendars.delete_all_items(conn, row)
                 calendars.set_props(conn, row, dict(props or {}))
             collection = Collection(self, row)
@@ -384,10 +388,12 @@ class Storage(storage.BaseStorage):
     ) -> None:
         assert isinstance(item.collection, Collection) and isinstance(to_collection, Collection)
         target = to_collection._require_row()
+        source = item.collection._require_row()
         with refusals_as_preconditions(), self.db.connection(write=True) as conn:
-            calendars.move_item(
-                conn, item.collection._require_row(), item.href or "", target, to_href
-            )
+            if (source.id, item.href) != (target.id, to_href):
+                overwritten = agenda_index.item_id(conn, target.id, to_href)
+                agenda_outbox.items_deleted(conn, [overwritten] if overwritten else [])
+            calendars.move_item(conn, source, item.href or "", target, to_href)
             # The item arrives in another agenda: the rules of that agenda apply.
             store_item(conn, target, item, to_href)
 
@@ -426,6 +432,7 @@ def _write(
     item: radicale_item.Item,
     href: str,
     prepared: agenda.AgendaWrite | None,
+    writer: str,
 ) -> tuple[ItemRow, ItemRow | None]:
     write = item_write(item, href)
     old = calendars.put_item(conn, row, write)
@@ -433,6 +440,7 @@ def _write(
         item_id = agenda_index.item_id(conn, row.id, href)
         assert item_id is not None
         agenda_index.replace_event(conn, item_id, prepared.index)
+        agenda_outbox.item_written(conn, item_id, prepared, writer)
     return write.stored(row.modified_at), old
 
 
@@ -452,7 +460,7 @@ def store_item(
         flag = restamped.get()
         if flag is not None:
             flag.append(True)
-    return _write(conn, row, item, href, prepared)
+    return _write(conn, row, item, href, prepared, writer)
 
 
 def store_text(
@@ -462,7 +470,17 @@ def store_text(
     then read once by Radicale's parser in its final form."""
     prepared = _check(conn, row, href, text, writer)
     final = prepared.text if prepared is not None else text
-    return _write(conn, row, prepared_item(final, row.path), href, prepared)
+    return _write(conn, row, prepared_item(final, row.path), href, prepared, writer)
+
+
+def delete_stored(conn: Connection, row: CollectionRow, href: str) -> bool:
+    """Delete one item (a CalDAV DELETE, the API), telling the outbox first;
+    False when there is none at ``href``."""
+    item_id = agenda_index.item_id(conn, row.id, href)
+    if item_id is None:
+        return False
+    agenda_outbox.items_deleted(conn, [item_id])
+    return calendars.delete_item(conn, row, href)
 
 
 def _free_href(uid: str, taken: list[str]) -> str:

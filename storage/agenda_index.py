@@ -259,6 +259,20 @@ def unindexed_items(conn: Connection) -> Iterator[tuple[CollectionRow, int, str]
             yield collection, item_id, item_text
 
 
+def indexed_items(
+    conn: Connection, kinds: Sequence[str]
+) -> Iterator[tuple[int, IndexedEvent, str]]:
+    """(item id, event, iCalendar text) of every indexed item of these kinds."""
+    query = (
+        select(agenda_events, items.c.text)
+        .join(items, items.c.id == agenda_events.c.item_id)
+        .where(agenda_events.c.kind.in_(list(kinds)))
+        .order_by(agenda_events.c.item_id)
+    )
+    for row in conn.execute(query):
+        yield row.item_id, _event(row), row.text
+
+
 def texts_in_window(conn: Connection, agent_id: int, kind: str, start: int, end: int) -> list[str]:
     """Texts of the agent's events of one kind starting in [start, end), by start."""
     e = agenda_events

@@ -17,7 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from storage import calendars
+from storage import calendars, outbox, scheduling
 from storage.schema import agent_roles, agent_services, agents, organisations, services
 
 ROLES = ("admin", "basic", "intervenant")
@@ -77,11 +77,15 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
 def create_organisation(
     conn: Connection, name: str, slug: str, time_zone: str = "Europe/Paris"
 ) -> int:
-    return conn.execute(
+    created = conn.execute(
         insert(organisations)
         .values(name=name, slug=slug, time_zone=time_zone)
         .returning(organisations.c.id)
     ).scalar_one()
+    record = scheduling.organisation(conn, created)
+    assert record is not None
+    outbox.track(conn, "organisation", created, record, [created])
+    return created
 
 
 def organisation_id(conn: Connection, slug: str) -> int:
@@ -183,6 +187,7 @@ def create_agent(
                 "C:supported-calendar-component-set": "VEVENT",
             },
         )
+    scheduling.tell_agent(conn, agent_id)
     return agent_id
 
 

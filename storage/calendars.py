@@ -427,6 +427,21 @@ def delete_item(conn: Connection, collection: CollectionRow, href: str) -> bool:
     return bool(deleted)
 
 
+def item_ids_under(conn: Connection, path: str, *, subtree: bool = True) -> list[int]:
+    """Ids of the items of the collection at ``path`` (and, with ``subtree``,
+    of every collection below it)."""
+    where = collections.c.path == path
+    if subtree:
+        where = or_(where, collections.c.path.startswith(path + "/"))
+    query = (
+        select(items.c.id)
+        .join(collections, collections.c.id == items.c.collection_id)
+        .where(where)
+        .order_by(items.c.id)
+    )
+    return list(conn.execute(query).scalars())
+
+
 def delete_all_items(conn: Connection, collection: CollectionRow) -> None:
     for href in list_hrefs(conn, collection.id):
         delete_item(conn, collection, href)

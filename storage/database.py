@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +33,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration.  Checked against Alembic's own view by the test suite;
 # it lets a server whose schema is current start without loading Alembic
 # (and its templating stack), which is a fifth of a server's memory.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Set in a connection's info by a transaction that wrote outbox events
+# (storage/outbox.py): its commit wakes this process's workers.
+OUTBOX_WRITTEN = "calserver_outbox_written"
 
 
 class Database:
@@ -45,6 +48,7 @@ class Database:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._on_outbox_commit: list[Callable[[], None]] = []
         if self.is_sqlite:
             self.engine = self._sqlite_engine(url)
         else:
@@ -114,6 +118,15 @@ class Database:
                     yield conn
             finally:
                 self._local.conn = None
+                told = conn.info.pop(OUTBOX_WRITTEN, False)
+        if told:  # committed: an exception would have left above
+            for wake in self._on_outbox_commit:
+                wake()
+
+    def on_outbox_commit(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from the committing thread) after each commit that
+        wrote outbox events: the in-process signal for this process's workers."""
+        self._on_outbox_commit.append(wake)
 
     @contextlib.contextmanager
     def connection(self, write: bool = False) -> Iterator[Connection]:

@@ -2,7 +2,8 @@
 services, agents' memberships, lieux, motifs and usagers.
 
 Plain dictionaries in and out; validation of what the values mean lives in
-``booking/`` and the callers.
+``booking/`` and the callers.  Every create and update is told to the outbox
+here, in the caller's transaction, whatever called it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
+from storage import outbox
 from storage.schema import (
     agent_roles,
     agent_services,
@@ -35,6 +37,15 @@ _AGENT_PUBLIC = (
 )
 
 
+# The outbox's model of each table written here.
+_MODELS = {"organisations": "organisation", "lieux": "lieu", "motifs": "motif", "usagers": "usager"}
+
+
+def _tell(conn: Connection, table: Table, record: Record) -> None:
+    organisation = record["id"] if table is organisations else record["organisation_id"]
+    outbox.track(conn, _MODELS[table.name], record["id"], record, [organisation])
+
+
 def _one(conn: Connection, table: Table, record_id: int) -> Record | None:
     row = conn.execute(select(table).where(table.c.id == record_id)).mappings().first()
     return dict(row) if row else None
@@ -49,13 +60,18 @@ def _insert(conn: Connection, table: Table, values: Record) -> Record:
     new_id = conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
     created = _one(conn, table, new_id)
     assert created is not None
+    _tell(conn, table, created)
     return created
 
 
 def _update(conn: Connection, table: Table, record_id: int, values: Record) -> Record | None:
-    if values:
-        conn.execute(update(table).where(table.c.id == record_id).values(**values))
-    return _one(conn, table, record_id)
+    if not values:
+        return _one(conn, table, record_id)
+    conn.execute(update(table).where(table.c.id == record_id).values(**values))
+    updated = _one(conn, table, record_id)
+    if updated is not None:
+        _tell(conn, table, updated)
+    return updated
 
 
 # -- organisations and services -----------------------------------------
@@ -155,9 +171,18 @@ def agents_of_service(conn: Connection, service_id: int) -> list[int]:
 
 
 def set_agent_settings(conn: Connection, agent_id: int, values: Record) -> Record | None:
-    if values:
-        conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+    if not values:
+        return agent(conn, agent_id)
+    conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
+    tell_agent(conn, agent_id)
     return agent(conn, agent_id)
+
+
+def tell_agent(conn: Connection, agent_id: int) -> None:
+    """Tell the outbox the agent's state, to each of its organisations."""
+    found = agent(conn, agent_id)
+    if found is not None:
+        outbox.track(conn, "agent", agent_id, found, roles_of(conn, agent_id))
 
 
 # -- lieux, motifs, usagers ---------------------------------------------------
@@ -209,3 +234,45 @@ def create_usager(conn: Connection, values: Record) -> Record:
 
 def update_usager(conn: Connection, usager_id: int, values: Record) -> Record | None:
     return _update(conn, usagers, usager_id, values)
+
+
+def learn_existing_records(conn: Connection) -> int:
+    """Teach the outbox every organisation, lieu, motif, usager and agent
+    written before it existed (``outbox.learn``); how many it learnt."""
+    learnt = 0
+    for organisation_id in conn.execute(select(organisations.c.id)).scalars():
+        record = organisation(conn, organisation_id)
+        assert record is not None
+        learnt += outbox.learn(conn, "organisation", organisation_id, record, [organisation_id])
+        for table in (lieux, motifs, usagers):
+            for row in _of_organisation(conn, table, organisation_id):
+                learnt += outbox.learn(conn, _MODELS[table.name], row["id"], row, [organisation_id])
+        for member in organisation_agents(conn, organisation_id):
+            fields = {k: v for k, v in member.items() if k != "role"}
+            learnt += outbox.learn(
+                conn, "agent", member["id"], fields, roles_of(conn, member["id"])
+            )
+    return learnt
+
+
+# Kind -> table, for the batched reads of the webhooks' payloads.
+KINDS = {
+    "organisation": organisations,
+    "lieu": lieux,
+    "motif": motifs,
+    "usager": usagers,
+    "agent": agents,
+}
+
+
+def records_by_id(conn: Connection, kind: str, ids: set[int]) -> dict[int, Record]:
+    """Records of one kind by id, in one query per 500 (agents: their public
+    fields only)."""
+    table = KINDS[kind]
+    columns = _AGENT_PUBLIC if table is agents else (table,)
+    wanted = sorted(ids)
+    found: dict[int, Record] = {}
+    for start in range(0, len(wanted), 500):
+        query = select(*columns).where(table.c.id.in_(wanted[start : start + 500]))
+        found.update((r["id"], dict(r)) for r in conn.execute(query).mappings())
+    return found

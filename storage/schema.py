@@ -294,3 +294,121 @@ agenda_occurrences = Table(
     ),
     Index("ix_agenda_occurrences_item", "item_id"),
 )
+
+# -- the outbox: every change that leaves the server ----------------------------
+
+# One row per change of a record and organisation it concerns, written in the
+# transaction of the change.  ``data`` is the record's snapshot without
+# personal data (an RDV's ids, times and status); consumers read the rest at
+# delivery time.
+outbox_events = Table(
+    "outbox_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("created_ms", BigInteger, nullable=False),
+    # The organisation whose consumers may receive it (no key: events outlive it).
+    Column("organisation_id", Integer, nullable=False),
+    # rdv / absence / plage_ouverture / motif / lieu / agent / usager / organisation
+    Column("model", String(32), nullable=False),
+    Column("record_id", Integer, nullable=False),
+    # created / updated / destroyed
+    Column("event", String(16), nullable=False),
+    # Per record, 1, 2, 3...: a consumer drops an event older than one it has.
+    Column("sequence", Integer, nullable=False),
+    # JSON list of what changed (booking.changes for agenda records, field names otherwise).
+    Column("changes", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    # NULL for a change; "initial_sync" for a replay of current state.
+    Column("reason", String(32), nullable=True),
+    # A replay is for one webhook endpoint only.
+    Column("endpoint_id", Integer, nullable=True),
+    # Not yet handed to its consumers (webhook deliveries).
+    Column("pending", Boolean, nullable=False, server_default="1"),
+    Index("ix_outbox_events_pending_id", "pending", "id"),
+)
+
+# The last state the outbox told of each record, and its sequence: the "old"
+# side of the next change.  Personal fields are kept as digests, enough to
+# tell that they changed.
+outbox_records = Table(
+    "outbox_records",
+    metadata,
+    # "item:<items.id>" for agenda records (an item may change model), else "<model>:<id>".
+    Column("key", String(80), primary_key=True),
+    Column("model", String(32), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    # JSON; NULL once destroyed.
+    Column("state", Text, nullable=True),
+)
+
+# Where an organisation's DSI receives its webhooks.  The secret signs every
+# request; after a rotation the previous one keeps signing until
+# ``previous_secret_until``.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _organisation_id(),
+    Column("target_url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("previous_secret", String(100), nullable=True),
+    Column("previous_secret_until", BigInteger, nullable=True),
+    # JSON list of outbox models.
+    Column("subscriptions", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default="1"),
+    # Why the server turned it off (a 410 from the target), for the admin.
+    Column("disabled_reason", String(200), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("organisation_id", "target_url"),
+)
+
+# One event to send to one endpoint, until it is delivered or given up.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "event_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("outbox_events.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "endpoint_id",
+        Integer,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # pending / delivered / failed (given up, or the endpoint is gone)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # When it is due; a claimed delivery is pushed past its lease, so a worker
+    # that dies mid-send leaves it due again.
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("delivered_ms", BigInteger, nullable=True),
+    UniqueConstraint("event_id", "endpoint_id"),
+    Index("ix_webhook_deliveries_state_next_attempt_ms", "state", "next_attempt_ms"),
+    Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+)
+
+# The delivery log: every attempt, for the admin to read.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "delivery_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    # NULL when no answer came (refused address, connection error, timeout).
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(200), nullable=True),
+    # The start of the answer's body, for the admin (bounded).
+    Column("response_excerpt", String(500), nullable=True),
+)

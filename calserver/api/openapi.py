@@ -78,6 +78,26 @@ OPERATIONS: tuple[tuple[str, str, str, type | None, tuple[str, ...]], ...] = (
         None,
         ("motif!", "from", "lieu", "agents", "public"),
     ),
+    *(
+        (method, "/organisations/{org}/webhook_endpoints" + tail, summary, body, ())
+        for method, tail, summary, body in (
+            ("get", "", "Webhook endpoints (admin)", None),
+            ("post", "", "Create one; its secret is shown once", schemas.WebhookEndpointIn),
+            ("get", "/{id}", "A webhook endpoint", None),
+            ("patch", "/{id}", "Change its target, models or state", schemas.WebhookEndpointPatch),
+            ("delete", "/{id}", "Delete a webhook endpoint", None),
+            (
+                "post",
+                "/{id}/rotate",
+                "A new secret; the old one signs too for a while",
+                schemas.SecretRotation,
+            ),
+            ("post", "/{id}/sync", "Replay current state as initial_sync events", None),
+            ("get", "/{id}/deliveries", "The delivery log: deliveries and attempts", None),
+            ("post", "/{id}/deliveries/{delivery}/redeliver", "Send one event again", None),
+            ("post", "/{id}/redeliver_failed", "Send every failed delivery again", None),
+        )
+    ),
 )
 _ERROR = {
     "type": "object",

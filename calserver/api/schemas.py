@@ -185,3 +185,27 @@ class FeedPatch(_In):
 def given(patch: Struct) -> dict:
     """The fields a PATCH body actually sets."""
     return {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not UNSET}
+
+
+Model = Literal[
+    "rdv", "absence", "plage_ouverture", "motif", "lieu", "agent", "usager", "organisation"
+]
+
+
+class WebhookEndpointIn(_In):
+    target_url: Annotated[str, Meta(min_length=8, max_length=2000)]
+    # Empty: RDV-SP's default, rdv, absence and plage_ouverture.
+    subscriptions: Annotated[list[Model], Meta(max_length=8)] = []
+    enabled: bool = True
+    initial_sync: bool = True
+
+
+class WebhookEndpointPatch(_In):
+    target_url: Annotated[str, Meta(min_length=8, max_length=2000)] | UnsetType = UNSET
+    subscriptions: Annotated[list[Model], Meta(min_length=1, max_length=8)] | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+class SecretRotation(_In):
+    # How long the previous secret keeps signing beside the new one (0: not at all).
+    overlap_hours: Annotated[int, Meta(ge=0, le=24 * 14)] = 24

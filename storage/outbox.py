@@ -1,0 +1,342 @@
+"""Repository of the outbox: the events every change leaves, in its own transaction.
+
+Whatever wrote a record (the JSON API, a CalDAV PUT, DELETE or MOVE, an
+import), the repository or storage call that wrote it calls ``record`` in the
+same transaction, so a rolled-back write leaves no event and a committed one
+cannot lose it.  Webhooks (and later notifications and the Microsoft 365
+push) read events from here.
+
+Each record has a sequence number, 1 for its first event and one more for
+each next one, and its last told state, from which the next event's
+``changes`` are computed.  Events carry no personal data: a usager's personal
+fields are kept as digests in the record state (enough to tell they changed)
+and left out of the event's data; consumers read them at delivery time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, text, update
+
+from storage.database import OUTBOX_WRITTEN
+from storage.schema import outbox_events, outbox_records
+
+MODELS = (
+    "rdv",
+    "absence",
+    "plage_ouverture",
+    "motif",
+    "lieu",
+    "agent",
+    "usager",
+    "organisation",
+)
+AGENDA_MODELS = ("rdv", "absence", "plage_ouverture")
+PERSONAL_FIELDS = {"usager": frozenset({"first_name", "last_name", "email", "phone", "address"})}
+# Not even a digest: free text an agent wrote about a person.
+UNTOLD_FIELDS = {"usager": frozenset({"notes"})}
+INITIAL_SYNC = "initial_sync"
+# PostgreSQL channel a committed event is announced on (workers LISTEN to it).
+CHANNEL = "calserver_outbox"
+
+State = dict[str, Any]
+Changes = Callable[[Mapping[str, Any] | None, Mapping[str, Any] | None], list[str]]
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What the outbox last told of a record (``state`` None: nothing, or destroyed)."""
+
+    key: str
+    model: str | None
+    sequence: int
+    state: State | None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    created_ms: int
+    organisation_id: int
+    model: str
+    record_id: int
+    event: str
+    sequence: int
+    changes: list[str]
+    data: State
+    reason: str | None
+    endpoint_id: int | None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def key_of(model: str, record_id: int) -> str:
+    """An agenda record is keyed by its item, which may change model (an RDV
+    moved to an ordinary calendar); other records by model and id."""
+    return f"item:{record_id}" if model in AGENDA_MODELS else f"{model}:{record_id}"
+
+
+def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
+    """The names of the fields that differ, or ``created`` / ``destroyed``."""
+    if old is None or new is None:
+        return ["created" if old is None else "destroyed"]
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def told_state(model: str, record: Mapping[str, Any]) -> State:
+    """A record as the outbox keeps it: personal fields as digests."""
+    personal = PERSONAL_FIELDS.get(model, frozenset())
+    untold = UNTOLD_FIELDS.get(model, frozenset())
+    state: State = {}
+    for name, value in record.items():
+        if name in untold:
+            continue
+        if name in personal and value is not None:
+            value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+        state[name] = value
+    return state
+
+
+def _event_data(model: str, state: State) -> State:
+    personal = PERSONAL_FIELDS.get(model, frozenset())
+    return {k: v for k, v in state.items() if k not in personal}
+
+
+def previous(conn: Connection, model: str, record_id: int) -> Previous:
+    """The record's last told state, locked until the transaction ends (on
+    PostgreSQL; SQLite has one writer) so its next sequence is taken once."""
+    key = key_of(model, record_id)
+    query = select(outbox_records).where(outbox_records.c.key == key)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        return Previous(key, None, 0, None)
+    return Previous(key, row.model, row.sequence, json.loads(row.state) if row.state else None)
+
+
+def record(
+    conn: Connection,
+    before: Previous,
+    model: str,
+    record_id: int,
+    state: State | None,
+    organisation_ids: Iterable[int],
+    changes: Changes = changed_fields,
+    *,
+    quiet_if_unchanged: bool = False,
+) -> list[int]:
+    """Write the events of a record going from ``before`` to ``state`` (None:
+    destroyed), one per organisation, and remember the new state.
+
+    A record that changes model (an item moved from an agenda of RDVs to one of
+    plages) is told destroyed as what it was, then created as what it is.
+    With ``quiet_if_unchanged`` an update that changed nothing is not told.
+    Returns the new events' ids."""
+    organisations = sorted(set(organisation_ids))
+    old = before.state if before.model == model else None
+    written: list[int] = []
+    sequence = before.sequence
+    if before.state is not None and before.model != model and before.model is not None:
+        sequence += 1
+        written += _insert_events(
+            conn, before.model, record_id, "destroyed", sequence, ["destroyed"],
+            before.state, before.state.get("organisation_ids", organisations),
+        )  # fmt: skip
+    if state is None and old is None:
+        if written:
+            _remember(conn, before, before.model or model, sequence, None)
+        return written
+    found = changes(old, state)
+    if old is not None and state is not None and not found and quiet_if_unchanged:
+        return written
+    event = "destroyed" if state is None else ("created" if old is None else "updated")
+    sequence += 1
+    data = state if state is not None else old
+    assert data is not None
+    written += _insert_events(
+        conn, model, record_id, event, sequence, found, data,
+        organisations or data.get("organisation_ids", []),
+    )  # fmt: skip
+    _remember(conn, before, model, sequence, state)
+    return written
+
+
+def track(
+    conn: Connection,
+    model: str,
+    record_id: int,
+    record_now: Mapping[str, Any],
+    organisation_ids: Iterable[int],
+) -> list[int]:
+    """``record`` for a row of the domain tables just created or updated, its
+    changes the fields that differ; an update that changed nothing is not told."""
+    before = previous(conn, model, record_id)
+    organisations = sorted(set(organisation_ids))
+    state = {**told_state(model, record_now), "organisation_ids": organisations}
+    return record(conn, before, model, record_id, state, organisations, quiet_if_unchanged=True)
+
+
+def learn(
+    conn: Connection,
+    model: str,
+    record_id: int,
+    record_now: Mapping[str, Any],
+    organisation_ids: Iterable[int],
+) -> bool:
+    """Teach the outbox a record it has never been told of (written before the
+    outbox existed), as its state at sequence 0, without an event: nothing
+    changed, but an initial sync must replay it.  False when it is known."""
+    key = key_of(model, record_id)
+    if conn.execute(select(outbox_records.c.key).where(outbox_records.c.key == key)).first():
+        return False
+    organisations = sorted(set(organisation_ids))
+    state = {**told_state(model, record_now), "organisation_ids": organisations}
+    _remember(conn, Previous(key, None, 0, None), model, 0, state)
+    return True
+
+
+def _remember(
+    conn: Connection, before: Previous, model: str, sequence: int, state: State | None
+) -> None:
+    values = {
+        "model": model,
+        "sequence": sequence,
+        "state": None if state is None else json.dumps(state, sort_keys=True),
+    }
+    if before.model is None:
+        conn.execute(insert(outbox_records).values(key=before.key, **values))
+    else:
+        conn.execute(
+            update(outbox_records).where(outbox_records.c.key == before.key).values(**values)
+        )
+
+
+def _insert_events(
+    conn: Connection,
+    model: str,
+    record_id: int,
+    event: str,
+    sequence: int,
+    changes: list[str],
+    state: State,
+    organisation_ids: Iterable[int],
+    *,
+    reason: str | None = None,
+    endpoint_id: int | None = None,
+) -> list[int]:
+    announce(conn)
+    created = now_ms()
+    data = json.dumps(_event_data(model, state), sort_keys=True)
+    ids = []
+    for organisation_id in organisation_ids:
+        ids.append(
+            conn.execute(
+                insert(outbox_events)
+                .values(
+                    created_ms=created,
+                    organisation_id=organisation_id,
+                    model=model,
+                    record_id=record_id,
+                    event=event,
+                    sequence=sequence,
+                    changes=json.dumps(changes),
+                    data=data,
+                    reason=reason,
+                    endpoint_id=endpoint_id,
+                )
+                .returning(outbox_events.c.id)
+            ).scalar_one()
+        )
+    return ids
+
+
+def announce(conn: Connection) -> None:
+    """Have the commit wake the workers: NOTIFY (PostgreSQL, every process,
+    sent at commit only) and the flag ``Database`` reads after its commit."""
+    if conn.info.get(OUTBOX_WRITTEN):
+        return
+    conn.info[OUTBOX_WRITTEN] = True
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"NOTIFY {CHANNEL}"))
+
+
+def replay(conn: Connection, organisation_id: int, models: Iterable[str], endpoint_id: int) -> int:
+    """Tell one endpoint the current state of the organisation's records of
+    these models as ``created`` events with reason ``initial_sync`` (their
+    sequence is the record's current one: a newer change still wins)."""
+    wanted = set(models)
+    count = 0
+    rows = conn.execute(
+        select(outbox_records)
+        .where(outbox_records.c.state.is_not(None), outbox_records.c.model.in_(wanted))
+        .order_by(outbox_records.c.key)
+    )
+    for row in rows:
+        state = json.loads(row.state)
+        if organisation_id not in state.get("organisation_ids", []):
+            continue
+        record_id = int(row.key.rpartition(":")[2])
+        count += len(
+            _insert_events(
+                conn, row.model, record_id, "created", row.sequence, ["created"], state,
+                [organisation_id], reason=INITIAL_SYNC, endpoint_id=endpoint_id,
+            )
+        )  # fmt: skip
+    return count
+
+
+def events(conn: Connection, *, after: int = 0, limit: int = 1000) -> list[Event]:
+    """Events in the order they were written, from the one after ``after``."""
+    query = (
+        select(outbox_events)
+        .where(outbox_events.c.id > after)
+        .order_by(outbox_events.c.id)
+        .limit(limit)
+    )
+    return [event_from_row(r) for r in conn.execute(query)]
+
+
+def event(conn: Connection, event_id: int) -> Event | None:
+    row = conn.execute(select(outbox_events).where(outbox_events.c.id == event_id)).first()
+    return None if row is None else event_from_row(row)
+
+
+def event_from_row(row) -> Event:  # type: ignore[no-untyped-def]
+    return Event(
+        id=row.id,
+        created_ms=row.created_ms,
+        organisation_id=row.organisation_id,
+        model=row.model,
+        record_id=row.record_id,
+        event=row.event,
+        sequence=row.sequence,
+        changes=json.loads(row.changes),
+        data=json.loads(row.data),
+        reason=row.reason,
+        endpoint_id=row.endpoint_id,
+    )
+
+
+def told_items(conn: Connection, item_ids: Iterable[int]) -> list[int]:
+    """Those of these agenda items the outbox knows as existing records."""
+    wanted = {f"item:{i}": i for i in item_ids}
+    keys = list(wanted)
+    found: list[int] = []
+    for start in range(0, len(keys), 500):
+        rows = conn.execute(
+            select(outbox_records.c.key).where(
+                outbox_records.c.key.in_(keys[start : start + 500]),
+                outbox_records.c.state.is_not(None),
+            )
+        )
+        found.extend(wanted[k] for k in rows.scalars())
+    return sorted(found)

@@ -1,0 +1,109 @@
+"""The body of a webhook request: RDV-SP's shape, read from the outbox event
+and the records it names."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection
+
+from storage import agents, outbox, scheduling
+from storage.database import Database
+from webhooks.payload import bodies
+
+NOW = datetime(2030, 1, 2, 8, 0, tzinfo=UTC)
+
+
+def _office(db: Database) -> dict:
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie de Lyon", "lyon")
+        alice = agents.create_agent(
+            conn, "alice", organisation=org, role="basic", password="alice-pass-1",
+            services_names=("PMI",), display_name="Alice Martin", email="alice@lyon.fr",
+        )  # fmt: skip
+        service = scheduling.organisation_services(conn, org)[0]["id"]
+        lieu = scheduling.create_lieu(
+            conn, {"organisation_id": org, "name": "Annexe", "address": "1 rue A, Lyon"}
+        )
+        motif = scheduling.create_motif(
+            conn, {"organisation_id": org, "service_id": service, "name": "Consultation"}
+        )
+        usager = scheduling.create_usager(
+            conn,
+            {"organisation_id": org, "first_name": "Camille", "last_name": "Durand",
+             "email": "c@example.org", "phone": "0612345678", "notes": "secret note"},
+        )  # fmt: skip
+    return {"org": org, "alice": alice, "lieu": lieu["id"], "motif": motif["id"], "usager": usager}
+
+
+def body(conn: Connection, event: outbox.Event, now: datetime) -> bytes:
+    return bodies(conn, [event], now)[event.id]
+
+
+def _event(model: str, record_id: int, org: int, data: dict, **kw) -> outbox.Event:
+    fields = {
+        "id": 99, "created_ms": 0, "organisation_id": org, "model": model,
+        "record_id": record_id, "event": "updated", "sequence": 3, "changes": ["moved"],
+        "data": data, "reason": None, "endpoint_id": None, **kw,
+    }  # fmt: skip
+    return outbox.Event(**fields)
+
+
+def test_an_rdv_in_rdv_sp_shape(db: Database) -> None:
+    o = _office(db)
+    state = {
+        "uuid": "r-1@calserver", "agent_ids": [o["alice"]], "organisation_ids": [o["org"]],
+        "organisation_id": o["org"], "motif_id": o["motif"], "lieu_id": o["lieu"],
+        "status": "revoked", "usager_ids": [o["usager"]["id"]], "sequence": 2,
+        "created_by": "usager", "cancelled_at": "2030-01-01T10:00:00+00:00",
+        "starts_at": "2030-01-07T08:00:00+00:00", "ends_at": "2030-01-07T08:30:00+00:00",
+    }  # fmt: skip
+    with db.transaction(write=False) as conn:
+        raw = body(conn, _event("rdv", 12, o["org"], state), NOW)
+    sent = json.loads(raw)
+    assert sent["meta"] == {
+        "model": "Rdv", "event": "updated", "webhook_reason": None,
+        "timestamp": "2030-01-02T09:00:00+01:00", "sequence": 3, "changes": ["moved"],
+        "event_id": 99,
+    }  # fmt: skip
+    rdv = sent["data"]
+    assert (rdv["id"], rdv["uuid"], rdv["status"]) == (12, "r-1@calserver", "revoked")
+    assert rdv["starts_at"] == "2030-01-07T09:00:00+01:00" and rdv["duration_in_min"] == 30
+    assert rdv["cancelled_at"] == "2030-01-01T11:00:00+01:00"
+    assert rdv["address"] == "1 rue A, Lyon" and rdv["lieu"]["name"] == "Annexe"
+    assert rdv["motif"]["default_duration_in_min"] == 30
+    assert rdv["organisation"]["name"] == "Mairie de Lyon"
+    assert rdv["agents"] == [
+        {"id": o["alice"], "login": "alice", "email": "alice@lyon.fr", "first_name": None,
+         "last_name": "Alice Martin", "display_name": "Alice Martin"},
+    ]  # fmt: skip
+    assert rdv["created_by"] == "user" and rdv["users_count"] == 1
+    (user,) = rdv["users"]
+    assert (user["last_name"], user["phone_number"]) == ("Durand", "0612345678")
+    assert rdv["participations"][0]["user"] == user
+    assert b"secret note" not in raw
+
+
+def test_records_and_availability(db: Database) -> None:
+    o = _office(db)
+    with db.transaction(write=False) as conn:
+        usager = json.loads(body(conn, _event("usager", o["usager"]["id"], o["org"], {}), NOW))
+        motif_state = outbox.told_state("motif", scheduling.motif(conn, o["motif"]))
+        motif = json.loads(body(conn, _event("motif", o["motif"], o["org"], motif_state), NOW))
+        plage_state = {
+            "uuid": "p-1", "agent_ids": [o["alice"]], "organisation_ids": [o["org"]],
+            "starts_at": "2030-01-07T08:00:00+00:00", "ends_at": "2030-01-07T11:00:00+00:00",
+            "title": "Matin", "recurrence": "FREQ=WEEKLY;BYDAY=MO", "lieu_id": o["lieu"],
+            "motif_ids": [o["motif"]],
+        }  # fmt: skip
+        plage = json.loads(body(conn, _event("plage_ouverture", 5, o["org"], plage_state), NOW))
+    assert usager["meta"]["model"] == "User" and usager["data"]["email"] == "c@example.org"
+    assert "notes" not in usager["data"]
+    assert motif["meta"]["model"] == "Motif" and motif["data"]["name"] == "Consultation"
+    assert plage["meta"]["model"] == "PlageOuverture"
+    p = plage["data"]
+    assert (p["ical_uid"], p["rrule"], p["first_day"], p["start_time"], p["end_time"]) == (
+        "p-1", "FREQ=WEEKLY;BYDAY=MO", "2030-01-07", "09:00:00", "12:00:00",
+    )  # fmt: skip
+    assert [m["id"] for m in p["motifs"]] == [o["motif"]] and p["lieu"]["id"] == o["lieu"]

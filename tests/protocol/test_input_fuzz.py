@@ -22,7 +22,7 @@ from tests.dates import at, monday, today
 from tests.ics import event
 
 API = "/api/v1"
-FAST, SLOW = 15, 300
+FAST, SLOW = 15, 120
 COMMON = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

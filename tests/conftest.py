@@ -1,8 +1,9 @@
 """Shared fixtures: real databases (a SQLite file, a fresh PostgreSQL database)
 and real servers (the ``calserver`` command on a free loopback port).
 
-Slow suites (marked ``slow``) run with ``--all`` or when ``CI=true``.  On CI an
-unreachable PostgreSQL fails the run instead of skipping.
+Slow suites (marked ``slow``) run with ``--all`` or when ``CI=true``; ``-m "not
+slow"`` keeps the fast suite alone even then (.ci/run's second, clock-shifted
+pass).  On CI an unreachable PostgreSQL fails the run instead of skipping.
 """
 
 from __future__ import annotations

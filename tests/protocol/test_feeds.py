@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import icalendar
@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ADMIN_PASSWORD, Server
+from tests.dates import today
 
 API = "/api/v1"
 ALICE = ("alice", "alice-password")
@@ -50,7 +51,7 @@ class Office:
         self.motif = _ok(self.admin.post(f"/organisations/{self.org}/motifs", json=motif), 201)[
             "id"
         ]
-        self.first_day = date.today() + timedelta(days=1)
+        self.first_day = today() + timedelta(days=1)
         plage = {
             "motif_ids": [self.motif],
             "lieu_id": self.lieu,

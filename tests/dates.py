@@ -42,7 +42,7 @@ def is_public_holiday(day: date) -> bool:
     return day in _french_holidays(day.year)
 
 
-def _ordinary_week(first: date) -> bool:
+def ordinary_week(first: date) -> bool:
     """No public holiday from this Monday to Sunday, and one UTC offset in
     Paris from this Monday to the next."""
     days = [first + timedelta(days=n) for n in range(8)]
@@ -54,7 +54,7 @@ def working_monday(weeks_ahead: int = 2, weeks: int = 1) -> date:
     """The first Monday at least ``weeks_ahead`` weeks ahead that starts
     ``weeks`` consecutive ordinary weeks: no public holiday, no DST switch."""
     first = monday(weeks_ahead)
-    while not all(_ordinary_week(first + timedelta(weeks=n)) for n in range(weeks)):
+    while not all(ordinary_week(first + timedelta(weeks=n)) for n in range(weeks)):
         first += timedelta(weeks=1)
     return first
 

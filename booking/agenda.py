@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection
 
 from booking import creneaux as engine
-from booking import events
+from booking import events, limits
 from booking.model import (
     RDV_STATUSES,
     Busy,
@@ -92,8 +92,11 @@ def agent_zone(conn: Connection, agent_id: int) -> str:
 
 def _expand(
     parsed: events.ParsedEvent, zone: str, start: datetime, end: datetime
-) -> list[tuple[int, int]]:
-    return [(_ts(s), _ts(e)) for s, e, _ in occurrences(parsed.calendar, start, end, zone)]
+) -> tuple[list[tuple[int, int]], datetime]:
+    """The series' occurrences in [start, end) (bounded: see
+    ``booking.recurrence``) and the instant up to which they are complete."""
+    found = occurrences(parsed.calendar, start, end, zone)
+    return [(_ts(s), _ts(e)) for s, e in found.spans], found.complete_until
 
 
 def _stored_window(parsed: events.ParsedEvent, now: datetime) -> tuple[datetime, datetime]:
@@ -105,8 +108,9 @@ def _index(
     parsed: events.ParsedEvent, agent_id: int, kind: str, zone: str, now: datetime, **fields
 ) -> IndexedEvent:
     window_start, horizon = _stored_window(parsed, now)
-    spans = _expand(parsed, zone, window_start, horizon) if parsed.recurring else []
-    if not parsed.recurring:
+    if parsed.recurring:
+        spans, horizon = _expand(parsed, zone, window_start, horizon)
+    else:
         spans = [(_ts(parsed.start), _ts(parsed.end))]
     # A series may run past the stored horizon: searches beyond it expand it.
     ends_at = calendars.FAR_FUTURE if parsed.recurring else _ts(parsed.end)
@@ -185,6 +189,8 @@ def prepare_write(
         if kind == "event":  # an ordinary calendar takes any object; it just blocks nothing
             return AgendaWrite(text, None)
         raise
+    if kind != "event":
+        limits.check_entry(parsed.master, parsed.start, parsed.end, zone, now)
     if kind == "rdv":
         return _prepare_rdv(conn, agent["id"], collection_id, href, parsed, writer, now)
     organisation = _check_plage(conn, agent["id"], parsed, zone) if kind == "plage" else None
@@ -370,12 +376,13 @@ def gather(
         if event.kind == "event" and (parsed.cancelled or not parsed.opaque):
             continue
         later = max(start, _dt(event.expanded_until))
+        spans, _ = _expand(parsed, zone, later, end)
         rows.extend(
             agenda_index.OccurrenceRow(
                 item_id, event.agent_id, event.kind, s, e, event.uid, event.lieu_id,
                 event.motif_ids, event.status,
             )
-            for s, e in _expand(parsed, zone, later, end)
+            for s, e in spans
         )  # fmt: skip
     plages: list[PlageOccurrence] = []
     busy: list[Busy] = []
@@ -415,10 +422,18 @@ class SlotQuery:
     agent_ids: Sequence[int] | None = None
 
 
-def find_creneaux(conn: Connection, query: SlotQuery, now: datetime | None = None) -> list[Creneau]:
+def find_creneaux(
+    conn: Connection,
+    query: SlotQuery,
+    now: datetime | None = None,
+    deadline: float | None = None,
+) -> list[Creneau]:
     """The slots a motif offers over the query's window (BookingRefused when
-    the motif does not exist or cannot be booked publicly)."""
+    the motif does not exist or cannot be booked publicly, when the window
+    lies outside ``limits.check_search``'s or the search passes ``deadline``,
+    a ``time.monotonic()`` instant)."""
     now = now or datetime.now(UTC)
+    limits.check_search(query.start, query.end, now)
     motif_record = scheduling.motif(conn, query.motif_id)
     if motif_record is None or not motif_record["enabled"]:
         raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", status=404)
@@ -432,6 +447,7 @@ def find_creneaux(conn: Connection, query: SlotQuery, now: datetime | None = Non
         agents = [a for a in agents if a in set(query.agent_ids)]
     # A day before the window: busy time earlier in a plage shapes its grid.
     plages, busy = gather(conn, agents, query.start - timedelta(days=1), query.end)
+    limits.check_deadline(deadline)
     search = engine.Search(
         motif=motif_of(motif_record),
         start=query.start,
@@ -442,22 +458,28 @@ def find_creneaux(conn: Connection, query: SlotQuery, now: datetime | None = Non
         agent_ids=frozenset(agents),
     )
     holidays = holiday_intervals(organisation, query.start, query.end)
-    return engine.find_creneaux(search, plages, busy, holidays)
+    found = engine.find_creneaux(search, plages, busy, holidays)
+    limits.check_deadline(deadline)
+    return found
 
 
 def next_availability(
-    conn: Connection, query: SlotQuery, now: datetime | None = None
+    conn: Connection,
+    query: SlotQuery,
+    now: datetime | None = None,
+    deadline: float | None = None,
 ) -> Creneau | None:
     """The first slot from the query's start, looking up to its end (at most
     the motif's maximum delay for public booking), two weeks at a time."""
     now = now or datetime.now(UTC)
+    limits.check_search(query.start, query.end, now)
     cursor = query.start
     while cursor < query.end:
         window_end = min(cursor + _NEXT_WINDOW, query.end)
         window = SlotQuery(
             query.motif_id, cursor, window_end, query.public, query.lieu_id, query.agent_ids
         )
-        found = find_creneaux(conn, window, now)
+        found = find_creneaux(conn, window, now, deadline)
         if found:
             return found[0]
         cursor = window_end

@@ -10,7 +10,6 @@ objects.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -250,20 +249,23 @@ def build_event(
     return calendar.to_ical().decode("utf-8")
 
 
-_POSTCODE_CITY = re.compile(r"\b(\d{5})\s+([^,\n]+)")
-
-
-def location_text(location_type: str, lieu: dict | None, home_address: str | None = None) -> str:
+def location_text(
+    location_type: str,
+    lieu: dict | None,
+    home_postcode: str | None = None,
+    home_city: str | None = None,
+) -> str:
     """LOCATION of an RDV: the lieu's name and address at a public office;
-    for a visit at home only the postcode and city (no street: the feed and
-    Outlook carry this text)."""
+    for a visit at home only the usager's structured postcode and city, never
+    the free-text address (the feed and Outlook carry this text, and an
+    address line holds floors, door codes, names on the bell)."""
     if location_type == "phone":
         return "Par téléphone"
     if location_type == "visio":
         return "Visioconférence"
     if location_type == "home":
-        found = _POSTCODE_CITY.search(home_address or "")
-        return f"À domicile ({found.group(1)} {found.group(2).strip()})" if found else "À domicile"
+        place = " ".join(p.strip() for p in (home_postcode, home_city) if p and p.strip())
+        return f"À domicile ({place})" if place else "À domicile"
     if lieu is None:
         return ""
     return f"{lieu['name']}, {lieu['address']}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -12,8 +14,9 @@ from aiohttp import web
 
 from calserver.app import create_app
 from calserver.bootstrap import prepare_database
-from calserver.config import ConfigError, Settings, load_settings
+from calserver.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from calserver.memory import allocator
+from plugins import log_redaction
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
 from storage.database import Database
@@ -87,9 +90,32 @@ def _serve(settings: Settings, db: Database) -> None:
     allocator.tune()
     app = create_app(settings, db)
     url = f"http://{settings.host}:{settings.port}"
-    print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")
-    sys.stdout.flush()
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+    def announce(_aiohttp_banner: str) -> None:
+        # Called once the socket is bound: the line means the server answers.
+        print(f"calserver is serving {url}/  (CalDAV: {url}/dav/, health: {url}/healthz)")
+        if not settings.public_url:
+            logging.getLogger("calserver").warning(
+                "[server] public_url is not set: feed links point at %s", settings.base_url
+            )
+        sys.stdout.flush()
+
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=announce, access_log=None)
+    except OSError as e:
+        reason = "the port is in use" if e.errno == errno.EADDRINUSE else e.strerror
+        raise ServeError(f"cannot listen on {url}: {reason}") from None
+
+
+class ServeError(Exception):
+    """The server could not start; the message says why in one line."""
+
+
+def _configured(args: argparse.Namespace) -> bool:
+    """Whether the operator named a database: a config file or the environment.
+    Operator commands refuse to run otherwise, rather than create an empty
+    database in whatever folder they were started from."""
+    return bool(args.config or DEFAULT_CONFIG.exists() or os.environ.get("CALSERVER_DATABASE_URL"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,9 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log_redaction.install()
     # Radicale and Alembic narrate every request and migration step at INFO.
     for noisy in ("radicale", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if args.command != "serve" and not _configured(args):
+        print(
+            f"calserver: no configuration: {DEFAULT_CONFIG} is not in {Path.cwd()} and "
+            "CALSERVER_DATABASE_URL is not set (name a file with --config)",
+            file=sys.stderr,
+        )
+        return 2
     if args.command == "serve":
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
         settings = Settings(**{**settings.__dict__, **overrides})
@@ -144,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import":
             count = import_folder(db, args.collection.strip("/"), args.folder)
             print(f"{count} objects imported into {args.collection}")
-    except (agents.AgentError, ImportRefused) as e:
+    except (agents.AgentError, ImportRefused, ServeError) as e:
         print(f"calserver: {e}", file=sys.stderr)
         return 1
     finally:

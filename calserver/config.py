@@ -42,6 +42,16 @@ class Settings:
     feed_past_days: int
     feed_ahead_days: int
 
+    @property
+    def base_url(self) -> str:
+        """Where the links the server hands out point (feed URLs, links in
+        feeds): ``public_url``, else the address the server is bound to, never
+        a request's Host header, which any client sets as it likes."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
 
 def _sqlite_relative_to(url: str, folder: Path) -> str:
     parsed = make_url(url)
@@ -78,6 +88,9 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         return value
 
     host = get("server", "host", "127.0.0.1")
+    public_url = get("server", "public_url", "").rstrip("/")
+    if public_url and not public_url.startswith(("https://", "http://")):
+        raise ConfigError(f"[server] public_url must start with https://, not {public_url!r}")
     port = get_int("server", "port", 5232)
     database_url = env.get("CALSERVER_DATABASE_URL") or get(
         "database", "url", "sqlite:///calserver.db"
@@ -99,7 +112,7 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         admin_login=get("bootstrap", "admin_login", "admin"),
         admin_password=env.get("CALSERVER_ADMIN_PASSWORD") or None,
         log_level=get("logging", "level", "info").upper(),
-        public_url=get("server", "public_url", "").rstrip("/"),
+        public_url=public_url,
         feed_refresh_minutes=get_int("feeds", "refresh_minutes", 60),
         feed_past_days=get_int("feeds", "past_days", 31),
         feed_ahead_days=get_int("feeds", "ahead_days", 366),

@@ -1,5 +1,7 @@
 """What an agent's feed holds, from the agenda index and the motif and lieu
-tables (never from the text a client wrote into an event).
+tables (never from the text a client wrote into an event).  Events are named
+by their opaque public id (UID, and the back-office URL), never by the UID a
+client chose, which may hold a name.
 
 RDVs of all the agent's organisations in the window, cancelled ones left out
 (Google drops them anyway; other clients would show them struck); with the
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
@@ -72,25 +73,27 @@ def body(conn: Connection, feed: Feed, settings: FeedSettings, base_url: str) ->
     for rdv in feeds.rdvs(conn, agent_id, start, end):
         motif = motifs.get(rdv.motif_id or 0)
         location_type = motif["location_type"] if motif else "public_office"
-        home = _home_address(conn, rdv.item_id) if location_type == "home" else None
+        home = _home(conn, rdv.item_id) if location_type == "home" else (None, None)
         found.append(
             FeedEvent(
-                uid=rdv.uid,
+                uid=f"{rdv.public_id}@calserver",
                 start=_dt(rdv.starts_at),
                 end=_dt(rdv.ends_at),
                 summary=motif["name"] if motif else "RDV",
                 last_modified=_dt(rdv.modified_at),
                 sequence=rdv.sequence,
-                location=events.location_text(location_type, lieux.get(rdv.lieu_id or 0), home)
+                location=events.location_text(location_type, lieux.get(rdv.lieu_id or 0), *home)
                 or None,
-                url=f"{base_url}/backoffice/rdvs/{quote(rdv.uid, safe='')}",
+                url=f"{base_url}/backoffice/rdvs/{rdv.public_id}",
             )
         )
     if feed.agent["feed_with_availability"]:
-        for kind, uid, r_start, r_end, modified in feeds.availability(conn, agent_id, start, end):
+        for kind, public_id, r_start, r_end, modified in feeds.availability(
+            conn, agent_id, start, end
+        ):
             found.append(
                 FeedEvent(
-                    uid=f"{uid}-{r_start}",
+                    uid=f"{public_id}-{r_start}@calserver",
                     start=_dt(r_start),
                     end=_dt(r_end),
                     summary="Plage d'ouverture" if kind == "plage" else "Indisponibilité",
@@ -105,14 +108,14 @@ def body(conn: Connection, feed: Feed, settings: FeedSettings, base_url: str) ->
     )
 
 
-def _home_address(conn: Connection, item_id: int) -> str | None:
-    """The first usager's address, read only to print its postcode and city."""
+def _home(conn: Connection, item_id: int) -> tuple[str | None, str | None]:
+    """Postcode and city of the RDV's first usager (the item's text is read
+    only for the usager's id)."""
     text = calendars.item_text(conn, item_id)
     if text is None:
-        return None
+        return None, None
     try:
         usager_ids = events.parse(text, "UTC").usager_ids
     except events.BookingRefused:
-        return None
-    usager = scheduling.usager(conn, usager_ids[0]) if usager_ids else None
-    return usager["address"] if usager else None
+        return None, None
+    return feeds.home_of(conn, usager_ids[0]) if usager_ids else (None, None)

@@ -1,7 +1,8 @@
 """GET/HEAD /feeds/<token>.ics: the agent's Webcal feed.
 
-The token is looked up by its SHA-256 and then compared in constant time; an
-unknown or rotated token answers 404 (the same answer, whatever the reason).
+The token is looked up by its SHA-256 (the only form stored); an unknown or
+rotated token answers 404 (the same answer, whatever the reason).  Links in
+the feed start with the configured base URL, never the request's Host.
 Conditional requests are answered from the feed's version alone (a few small
 queries): If-None-Match with the strong ETag, else If-Modified-Since, gets a
 304 without building the body.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import hmac
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,11 +27,8 @@ from storage.database import Database
 class FeedService:
     db: Database
     settings: builder.FeedSettings
-    public_url: str
+    base_url: str
     executor: ThreadPoolExecutor
-
-    def base_url(self, request: web.Request) -> str:
-        return self.public_url or f"{request.scheme}://{request.host}"
 
 
 def _not_modified(request: web.Request, feed: builder.Feed) -> bool:
@@ -52,14 +49,12 @@ def _not_modified(request: web.Request, feed: builder.Feed) -> bool:
 def handler(service: FeedService) -> Callable:
     async def feed(request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
-        base_url = service.base_url(request)
+        base_url = service.base_url
 
         def answer() -> tuple[builder.Feed, bool, bytes | None] | None:
             with service.db.transaction(write=False) as conn:
                 agent = feeds.agent_by_token_hash(conn, feeds.token_hash(token))
-                if agent is None or not hmac.compare_digest(
-                    (agent["feed_token"] or "").encode(), token.encode()
-                ):
+                if agent is None:
                     return None
                 resolved = builder.resolve(conn, agent, service.settings, base_url)
                 if _not_modified(request, resolved):

@@ -10,7 +10,7 @@ from typing import Any
 
 from radicale import config as radicale_config
 
-from plugins import log_redaction, timezone_cache
+from plugins import log_redaction, timezone_cache, vobject_text
 from plugins.application import Application
 from plugins.auth import Auth
 from plugins.rights import Rights
@@ -43,10 +43,16 @@ def build_caldav(db: Database, *, max_content_length: int, realm: str) -> CalDAV
 
     log_redaction.install()
     timezone_cache.install()
+    vobject_text.install()
     configuration = radicale_config.load()
     configuration.update(
         {
-            "server": {"max_content_length": str(max_content_length)},
+            # Radicale caps one resource at 80% of a request body and warns on
+            # every start when it has to: say it ourselves.
+            "server": {
+                "max_content_length": str(max_content_length),
+                "max_resource_size": str(int(max_content_length * 0.8)),
+            },
             "auth": {"type": plugin(Auth), "realm": realm},
             "rights": {"type": plugin(Rights)},
             "storage": {"type": plugin(Storage)},

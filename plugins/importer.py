@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from booking.rules import BookingRefused
-from plugins import timezone_cache
+from plugins import timezone_cache, vobject_text
 from plugins.item_index import prepared_item
 from plugins.storage import store_item
 from storage import agents, calendars
@@ -29,6 +29,7 @@ class ImportRefused(ValueError):
 def import_folder(db: Database, collection_path: str, folder: Path) -> int:
     """Import every ``*.ics`` file of ``folder`` (one object each, href = file name)."""
     timezone_cache.install()
+    vobject_text.install()
     prepared = []
     for path in sorted(folder.glob("*.ics")):
         text = path.read_text(encoding="utf-8")

@@ -10,14 +10,16 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from typing import Any
 
 from radicale import item as radicale_item
 from radicale.item import filter as radicale_filter
 
+from booking.recurrence import SERIES_BUDGET, reach
 from storage.calendars import FAR_FUTURE, ItemWrite
 
 # Radicale's default for PUT, so that every path accepts exactly what a PUT would.
-MAX_RRULE_OCCURRENCES = 10_000
+MAX_RRULE_OCCURRENCES = SERIES_BUDGET
 # Occurrences of a series are stored up to this far ahead of now (or of the
 # series' start when it starts later), and at most this many; past that the
 # storage hands the series to Radicale's exact test.
@@ -41,6 +43,17 @@ def _single_interval(ranges: list[tuple[int, int]], start: int, end: int) -> boo
             return False
         reach = max(reach, r_end)
     return reach >= end
+
+
+def _reach(components: list[Any]) -> int:
+    """Where the series' expansion stops (``booking.recurrence.reach``)."""
+    found = radicale_filter.TIMESTAMP_MAX
+    for component in components:
+        rules = [line.value for line in component.contents.get("rrule", [])]
+        if rules and hasattr(component, "dtstart"):
+            first = radicale_filter.date_to_datetime(component.dtstart.value)
+            found = min(found, _ts_floor(reach(rules, first)))
+    return found
 
 
 def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
@@ -69,10 +82,16 @@ def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
     infinite = False
     truncated_at: int | None = None
     horizon: float | None = None
+    # Past its reach a series has no occurrence, here as in the booking engine.
+    reached = _reach(components)
+    cut = False
 
     def range_fn(start: datetime, end: datetime, _is_recurrence: bool) -> bool:
-        nonlocal truncated_at, horizon
+        nonlocal truncated_at, horizon, cut
         start_ts = _ts_floor(start)
+        if start_ts >= reached:
+            cut = True
+            return True
         if horizon is None:
             horizon = max(time.time(), start_ts) + HORIZON_SECONDS
         if start_ts >= horizon or len(ranges) >= MAX_RANGES:
@@ -91,9 +110,10 @@ def item_write(item: radicale_item.Item, href: str) -> ItemWrite:
         t_start, t_end = radicale_filter.TIMESTAMP_MIN, radicale_filter.TIMESTAMP_MAX
     else:
         t_start = min(s for s, _ in ranges)
+        longest = max(e - s for s, e in ranges)
         t_end = (
-            radicale_filter.TIMESTAMP_MAX
-            if (infinite or truncated_at is not None)
+            min(radicale_filter.TIMESTAMP_MAX, reached + longest)
+            if ((infinite and not cut) or truncated_at is not None)
             else max(e for _, e in ranges)
         )
     write = write_for(t_start, t_end)

@@ -10,6 +10,7 @@ follows the window asked, not the agent's history.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -26,6 +27,15 @@ AGENT_LOCK_NAMESPACE = 0x63616C
 # absence is 21 rows), so that a window query bounds its index scan on both
 # sides: r_start in [window start - MAX_PIECE, window end).
 MAX_PIECE = 86_400
+# Namespace of the public ids of indexed events (uuid5 of the item's id).
+PUBLIC_ID_NAMESPACE = uuid.UUID("6f1c1d2e-5b0a-4a8e-9a55-2f4b2a7c9e31")
+
+
+def public_id(item_id: int) -> str:
+    """The opaque id feeds and outside links use for an item: nothing of the
+    client's UID (which may hold a name), the same for every version of the
+    item, and resolved back through the indexed ``agenda_events.public_id``."""
+    return str(uuid.uuid5(PUBLIC_ID_NAMESPACE, f"item/{item_id}"))
 
 
 @dataclass
@@ -83,6 +93,7 @@ def replace_event(conn: Connection, item_id: int, event: IndexedEvent | None) ->
     conn.execute(
         insert(agenda_events).values(
             item_id=item_id,
+            public_id=public_id(item_id),
             agent_id=event.agent_id,
             kind=event.kind,
             uid=event.uid,

@@ -1,9 +1,11 @@
 """Repository of Webcal feeds: tokens, and the rows a feed is built from.
 
-A token is found by its SHA-256 (the lookup never compares the secret itself;
-the caller compares in constant time).  Everything a feed says comes from the
-agenda index and the motif and lieu tables, never from an item's text, so a
-feed cannot carry what a client wrote into an event.
+Only a token's SHA-256 is stored: the token is shown to its agent once, when
+made, and a feed request is matched on the digest (the database never sees
+nor compares the secret, so neither a leaked row nor the lookup's timing gives
+it away).  Everything a feed says comes from the agenda index and the motif,
+lieu and usager postcode/city columns, never from an item's text, so a feed
+cannot carry what a client wrote into an event.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from storage.schema import (
     items,
     lieux,
     motifs,
+    usagers,
 )
 
 
@@ -36,7 +39,6 @@ _AGENT_BY_TOKEN = select(
     agents.c.id,
     agents.c.login,
     agents.c.display_name,
-    agents.c.feed_token,
     agents.c.feed_with_availability,
 ).where(agents.c.feed_token_hash == bindparam("digest"))
 _AGENDAS = (
@@ -68,21 +70,29 @@ def agent_by_token_hash(conn: Connection, digest: str) -> dict | None:
 
 def set_token(conn: Connection, agent_id: int, token: str) -> None:
     conn.execute(
-        update(agents)
-        .where(agents.c.id == agent_id)
-        .values(feed_token=token, feed_token_hash=token_hash(token))
+        update(agents).where(agents.c.id == agent_id).values(feed_token_hash=token_hash(token))
     )
 
 
-def token_of(conn: Connection, agent_id: int) -> str | None:
-    return conn.execute(
-        select(agents.c.feed_token).where(agents.c.id == agent_id)
+def has_token(conn: Connection, agent_id: int) -> bool:
+    digest = conn.execute(
+        select(agents.c.feed_token_hash).where(agents.c.id == agent_id)
     ).scalar_one_or_none()
+    return digest is not None
+
+
+def home_of(conn: Connection, usager_id: int) -> tuple[str | None, str | None]:
+    """The postcode and city of a usager (all a home visit's LOCATION says);
+    the other columns of the row are not even read."""
+    row = conn.execute(
+        select(usagers.c.postcode, usagers.c.city).where(usagers.c.id == usager_id)
+    ).first()
+    return (row.postcode, row.city) if row else (None, None)
 
 
 @dataclass(frozen=True)
 class FeedRdv:
-    uid: str
+    public_id: str
     starts_at: int
     ends_at: int
     sequence: int
@@ -98,7 +108,7 @@ def rdvs(conn: Connection, agent_id: int, start: int, end: int) -> list[FeedRdv]
     e = agenda_events
     query = (
         select(
-            e.c.uid, e.c.starts_at, e.c.ends_at, e.c.sequence, items.c.modified_at,
+            e.c.public_id, e.c.starts_at, e.c.ends_at, e.c.sequence, items.c.modified_at,
             e.c.motif_id, e.c.lieu_id, e.c.organisation_id, e.c.item_id,
         )
         .join(items, items.c.id == e.c.item_id)
@@ -117,11 +127,11 @@ def rdvs(conn: Connection, agent_id: int, start: int, end: int) -> list[FeedRdv]
 def availability(
     conn: Connection, agent_id: int, start: int, end: int
 ) -> list[tuple[str, str, int, int, int]]:
-    """(kind, uid, start, end, modified_at) of the agent's absences and plage
-    occurrences overlapping [start, end), pieces of one occurrence joined."""
+    """(kind, public id, start, end, modified_at) of the agent's absences and
+    plage occurrences overlapping [start, end), pieces of one occurrence joined."""
     o, e = agenda_occurrences, agenda_events
     query = (
-        select(e.c.kind, e.c.uid, o.c.r_start, o.c.r_end, items.c.modified_at)
+        select(e.c.kind, e.c.public_id, o.c.r_start, o.c.r_end, items.c.modified_at)
         .join(e, e.c.item_id == o.c.item_id)
         .join(items, items.c.id == o.c.item_id)
         .where(
@@ -129,7 +139,7 @@ def availability(
             o.c.kind.in_(("absence", "plage")),
             and_(o.c.r_end > start, o.c.r_start < end),
         )
-        .order_by(e.c.uid, o.c.r_start)
+        .order_by(e.c.public_id, o.c.r_start)
     )
     joined: list[tuple[str, str, int, int, int]] = []
     for kind, uid, r_start, r_end, modified in conn.execute(query):

@@ -86,8 +86,8 @@ agents = Table(
     Column("created_at", BigInteger, nullable=False),
     # Whether OPAQUE events of the agent's other calendars block booking.
     Column("other_calendars_block", Boolean, nullable=False, server_default="1"),
-    # The Webcal feed's secret: shown to its agent, found by its SHA-256.
-    Column("feed_token", String(64), nullable=True),
+    # SHA-256 of the Webcal feed's secret; the secret itself is shown to the
+    # agent once, when made, and never stored.
     Column("feed_token_hash", String(64), nullable=True, unique=True),
     # Whether the feed also carries the agent's absences and plages.
     Column("feed_with_availability", Boolean, nullable=False, server_default="0"),
@@ -230,6 +230,10 @@ usagers = Table(
     Column("email", String(320), nullable=True),
     Column("phone", String(40), nullable=True),
     Column("address", String(400), nullable=True),
+    # Structured, for what may be said of a home visit outside (a feed's
+    # LOCATION): the free-text address never leaves.
+    Column("postcode", String(10), nullable=True),
+    Column("city", String(200), nullable=True),
     Column("notes", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
 )
@@ -245,6 +249,9 @@ agenda_events = Table(
     # plage / absence / rdv / event
     Column("kind", String(8), nullable=False),
     Column("uid", String(400), nullable=False),
+    # What feeds and links outside call the event (the client's UID may hold a
+    # name): derived from the item's id, stable across writes and moves.
+    Column("public_id", String(36), nullable=False),
     Column("organisation_id", Integer, nullable=True),
     Column("motif_id", Integer, nullable=True),
     Column("lieu_id", Integer, nullable=True),
@@ -258,6 +265,7 @@ agenda_events = Table(
     # Occurrences are stored up to this instant; later ones are expanded on demand.
     Column("expanded_until", BigInteger, nullable=False),
     Index("ix_agenda_events_agent_kind_start", "agent_id", "kind", "starts_at"),
+    Index("ix_agenda_events_public_id", "public_id", unique=True),
 )
 
 # Occurrences that matter for booking: every plage occurrence, and the busy

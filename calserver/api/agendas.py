@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import Connection
 
-from booking import events
+from booking import events, limits
 from booking.agenda import agent_zone
+from booking.recurrence import FAR_FUTURE
 from booking.rules import BookingRefused
 from calserver.api import schemas
 from calserver.api.base import (
@@ -74,6 +75,23 @@ def _rrule(
     if until is not None:
         last_day = _day(until, "until")
         rule["UNTIL"] = datetime.combine(last_day, time(23, 59, 59), ZoneInfo(zone)).astimezone(UTC)
+    return rule
+
+
+def _checked_rrule(
+    recurrence: schemas.Weekly | schemas.Monthly | None,
+    until: str | None,
+    zone: str,
+    start: datetime,
+    end: datetime,
+) -> dict | None:
+    """The entry's rule, after the limits every agenda entry obeys (checked
+    here too, before the event is built: a date out of range would not build)."""
+    now = datetime.now(UTC)
+    limits.check_span(start, end, now)
+    rule = _rrule(recurrence, until, zone)
+    if rule is not None and "UNTIL" in rule:
+        limits.check_until(rule["UNTIL"], start, now)
     return rule
 
 
@@ -174,6 +192,7 @@ def _build_plage(conn: Connection, plage: schemas.PlageIn, zone: str, uid: str) 
     end = datetime.combine(first, time.fromisoformat(plage.end_time), tz)
     if end <= start:
         raise ApiError(422, "invalid-value", "a plage ends after it starts, on the same day")
+    rrule = _checked_rrule(plage.recurrence, plage.until, zone, start, end)
     lieu = scheduling.lieu(conn, plage.lieu_id) if plage.lieu_id is not None else None
     return events.build_event(
         zone=zone,
@@ -181,7 +200,7 @@ def _build_plage(conn: Connection, plage: schemas.PlageIn, zone: str, uid: str) 
         end=end,
         summary=plage.title or "Plage d'ouverture",
         uid=uid,
-        rrule=_rrule(plage.recurrence, plage.until, zone),
+        rrule=rrule,
         transparent=True,
         motif_ids=plage.motif_ids,
         lieu_id=plage.lieu_id,
@@ -203,7 +222,7 @@ def _build_absence(conn: Connection, absence: schemas.AbsenceIn, zone: str, uid:
         end=end,
         summary=absence.title or "Indisponibilité",
         uid=uid,
-        rrule=_rrule(absence.recurrence, absence.until, zone),
+        rrule=_checked_rrule(absence.recurrence, absence.until, zone, start, end),
     )
 
 
@@ -268,7 +287,8 @@ async def create_rdv(request: web.Request) -> web.Response:
                     usager_id, f"{usager['first_name']} {usager['last_name']}", usager["email"]
                 )
             )
-        home = scheduling.usager(conn, rdv.usager_ids[0])["address"] if rdv.usager_ids else None
+        first = scheduling.usager(conn, rdv.usager_ids[0]) if rdv.usager_ids else None
+        home = (first["postcode"], first["city"]) if first else (None, None)
         start = parse_moment(rdv.starts_at, zone, "starts_at")
         names = ", ".join(a.name for a in attendees)
         uid = _new_uid()
@@ -280,7 +300,7 @@ async def create_rdv(request: web.Request) -> web.Response:
             summary=f"{motif['name']} : {names}" if names else motif["name"],
             motif_ids=[motif["id"]],
             lieu_id=rdv.lieu_id,
-            location=events.location_text(motif["location_type"], lieu, home),
+            location=events.location_text(motif["location_type"], lieu, *home),
             organisation_id=organisation["id"],
             status=rdv.status,
             attendees=attendees,
@@ -300,8 +320,10 @@ async def list_rdvs(request: web.Request) -> web.Response:
         owner = _owner(conn, agent_id)
         _require(ctx, login, owner, "rdv", "r")
         zone = agent_zone(conn, agent_id)
-        start = parse_moment(request.query.get("from", "1970-01-01"), zone, "from")
-        end = parse_moment(request.query.get("to", "9999-12-30"), zone, "to", end_of_day=True)
+        # Without dates: every RDV of the agenda.
+        raw_from, raw_to = request.query.get("from"), request.query.get("to")
+        start = parse_moment(raw_from, zone, "from") if raw_from else limits.EARLIEST
+        end = parse_moment(raw_to, zone, "to", end_of_day=True) if raw_to else FAR_FUTURE
         texts = agenda_index.texts_in_window(
             conn, agent_id, "rdv", int(start.timestamp()), int(end.timestamp())
         )

@@ -5,8 +5,9 @@ errors as JSON a person can read.
 Errors: ``{"error": {"code": "...", "message": "..."}}`` with 400 (unreadable
 body), 401 (no or wrong credentials, with a Basic challenge), 403 (no right),
 404 (nothing visible there), 409 (slot taken), 413 (body too large), 422
-(a value or a booking rule refuses).  Unexpected failures answer 500 with no
-detail; the log names the exception type only, never request data.
+(a value or a booking rule refuses), 503 (a search ran out of its time
+budget).  Unexpected failures answer 500 with no detail; the log names the
+exception type only, never request data.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from radicale.auth import AuthContext
 from sqlalchemy import Connection
 
 from booking.rules import BookingRefused
+from calserver.access_log import route_template
 from plugins.auth import Auth
 from plugins.rights import Rights
 from storage import scheduling
@@ -65,7 +67,7 @@ class ApiContext:
     rights: Rights
     realm: str
     executor: ThreadPoolExecutor
-    public_url: str = ""
+    base_url: str  # where links point (Settings.base_url)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -106,7 +108,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             }
         return _error(e.status, e.code, e.message, headers)
     except BookingRefused as e:
-        return _error(e.status if e.status in (404, 409) else 422, e.code, e.message)
+        return _error(e.status if e.status in (404, 409, 503) else 422, e.code, e.message)
     except msgspec.ValidationError as e:
         return _error(422, "invalid-value", str(e))
     except msgspec.DecodeError:
@@ -121,7 +123,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.error(
             "API request %s %s failed: %s at %s:%s",
             request.method,
-            request.rel_url.path,
+            route_template(request),
             type(e).__name__,
             frame.filename,
             frame.lineno,

@@ -2,7 +2,9 @@
 Calendar's subscribe link), rotation, and whether it carries availability.
 
 Only the agent and the admins of its organisations see or change these: the
-URL is a secret that shows the agent's RDVs to whoever holds it.
+URL is a secret that shows the agent's RDVs to whoever holds it.  Only its
+hash is stored, so the URL is shown once, when made (first ``GET``, or a
+rotation); afterwards ``GET`` says how to rotate for a new one.
 """
 
 from __future__ import annotations
@@ -43,37 +45,56 @@ def _allowed(conn: Connection, login: str, agent_id: int) -> dict:
     return agent
 
 
-def _token(conn: Connection, agent_id: int, *, rotate: bool = False) -> str:
-    """The agent's feed token; a new one when rotating or first asked."""
-    token = None if rotate else feeds.token_of(conn, agent_id)
-    if token is None:
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        feeds.set_token(conn, agent_id, token)
-    return token
-
-
-def _links(request: web.Request, ctx: ApiContext, token: str, with_availability: bool) -> dict:
-    base = ctx.public_url or f"{request.scheme}://{request.host}"
-    https = f"{base}/feeds/{token}.ics"
+def _links(ctx: ApiContext, token: str) -> dict:
+    https = f"{ctx.base_url}/feeds/{token}.ics"
     webcal = "webcal://" + https.split("://", 1)[1]
     return {
         "https": https,
         "webcal": webcal,
         "google": "https://calendar.google.com/calendar/r?cid=" + quote(webcal, safe=""),
-        "with_availability": with_availability,
     }
 
 
+def _answer(request: web.Request, with_availability: bool, token: str | None) -> dict:
+    """The feed's state; its URLs only with a token just made (only its hash
+    is kept, so a URL cannot be shown twice)."""
+    answer: dict = {
+        "with_availability": with_availability,
+        "rotate": request.path.removesuffix("/rotate") + "/rotate",
+    }
+    if token is None:
+        answer["message"] = (
+            "The feed's URL is shown only when it is made. To get a URL again, "
+            "rotate it (POST to 'rotate'): the old URL then stops working."
+        )
+    return answer
+
+
+def _made(request: web.Request, with_availability: bool, token: str) -> dict:
+    return {**_answer(request, with_availability, token), **_links(context(request), token)}
+
+
+def _new_token(conn: Connection, agent_id: int) -> str:
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    feeds.set_token(conn, agent_id, token)
+    return token
+
+
 async def get_feed(request: web.Request) -> web.Response:
+    """The feed's URLs the first time (the feed is made then), afterwards its
+    settings and how to get a new URL."""
     login, agent_id = await login_of(request), int_param(request, "agent")
     ctx = context(request)
 
-    def write(conn: Connection) -> tuple[str, bool]:
+    def write(conn: Connection) -> tuple[str | None, bool]:
         agent = _allowed(conn, login, agent_id)
-        return _token(conn, agent_id), bool(agent["feed_with_availability"])
+        token = None if feeds.has_token(conn, agent_id) else _new_token(conn, agent_id)
+        return token, bool(agent["feed_with_availability"])
 
     token, with_availability = await ctx.run(ctx.write, write)
-    return json(_links(request, ctx, token, with_availability))
+    if token is None:
+        return json(_answer(request, with_availability, None))
+    return json(_made(request, with_availability, token))
 
 
 async def rotate_feed(request: web.Request) -> web.Response:
@@ -82,10 +103,10 @@ async def rotate_feed(request: web.Request) -> web.Response:
 
     def write(conn: Connection) -> tuple[str, bool]:
         agent = _allowed(conn, login, agent_id)
-        return _token(conn, agent_id, rotate=True), bool(agent["feed_with_availability"])
+        return _new_token(conn, agent_id), bool(agent["feed_with_availability"])
 
     token, with_availability = await ctx.run(ctx.write, write)
-    return json(_links(request, ctx, token, with_availability))
+    return json(_made(request, with_availability, token))
 
 
 async def patch_feed(request: web.Request) -> web.Response:
@@ -93,15 +114,14 @@ async def patch_feed(request: web.Request) -> web.Response:
     change = await body(request, schemas.FeedPatch)
     ctx = context(request)
 
-    def write(conn: Connection) -> tuple[str, bool]:
+    def write(conn: Connection) -> None:
         _allowed(conn, login, agent_id)
         scheduling.set_agent_settings(
             conn, agent_id, {"feed_with_availability": change.with_availability}
         )
-        return _token(conn, agent_id), change.with_availability
 
-    token, with_availability = await ctx.run(ctx.write, write)
-    return json(_links(request, ctx, token, with_availability))
+    await ctx.run(ctx.write, write)
+    return json(_answer(request, change.with_availability, None))
 
 
 def add_routes(app: web.Application) -> None:

@@ -43,7 +43,13 @@ OPERATIONS: tuple[tuple[str, str, str, type | None, tuple[str, ...]], ...] = (
     ("get", "/agents/{agent}/rdvs/{uid}", "An RDV", None, ()),
     ("patch", "/agents/{agent}/rdvs/{uid}", "Move, relocate or set status", schemas.RdvPatch, ()),
     ("delete", "/agents/{agent}/rdvs/{uid}", "Cancel (revoke) an RDV; it stays", None, ()),
-    ("get", "/agents/{agent}/feed", "The agent's feed URLs (created on first ask)", None, ()),
+    (
+        "get",
+        "/agents/{agent}/feed",
+        "Feed URLs, shown once (first ask); then how to rotate",
+        None,
+        (),
+    ),
     (
         "patch",
         "/agents/{agent}/feed",
@@ -51,7 +57,13 @@ OPERATIONS: tuple[tuple[str, str, str, type | None, tuple[str, ...]], ...] = (
         schemas.FeedPatch,
         (),
     ),
-    ("post", "/agents/{agent}/feed/rotate", "A new feed URL; the old one answers 404", None, ()),
+    (
+        "post",
+        "/agents/{agent}/feed/rotate",
+        "A new feed URL (shown once); the old one is 404",
+        None,
+        (),
+    ),
     (
         "get",
         "/creneaux",

@@ -13,6 +13,8 @@ Text = Annotated[str, Meta(max_length=5000)]
 Email = Annotated[str, Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
 Phone = Annotated[str, Meta(max_length=40)]
 Address = Annotated[str, Meta(max_length=400)]
+Postcode = Annotated[str, Meta(pattern=r"^\d{5}$", description="French postcode, 5 digits")]
+City = Annotated[str, Meta(min_length=1, max_length=200)]
 Minutes = Annotated[int, Meta(ge=0, le=527040)]
 Id = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
@@ -114,6 +116,8 @@ class UsagerIn(_In):
     email: Email | None = None
     phone: Phone | None = None
     address: Address | None = None
+    postcode: Postcode | None = None
+    city: City | None = None
     notes: Text | None = None
 
 
@@ -123,6 +127,8 @@ class UsagerPatch(_In):
     email: Email | None | UnsetType = UNSET
     phone: Phone | None | UnsetType = UNSET
     address: Address | None | UnsetType = UNSET
+    postcode: Postcode | None | UnsetType = UNSET
+    city: City | None | UnsetType = UNSET
     notes: Text | None | UnsetType = UNSET
 
 

@@ -1,15 +1,23 @@
 """``GET /api/v1/creneaux`` and ``GET /api/v1/creneaux/next``: the créneaux
 engine for agents (``public=true`` applies the motif's booking delays, as the
-public page will)."""
+public page will).
+
+Searches run on their own small thread pool (``SEARCHES``), so that however
+many are asked at once, the other requests keep their threads; each has a time
+budget counted from its arrival (``booking.limits``), so a search queued
+behind others gives up instead of piling up.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy import Connection
 
-from booking import agenda
+from booking import agenda, limits
 from booking.model import Creneau
 from calserver.api.base import (
     MAX_ID,
@@ -27,6 +35,7 @@ from storage import scheduling
 
 MAX_WINDOW = timedelta(days=93)
 NEXT_LOOKAHEAD = timedelta(days=366)
+SEARCHES = web.AppKey("searches", ThreadPoolExecutor)
 
 
 def _agents_param(request: web.Request) -> list[int] | None:
@@ -68,15 +77,25 @@ def _slot_params(request: web.Request) -> tuple[int, int | None, list[int] | Non
     return motif_id, lieu_id, _agents_param(request), public
 
 
+async def _search(request: web.Request, read) -> dict:  # type: ignore[no-untyped-def]
+    """Run ``read(conn, deadline)`` in a read transaction on the search pool."""
+    ctx = context(request)
+    deadline = limits.deadline()
+
+    def run() -> dict:
+        return ctx.read(lambda conn: read(conn, deadline))
+
+    return await asyncio.get_running_loop().run_in_executor(request.app[SEARCHES], run)
+
+
 async def creneaux(request: web.Request) -> web.Response:
     login = await login_of(request)
     motif_id, lieu_id, agents, public = _slot_params(request)
     for name in ("from", "to"):
         if not request.query.get(name):
             raise ApiError(422, "missing-parameter", f"the parameter {name!r} is required")
-    ctx = context(request)
 
-    def read(conn: Connection) -> dict:
+    def read(conn: Connection, deadline: float) -> dict:
         zone = _motif_zone(conn, login, motif_id)
         start = parse_moment(request.query["from"], zone, "from")
         end = parse_moment(request.query["to"], zone, "to", end_of_day=True)
@@ -85,7 +104,7 @@ async def creneaux(request: web.Request) -> web.Response:
         if end - start > MAX_WINDOW:
             raise ApiError(422, "invalid-parameter", "ask for at most 93 days at a time")
         query = agenda.SlotQuery(motif_id, start, end, public, lieu_id, agents)
-        found = agenda.find_creneaux(conn, query)
+        found = agenda.find_creneaux(conn, query, deadline=deadline)
         return {
             "motif_id": motif_id,
             "from": local_iso(start, zone),
@@ -93,15 +112,14 @@ async def creneaux(request: web.Request) -> web.Response:
             "creneaux": [_creneau(c, zone) for c in found],
         }
 
-    return json(await ctx.run(ctx.read, read))
+    return json(await _search(request, read))
 
 
 async def next_creneau(request: web.Request) -> web.Response:
     login = await login_of(request)
     motif_id, lieu_id, agents, public = _slot_params(request)
-    ctx = context(request)
 
-    def read(conn: Connection) -> dict:
+    def read(conn: Connection, deadline: float) -> dict:
         zone = _motif_zone(conn, login, motif_id)
         now = datetime.now(UTC)
         raw = request.query.get("from")
@@ -111,13 +129,13 @@ async def next_creneau(request: web.Request) -> web.Response:
         horizon = (
             now + timedelta(minutes=motif["max_delay_minutes"])
             if public
-            else start + NEXT_LOOKAHEAD
+            else min(start + NEXT_LOOKAHEAD, now + limits.SEARCH_AHEAD)
         )
-        query = agenda.SlotQuery(motif_id, start, horizon, public, lieu_id, agents)
-        found = agenda.next_availability(conn, query, now)
+        query = agenda.SlotQuery(motif_id, start, max(start, horizon), public, lieu_id, agents)
+        found = agenda.next_availability(conn, query, now, deadline)
         return {"creneau": _creneau(found, zone) if found else None}
 
-    return json(await ctx.run(ctx.read, read))
+    return json(await _search(request, read))
 
 
 def add_routes(app: web.Application) -> None:

@@ -47,7 +47,7 @@ def weekly_plage_occurrences(zone: str, first: str, last: str) -> list[PlageOccu
     window = (local(first, tz), local(last, tz))
     return [
         PlageOccurrence(1, 1, ts(s), ts(e), 1, frozenset({MOTIF.id}))
-        for s, e, _ in occurrences(cal, *window, zone)
+        for s, e in occurrences(cal, *window, zone).spans
     ]
 
 

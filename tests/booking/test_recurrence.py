@@ -21,7 +21,7 @@ def local_starts(text: str, first: str, last: str) -> list[str]:
     calendar = icalendar.Calendar.from_ical(text)
     return sorted(
         s.astimezone(PARIS).strftime("%Y-%m-%d %H:%M")
-        for s, _, _ in occurrences(calendar, *window, "Europe/Paris")
+        for s, _ in occurrences(calendar, *window, "Europe/Paris").spans
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -109,3 +110,36 @@ def test_import_loads_a_folder_or_refuses_it_whole(tmp_path: Path) -> None:
         assert listing.text.count("<response>") == 1  # the collection alone
     finally:
         server.stop()
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        url = f"sqlite:///{tmp_path / 'busy.db'}"
+        done = run_cli(url, "serve", "--port", str(port))
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        == f"calserver: cannot listen on http://127.0.0.1:{port}: the port is in use"
+    )
+    assert "calserver is serving" not in done.stdout
+
+
+def test_operator_commands_without_configuration_create_nothing(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CALSERVER_DATABASE_URL"}
+    for command in (["migrate"], ["set-password", "admin"]):
+        done = subprocess.run(
+            [str(CALSERVER), *command],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert done.stderr.count("\n") == 1 and "no configuration" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, TypedDict
 
+from tests.conformance.baseline import BaselineDiff
+
 CALDAV_VERSION = "3.6.0"
 
 #: The suite's name for the server: its tests are ``TestForServer<NAME>``.  It
@@ -39,11 +41,16 @@ RADICALE_39_FEATURES: dict[str, Any] = {
 
 
 class SuiteResult(TypedDict):
-    passed: int
-    failed: int
-    skipped: int
-    errors: int
-    failures: list[str]
+    """Test ids (``Class::test``) by outcome; ``failed`` maps each to its message."""
+
+    passed: list[str]
+    skipped: list[str]
+    failed: dict[str, str]
+
+
+#: Outcomes best first, for telling a loss from a gain.  A test the run did not
+#: have ("not run") is lost coverage, worse than a skip.
+_OUTCOME_ORDER = ("passed", "skipped", "not in baseline", "not run", "failed")
 
 
 def prepare_caldav_suite(cache_dir: Path) -> Path:
@@ -154,20 +161,58 @@ def run_caldav_suite(
 
 
 def _parse_junit(path: Path) -> SuiteResult:
-    """Count one outcome per ``<testcase>`` (an error wins over a failure, which
-    wins over a skip); failed and errored tests are listed as ``Class::test``."""
-    result = SuiteResult(passed=0, failed=0, skipped=0, errors=0, failures=[])
+    """One outcome per ``<testcase>``: an error or a failure is ``failed``, then a
+    skip is ``skipped``, else ``passed``."""
+    result = SuiteResult(passed=[], skipped=[], failed={})
     for case in ET.parse(path).getroot().iter("testcase"):
         name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
-        outcomes = {child.tag for child in case}
-        if "error" in outcomes:
-            result["errors"] += 1
-            result["failures"].append(name)
-        elif "failure" in outcomes:
-            result["failed"] += 1
-            result["failures"].append(name)
+        outcomes = {child.tag: child for child in case}
+        problem = outcomes.get("error", outcomes.get("failure"))
+        if problem is not None:
+            result["failed"][name] = (problem.get("message") or problem.tag).splitlines()[0][:200]
         elif "skipped" in outcomes:
-            result["skipped"] += 1
+            result["skipped"].append(name)
         else:
-            result["passed"] += 1
+            result["passed"].append(name)
+    result["passed"].sort()
+    result["skipped"].sort()
     return result
+
+
+def suite_baseline(result: SuiteResult) -> dict[str, Any]:
+    """The baseline file's content for a clean run: the sorted passed and skipped ids."""
+    if result["failed"]:
+        raise ValueError(f"a baseline cannot record failing tests: {sorted(result['failed'])}")
+    return {
+        "caldav_version": CALDAV_VERSION,
+        "passed": result["passed"],
+        "skipped": result["skipped"],
+    }
+
+
+def compare_suite_with_baseline(result: SuiteResult, baseline: dict[str, Any]) -> BaselineDiff:
+    """Every test id whose outcome differs from the baseline's.
+
+    A failure is always a loss, as is a baseline-passed test that did not pass
+    and a baseline test the run no longer has; a skip turning into a pass and a
+    test the baseline does not know are gains (still to be recorded).
+    """
+    before = dict.fromkeys(baseline["passed"], "passed") | dict.fromkeys(
+        baseline["skipped"], "skipped"
+    )
+    after = (
+        dict.fromkeys(result["passed"], "passed")
+        | dict.fromkeys(result["skipped"], "skipped")
+        | dict.fromkeys(result["failed"], "failed")
+    )
+    diff = BaselineDiff(losses=[], gains=[])
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name, "not in baseline"), after.get(name, "not run")
+        if old == new:
+            continue
+        line = f"{name}: {old} -> {new}"
+        if new == "failed":
+            line += f" ({result['failed'][name]})"
+        worse = _OUTCOME_ORDER.index(new) > _OUTCOME_ORDER.index(old)
+        (diff.losses if worse else diff.gains).append(line)
+    return diff

@@ -19,22 +19,44 @@ from typing import Any
 
 from caldav.compatibility_hints import FeatureSet
 
+from tests.conformance.baseline import BaselineDiff
+
 #: Stock Radicale 3.9 (file storage) as measured by caldav-server-tester 1.7.0.
 REFERENCE_JSON = Path(__file__).with_name("radicale-3.9-reference.json")
 
-#: Higher is worse.  The level names are caldav's ``VALID_SUPPORT_LEVELS``.
-#: "unsupported", "ungraceful" (an error reply) and "unknown" (could not be
-#: established) all mean "a client cannot rely on it", so moving between them
-#: is not a regression; "broken" (silently does the wrong thing) is worst.
-SUPPORT_RANK: dict[str, int] = {
-    "full": 0,
-    "quirk": 1,
-    "fragile": 2,
-    "unsupported": 3,
-    "ungraceful": 3,
-    "unknown": 3,
-    "broken": 4,
-}
+#: Support levels, best first; levels in one set rank alike.  They are caldav's
+#: ``VALID_SUPPORT_LEVELS`` (a fast test keeps the two in step).
+#:
+#: - "quirk" and "fragile" both work with care from the client, so a move
+#:   between them is not a regression.
+#: - "unsupported": the server answers coherently that it does not do it.
+#: - "unknown": the tester could not establish a level.  Besides "not
+#:   applicable" (well-known on localhost), this is what it reports when a
+#:   probe hits an exception it did not expect, which an error reply can cause.
+#:   A move to it from a known level is lost evidence, so it ranks below
+#:   "unsupported"; above "ungraceful" because no error is established.
+#: - "ungraceful": the server answers an error (a 500, say).
+#: - "broken": the server seems to do it but does it wrong, silently; worst.
+SUPPORT_ORDER: tuple[frozenset[str], ...] = (
+    frozenset({"full"}),
+    frozenset({"quirk", "fragile"}),
+    frozenset({"unsupported"}),
+    frozenset({"unknown"}),
+    frozenset({"ungraceful"}),
+    frozenset({"broken"}),
+)
+
+
+def support_rank(level: str) -> int:
+    """Position of ``level`` in :data:`SUPPORT_ORDER` (0 is best).
+
+    A level the order does not know ranks below all of them, so a new caldav
+    release cannot slip a new level past the gate.
+    """
+    for rank, levels in enumerate(SUPPORT_ORDER):
+        if level in levels:
+            return rank
+    return len(SUPPORT_ORDER)
 
 
 def run_server_tester(
@@ -64,6 +86,12 @@ def run_server_tester(
     return report
 
 
+def report_to_keep(report: dict[str, Any]) -> dict[str, Any]:
+    """A report as kept for a baseline: without the run's time and port, which
+    change every run and would only clutter the diff a reviewer reads."""
+    return {key: value for key, value in report.items() if key not in ("ts", "url")}
+
+
 def resolved_levels(features: dict[str, Any]) -> dict[str, str]:
     """Support level of every known server-feature, defaults filled in."""
     feature_set = FeatureSet(features)
@@ -77,18 +105,21 @@ def resolved_levels(features: dict[str, Any]) -> dict[str, str]:
     return levels
 
 
-def compare_with_baseline(result: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
-    """List the features that are worse in ``result`` than in ``baseline``.
+def compare_with_baseline(result: dict[str, Any], baseline: dict[str, Any]) -> BaselineDiff:
+    """The features whose level ranks lower (losses) or higher (gains) in ``result``.
 
-    Both arguments are reports from :func:`run_server_tester`.  Each entry
-    reads ``"feature: baseline-level -> result-level"``.  A level this module
-    does not know ranks as worst, so a new caldav release cannot hide one.
+    Both arguments are reports from :func:`run_server_tester`.  Each line reads
+    ``"feature: baseline-level -> result-level"``; a feature the result no
+    longer reports at all is a loss.  Moves between equally ranked levels are
+    neither.
     """
-    worst = max(SUPPORT_RANK.values()) + 1
     before = resolved_levels(baseline["features"])
     after = resolved_levels(result["features"])
-    return [
-        f"{name}: {level} -> {after[name]}"
-        for name, level in sorted(before.items())
-        if name in after and SUPPORT_RANK.get(after[name], worst) > SUPPORT_RANK.get(level, worst)
-    ]
+    diff = BaselineDiff(losses=[], gains=[])
+    for name, level in sorted(before.items()):
+        new = after.get(name, "absent")
+        if support_rank(new) > support_rank(level):
+            diff.losses.append(f"{name}: {level} -> {new}")
+        elif support_rank(new) < support_rank(level):
+            diff.gains.append(f"{name}: {level} -> {new}")
+    return diff

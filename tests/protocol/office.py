@@ -1,0 +1,93 @@
+"""An organisation set up through the JSON API over real HTTP: alice with a
+lieu, a motif and a weekday plage for the coming year, her feed's URL, and a
+way to book the next free slot.  Shared by the feed and privacy tests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from tests.conftest import ADMIN_PASSWORD, Server
+from tests.dates import today
+
+API = "/api/v1"
+ALICE = ("alice", "alice-password")
+
+
+def ok(answer: httpx.Response, status: int = 200) -> dict:
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
+class Office:
+    """An organisation with alice, a lieu, a motif and a weekday plage for the
+    coming year, set up through the API."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.admin = httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD))
+        self.alice = httpx.Client(base_url=server.url + API, auth=ALICE)
+        self.org = ok(self.admin.get("/me"))["organisations"][0]["id"]
+        agent = {
+            "login": "alice",
+            "services": ["PMI"],
+            "password": ALICE[1],
+            "display_name": "Alice",
+        }
+        self.agent = ok(self.admin.post(f"/organisations/{self.org}/agents", json=agent), 201)["id"]
+        service = ok(self.admin.get(f"/organisations/{self.org}/services"))[0]["id"]
+        lieu = {"name": "Mairie annexe", "address": "1 place de la Mairie, 75011 Paris"}
+        self.lieu = ok(self.admin.post(f"/organisations/{self.org}/lieux", json=lieu), 201)["id"]
+        motif = {"name": "Consultation PMI", "service_id": service, "duration_minutes": 30}
+        self.motif = ok(self.admin.post(f"/organisations/{self.org}/motifs", json=motif), 201)["id"]
+        self.first_day = today() + timedelta(days=1)
+        plage = {
+            "motif_ids": [self.motif],
+            "lieu_id": self.lieu,
+            "first_day": self.first_day.isoformat(),
+            "start_time": "08:00",
+            "end_time": "18:00",
+            "recurrence": {"frequency": "weekly", "weekdays": ["MO", "TU", "WE", "TH", "FR"]},
+        }
+        ok(self.alice.post(f"/agents/{self.agent}/plages", json=plage), 201)
+        self.slots = iter(self._free_slots())
+        links = ok(self.alice.get(f"/agents/{self.agent}/feed"))
+        self.feed_url = links["https"]
+
+    def _free_slots(self) -> list[str]:
+        found = []
+        start = self.first_day
+        while len(found) < 400:
+            answer = ok(
+                self.alice.get(
+                    "/creneaux",
+                    params={"motif": self.motif, "from": start.isoformat(),
+                            "to": (start + timedelta(days=27)).isoformat()},
+                )
+            )  # fmt: skip
+            found += [c["starts_at"] for c in answer["creneaux"]]
+            start += timedelta(days=28)
+        return found
+
+    def book(self, usager: dict | None = None) -> dict:
+        usager_ids = []
+        if usager is not None:
+            created = self.alice.post(f"/organisations/{self.org}/usagers", json=usager)
+            usager_ids = [ok(created, 201)["id"]]
+        return self.book_with(*usager_ids)
+
+    def book_with(self, *usager_ids: int) -> dict:
+        """An RDV of alice's motif at her lieu, on the next free slot."""
+        rdv = {
+            "agent_id": self.agent,
+            "motif_id": self.motif,
+            "lieu_id": self.lieu,
+            "starts_at": next(self.slots),
+            "usager_ids": list(usager_ids),
+        }
+        return ok(self.alice.post("/rdvs", json=rdv), 201)
+
+    def close(self) -> None:
+        self.admin.close()
+        self.alice.close()

@@ -1,0 +1,326 @@
+"""Bounded work per request, over real HTTP on both databases: series that
+repeat within a day, dates far from now and searches far from now answer a
+clear refusal at once (nothing stored), or are stored with a capped expansion
+(ordinary calendars), and heavy searches leave other clients served."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from storage.database import Database
+from storage.schema import agenda_events, agenda_occurrences
+from tests.conftest import ADMIN_PASSWORD, Server
+from tests.dates import at, monday, today
+from tests.ics import event
+
+API = "/api/v1"
+BOOKING_NS = "urn:calserver:booking"
+# A client that waits this long has met a request that does not stop: before
+# these limits each of these requests ran for minutes.
+PATIENCE = 20.0
+
+
+@dataclass
+class Office:
+    server: Server
+    agent: int
+    motif: int
+    lieu: int
+
+    def api(self, login: str = "admin") -> httpx.Client:
+        password = ADMIN_PASSWORD if login == "admin" else f"{login}-password"
+        return httpx.Client(
+            base_url=self.server.url + API, auth=(login, password), timeout=PATIENCE
+        )
+
+
+def _ok(answer: httpx.Response, status: int = 200) -> dict:
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
+def _office(server: Server, duration: int = 30) -> Office:
+    with httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD)) as admin:
+        org = _ok(admin.get("/me"))["organisations"][0]["id"]
+        new = {"login": "alice", "services": ["PMI"], "password": "alice-password"}
+        agent = _ok(admin.post(f"/organisations/{org}/agents", json=new), 201)["id"]
+        pmi = next(
+            s for s in _ok(admin.get(f"/organisations/{org}/services")) if s["name"] == "PMI"
+        )
+        lieu = _ok(
+            admin.post(
+                f"/organisations/{org}/lieux",
+                json={"name": "Mairie", "address": "1 place de la Mairie, 75011 Paris"},
+            ),
+            201,
+        )["id"]
+        motif = {
+            "name": "Consultation",
+            "service_id": pmi["id"],
+            "bookable_by": "everyone",
+            "duration_minutes": duration,
+        }
+        motif_id = _ok(admin.post(f"/organisations/{org}/motifs", json=motif), 201)["id"]
+    return Office(server, agent, motif_id, lieu)
+
+
+def _open(office: Office, start: str, end: str, weekdays: list[str]) -> None:
+    """Give alice a weekly plage from next Monday."""
+    plage = {
+        "motif_ids": [office.motif],
+        "lieu_id": office.lieu,
+        "first_day": monday(1).isoformat(),
+        "start_time": start,
+        "end_time": end,
+        "recurrence": {"frequency": "weekly", "weekdays": weekdays},
+    }
+    with office.api() as admin:
+        _ok(admin.post(f"/agents/{office.agent}/plages", json=plage), 201)
+
+
+@pytest.fixture
+def office(server: Server) -> Iterator[Office]:
+    """alice (PMI), a lieu, a 30-minute motif, and a weekday plage 09:00-12:00
+    from next Monday."""
+    found = _office(server)
+    _open(found, "09:00", "12:00", ["MO", "TU", "WE", "TH", "FR"])
+    yield found
+
+
+def _put(server: Server, path: str, text: str, login: str = "admin") -> httpx.Response:
+    password = ADMIN_PASSWORD if login == "admin" else f"{login}-password"
+    return httpx.put(
+        server.dav + path,
+        auth=(login, password),
+        content=text.encode(),
+        headers={"Content-Type": "text/calendar"},
+        timeout=PATIENCE,
+    )
+
+
+def _precondition(answer: httpx.Response) -> str:
+    assert answer.status_code == 403, answer.text
+    root = ET.fromstring(answer.content)
+    found = [child.tag for child in root if child.tag.startswith("{")]
+    assert root.findtext("{DAV:}responsedescription"), answer.text
+    return next(t.split("}")[1] for t in found if t.startswith(f"{{{BOOKING_NS}}}"))
+
+
+def _exists(server: Server, path: str) -> bool:
+    answer = httpx.get(server.dav + path, auth=("admin", ADMIN_PASSWORD), timeout=PATIENCE)
+    return answer.status_code == 200
+
+
+@pytest.mark.parametrize("agenda", ["plages", "indisponibilites", "rdv"])
+@pytest.mark.parametrize("frequency", ["SECONDLY", "MINUTELY"])
+def test_a_sub_daily_series_is_refused_at_once_in_booking_agendas(
+    office: Office, agenda: str, frequency: str
+) -> None:
+    extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
+    text = event("dense", at(monday(1), 9), rrule=f"FREQ={frequency}", extra=extra)
+    path = f"alice/{agenda}/dense.ics"
+    assert _precondition(_put(office.server, path, text)) == "unsupported-recurrence"
+    assert not _exists(office.server, path)
+
+
+def _report(server: Server, start: str, end: str) -> httpx.Response:
+    body = (
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+        f'<C:comp-filter name="VEVENT"><C:time-range start="{start}" end="{end}"/>'
+        "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+    )
+    return httpx.request(
+        "REPORT",
+        server.dav + "admin/agenda/",
+        auth=("admin", ADMIN_PASSWORD),
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        content=body.encode(),
+        timeout=PATIENCE,
+    )
+
+
+def test_a_secondly_event_in_an_ordinary_calendar_is_stored_capped(server: Server) -> None:
+    start = at(monday(1), 9)
+    answer = _put(server, "admin/agenda/dense.ics", event("dense", start, rrule="FREQ=SECONDLY"))
+    assert answer.status_code == 201, answer.text
+    assert _exists(server, "admin/agenda/dense.ics")
+    database = Database(server.database_url)
+    try:
+        with database.connection() as conn:
+            item = conn.execute(
+                select(agenda_events.c.item_id).where(agenda_events.c.uid == "dense")
+            ).scalar_one()
+            stored = conn.execute(
+                select(func.count()).where(agenda_occurrences.c.item_id == item)
+            ).scalar_one()
+    finally:
+        database.dispose()
+    assert 0 < stored <= 2000
+    # Europe/Paris is UTC+1 or +2: 09:00 local is 07:00 or 08:00 UTC.
+    day = f"{start:%Y%m%d}"
+    hit = _report(server, f"{day}T080000Z", f"{day}T080100Z")
+    assert hit.status_code == 207 and "dense.ics" in hit.text
+    # A day later and a year later: past the series' reach (10,000 seconds).
+    for later in (start + timedelta(days=1), start + timedelta(days=365)):
+        far = _report(
+            server, f"{later:%Y%m%d}T000000Z", f"{later + timedelta(days=30):%Y%m%d}T000000Z"
+        )
+        assert far.status_code == 207 and "dense.ics" not in far.text
+
+
+def test_creneaux_far_from_now_answer_422(office: Office) -> None:
+    with office.api("alice") as alice:
+        for params in (
+            {"motif": office.motif, "from": "8999-01-01", "to": "8999-04-01"},
+            {"motif": office.motif, "from": f"{today().year - 3}-01-01",
+             "to": f"{today().year - 3}-02-01"},
+        ):  # fmt: skip
+            answer = alice.get("/creneaux", params=params)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["error"]["code"] == "search-window"
+        answer = alice.get("/creneaux/next", params={"motif": office.motif, "from": "8999-01-01"})
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "search-window"
+        # Within the window the same searches work.
+        near = alice.get("/creneaux/next", params={"motif": office.motif})
+        assert _ok(near)["creneau"] is not None
+
+
+def _rdv_text(office: Office, uid: str, stamp: str) -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{stamp}T090000Z\r\n"
+        f"DTEND:{stamp}T093000Z\r\nSUMMARY:RDV\r\nX-CALSERVER-MOTIF:{office.motif}\r\n"
+        f"X-CALSERVER-LIEU:{office.lieu}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def test_an_rdv_in_year_0001_or_9999_is_refused(office: Office) -> None:
+    for uid, stamp in (("ancient", "00010101"), ("far", "99991230")):
+        answer = _put(office.server, f"alice/rdv/{uid}.ics", _rdv_text(office, uid, stamp))
+        assert _precondition(answer) in ("out-of-range", "invalid-event")
+        assert not _exists(office.server, f"alice/rdv/{uid}.ics")
+    with office.api() as admin:
+        for starts_at in ("0001-01-01T09:00:00", "8999-12-30T09:00:00"):
+            rdv = {
+                "agent_id": office.agent,
+                "motif_id": office.motif,
+                "lieu_id": office.lieu,
+                "starts_at": starts_at,
+            }
+            answer = admin.post("/rdvs", json=rdv)
+            assert answer.status_code == 422, answer.text
+        # Nothing stored; and the listing works without dates.
+        assert _ok(admin.get(f"/agents/{office.agent}/rdvs")) == []
+
+
+def test_plages_and_absences_out_of_range_are_refused(office: Office) -> None:
+    first = monday(1)
+    plage = {
+        "motif_ids": [office.motif],
+        "lieu_id": office.lieu,
+        "first_day": first.isoformat(),
+        "start_time": "14:00",
+        "end_time": "16:00",
+        "recurrence": {"frequency": "weekly", "weekdays": ["MO"]},
+    }
+    absence = {
+        "starts_at": f"{first}T13:00:00",
+        "ends_at": f"{first}T14:00:00",
+        "recurrence": {"frequency": "weekly", "weekdays": ["MO"]},
+    }
+    cases = [
+        ("plages", {**plage, "until": (first - timedelta(days=7)).isoformat()},
+         "invalid-recurrence"),
+        ("plages", {**plage, "first_day": "9999-12-31", "recurrence": None}, "out-of-range"),
+        ("plages", {**plage, "first_day": "9999-12-31"}, "out-of-range"),
+        ("indisponibilites", {**absence, "until": "8999-12-31"}, "out-of-range"),
+    ]  # fmt: skip
+    with office.api() as admin:
+        for agenda, body, code in cases:
+            answer = admin.post(f"/agents/{office.agent}/{agenda}", json=body)
+            assert answer.status_code == 422, (agenda, body, answer.text)
+            assert answer.json()["error"]["code"] == code
+        assert len(_ok(admin.get(f"/agents/{office.agent}/plages"))) == 1  # the fixture's
+        assert _ok(admin.get(f"/agents/{office.agent}/indisponibilites")) == []
+    # Over CalDAV, the same absence is refused too (nothing stored).
+    text = event("long", at(first, 13), rrule="FREQ=WEEKLY;UNTIL=89991231T000000Z")
+    answer = _put(office.server, "alice/indisponibilites/long.ics", text)
+    assert answer.status_code == 403, answer.text
+    assert not _exists(office.server, "alice/indisponibilites/long.ics")
+
+
+def test_rdvs_are_listed_without_dates(office: Office) -> None:
+    with office.api() as admin:
+        slot = _ok(admin.get("/creneaux/next", params={"motif": office.motif}))["creneau"]
+        rdv = {
+            "agent_id": office.agent,
+            "motif_id": office.motif,
+            "lieu_id": office.lieu,
+            "starts_at": slot["starts_at"],
+        }
+        booked = _ok(admin.post("/rdvs", json=rdv), 201)
+        listed = _ok(admin.get(f"/agents/{office.agent}/rdvs"))
+    assert [r["id"] for r in listed] == [booked["id"]]
+
+
+@pytest.mark.slow
+def test_heavy_searches_leave_other_clients_served(server: Server) -> None:
+    """Four clients search créneaux as heavily as allowed (93 days of a
+    5-minute motif in a plage open 08:00-20:00 every day, over and over) while
+    a fifth reads an agenda and the feed: the fifth's 95th percentile stays
+    under half a second (``bound``)."""
+    bound = 0.5  # seconds
+    office = _office(server, duration=5)
+    _open(office, "08:00", "20:00", ["MO", "TU", "WE", "TH", "FR", "SA", "SU"])
+    with office.api() as admin:
+        feed = _ok(admin.get(f"/agents/{office.agent}/feed"))["https"]
+    first = monday(1)
+    searches = [
+        {"motif": office.motif, "from": first.isoformat(),
+         "to": (first + timedelta(days=92)).isoformat()},
+        {"motif": office.motif, "from": (first + timedelta(days=200)).isoformat(),
+         "to": (first + timedelta(days=292)).isoformat()},
+    ]  # fmt: skip
+    stop = threading.Event()
+    heavy_done: list[int] = []
+
+    def heavy(params: dict) -> None:
+        with office.api("alice") as alice:
+            while not stop.is_set():
+                heavy_done.append(alice.get("/creneaux", params=params).status_code)
+
+    workers = [threading.Thread(target=heavy, args=(searches[i % 2],)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    latencies: list[float] = []
+    try:
+        time.sleep(1.0)
+        with office.api() as admin, httpx.Client(timeout=PATIENCE) as anonymous:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                began = time.perf_counter()
+                _ok(admin.get(f"/agents/{office.agent}/plages"))
+                latencies.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                assert anonymous.get(feed).status_code == 200
+                latencies.append(time.perf_counter() - began)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    p95 = statistics.quantiles(latencies, n=20)[-1]
+    print(f"normal client: {len(latencies)} requests, p95 {p95 * 1000:.0f} ms; "
+          f"heavy searches: {len(heavy_done)} ({set(heavy_done)})")  # fmt: skip
+    assert heavy_done and set(heavy_done) <= {200, 503}
+    assert p95 < bound

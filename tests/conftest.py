@@ -1,8 +1,9 @@
 """Shared fixtures: real databases (a SQLite file, a fresh PostgreSQL database)
 and real servers (the ``calserver`` command on a free loopback port).
 
-Slow suites (marked ``slow``) run with ``--all`` or when ``CI=true``.  On CI an
-unreachable PostgreSQL fails the run instead of skipping.
+Slow suites (marked ``slow``) run with ``--all`` or when ``CI=true``; ``-m "not
+slow"`` keeps the fast suite alone even then (.ci/run's second, clock-shifted
+pass).  On CI an unreachable PostgreSQL fails the run instead of skipping.
 """
 
 from __future__ import annotations
@@ -172,19 +173,27 @@ def start_server(
             cwd=workdir,
         )
     server = Server(f"http://127.0.0.1:{port}", database_url, process, log_path)
+    try:
+        _wait_until_healthy(server, plain_calendar)
+    except BaseException:
+        server.stop()  # whatever interrupted the start, leave no server behind
+        raise
+    return server
+
+
+def _wait_until_healthy(server: Server, plain_calendar: bool) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             raise RuntimeError(f"calserver exited early:\n{server.log()}")
         try:
             if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
                 if plain_calendar:
                     _ensure_plain_calendar(server)
-                return server
+                return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    server.stop()
     raise RuntimeError(f"calserver did not become healthy:\n{server.log()}")
 
 

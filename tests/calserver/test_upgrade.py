@@ -3,7 +3,7 @@ agendas indexed on upgrade, so existing RDVs keep their slots."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 from alembic import command
 from sqlalchemy import Connection, func, insert, select
@@ -16,6 +16,7 @@ from storage import calendars, outbox, scheduling
 from storage.agents import AGENDAS
 from storage.database import Database
 from storage.schema import agenda_events, agent_roles, agents, organisations
+from tests.dates import at, working_monday
 from tests.ics import event
 
 
@@ -38,13 +39,14 @@ def _agent_at_0001(conn: Connection) -> None:
 
 
 def test_upgrade_from_0001_indexes_existing_agendas(database_url: str) -> None:
+    day = working_monday()
     db = Database(database_url)
     command.upgrade(db.alembic_config(), "0001")
     with db.transaction(write=True) as conn:
         _agent_at_0001(conn)
         for path, text in (
-            ("alice/plages", event("p", datetime(2027, 3, 1, 9), minutes=180, rrule="FREQ=WEEKLY")),
-            ("alice/rdv", event("r", datetime(2027, 3, 1, 9), extra="X-CALSERVER-MOTIF:1")),
+            ("alice/plages", event("p", at(day, 9), minutes=180, rrule="FREQ=WEEKLY")),
+            ("alice/rdv", event("r", at(day, 9), extra="X-CALSERVER-MOTIF:1")),
         ):
             collection = calendars.get_collection(conn, path)
             assert collection is not None
@@ -56,8 +58,8 @@ def test_upgrade_from_0001_indexes_existing_agendas(database_url: str) -> None:
         plages, busy = agenda.gather(
             conn,
             [alice],
-            datetime(2027, 3, 1, tzinfo=UTC),
-            datetime(2027, 3, 2, tzinfo=UTC),
+            datetime.combine(day, time(), UTC),
+            datetime.combine(day + timedelta(days=1), time(), UTC),
         )
     assert len(plages) == 1 and [b.reason for b in busy] == ["rdv"]
     # The outbox learnt what was there, without events, so that an initial

@@ -4,11 +4,12 @@ way to book the next free slot.  Shared by the feed and privacy tests."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import httpx
 
 from tests.conftest import ADMIN_PASSWORD, Server
+from tests.dates import today
 
 API = "/api/v1"
 ALICE = ("alice", "alice-password")
@@ -51,7 +52,7 @@ class Office:
             )["id"]
             for kind in ("home", "phone", "visio")
         }
-        self.first_day = date.today() + timedelta(days=1)
+        self.first_day = today() + timedelta(days=1)
         plage = {
             "motif_ids": [self.motif, *self.remote.values()],
             "lieu_id": self.lieu,

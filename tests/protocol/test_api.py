@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import caldav
@@ -15,11 +15,21 @@ import icalendar
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, Server
+from tests.dates import at, holiday_on_a_weekday, working_monday
 from tests.ics import event
 
 API = "/api/v1"
 PARIS = ZoneInfo("Europe/Paris")
-MONDAY = "2027-03-01"
+# A Monday of an ordinary week ahead (no public holiday, no DST switch), as the
+# API reads days; MONDAY_DAY is the same day as a date.
+MONDAY_DAY = working_monday()
+MONDAY = MONDAY_DAY.isoformat()
+TUESDAY = (MONDAY_DAY + timedelta(days=1)).isoformat()
+
+
+def _paris(day_offset: int, hour: int) -> datetime:
+    """``hour`` o'clock in Paris, ``day_offset`` days after MONDAY."""
+    return at(MONDAY_DAY + timedelta(days=day_offset), hour).replace(tzinfo=PARIS)
 
 
 @dataclass
@@ -46,7 +56,7 @@ def _ok(answer: httpx.Response, status: int = 200) -> dict:
 def office(server: Server) -> Iterator[Office]:
     """An organisation set up through the API: two agents of PMI and one of
     Social, a lieu, a 30-minute public_office motif, a usager, and a weekly
-    plage for alice Monday-Friday 09:00-12:00 from 1 March 2027."""
+    plage for alice Monday-Friday 09:00-12:00 from MONDAY."""
     with httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD)) as admin:
         org = _ok(admin.get("/me"))["organisations"][0]["id"]
         ids = {}
@@ -166,8 +176,8 @@ def test_plage_from_the_api_is_a_vevent_over_caldav_and_back(office: Office) -> 
     assert vevent["DTSTART"].dt.strftime("%H:%M") == "09:00"
     # A plage written by a plain client (no motif) shows in the API too.
     plages.save_event(
-        dtstart=datetime(2027, 3, 6, 10, 0, tzinfo=PARIS),
-        dtend=datetime(2027, 3, 6, 11, 0, tzinfo=PARIS),
+        dtstart=_paris(5, 10),
+        dtend=_paris(5, 11),
         summary="Samedi",
         uid="saturday-plage",
     )
@@ -196,9 +206,10 @@ def test_rules_refuse_with_readable_reasons(office: Office) -> None:
     outside = _book(office, f"{MONDAY}T14:00")
     assert outside.status_code == 422 and outside.json()["error"]["code"] == "outside-plage"
     assert "plage d'ouverture" in outside.json()["error"]["message"]
-    easter_monday = _book(office, "2027-03-29T09:00")
-    assert easter_monday.json()["error"]["code"] == "holiday"
-    assert _rdv_ids(office) == [] and _rdv_ids(office, "2027-03-29") == []
+    holiday_day = holiday_on_a_weekday(MONDAY_DAY).isoformat()
+    holiday = _book(office, f"{holiday_day}T09:00")
+    assert holiday.json()["error"]["code"] == "holiday"
+    assert _rdv_ids(office) == [] and _rdv_ids(office, holiday_day) == []
 
 
 def test_move_and_cancel_keep_sequence_and_the_vevent(office: Office) -> None:
@@ -228,8 +239,8 @@ def test_absence_over_caldav_removes_slots_and_blocks_a_move(office: Office) -> 
     dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
     absences = dav.calendar(url=office.server.dav + "alice/indisponibilites/")
     absences.save_event(
-        dtstart=datetime(2027, 3, 1, 10, 0, tzinfo=PARIS),
-        dtend=datetime(2027, 3, 1, 11, 0, tzinfo=PARIS),
+        dtstart=_paris(0, 10),
+        dtend=_paris(0, 11),
         summary="Formation", uid="formation",
     )  # fmt: skip
     assert _slots(office) == ["09:30", "11:00", "11:30"]
@@ -262,25 +273,25 @@ def test_other_service_cannot_book_in_alices_agenda(office: Office) -> None:
 
 
 def test_next_availability_skips_taken_slots(office: Office) -> None:
-    for at in ("09:00", "09:30", "10:00", "10:30", "11:00", "11:30"):
-        _ok(_book(office, f"{MONDAY}T{at}"), 201)
+    for time in ("09:00", "09:30", "10:00", "10:30", "11:00", "11:30"):
+        _ok(_book(office, f"{MONDAY}T{time}"), 201)
     with office.client("alice") as alice:
         found = _ok(alice.get("/creneaux/next", params={"motif": office.motif, "from": MONDAY}))
-    assert found["creneau"]["starts_at"].startswith("2027-03-02T09:00")
+    assert found["creneau"]["starts_at"].startswith(f"{TUESDAY}T09:00")
 
 
 def test_opaque_events_of_other_calendars_block_unless_turned_off(office: Office) -> None:
     dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
     perso = dav.principal().make_calendar(name="Perso", cal_id="perso")
     perso.save_event(
-        dtstart=datetime(2027, 3, 1, 9, 0, tzinfo=PARIS),
-        dtend=datetime(2027, 3, 1, 10, 0, tzinfo=PARIS),
+        dtstart=_paris(0, 9),
+        dtend=_paris(0, 10),
         summary="Dentiste",
         uid="busy",
     )
     perso.save_event(
-        dtstart=datetime(2027, 3, 1, 11, 0, tzinfo=PARIS),
-        dtend=datetime(2027, 3, 1, 12, 0, tzinfo=PARIS),
+        dtstart=_paris(0, 11),
+        dtend=_paris(0, 12),
         summary="Pour info",
         uid="free",
         transp="TRANSPARENT",
@@ -307,12 +318,12 @@ def test_a_move_into_another_agenda_is_checked_there(office: Office) -> None:
 
 
 def test_an_rdv_sharing_an_absences_uid_is_still_checked_against_it(office: Office) -> None:
-    absence = event("shared-uid", datetime(2027, 3, 1, 9, 0), minutes=60)
+    absence = event("shared-uid", at(MONDAY_DAY, 9), minutes=60)
     auth = ("alice", "alice-password")
     url = office.server.dav + "alice/indisponibilites/a.ics"
     assert httpx.put(url, content=absence.encode(), auth=auth).status_code == 201
     extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
-    rdv = event("shared-uid", datetime(2027, 3, 1, 9, 0), extra=extra)
+    rdv = event("shared-uid", at(MONDAY_DAY, 9), extra=extra)
     answer = httpx.put(office.server.dav + "alice/rdv/r.ics", content=rdv.encode(), auth=auth)
     assert answer.status_code == 403 and "agent-unavailable" in answer.text
     assert httpx.get(office.server.dav + "alice/rdv/r.ics", auth=auth).status_code == 404
@@ -352,7 +363,7 @@ def test_a_disabled_motif_cannot_be_booked(office: Office) -> None:
 
 def test_an_rdv_written_by_a_client_is_managed_by_uid_in_the_api(office: Office) -> None:
     extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
-    body = event("client-uid", datetime(2027, 3, 1, 9, 0), extra=extra).encode()
+    body = event("client-uid", at(MONDAY_DAY, 9), extra=extra).encode()
     url = office.server.dav + "alice/rdv/named-by-the-client.ics"
     assert httpx.put(url, content=body, auth=("alice", "alice-password")).status_code == 201
     with office.client("alice") as alice:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
 
 import caldav
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, Server
+from tests.dates import at, monday
 from tests.ics import event
 
 
@@ -25,46 +26,49 @@ def test_agent_sees_its_three_agendas(server: Server) -> None:
 
 
 def test_time_range_search_finds_single_and_recurring_events(calendar: caldav.Calendar) -> None:
-    calendar.save_event(event("single-in", datetime(2027, 3, 10, 9, 0)))
-    calendar.save_event(event("single-out", datetime(2027, 4, 10, 9, 0)))
-    # Weekly from January, 6 occurrences: the last is 2027-02-08, before the window.
-    calendar.save_event(
-        event("weekly-ended", datetime(2027, 1, 4, 14, 0), rrule="FREQ=WEEKLY;COUNT=6")
-    )
+    window = monday(10)  # the week searched: [window, window + 7 days)
+    series_start = window - timedelta(weeks=9)
+    calendar.save_event(event("single-in", at(window + timedelta(days=2), 9)))
+    calendar.save_event(event("single-out", at(window + timedelta(days=33), 9)))
+    # Weekly, 6 occurrences: the last is 4 weeks before the window.
+    calendar.save_event(event("weekly-ended", at(series_start, 14), rrule="FREQ=WEEKLY;COUNT=6"))
     # Weekly, open-ended: has an occurrence in every week.
-    calendar.save_event(event("weekly-open", datetime(2027, 1, 5, 10, 0), rrule="FREQ=WEEKLY"))
-    # Every 4 weeks: 2027-01-06, 02-03, 03-03, 03-31 -> none between 03-08 and 03-15.
-    calendar.save_event(
-        event("four-weekly", datetime(2027, 1, 6, 10, 0), rrule="FREQ=WEEKLY;INTERVAL=4;COUNT=10")
-    )
-    found = calendar.search(start=datetime(2027, 3, 8), end=datetime(2027, 3, 15), event=True)
+    open_start = at(series_start + timedelta(days=1), 10)
+    calendar.save_event(event("weekly-open", open_start, rrule="FREQ=WEEKLY"))
+    # Every 4 weeks from a Wednesday: window - 1 week + 2 days, then window + 3 weeks + 2 days,
+    # none in the window.
+    four_weekly = at(series_start + timedelta(days=2), 10)
+    calendar.save_event(event("four-weekly", four_weekly, rrule="FREQ=WEEKLY;INTERVAL=4;COUNT=10"))
+    found = calendar.search(start=at(window, 0), end=at(window + timedelta(days=7), 0), event=True)
     uids = sorted(str(e.icalendar_component["UID"]) for e in found)
     assert uids == ["single-in", "weekly-open"]
 
 
 def test_expand_returns_each_occurrence(calendar: caldav.Calendar) -> None:
-    calendar.save_event(event("weekly", datetime(2027, 3, 1, 9, 0), rrule="FREQ=WEEKLY;COUNT=10"))
-    calendar.save_event(event("outside", datetime(2028, 1, 1, 9, 0)))
+    first = monday()
+    calendar.save_event(event("weekly", at(first, 9), rrule="FREQ=WEEKLY;COUNT=10"))
+    calendar.save_event(event("outside", at(first + timedelta(days=300), 9)))
     found = calendar.search(
-        start=datetime(2027, 3, 1),
-        end=datetime(2027, 4, 1),
+        start=at(first, 0),
+        end=at(first + timedelta(days=31), 0),
         event=True,
         expand=True,
         server_expand=True,
     )
-    starts = sorted(e.icalendar_component["DTSTART"].dt.day for e in found)
-    assert starts == [1, 8, 15, 22, 29]
+    days = sorted(e.icalendar_component["DTSTART"].dt.date() for e in found)
+    assert days == [first + timedelta(weeks=n) for n in range(5)]
 
 
 def test_sync_token_reports_only_changes(calendar: caldav.Calendar) -> None:
+    day = monday()
     for n in range(5):
-        calendar.save_event(event(f"e{n}", datetime(2027, 5, 3 + n, 9, 0)))
+        calendar.save_event(event(f"e{n}", at(day + timedelta(days=n), 9)))
     synced = calendar.objects_by_sync_token(load_objects=False)
     assert len(list(synced)) == 5
     token = synced.sync_token
-    calendar.save_event(event("e1", datetime(2027, 5, 4, 11, 0), summary="moved"))
+    calendar.save_event(event("e1", at(day + timedelta(days=1), 11), summary="moved"))
     calendar.event_by_uid("e3").delete()
-    calendar.save_event(event("e9", datetime(2027, 5, 20, 9, 0)))
+    calendar.save_event(event("e9", at(day + timedelta(days=17), 9)))
     changed = calendar.objects_by_sync_token(sync_token=token, load_objects=False)
     hrefs = sorted(str(o.url).rsplit("/", 1)[1] for o in changed)
     assert len(hrefs) == 3
@@ -80,7 +84,7 @@ def test_ctag_changes_with_every_write(calendar: caldav.Calendar) -> None:
         return str(props["{DAV:}getetag"])
 
     first = ctag()
-    calendar.save_event(event("c1", datetime(2027, 6, 1, 9, 0)))
+    calendar.save_event(event("c1", at(monday(), 9)))
     second = ctag()
     calendar.event_by_uid("c1").delete()
     assert len({first, second, ctag()}) == 3

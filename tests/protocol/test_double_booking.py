@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, start_server
+from tests.dates import at, working_monday
 from tests.ics import event
 
 pytestmark = pytest.mark.slow
@@ -19,6 +20,8 @@ pytestmark = pytest.mark.slow
 ATTEMPTS = 20
 ROUNDS = 10
 ALICE = ("alice", "alice-password")
+# Two ordinary weeks ahead: the ten rounds book ten weekdays, none a holiday.
+FIRST_DAY = working_monday(weeks=2)
 
 
 def _setup(url: str) -> tuple[int, int, int]:
@@ -38,7 +41,7 @@ def _setup(url: str) -> tuple[int, int, int]:
         plage = {
             "motif_ids": [motif],
             "lieu_id": lieu,
-            "first_day": "2027-03-01",
+            "first_day": FIRST_DAY.isoformat(),
             "start_time": "09:00",
             "end_time": "12:00",
             "recurrence": {"frequency": "weekly", "weekdays": ["MO", "TU", "WE", "TH", "FR"]},
@@ -60,7 +63,7 @@ def test_exactly_one_of_twenty_racing_bookings_wins(database_url: str, tmp_path:
     servers = [start_server(database_url, tmp_path / name) for name in ("a", "b")]
     try:
         alice, motif, lieu = _setup(servers[0].url)
-        for round_, slot in enumerate(_weekdays(datetime(2027, 3, 1, 9, 30), ROUNDS)):
+        for round_, slot in enumerate(_weekdays(at(FIRST_DAY, 9, 30), ROUNDS)):
             barrier = threading.Barrier(ATTEMPTS)
 
             def attempt(

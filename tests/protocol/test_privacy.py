@@ -51,7 +51,7 @@ def test_home_visit_location_is_postcode_and_city_only(office: Office) -> None:
     service = ok(office.admin.get(f"/organisations/{office.org}/services"))[0]["id"]
     motif = {"name": "Visite à domicile", "service_id": service, "location_type": "home"}
     home = ok(office.admin.post(f"/organisations/{office.org}/motifs", json=motif), 201)["id"]
-    day = dates.monday(3)
+    day = dates.working_monday(3)  # an RDV: not on a public holiday
     plage = {
         "motif_ids": [home],
         "first_day": day.isoformat(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import datetime
 
 import httpx
 import pytest
@@ -11,10 +10,11 @@ import pytest
 from storage import agents, scheduling
 from storage.database import Database
 from tests.conftest import ADMIN_PASSWORD, Server, run_cli
+from tests.dates import at, working_monday
 from tests.ics import event
 from tests.team import PASSWORDS, SERVICES, create_team
 
-MONDAY_9 = datetime(2027, 3, 1, 9, 0)
+MONDAY_9 = at(working_monday(), 9)
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def _listing(client: httpx.Client, url: str) -> dict[str, str]:
 
 
 def test_nobody_deletes_or_replaces_an_agents_agendas(team: Server) -> None:
-    whole = event("w", datetime(2027, 3, 1, 9, 0)).encode()
+    whole = event("w", MONDAY_9).encode()
     with _as("alice") as alice:
         at_ten = event("kept", MONDAY_9.replace(hour=10), extra="X-CALSERVER-MOTIF:1")
         assert alice.put(team.dav + "alice/rdv/kept.ics", content=at_ten).status_code == 201

@@ -196,3 +196,29 @@ def first_matching(start: datetime, rule: dict) -> datetime:
         count=1,
     )[0]
     return found.replace(tzinfo=start.tzinfo)
+
+
+# The Gregorian calendar repeats itself every 400 years (146,097 days, a whole
+# number of weeks and of months), so a rule that yields nothing in 400 years
+# from its start never yields anything.
+_CYCLE_YEARS = 400
+_PROBE_FROM_YEAR = 9999 - 2 * _CYCLE_YEARS
+
+
+def never_occurs(rule: str, start: datetime) -> bool:
+    """Whether an RRULE starting at ``start`` never produces an occurrence
+    (``FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30``).  dateutil looks for the next
+    occurrence of such a rule until the year 9999, which costs minutes of CPU
+    to whoever expands it (Radicale, on every PUT); here the start is moved
+    by whole 400-year cycles near that year, so the same search gives up
+    after at most two cycles (well under a second) with the same answer."""
+    naive = start.replace(tzinfo=None)
+    cycles = max(0, (_PROBE_FROM_YEAR - naive.year) // _CYCLE_YEARS)
+    try:
+        probe = naive.replace(year=naive.year + cycles * _CYCLE_YEARS)
+        parsed = dateutil_rrule.rrulestr(rule, dtstart=probe, ignoretz=True)
+    except (ValueError, TypeError):
+        return False  # not ours to judge: the parser refuses what it cannot read
+    if not isinstance(parsed, dateutil_rrule.rrule):
+        return False
+    return parsed.replace(count=1, until=None).after(probe, inc=True) is None

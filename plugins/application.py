@@ -33,10 +33,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime, time
 from http import client
 from typing import Any
 
 import defusedxml.ElementTree as DefusedET
+import icalendar
 from defusedxml import DefusedXmlException
 from radicale import Application as RadicaleApplication
 from radicale import httputils, pathutils, types, xmlutils
@@ -45,6 +47,7 @@ from radicale.app.base import Access
 from radicale.app.propfind import xml_propfind
 from radicale.item import filter as radicale_filter
 
+from booking.recurrence import never_occurs, rules_of
 from plugins import etag_listing, xml_depth
 from plugins import storage as sql_storage
 from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
@@ -122,6 +125,28 @@ def _text_problem(body: bytes) -> str | None:
     problem = unstorable(text)
     if problem is not None:
         return f"The calendar data contains {problem}, which iCalendar does not allow."
+    return None
+
+
+def _recurrence_problem(text: str) -> str | None:
+    """A repeating component whose rule never produces an occurrence: Radicale
+    would search for one until the year 9999 (minutes of CPU) before storing it."""
+    if "RRULE" not in text.upper():
+        return None
+    try:
+        calendar = icalendar.Calendar.from_ical(text)
+    except Exception:  # icalendar raises several kinds; Radicale's parser says why
+        return None
+    for component in calendar.walk():
+        start = component.get("DTSTART")
+        if start is None or not hasattr(start, "dt"):
+            continue
+        first = start.dt
+        if not isinstance(first, datetime):
+            first = datetime.combine(first, time())
+        for rule in rules_of(component):
+            if never_occurs(rule, first):
+                return f"The repetition {rule[:80]!r} never produces an occurrence."
     return None
 
 
@@ -215,6 +240,8 @@ class Application(RadicaleApplication):
     ) -> types.WSGIResponse:
         body = _read_body(environ)
         problem = _text_problem(body)
+        if problem is None:
+            problem = _recurrence_problem(body.decode("utf-8"))
         if problem is not None and Access(self._rights, user, user_groups, path).check("w"):
             return self._refusal("C:valid-calendar-data", problem, request_info)
         restamped: list[bool] = []

@@ -72,23 +72,19 @@ def at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hour, minute)
 
 
-def _french_holidays(first: date, last: date) -> set[date]:
-    import holidays  # the calendar the engine reads too, as an outside oracle
-
-    return set(holidays.France(years=range(first.year, last.year + 1)))
-
-
 def working_days(first: date, count: int) -> list[date]:
     """The first ``count`` weekdays from ``first`` on that are no metropolitan
     French public holiday: days a test can book on."""
-    horizon = first + timedelta(days=2 * count + 30)
-    off = _french_holidays(first, horizon)
-    days = (first + timedelta(days=n) for n in range((horizon - first).days))
-    return [d for d in days if d.weekday() < 5 and d not in off][:count]
+    days: list[date] = []
+    day = first
+    while len(days) < count:
+        if day.weekday() < 5 and not is_public_holiday(day):
+            days.append(day)
+        day += timedelta(days=1)
+    return days
 
 
 def weekday_holiday(first: date) -> date:
     """The first metropolitan public holiday from ``first`` on that falls on a
     weekday (there is one within a year)."""
-    off = _french_holidays(first, first + timedelta(days=366))
-    return min(d for d in off if d >= first and d.weekday() < 5)
+    return holiday_on_a_weekday(first - timedelta(days=1))

@@ -11,7 +11,7 @@ import icalendar
 import pytest
 
 from booking import events, limits
-from booking.recurrence import MAX_OCCURRENCES, SERIES_BUDGET, occurrences, reach
+from booking.recurrence import MAX_OCCURRENCES, SERIES_BUDGET, never_occurs, occurrences, reach
 from booking.rules import BookingRefused
 from tests.dates import at, monday
 from tests.ics import event
@@ -119,3 +119,30 @@ def test_a_search_past_its_deadline_gives_up() -> None:
     with pytest.raises(BookingRefused) as refused:
         limits.check_deadline(0.0)
     assert refused.value.status == 503
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=MONTHLY;BYMONTH=4,6,9,11;BYMONTHDAY=31",
+        "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29",  # from 2027: never a leap year
+        "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO;BYMONTH=2;BYMONTHDAY=30;UNTIL=20300101T000000Z",
+    ],
+)
+def test_a_rule_that_never_occurs_is_found_at_once(rule: str) -> None:
+    started = datetime(2027, 1, 4, 9, tzinfo=UTC)
+    assert never_occurs(rule, started)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=WEEKLY;BYDAY=MO,TU",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",  # every four years
+        "FREQ=MONTHLY;BYDAY=2TU;UNTIL=20270101T000000Z",  # ended before it began: no judgement
+        "FREQ=DAILY;COUNT=3",
+    ],
+)
+def test_a_rule_that_occurs_is_left_alone(rule: str) -> None:
+    assert not never_occurs(rule, datetime(2027, 1, 4, 9, tzinfo=UTC))

@@ -133,6 +133,22 @@ def test_a_sub_daily_series_is_refused_at_once_in_booking_agendas(
     assert not _exists(office.server, path)
 
 
+@pytest.mark.parametrize("calendar", ["admin/agenda", "alice/plages"])
+def test_a_rule_that_never_occurs_is_refused_at_once(office: Office, calendar: str) -> None:
+    """Stock Radicale searches such a rule's first occurrence until the year
+    9999 (minutes of CPU per PUT); the answer here comes before the client's
+    patience runs out, and says why."""
+    extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
+    rule = "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"
+    text = event("never", at(monday(1), 9), rrule=rule, extra=extra)
+    answer = _put(office.server, f"{calendar}/never.ics", text)
+    assert answer.status_code == 403, answer.text
+    root = ET.fromstring(answer.content)
+    assert root.find("{urn:ietf:params:xml:ns:caldav}valid-calendar-data") is not None
+    assert "never produces an occurrence" in (root.findtext("{DAV:}responsedescription") or "")
+    assert not _exists(office.server, f"{calendar}/never.ics")
+
+
 def _report(server: Server, start: str, end: str) -> httpx.Response:
     body = (
         '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'

@@ -79,7 +79,7 @@ class AuthGate:
         login, password = credentials
         wait = self.throttle.retry_after(login, address)
         if wait > 0:
-            log.warning("Login throttled for %r from %s", login, address)
+            log.warning("Login throttled from %s", address)
             raise AuthRefused(
                 429,
                 "too-many-failures",
@@ -100,8 +100,9 @@ class AuthGate:
         finally:
             self._in_flight -= 1
         if not right:
-            # As Radicale logged it: the login and the address, never the header.
-            log.warning("Failed login attempt for %r from %s", login, address)
+            # The address only: what was typed as a login may be a password
+            # or a person's name.
+            log.warning("Failed login attempt from %s", address)
             self.throttle.failed(login, address)
             raise AuthRefused(401, "unauthenticated", str(WrongCredentials()))
         self.throttle.succeeded(login, address)

@@ -17,8 +17,11 @@ from plugins.rights import Rights
 from plugins.storage import Storage
 from storage.database import Database
 
-# Radicale's default limits answer a one-month expand of a busy agenda with a 400.
-MAX_EXPAND_OCCURRENCES = 200_000
+# Radicale counts the instances an expanding (or free-busy) REPORT produces, per
+# series and per answer, and refuses with a 400 past this: its default (10,000)
+# refused a one-month expand of a busy agenda, while a larger one let a single
+# dense series fill one answer with hundreds of thousands of instances.
+MAX_EXPAND_OCCURRENCES = 20_000
 
 
 @dataclass(frozen=True)

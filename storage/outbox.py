@@ -38,7 +38,9 @@ MODELS = (
     "organisation",
 )
 AGENDA_MODELS = ("rdv", "absence", "plage_ouverture")
-PERSONAL_FIELDS = {"usager": frozenset({"first_name", "last_name", "email", "phone", "address"})}
+# Every column of a usager but these is personal data: a column added later is
+# personal until it is named here.
+USAGER_PLAIN_FIELDS = frozenset({"id", "organisation_id", "created_at"})
 # Not even a digest: free text an agent wrote about a person.
 UNTOLD_FIELDS = {"usager": frozenset({"notes"})}
 INITIAL_SYNC = "initial_sync"
@@ -93,7 +95,7 @@ def changed_fields(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None)
 
 def told_state(model: str, record: Mapping[str, Any]) -> State:
     """A record as the outbox keeps it: personal fields as digests."""
-    personal = PERSONAL_FIELDS.get(model, frozenset())
+    personal = _personal(model, record)
     untold = UNTOLD_FIELDS.get(model, frozenset())
     state: State = {}
     for name, value in record.items():
@@ -105,8 +107,14 @@ def told_state(model: str, record: Mapping[str, Any]) -> State:
     return state
 
 
+def _personal(model: str, record: Mapping[str, Any]) -> frozenset[str]:
+    if model != "usager":
+        return frozenset()
+    return frozenset(record) - USAGER_PLAIN_FIELDS - UNTOLD_FIELDS["usager"]
+
+
 def _event_data(model: str, state: State) -> State:
-    personal = PERSONAL_FIELDS.get(model, frozenset())
+    personal = _personal(model, state)
     return {k: v for k, v in state.items() if k not in personal}
 
 

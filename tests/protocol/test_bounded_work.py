@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from plugins.caldav import MAX_EXPAND_OCCURRENCES
 from storage.database import Database
 from storage.schema import agenda_events, agenda_occurrences
 from tests.conftest import ADMIN_PASSWORD, Server
@@ -193,6 +194,35 @@ def test_a_secondly_event_in_an_ordinary_calendar_is_stored_capped(server: Serve
             server, f"{later:%Y%m%d}T000000Z", f"{later + timedelta(days=30):%Y%m%d}T000000Z"
         )
         assert far.status_code == 207 and "dense.ics" not in far.text
+
+
+def test_an_expanding_report_of_a_dense_series_is_bounded(server: Server) -> None:
+    """One day of a SECONDLY series asked with <C:expand>: at most
+    MAX_EXPAND_OCCURRENCES instances, else a refusal, and soon either way."""
+    start = at(monday(1), 9)
+    stored = _put(server, "admin/agenda/dense.ics", event("dense", start, rrule="FREQ=SECONDLY"))
+    assert stored.status_code == 201, stored.text
+    day, after = f"{start:%Y%m%d}", f"{start + timedelta(days=1):%Y%m%d}"
+    body = (
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f'<D:prop><C:calendar-data><C:expand start="{day}T000000Z" end="{after}T000000Z"/>'
+        '</C:calendar-data></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+        f'<C:comp-filter name="VEVENT"><C:time-range start="{day}T000000Z" '
+        f'end="{after}T000000Z"/></C:comp-filter></C:comp-filter></C:filter>'
+        "</C:calendar-query>"
+    )
+    answer = httpx.request(
+        "REPORT",
+        server.dav + "admin/agenda/",
+        auth=("admin", ADMIN_PASSWORD),
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        content=body.encode(),
+        timeout=PATIENCE,
+    )
+    if answer.status_code == 207:
+        assert answer.text.count("BEGIN:VEVENT") <= MAX_EXPAND_OCCURRENCES
+    else:
+        assert answer.status_code == 400, answer.text
 
 
 def test_creneaux_far_from_now_answer_422(office: Office) -> None:

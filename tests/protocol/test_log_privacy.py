@@ -31,6 +31,7 @@ USAGER = {
 EVENT_TEXT = ("Rendez-vous-Thessaly-Quimperlé", "Dossier-confidentiel-Xylophage")
 TZID = "Mars/Olympus_Mons-Krypton"
 BAD_JSON_TEXT = "Paysage-Hyacinthe-Mordred"
+PASSWORD_AS_LOGIN = "Tr0ub4dor-typed-as-login"
 WRONG_PASSWORD = "Faux-mot-de-passe-Plouzané"
 HUGE_PASSWORD = "Ultraviolet-" + "x" * 9000
 
@@ -65,6 +66,7 @@ def test_nothing_personal_or_secret_reaches_the_log(server: Server) -> None:
         _basic(*ALICE),
         WRONG_PASSWORD,
         _basic("alice", WRONG_PASSWORD),
+        PASSWORD_AS_LOGIN,
         _basic("alice", HUGE_PASSWORD)[:40],
         HUGE_PASSWORD[:20],
         token,
@@ -121,6 +123,8 @@ def _cycle(server: Server, office: Office) -> None:
     assert httpx.get(server.url + "/feeds/" + BAD_JSON_TEXT + ".ics").status_code == 404
     # Failed logins, an Authorization header over the server's limit.
     assert httpx.get(server.dav, auth=("alice", WRONG_PASSWORD)).status_code == 401
+    # A password typed into the login field.
+    assert httpx.get(server.dav, auth=(PASSWORD_AS_LOGIN, "x")).status_code == 401
     assert httpx.get(server.url + "/api/v1/me", auth=("alice", WRONG_PASSWORD)).status_code == 401
     huge = {"Authorization": "Basic " + _basic("alice", HUGE_PASSWORD)}
     assert httpx.get(server.url + "/api/v1/me", headers=huge).status_code in (400, 401, 431)

@@ -70,6 +70,8 @@ def test_usager_events_carry_no_personal_data(db: Database) -> None:
         "email": "camille@example.org",
         "phone": "0612345678",
         "address": "3 rue des Lilas",
+        "postcode": "75011",
+        "city": "Montreuil-sous-Bois",
         "notes": "malentendante",
     }
     with db.transaction(write=True) as conn:

@@ -49,8 +49,10 @@ from plugins import agenda_writer, timezone_cache
 from plugins import storage as plugins_storage
 from storage import agents, outbox, scheduling
 from storage.database import Database
+from tests.bench import results as results_file
 from tests.bench.caldav_bench import _snapshot
 from tests.bench.servers import REPO
+from tests.bench.verdicts import Target, Verdict, check, guarded
 from tests.conftest import ADMIN_PASSWORD, Server, free_port
 from tests.dates import monday
 from tests.protocol.pmi_office import Office, ok, set_up, subscribe
@@ -181,9 +183,14 @@ def throughput(root: Path, events: int) -> dict:
         worker.terminate()
         worker.wait(10)
         receiver.close()
-    assert all(r.verified for r in arrived)
     span = arrived[-1].at - arrived[0].at
-    return {"events": events, "seconds": span, "per_second": (events - 1) / span}
+    return {
+        "events": events,
+        "delivered": len(arrived),
+        "verified": sum(r.verified for r in arrived),
+        "seconds": span,
+        "per_second": (events - 1) / span,
+    }
 
 
 def latency(root: Path, changes: int) -> dict:
@@ -212,6 +219,7 @@ def latency(root: Path, changes: int) -> dict:
     delays.sort()
     return {
         "changes": changes,
+        "seen": len(delays),
         "p50_ms": statistics.median(delays),
         "p95_ms": delays[int(len(delays) * 0.95) - 1],
     }
@@ -287,16 +295,50 @@ def outbox_share(root: Path, count: int) -> dict:
     }
 
 
+# The issue's targets.  The ratio over HTTP moves by 20% from run to run on a
+# shared machine; the in-process share of the same cost is the steadier one.
+WEBHOOKS_OVER_BEFORE = Target("booking p50, webhooks on / before the outbox", 1.10)
+OUTBOX_SHARE = Target("outbox write / booking transaction, in process", 0.10)
+DELIVERIES = Target("deliveries per second, one worker process", 300, at_most=False)
+LATENCY = Target("commit-to-delivery p50 ms, idle", 50)
+
+
+def before_the_outbox() -> str:
+    """The commit before the one that brought storage/outbox.py."""
+    added = results_file.git("log", "--diff-filter=A", "--format=%H", "--", "storage/outbox.py")
+    return added.split()[-1] + "^"
+
+
+def verdicts(booking: dict, share: dict, rate: dict, delay: dict) -> list[Verdict]:
+    return [
+        WEBHOOKS_OVER_BEFORE.judge(booking["ratio_webhooks_main"]),
+        OUTBOX_SHARE.judge(share["share"]),
+        DELIVERIES.judge(rate["per_second"]),
+        LATENCY.judge(delay["p50_ms"]),
+        check("every event delivered once", rate["events"], rate["delivered"]),
+        check("every delivery verified (both signatures)", rate["delivered"], rate["verified"]),
+        check("every change seen by the receiver", delay["changes"], delay["seen"]),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.webhook_bench")
     parser.add_argument("--bookings", type=int, default=120)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--changes", type=int, default=40)
-    parser.add_argument("--base", default="main", help="the code before the outbox (git rev)")
+    parser.add_argument(
+        "--base", default=None, help="the code before the outbox (git rev; default: found)"
+    )
     args = parser.parse_args(argv)
+    context = results_file.run_context("tests.bench.webhook_bench", argv)
+    return guarded(lambda: run_all(args, context))
+
+
+def run_all(args: argparse.Namespace, context: dict[str, object]) -> int:
     root = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
-    sources = {"main": _snapshot(args.base, root / "main-src"), "tree": REPO}
+    base = args.base or before_the_outbox()
+    sources = {"main": _snapshot(base, root / "main-src"), "tree": REPO}
     print(f"booking p50 ({args.bookings} bookings x {args.runs} runs) ...", flush=True)
     booking = booking_p50(sources, root, args.bookings, args.runs)
     print(f"throughput ({args.events} events, one worker process) ...", flush=True)
@@ -305,20 +347,35 @@ def main(argv: list[str] | None = None) -> int:
     share = outbox_share(root, args.bookings)
     print(f"latency ({args.changes} changes, idle) ...", flush=True)
     delay = latency(root, args.changes)
-    print()
-    print("| measure | value |")
-    print("|---|---|")
-    print(f"| booking p50, main (no outbox) | {booking['main']:.1f} ms |")
-    print(f"| booking p50, outbox, no endpoint | {booking['outbox']:.1f} ms |")
-    print(f"| booking p50, webhooks on | {booking['webhooks']:.1f} ms |")
-    print(f"| ratio webhooks on / main | {booking['ratio_webhooks_main']:.3f} |")
-    print(
-        f"| outbox write in process: p50 {share['outbox_p50_ms']:.2f} ms of "
-        f"{share['booking_p50_ms']:.1f} ms | share {share['share']:.3f} |"
+    table = "\n".join(
+        [
+            "| measure | value |",
+            "|---|---|",
+            f"| booking p50, before the outbox ({base}) | {booking['main']:.1f} ms |",
+            f"| booking p50, outbox, no endpoint | {booking['outbox']:.1f} ms |",
+            f"| booking p50, webhooks on | {booking['webhooks']:.1f} ms |",
+            f"| ratio webhooks on / before | {booking['ratio_webhooks_main']:.3f} |",
+            f"| outbox write in process: p50 {share['outbox_p50_ms']:.2f} ms of "
+            f"{share['booking_p50_ms']:.1f} ms | share {share['share']:.3f} |",
+            f"| deliveries per second (1 worker) | {rate['per_second']:.0f} |",
+            f"| commit-to-delivery p50 / p95 | {delay['p50_ms']:.1f} / {delay['p95_ms']:.1f} ms |",
+        ]
     )
-    print(f"| deliveries per second (1 worker) | {rate['per_second']:.0f} |")
-    print(f"| commit-to-delivery p50 / p95 | {delay['p50_ms']:.1f} / {delay['p95_ms']:.1f} ms |")
-    return 0
+    return results_file.report(
+        "webhook-bench",
+        context,
+        table,
+        verdicts(booking, share, rate, delay),
+        {
+            "base": base,
+            "sizes": vars(args),
+            "booking": booking,
+            "share": share,
+            "throughput": rate,
+            "latency": delay,
+        },
+        quick=False,
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ traceback, and vobject's messages quote the offending line, which may be an
 ATTENDEE with a usager's name and email; aiohttp logs a request it cannot
 parse with the start of the offending header (an oversized Authorization is
 base64 of a password).  This filter keeps the log line and the exception's
-type, and drops the rest.  It sits on the root logger's handlers, so records
+type, and drops the rest.  Radicale's own lines name the request's path, whose
+last segment is the href a client chose (often the event's UID, which may hold
+a name): only the collection is kept.  It sits on the root logger's handlers, so records
 of every logger (Radicale's, aiohttp's, vobject's on the root logger) pass it.
 """
 
@@ -25,10 +27,18 @@ class RedactExceptions(logging.Filter):
             record.exc_text = None
             record.stack_info = None
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                f"<{type(a).__name__}>" if isinstance(a, BaseException) else a for a in record.args
-            )
+            radicale = record.name.startswith("radicale")
+            record.args = tuple(_redacted(a, radicale) for a in record.args)
         return True
+
+
+def _redacted(arg: object, radicale: bool) -> object:
+    if isinstance(arg, BaseException):
+        return f"<{type(arg).__name__}>"
+    if radicale and isinstance(arg, str) and arg.startswith("/") and arg.count("/") >= 3:
+        collection, _, item = arg.rstrip("/").rpartition("/")
+        return f"{collection}/…" if item and not arg.endswith("/") else arg
+    return arg
 
 
 def install() -> None:

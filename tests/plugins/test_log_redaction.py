@@ -36,3 +36,22 @@ def test_exception_texts_and_tracebacks_are_dropped() -> None:
     assert "Camille" not in written and "Olympus" not in written
     assert "Traceback" not in written
     assert written.splitlines() == ["Bad PUT: <ValueError>", "<ValueError>", "<KeyError>"]
+
+
+def test_radicale_lines_name_the_collection_not_the_clients_href() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactExceptions())
+    logger = logging.getLogger("radicale.test-redaction")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("Bad PUT request on %r: %s", "/alice/rdv/camille-durand.ics", "x")
+        logger.warning("Bad PROPFIND request on %r", "/alice/rdv/")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines == [
+        "Bad PUT request on '/alice/rdv/…': x",
+        "Bad PROPFIND request on '/alice/rdv/'",
+    ]

@@ -32,6 +32,7 @@ EVENT_TEXT = ("Rendez-vous-Thessaly-Quimperlé", "Dossier-confidentiel-Xylophage
 TZID = "Mars/Olympus_Mons-Krypton"
 BAD_JSON_TEXT = "Paysage-Hyacinthe-Mordred"
 PASSWORD_AS_LOGIN = "Tr0ub4dor-typed-as-login"
+NAMED_HREF = "rdv-honorine-quesnel"
 WRONG_PASSWORD = "Faux-mot-de-passe-Plouzané"
 HUGE_PASSWORD = "Ultraviolet-" + "x" * 9000
 
@@ -67,6 +68,7 @@ def test_nothing_personal_or_secret_reaches_the_log(server: Server) -> None:
         WRONG_PASSWORD,
         _basic("alice", WRONG_PASSWORD),
         PASSWORD_AS_LOGIN,
+        NAMED_HREF,
         _basic("alice", HUGE_PASSWORD)[:40],
         HUGE_PASSWORD[:20],
         token,
@@ -108,7 +110,9 @@ def _cycle(server: Server, office: Office) -> None:
     refused = httpx.put(f"{server.dav}alice/rdv/private.ics", content=text, auth=ALICE)
     assert refused.status_code == 403
     broken = text.replace("END:VEVENT", f"DTEND:{EVENT_TEXT[1]}\r\nEND:VEVENT")
-    assert httpx.put(dav + "broken.ics", content=broken, auth=admin).status_code in (400, 403)
+    # Its href is the client's choice, and may name a person.
+    href = f"{NAMED_HREF}.ics"
+    assert httpx.put(dav + href, content=broken, auth=admin).status_code in (400, 403)
     garbage = f"BEGIN:VCALENDAR\r\n{EVENT_TEXT[0]}\r\n"
     assert httpx.put(dav + "garbage.ics", content=garbage, auth=admin).status_code in (400, 403)
     report = (

@@ -9,11 +9,11 @@ import logging
 from plugins.log_redaction import RedactExceptions
 
 
-def _written(record_maker) -> str:  # type: ignore[no-untyped-def]
+def _written(record_maker, name: str = "test.redaction") -> str:  # type: ignore[no-untyped-def]
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactExceptions())
-    logger = logging.getLogger("test.redaction")
+    logger = logging.getLogger(name)
     logger.propagate = False
     logger.addHandler(handler)
     try:
@@ -39,18 +39,11 @@ def test_exception_texts_and_tracebacks_are_dropped() -> None:
 
 
 def test_radicale_lines_name_the_collection_not_the_clients_href() -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.addFilter(RedactExceptions())
-    logger = logging.getLogger("radicale.test-redaction")
-    logger.propagate = False
-    logger.addHandler(handler)
-    try:
+    def log(logger: logging.Logger) -> None:
         logger.warning("Bad PUT request on %r: %s", "/alice/rdv/camille-durand.ics", "x")
         logger.warning("Bad PROPFIND request on %r", "/alice/rdv/")
-    finally:
-        logger.removeHandler(handler)
-    lines = stream.getvalue().splitlines()
+
+    lines = _written(log, "radicale.test-redaction").splitlines()
     assert lines == [
         "Bad PUT request on '/alice/rdv/…': x",
         "Bad PROPFIND request on '/alice/rdv/'",

@@ -271,10 +271,17 @@ def bodies(
     """The JSON body of the request that tells each event, by event id, as
     bytes (signed as they are); ``Unbuilt`` for one that could not be built,
     so that it does not hold back the others."""
-    related = Related(conn, events)
     moment = now or datetime.now(UTC)
     built: dict[int, bytes | Unbuilt] = {}
-    for event in events:
+    readable = []
+    for event in events:  # one whose related records cannot even be named
+        try:
+            _wanted([event])
+            readable.append(event)
+        except Exception as e:  # any failure is this one event's alone
+            built[event.id] = Unbuilt(type(e).__name__)
+    related = Related(conn, readable)
+    for event in readable:
         try:
             built[event.id] = _body(related, event, moment)
         except Exception as e:  # any failure is this one event's alone

@@ -21,6 +21,7 @@ from feeds.handler import handler as feed_handler
 from plugins.auth_throttle import Throttle
 from plugins.caldav import build_caldav
 from storage.database import Database
+from storage.deliveries import Retention
 from webhooks.retry import DAY_MS, RetryPolicy
 from webhooks.targets import TargetPolicy, networks
 from webhooks.worker import Worker, WorkerSettings
@@ -102,6 +103,11 @@ def worker_settings(settings: Settings) -> WorkerSettings:
             give_up_after_ms=settings.webhook_retry_days * DAY_MS,
         ),
         poll_s=settings.webhook_poll_seconds,
+        keep=Retention(
+            delivered_ms=settings.webhook_keep_delivered_days * DAY_MS,
+            failed_ms=settings.webhook_keep_failed_days * DAY_MS,
+            waiting_ms=settings.webhook_retry_days * DAY_MS,
+        ),
     )
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,18 +215,25 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_server(
+def module_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database per database kind for a whole module (see ``module_server``;
+    a module that needs its own configuration starts its server on this)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'calserver.db'}"
+        return
+    with _pg_database(request.getfixturevalue("pg_available")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """One server per database for a whole module, for suites whose tests keep
     out of each other's way (their own agents, days or records): a server
     start costs more than most of these tests."""
-    workdir = tmp_path_factory.mktemp("server")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir / 'calserver.db'}"
-        else:
-            url = stack.enter_context(_pg_database(request.getfixturevalue("pg_available")))
-        srv = start_server(url, workdir)
-        stack.callback(srv.stop)
-        yield srv
+    srv = start_server(module_database_url, tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.stop()

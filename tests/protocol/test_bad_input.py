@@ -56,7 +56,9 @@ def _hrefs(server: Server, calendar: str) -> list[str]:
         "DTSTART:2027-01-01\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",  # bad date
     ],
 )
-def test_malformed_icalendar_is_refused_with_precondition(server: Server, calendar: str, body: str) -> None:
+def test_malformed_icalendar_is_refused_with_precondition(
+    server: Server, calendar: str, body: str
+) -> None:
     answer = httpx.put(
         server.dav + calendar + "bad.ics",
         auth=AUTH,

@@ -1,0 +1,351 @@
+"""A Microsoft Graph stand-in on loopback, over HTTPS with a certificate from
+``trustme``: the identity platform's discovery and token endpoints (client
+credentials and refresh tokens) and the calendar events of mailboxes kept in
+memory (``/users/{id}/events``, ``/me/events``, ``$batch``).
+
+It behaves as Graph does where calserver depends on it: a POST carrying a
+``transactionId`` already used in that mailbox answers the event it created
+then (no duplicate); ``$filter`` on a single-value extended property lists
+the events that carry it; unknown ids are 404 ``ErrorItemNotFound``.  A test
+can script faults: the next requests answer 429 with ``Retry-After`` or 503,
+access tokens expire, a refresh token or an application secret is revoked, a
+response is dropped after its request was applied.  Every request is logged
+(with its body) so a test can look at what reached Graph.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import ssl
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trustme
+from aiohttp import web
+
+from tests.conftest import free_port
+
+
+@dataclass
+class Logged:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    mailbox: str | None
+    status: int = 0
+
+
+@dataclass
+class Fault:
+    status: int  # 0: apply the request, then drop the connection without answering
+    retry_after: str | None = None
+    method: str | None = None  # None: any method on an events URL
+
+
+@dataclass
+class Mailbox:
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transactions: dict[str, str] = field(default_factory=dict)
+
+
+class GraphServer:
+    """Start with ``start()``; ``ca_path`` is the CA bundle a client must trust."""
+
+    def __init__(self, directory: Path, latency_s: float = 0.0) -> None:
+        self.port = free_port()
+        self.latency_s = latency_s
+        self.ca = trustme.CA()
+        self.ca_path = directory / "graph-ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_path))
+        self.apps: dict[str, tuple[str, str]] = {}  # client id -> (tenant, secret)
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> mailbox
+        self.tokens: dict[str, str | None] = {}  # access token -> mailbox (None: application)
+        self.mailboxes: dict[str, Mailbox] = {}
+        self.log: list[Logged] = []
+        self.faults: deque[Fault] = deque()
+        self.in_flight: dict[str, int] = {}
+        self.most_in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    # -- what a test sets up and looks at -------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def register_app(self, tenant: str, client_id: str, secret: str) -> None:
+        self.apps[client_id] = (tenant, secret)
+
+    def revoke_app(self, client_id: str) -> None:
+        self.apps.pop(client_id, None)
+
+    def issue_refresh_token(self, mailbox: str) -> str:
+        token = secrets.token_urlsafe(24)
+        self.refresh_tokens[token] = mailbox.lower()
+        return token
+
+    def revoke_refresh_token(self, token: str) -> None:
+        self.refresh_tokens.pop(token, None)
+
+    def expire_tokens(self) -> None:
+        """Every access token handed out so far is refused from now on (401)."""
+        with self._lock:
+            self.tokens.clear()
+
+    def fail(self, *faults: Fault) -> None:
+        """The next requests on events URLs answer these, in order."""
+        with self._lock:
+            self.faults.extend(faults)
+
+    def events(self, mailbox: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._mailbox(mailbox).events.values())
+
+    def delete_by_hand(self, mailbox: str, event_id: str) -> None:
+        with self._lock:
+            del self._mailbox(mailbox).events[event_id]
+
+    def edit_by_hand(self, mailbox: str, event_id: str, **fields: Any) -> None:
+        with self._lock:
+            self._mailbox(mailbox).events[event_id].update(fields)
+
+    def add_by_hand(self, mailbox: str, event: dict[str, Any]) -> str:
+        with self._lock:
+            event_id = self._new_id()
+            self._mailbox(mailbox).events[event_id] = {**event, "id": event_id}
+            return event_id
+
+    def requests(self, method: str | None = None) -> list[Logged]:
+        with self._lock:
+            return [r for r in self.log if method in (None, r.method)]
+
+    # -- the server -------------------------------------------------------------
+
+    def _mailbox(self, name: str) -> Mailbox:
+        return self.mailboxes.setdefault(name.lower(), Mailbox())
+
+    @staticmethod
+    def _new_id() -> str:
+        return "AAMk" + uuid.uuid4().hex
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        tenant = request.match_info["tenant"]
+        base = f"{self.url}/{tenant}"
+        return web.json_response(
+            {
+                "issuer": f"{base}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+            }
+        )
+
+    def _token_answer(self, mailbox: str | None, refresh: bool) -> web.Response:
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self.tokens[token] = mailbox
+        answer: dict[str, Any] = {"token_type": "Bearer", "expires_in": 3600, "access_token": token}
+        if refresh and mailbox is not None:
+            answer["refresh_token"] = self.issue_refresh_token(mailbox)
+            answer["scope"] = "Calendars.ReadWrite offline_access"
+        return web.json_response(answer)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        tenant = request.match_info["tenant"]
+        grant = form.get("grant_type")
+        if grant == "client_credentials":
+            known = self.apps.get(str(form.get("client_id")))
+            if known is None or known != (tenant, form.get("client_secret")):
+                return _oauth_error(401, "invalid_client", "AADSTS7000215: invalid secret")
+            return self._token_answer(None, refresh=False)
+        if grant == "refresh_token":
+            mailbox = self.refresh_tokens.pop(str(form.get("refresh_token")), None)
+            if mailbox is None:
+                return _oauth_error(400, "invalid_grant", "AADSTS70008: refresh token revoked")
+            return self._token_answer(mailbox, refresh=True)
+        return _oauth_error(400, "unsupported_grant_type", "not supported here")
+
+    def _caller(self, request: web.Request) -> tuple[bool, str | None]:
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ")
+        with self._lock:
+            if token not in self.tokens:
+                return False, None
+            return True, self.tokens[token]
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        user = request.match_info.get("user")
+        logged = Logged(
+            request.method,
+            request.path,
+            dict(request.query),
+            dict(request.headers),
+            body,
+            user.lower() if user else None,
+        )
+        with self._lock:
+            self.log.append(logged)
+        known, delegated = self._caller(request)
+        if not known:
+            return _graph_error(logged, 401, "InvalidAuthenticationToken", "token expired")
+        mailbox = user or delegated
+        if mailbox is None:
+            return _graph_error(logged, 400, "BadRequest", "/me needs a delegated token")
+        logged.mailbox = mailbox.lower()
+        with self._lock:
+            fault = None
+            if self.faults and self.faults[0].method in (None, request.method):
+                fault = self.faults.popleft()
+            self.in_flight[logged.mailbox] = self.in_flight.get(logged.mailbox, 0) + 1
+            self.most_in_flight[logged.mailbox] = max(
+                self.most_in_flight.get(logged.mailbox, 0), self.in_flight[logged.mailbox]
+            )
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            if fault is not None and fault.status:
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                return _graph_error(logged, fault.status, "TooManyRequests", "fault", headers)
+            status, answer = self._apply(
+                logged.mailbox,
+                request.method,
+                request.match_info.get("id"),
+                json.loads(body) if body else None,
+                dict(request.query),
+            )
+            if fault is not None:  # applied, but the caller never hears of it
+                assert request.transport is not None
+                request.transport.close()
+                raise ConnectionResetError("dropped by the test")
+            logged.status = status
+            if answer is None:
+                return web.Response(status=status, headers={"request-id": str(uuid.uuid4())})
+            return web.json_response(
+                answer, status=status, headers={"request-id": str(uuid.uuid4())}
+            )
+        finally:
+            with self._lock:
+                self.in_flight[logged.mailbox] -= 1
+
+    def _apply(
+        self,
+        mailbox_name: str,
+        method: str,
+        event_id: str | None,
+        body: dict[str, Any] | None,
+        query: dict[str, str],
+    ) -> tuple[int, dict[str, Any] | None]:
+        with self._lock:
+            mailbox = self._mailbox(mailbox_name)
+            if method == "POST" and event_id is None:
+                assert body is not None
+                transaction = body.get("transactionId")
+                if transaction and transaction in mailbox.transactions:
+                    existing = mailbox.events.get(mailbox.transactions[transaction])
+                    if existing is not None:
+                        return 201, existing
+                new_id = self._new_id()
+                mailbox.events[new_id] = {**body, "id": new_id}
+                if transaction:
+                    mailbox.transactions[transaction] = new_id
+                return 201, mailbox.events[new_id]
+            if method == "GET" and event_id is None:
+                return 200, {"value": _filtered(list(mailbox.events.values()), query)}
+            if event_id not in mailbox.events:
+                return 404, {"error": {"code": "ErrorItemNotFound", "message": "not found"}}
+            if method == "GET":
+                return 200, mailbox.events[event_id]
+            if method == "PATCH":
+                assert body is not None
+                mailbox.events[event_id].update(body)
+                return 200, mailbox.events[event_id]
+            if method == "DELETE":
+                del mailbox.events[event_id]
+                return 204, None
+        return 405, {"error": {"code": "BadRequest", "message": method}}
+
+    async def _batch(self, request: web.Request) -> web.Response:
+        known, delegated = self._caller(request)
+        if not known:
+            return web.json_response({"error": {"code": "InvalidAuthenticationToken"}}, status=401)
+        answers = []
+        for sub in (await request.json())["requests"]:
+            path, _, _query = sub["url"].partition("?")
+            parts = path.strip("/").split("/")
+            mailbox = parts[1] if parts[0] == "users" else delegated
+            event_id = parts[-1] if parts[-1] != "events" else None
+            status, body = self._apply(str(mailbox), sub["method"], event_id, sub.get("body"), {})
+            answers.append({"id": sub["id"], "status": status, "body": body})
+        return web.json_response({"responses": answers})
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._discovery)
+        app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
+        for prefix in ("/v1.0/users/{user}", "/v1.0/me"):
+            app.router.add_route("*", prefix + "/events", self._events)
+            app.router.add_route("*", prefix + "/events/{id}", self._events)
+        app.router.add_post("/v1.0/$batch", self._batch)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=context).start()
+
+    def start(self) -> GraphServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def close(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def wait(self, check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+        """Poll ``check`` until it answers something true; that answer."""
+        deadline = time.monotonic() + timeout
+        while not (found := check()):
+            assert time.monotonic() < deadline, "timed out waiting on the Graph server"
+            time.sleep(0.05)
+        return found
+
+
+def _filtered(found: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    """``$filter=singleValueExtendedProperties/Any(ep: ep/id eq '<id>' and ...)``:
+    the events carrying that property (the one filter calserver sends)."""
+    wanted = query.get("$filter", "")
+    if "singleValueExtendedProperties/Any" not in wanted:
+        return found
+    property_id = wanted.split("ep/id eq '", 1)[1].split("'", 1)[0]
+    return [
+        e
+        for e in found
+        if any(p.get("id") == property_id for p in e.get("singleValueExtendedProperties", []))
+    ]
+
+
+def _oauth_error(status: int, code: str, description: str) -> web.Response:
+    return web.json_response({"error": code, "error_description": description}, status=status)
+
+
+def _graph_error(
+    logged: Logged, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    logged.status = status
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers or {}
+    )

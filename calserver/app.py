@@ -11,13 +11,15 @@ from datetime import timedelta
 from aiohttp import web
 
 from calserver.access_log import access_log
-from calserver.api import agendas, base, feed_links, openapi, records, slots, webhooks
+from calserver.api import agendas, base, feed_links, m365, openapi, records, slots, webhooks
 from calserver.auth_gate import AuthGate
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
 from feeds.builder import FeedSettings
 from feeds.handler import FeedService
 from feeds.handler import handler as feed_handler
+from m365.secrets import SecretBox
+from m365.worker import Pusher, PushSettings
 from plugins.auth_throttle import Throttle
 from plugins.caldav import build_caldav
 from storage.database import Database
@@ -73,14 +75,18 @@ async def _run_blocking(fn) -> None:  # type: ignore[no-untyped-def]
 
 
 def _api(
-    ctx: base.ApiContext, searches: ThreadPoolExecutor, targets: TargetPolicy
+    ctx: base.ApiContext,
+    searches: ThreadPoolExecutor,
+    targets: TargetPolicy,
+    box: SecretBox | None,
 ) -> web.Application:
     api = web.Application(middlewares=[base.errors], client_max_size=64 * 1024)
     api[base.CONTEXT] = ctx
     api[slots.SEARCHES] = searches
     api[webhooks.POLICY] = targets
+    api[m365.BOX] = box
     api.router.add_get("/openapi.json", openapi.serve)
-    for module in (records, agendas, slots, feed_links, webhooks):
+    for module in (records, agendas, slots, feed_links, webhooks, m365):
         module.add_routes(api)
     return api
 
@@ -127,6 +133,44 @@ def _run_worker(app: web.Application, db: Database, settings: Settings) -> None:
     app.on_cleanup.insert(0, finish)
 
 
+PUSH_TASK = web.AppKey("m365_push", asyncio.Task)
+
+
+def push_settings(settings: Settings) -> PushSettings | None:
+    """How RDVs are pushed to Microsoft 365, from ``[m365]``; None without a key."""
+    if not settings.m365_key:
+        return None
+    return PushSettings(
+        box=SecretBox(settings.m365_key),
+        base_url=settings.base_url,
+        authority_url=settings.m365_authority_url,
+        graph_url=settings.m365_graph_url,
+        ca_bundle=settings.m365_ca_bundle,
+        timeout_s=settings.m365_timeout_seconds,
+        poll_s=settings.m365_poll_seconds,
+        retry_first_ms=settings.m365_retry_first_ms,
+        past_days=settings.m365_past_days,
+        ahead_days=settings.m365_ahead_days,
+        reconcile_every_s=settings.m365_reconcile_hours * 3600,
+        keep_log_days=settings.m365_keep_log_days,
+    )
+
+
+def _run_pusher(app: web.Application, db: Database, push: PushSettings) -> None:
+    """Push RDVs to Microsoft 365 in this process while it serves."""
+    stop = asyncio.Event()
+
+    async def start(_app: web.Application) -> None:
+        app[PUSH_TASK] = asyncio.create_task(Pusher(db, push).run(stop))
+
+    async def finish(_app: web.Application) -> None:
+        stop.set()
+        await app[PUSH_TASK]
+
+    app.on_startup.append(start)
+    app.on_cleanup.insert(0, finish)
+
+
 def create_app(settings: Settings, db: Database) -> web.Application:
     """Build the application on a database whose schema is already migrated."""
     app = web.Application(client_max_size=settings.max_content_length, middlewares=[access_log])
@@ -151,7 +195,9 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     # A thread waiting on the database gets the GIL back within 1 ms of its
     # answer (5 ms by default) while searches compute beside it.
     sys.setswitchinterval(0.001)
-    app.add_subapp(API_PREFIX, _api(api_context, searches, target_policy(settings)))
+    push = push_settings(settings)
+    box = push.box if push else None
+    app.add_subapp(API_PREFIX, _api(api_context, searches, target_policy(settings), box))
     feed_settings = FeedSettings(
         refresh=timedelta(minutes=settings.feed_refresh_minutes),
         past_days=settings.feed_past_days,
@@ -175,4 +221,6 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     app.on_cleanup.append(_close)
     if settings.webhook_worker:
         _run_worker(app, db, settings)
+    if push is not None and settings.m365_worker:
+        _run_pusher(app, db, push)
     return app

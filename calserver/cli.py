@@ -14,10 +14,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from calserver.app import create_app, worker_settings
+from calserver.app import create_app, push_settings, worker_settings
 from calserver.bootstrap import prepare_database
 from calserver.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from calserver.memory import allocator
+from m365.secrets import new_key
+from m365.worker import Pusher, reconcile_once
 from plugins import log_redaction
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
@@ -38,8 +40,14 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser(
-        "worker", help="deliver webhooks (alone; several may share a PostgreSQL database)"
+        "worker",
+        help="deliver webhooks and push to Microsoft 365 (alone; several may share "
+        "a PostgreSQL database)",
     )
+    commands.add_parser(
+        "m365-reconcile", help="repair the Outlook calendars of every connected agent now"
+    )
+    commands.add_parser("m365-key", help="print a new key for [m365] key")
 
     add = commands.add_parser("add-agent", help="create an agent with its agendas")
     add.add_argument("login")
@@ -122,12 +130,28 @@ def _work(settings: Settings, db: Database) -> None:
         print("calserver worker is delivering webhooks")
         sys.stdout.flush()
         worker = Worker(db, worker_settings(settings))
-        await worker.run(stop)
+        push = push_settings(settings)
+        runs = [worker.run(stop)]
+        if push is not None:
+            runs.append(Pusher(db, push).run(stop))
+        await asyncio.gather(*runs)
         # For the operator (and the tests): what this process delivered.
         print(f"calserver worker stopped; it delivered {worker.delivered} webhook requests")
         sys.stdout.flush()
 
     asyncio.run(deliver())
+
+
+def _reconcile(settings: Settings, db: Database) -> None:
+    push = push_settings(settings)
+    if push is None:
+        raise ServeError("[m365] key is not set: nothing is pushed to Microsoft 365")
+    for report in asyncio.run(reconcile_once(db, push)):
+        print(
+            f"agent {report['agent_id']}: {report['events']} events of ours, "
+            f"{report['deleted']} deleted, {report['missing']} recreated"
+            + (f", failed: {report['error']}" if "error" in report else "")
+        )
 
 
 class ServeError(Exception):
@@ -155,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     # Radicale and Alembic narrate every request and migration step at INFO.
     for noisy in ("radicale", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if args.command == "m365-key":
+        print(new_key())
+        return 0
     if args.command != "serve" and not _configured(args):
         print(
             f"calserver: no configuration: {DEFAULT_CONFIG} is not in {Path.cwd()} and "
@@ -172,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             _serve(settings, db)
         elif args.command == "worker":
             _work(settings, db)
+        elif args.command == "m365-reconcile":
+            _reconcile(settings, db)
         elif args.command == "migrate":
             print("database schema is up to date")
         elif args.command == "add-agent":

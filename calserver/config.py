@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from m365.secrets import SecretBox, SecretError
 from webhooks import targets
 
 DEFAULT_CONFIG = Path("config.ini")
@@ -52,6 +53,18 @@ class Settings:
     webhook_poll_seconds: int = 30
     webhook_keep_delivered_days: int = 30
     webhook_keep_failed_days: int = 90
+    m365_worker: bool = True
+    m365_key: str | None = None
+    m365_authority_url: str = "https://login.microsoftonline.com"
+    m365_graph_url: str = "https://graph.microsoft.com/v1.0"
+    m365_ca_bundle: str | None = None
+    m365_timeout_seconds: int = 10
+    m365_poll_seconds: int = 30
+    m365_retry_first_ms: int = 2_000
+    m365_past_days: int = 31
+    m365_ahead_days: int = 366
+    m365_reconcile_hours: int = 24
+    m365_keep_log_days: int = 30
 
     @property
     def base_url(self) -> str:
@@ -123,6 +136,26 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         database_url = _sqlite_relative_to(database_url, folder)
     except Exception as e:
         raise ConfigError(f"[database] url is not a database URL: {e}") from None
+    m365_key = env.get("CALSERVER_M365_KEY") or get("m365", "key", "") or None
+    if m365_key:
+        try:
+            SecretBox(m365_key)
+        except SecretError as e:
+            raise ConfigError(f"[m365] key: {e}") from None
+    m365_urls = {}
+    for option, default in (
+        ("authority_url", "https://login.microsoftonline.com"),
+        ("graph_url", "https://graph.microsoft.com/v1.0"),
+    ):
+        m365_urls[option] = get("m365", option, default).rstrip("/")
+        if not m365_urls[option].startswith("https://"):
+            raise ConfigError(f"[m365] {option} must start with https://")
+    ca_bundle = get("m365", "ca_bundle", "")
+    if ca_bundle:
+        ca_path = Path(ca_bundle) if Path(ca_bundle).is_absolute() else folder / ca_bundle
+        if not ca_path.is_file():
+            raise ConfigError(f"[m365] ca_bundle: {ca_path} is not a file")
+        ca_bundle = str(ca_path)
     return Settings(
         host=host,
         port=port,
@@ -149,4 +182,16 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         webhook_poll_seconds=get_int("webhooks", "poll_seconds", 30),
         webhook_keep_delivered_days=get_int("webhooks", "keep_delivered_days", 30),
         webhook_keep_failed_days=get_int("webhooks", "keep_failed_days", 90),
+        m365_worker=get_bool("m365", "worker", True),
+        m365_key=m365_key,
+        m365_authority_url=m365_urls["authority_url"],
+        m365_graph_url=m365_urls["graph_url"],
+        m365_ca_bundle=ca_bundle or None,
+        m365_timeout_seconds=get_int("m365", "timeout_seconds", 10),
+        m365_poll_seconds=get_int("m365", "poll_seconds", 30),
+        m365_retry_first_ms=get_int("m365", "retry_first_ms", 2_000),
+        m365_past_days=get_int("m365", "past_days", 31),
+        m365_ahead_days=get_int("m365", "ahead_days", 366),
+        m365_reconcile_hours=get_int("m365", "reconcile_hours", 24),
+        m365_keep_log_days=get_int("m365", "keep_log_days", 30),
     )

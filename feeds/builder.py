@@ -69,24 +69,10 @@ def body(conn: Connection, feed: Feed, settings: FeedSettings, base_url: str) ->
     organisations = feed.organisation_ids
     motifs = {m["id"]: m for o in organisations for m in scheduling.motifs_of(conn, o)}
     lieux = {lieu["id"]: lieu for o in organisations for lieu in scheduling.lieux_of(conn, o)}
-    found: list[FeedEvent] = []
-    for rdv in feeds.rdvs(conn, agent_id, start, end):
-        motif = motifs.get(rdv.motif_id or 0)
-        location_type = motif["location_type"] if motif else "public_office"
-        home = _home(conn, rdv.item_id) if location_type == "home" else (None, None)
-        found.append(
-            FeedEvent(
-                uid=f"{rdv.public_id}@calserver",
-                start=_dt(rdv.starts_at),
-                end=_dt(rdv.ends_at),
-                summary=motif["name"] if motif else "RDV",
-                last_modified=_dt(rdv.modified_at),
-                sequence=rdv.sequence,
-                location=events.location_text(location_type, lieux.get(rdv.lieu_id or 0), *home)
-                or None,
-                url=f"{base_url}/backoffice/rdvs/{rdv.public_id}",
-            )
-        )
+    found = [
+        rdv_event(conn, rdv, motifs, lieux, base_url)
+        for rdv in feeds.rdvs(conn, agent_id, start, end)
+    ]
     if feed.agent["feed_with_availability"]:
         for kind, public_id, r_start, r_end, modified in feeds.availability(
             conn, agent_id, start, end
@@ -105,6 +91,30 @@ def body(conn: Connection, feed: Feed, settings: FeedSettings, base_url: str) ->
     name = f"RDV – {feed.agent['display_name'] or feed.agent['login']}"
     return serialize(
         name, feed.zone, found, refresh=settings.refresh, first=feed.first, last=feed.last
+    )
+
+
+def rdv_event(
+    conn: Connection,
+    rdv: feeds.FeedRdv,
+    motifs: dict[int, dict],
+    lieux: dict[int, dict],
+    base_url: str,
+) -> FeedEvent:
+    """What may be said of one RDV outside the server (the feed, Outlook):
+    the motif's name, a location by location type, the back-office link."""
+    motif = motifs.get(rdv.motif_id or 0)
+    location_type = motif["location_type"] if motif else "public_office"
+    home = _home(conn, rdv.item_id) if location_type == "home" else (None, None)
+    return FeedEvent(
+        uid=f"{rdv.public_id}@calserver",
+        start=_dt(rdv.starts_at),
+        end=_dt(rdv.ends_at),
+        summary=motif["name"] if motif else "RDV",
+        last_modified=_dt(rdv.modified_at),
+        sequence=rdv.sequence,
+        location=events.location_text(location_type, lieux.get(rdv.lieu_id or 0), *home) or None,
+        url=f"{base_url}/backoffice/rdvs/{rdv.public_id}",
     )
 
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, select, update
 
 from storage.schema import (
     agenda_events,
@@ -103,25 +103,34 @@ class FeedRdv:
     item_id: int
 
 
-def rdvs(conn: Connection, agent_id: int, start: int, end: int) -> list[FeedRdv]:
-    """The agent's RDVs (all organisations) starting in [start, end), not cancelled."""
+def _rdv_rows() -> Select:
     e = agenda_events
-    query = (
+    return (
         select(
             e.c.public_id, e.c.starts_at, e.c.ends_at, e.c.sequence, items.c.modified_at,
             e.c.motif_id, e.c.lieu_id, e.c.organisation_id, e.c.item_id,
         )
         .join(items, items.c.id == e.c.item_id)
-        .where(
-            e.c.agent_id == agent_id,
-            e.c.kind == "rdv",
-            e.c.starts_at >= start,
-            e.c.starts_at < end,
-            e.c.status.not_in(("excused", "revoked")),
-        )
-        .order_by(e.c.starts_at, e.c.item_id)
+        .where(e.c.kind == "rdv", e.c.status.not_in(("excused", "revoked")))
     )  # fmt: skip
+
+
+def rdvs(conn: Connection, agent_id: int, start: int, end: int) -> list[FeedRdv]:
+    """The agent's RDVs (all organisations) starting in [start, end), not cancelled."""
+    e = agenda_events
+    query = (
+        _rdv_rows()
+        .where(e.c.agent_id == agent_id, e.c.starts_at >= start, e.c.starts_at < end)
+        .order_by(e.c.starts_at, e.c.item_id)
+    )
     return [FeedRdv(*row) for row in conn.execute(query)]
+
+
+def live_rdvs(conn: Connection, item_ids: list[int]) -> dict[int, tuple[int, FeedRdv]]:
+    """Of these items, those that are RDVs not cancelled: item -> (agent, row)."""
+    e = agenda_events
+    query = _rdv_rows().add_columns(e.c.agent_id).where(e.c.item_id.in_(item_ids))
+    return {row.item_id: (row.agent_id, FeedRdv(*row[:-1])) for row in conn.execute(query)}
 
 
 def availability(

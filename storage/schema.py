@@ -412,3 +412,74 @@ webhook_attempts = Table(
     # The start of the answer's body, for the admin (bounded).
     Column("response_excerpt", String(500), nullable=True),
 )
+
+# -- Microsoft 365: RDVs pushed into the agents' Outlook calendars ----------------
+
+# An organisation's application connection to its Microsoft 365 tenant (set by
+# its admins).  The client secret is stored encrypted (Fernet, the key in the
+# configuration, never in the database).  ``state`` is ok or broken; broken
+# (a refused secret, a revoked consent) stops the push until an admin sets it again.
+m365_connections = Table(
+    "m365_connections",
+    metadata,
+    Column(
+        "organisation_id",
+        Integer,
+        ForeignKey("organisations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tenant_id", String(100), nullable=False),
+    Column("client_id", String(100), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("broken_reason", String(200), nullable=True),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+# One row per RDV item the push has to think about: where its Outlook event
+# lives (mailbox and Graph's immutable id), what was last pushed (a digest),
+# and whether it must be looked at again (``dirty``, from ``due_ms``).  No key
+# on items: the row outlives a deleted RDV until its event is deleted.
+m365_links = Table(
+    "m365_links",
+    metadata,
+    Column("item_id", Integer, primary_key=True),
+    Column("agent_id", Integer, nullable=False),
+    Column("organisation_id", Integer, nullable=False),
+    Column("mailbox", String(320), nullable=True),
+    Column("graph_id", String(400), nullable=True),
+    Column("pushed", String(64), nullable=True),
+    # Bumped when an event is recreated: a new transactionId for the new event.
+    Column("generation", Integer, nullable=False, server_default="0"),
+    Column("dirty", Boolean, nullable=False, server_default="1"),
+    # Bumped by every change told: a sync finishing clears only what it saw.
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("due_ms", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Index("ix_m365_links_dirty_due", "dirty", "due_ms"),
+    Index("ix_m365_links_agent", "agent_id"),
+)
+
+# How far the push has read the outbox.
+m365_cursor = Table(
+    "m365_cursor",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("last_event_id", BigInteger, nullable=False),
+)
+
+# The sync log: every call to Graph, per agent (no event content).
+m365_sync_log = Table(
+    "m365_sync_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("agent_id", Integer, nullable=False),
+    Column("item_id", Integer, nullable=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("operation", String(16), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("request_id", String(80), nullable=True),
+    Column("error", String(200), nullable=True),
+    Index("ix_m365_sync_log_agent_id", "agent_id", "id"),
+)

@@ -98,6 +98,16 @@ OPERATIONS: tuple[tuple[str, str, str, type | None, tuple[str, ...]], ...] = (
             ("post", "/{id}/redeliver_failed", "Send every failed delivery again", None),
         )
     ),
+    (
+        "put",
+        "/organisations/{org}/m365/connection",
+        "Connect the tenant to Microsoft 365 (admin); the secret is never shown",
+        schemas.M365ConnectionIn,
+        (),
+    ),
+    ("get", "/organisations/{org}/m365/connection", "The connection's state (admin)", None, ()),
+    ("delete", "/organisations/{org}/m365/connection", "Disconnect (admin)", None, ()),
+    ("get", "/organisations/{org}/agents/{agent}/m365/log", "The agent's sync log", None, ()),
 )
 _ERROR = {
     "type": "object",

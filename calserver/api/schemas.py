@@ -209,3 +209,11 @@ class WebhookEndpointPatch(_In):
 class SecretRotation(_In):
     # How long the previous secret keeps signing beside the new one (0: not at all).
     overlap_hours: Annotated[int, Meta(ge=0, le=24 * 14)] = 24
+
+
+class M365ConnectionIn(_In):
+    """An organisation's application connection to its Microsoft 365 tenant."""
+
+    tenant_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9.\-]{1,100}$")]
+    client_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9\-]{1,100}$")]
+    client_secret: Annotated[str, Meta(min_length=1, max_length=1000)]

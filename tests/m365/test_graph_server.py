@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from m365.tokens import Credentials, Refused, TokenSource
 from tests.m365.graph import Fault, GraphServer
 
 PROPERTY = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name calserverUid"
@@ -79,3 +80,17 @@ def test_faults_tokens_and_refusals(graph: GraphServer) -> None:
         verify=str(graph.ca_path),
     )
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+
+
+def test_tokens_are_cached_renewed_after_a_401_and_refused_credentials_say_so(
+    graph: GraphServer,
+) -> None:
+    graph.register_app("tenant-2", "client-2", "other")
+    tokens = TokenSource(graph.url, str(graph.ca_path), 5)
+    app = Credentials("tenant-2", "client-2", "other")
+    first = tokens.token(app)
+    assert tokens.token(app) == first  # cached until it expires
+    tokens.forget_token(app)
+    assert tokens.token(app) != first
+    with pytest.raises(Refused, match="invalid_client"):
+        tokens.token(Credentials("tenant-2", "client-2", "wrong"))

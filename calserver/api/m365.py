@@ -1,0 +1,118 @@
+"""Microsoft 365, for an organisation's admins and its agents.
+
+``/organisations/{org}/m365/connection``: set (PUT: tenant id, client id,
+client secret; the secret is stored encrypted and never shown again), read
+(state ``ok`` or ``broken`` with the reason) and delete the organisation's
+application connection.  ``/organisations/{org}/agents/{agent}/m365/log``:
+the agent's sync log (the agent itself or an admin).  Without ``[m365] key``
+the server cannot store a secret: setting a connection is 503
+``m365-not-configured``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import Connection
+
+from calserver.api import schemas
+from calserver.api.base import (
+    ApiError,
+    body,
+    context,
+    int_param,
+    json,
+    login_of,
+    not_found,
+    require_admin,
+    role_in,
+)
+from m365.secrets import SecretBox
+from storage import m365 as repository
+from storage import scheduling
+from storage.outbox import now_ms
+
+CONNECTION = "/organisations/{org}/m365/connection"
+LOG = "/organisations/{org}/agents/{agent}/m365/log"
+BOX = web.AppKey("m365_box", SecretBox)
+
+
+def _public(found: dict) -> dict:
+    """A connection as the API shows it: never its secret."""
+    return {
+        "organisation_id": found["organisation_id"],
+        "tenant_id": found["tenant_id"],
+        "client_id": found["client_id"],
+        "state": found["state"],
+        "broken_reason": found["broken_reason"],
+        "updated_ms": found["updated_ms"],
+    }
+
+
+async def put_connection(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+    box = request.app[BOX]
+    if box is None:
+        raise ApiError(503, "m365-not-configured", "this server has no [m365] key")
+    new = await body(request, schemas.M365ConnectionIn)
+    sealed = box.seal(new.client_secret)
+
+    def write(conn: Connection) -> dict:
+        require_admin(conn, login, org)
+        repository.set_connection(conn, org, new.tenant_id, new.client_id, sealed, now_ms())
+        found = repository.connection(conn, org)
+        assert found is not None
+        return _public(found)
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.write, write))
+
+
+async def get_connection(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+
+    def read(conn: Connection) -> dict:
+        require_admin(conn, login, org)
+        found = repository.connection(conn, org)
+        if found is None:
+            raise not_found("this organisation's Microsoft 365 connection")
+        return _public(found)
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.read, read))
+
+
+async def delete_connection(request: web.Request) -> web.Response:
+    """Disconnect: the stored secret is deleted; events already in mailboxes stay."""
+    login, org = await login_of(request), int_param(request, "org")
+
+    def write(conn: Connection) -> None:
+        require_admin(conn, login, org)
+        if not repository.delete_connection(conn, org):
+            raise not_found("this organisation's Microsoft 365 connection")
+
+    ctx = context(request)
+    await ctx.run(ctx.write, write)
+    return web.Response(status=204)
+
+
+async def sync_log(request: web.Request) -> web.Response:
+    login, org = await login_of(request), int_param(request, "org")
+    agent_id = int_param(request, "agent")
+
+    def read(conn: Connection) -> list[dict]:
+        me_id, role = role_in(conn, login, org)
+        if org not in scheduling.roles_of(conn, agent_id):
+            raise not_found("this agent")
+        if agent_id != me_id and role != "admin":
+            raise ApiError(403, "forbidden", "only admins read another agent's sync log")
+        return repository.log_of(conn, agent_id)
+
+    ctx = context(request)
+    return json(await ctx.run(ctx.read, read))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_put(CONNECTION, put_connection)
+    app.router.add_get(CONNECTION, get_connection)
+    app.router.add_delete(CONNECTION, delete_connection)
+    app.router.add_get(LOG, sync_log)

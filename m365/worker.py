@@ -1,0 +1,469 @@
+"""The push worker: from the outbox to the agents' Outlook calendars.
+
+One loop per worker process, beside the webhook worker (``calserver serve``
+runs one in process, ``calserver worker`` one alone).  Each turn, in one
+short write transaction, it marks dirty the links of the RDVs the outbox
+told of (``storage.m365.collect``) and claims due dirty links (leased).
+Each claimed link is synced on its own task: a read transaction says what
+the RDV is now (the feed's whitelist type, so no usager data), then the
+Graph calls that make the mailbox agree (DELETE when the RDV is gone,
+cancelled or changed mailbox; PATCH when its digest differs; POST with a
+``transactionId`` derived from the RDV when there is no event; a 404 on
+PATCH recreates), then one write transaction keeps the event's id and
+digest and the sync log.  No transaction is open while a request is on the
+wire; at most four requests are in flight per mailbox (``GraphClient``).
+
+Graph's 429 and 503 are retried after their ``Retry-After``, other
+failures with a doubling delay; a refused credential marks the
+organisation's connection broken, which stops its links from being claimed
+until an admin sets the connection again.
+
+``reconcile`` lists our events in an agent's mailbox (by the extended
+property) and repairs drift through the same sync: an event of a live RDV
+is adopted with the digest of what the mailbox holds (a hand edit then
+reads as a difference and is patched back), a live RDV without an event is
+recreated, and an event of ours that is no RDV any more is deleted.  The
+worker reconciles every connected agent every ``reconcile_every_s``;
+``calserver m365-reconcile`` does it on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from feeds.builder import rdv_event
+from m365 import event as graph_event
+from m365.graph import Answer, GraphClient, ssl_context
+from m365.secrets import SecretBox, SecretError
+from m365.tokens import Credentials, Refused, TokenSource, Unavailable
+from storage import feeds, scheduling
+from storage import m365 as repository
+from storage.database import Database
+from storage.outbox import now_ms
+
+log = logging.getLogger("calserver.m365")
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    box: SecretBox
+    base_url: str
+    authority_url: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    ca_bundle: str | None = None
+    timeout_s: float = 10.0
+    poll_s: float = 30.0
+    batch: int = 100
+    retry_first_ms: int = 2_000
+    retry_max_ms: int = 3_600_000
+    past_days: int = 31
+    ahead_days: int = 366
+    reconcile_every_s: float = 86_400.0
+    keep_log_days: int = 30
+
+    @property
+    def lease_ms(self) -> int:
+        """A sync makes at most three calls (and a token request) in a row;
+        past the lease another worker may take the link again."""
+        return int((4 * self.timeout_s + 10) * 1000)
+
+
+@dataclass
+class Plan:
+    """What one link's sync works from, read in one transaction."""
+
+    credentials: Credentials | None
+    mailbox: str | None
+    zone: str
+    body: dict[str, Any] | None  # the event the RDV should be; None: no event
+
+
+@dataclass
+class Outcome:
+    mailbox: str | None
+    graph_id: str | None
+    pushed: str | None
+    generation: int
+    retry_at_ms: int | None = None
+
+
+class Broken(Exception):
+    """The organisation's connection was refused: marked broken."""
+
+
+class Pusher:
+    def __init__(self, db: Database, settings: PushSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.tokens = TokenSource(settings.authority_url, settings.ca_bundle, settings.timeout_s)
+        self.synced = 0  # links synced since it started
+        self._wake = asyncio.Event()
+        self._busy: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._next_reconcile = 0.0
+
+    # -- one link ------------------------------------------------------------------
+
+    def _credentials(self, conn: Any, organisation_id: int) -> Credentials | None:
+        found = repository.connection(conn, organisation_id)
+        if found is None or found["state"] != repository.OK:
+            return None
+        try:
+            secret = self.settings.box.open(found["secret"])
+        except SecretError:
+            repository.mark_broken(
+                conn, organisation_id, "the secret was stored with another key", now_ms()
+            )
+            return None
+        return Credentials(found["tenant_id"], found["client_id"], secret)
+
+    def _plan(self, link: repository.Link) -> Plan:
+        with self.db.transaction(write=True) as conn:
+            credentials = self._credentials(conn, link.organisation_id)
+            live = feeds.live_rdvs(conn, [link.item_id]).get(link.item_id)
+            if live is None:
+                _, zone = repository.mailbox_and_zone(conn, link.agent_id, link.organisation_id)
+                return Plan(credentials, None, zone, None)
+            agent_id, rdv = live
+            organisation_id = rdv.organisation_id or link.organisation_id
+            mailbox, zone = repository.mailbox_and_zone(conn, agent_id, organisation_id)
+            if mailbox is None:
+                return Plan(credentials, None, zone, None)
+            motifs = {m["id"]: m for m in scheduling.motifs_of(conn, organisation_id)}
+            lieux = {lieu["id"]: lieu for lieu in scheduling.lieux_of(conn, organisation_id)}
+            found = rdv_event(conn, rdv, motifs, lieux, self.settings.base_url)
+        return Plan(credentials, mailbox, zone, graph_event.graph_event(found, zone))
+
+    async def _token(self, organisation_id: int, credentials: Credentials) -> str:
+        try:
+            return await asyncio.to_thread(self.tokens.token, credentials)
+        except Refused as e:
+            await asyncio.to_thread(self._break, organisation_id, str(e))
+            raise Broken(str(e)) from None
+
+    def _break(self, organisation_id: int, reason: str) -> None:
+        with self.db.transaction(write=True) as conn:
+            repository.mark_broken(conn, organisation_id, reason, now_ms())
+        log.warning("m365 connection of organisation %s broken: %s", organisation_id, reason)
+
+    async def _call(
+        self,
+        client: GraphClient,
+        link: repository.Link,
+        credentials: Credentials,
+        logged: list[repository.LogEntry],
+        operation: str,
+        mailbox: str,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None = None,
+    ) -> Answer:
+        """One Graph call, logged; a 401 gets a fresh token and one more try."""
+        for fresh in (False, True):
+            if fresh:
+                self.tokens.forget_token(credentials)
+            try:
+                token = await self._token(link.organisation_id, credentials)
+            except Unavailable as e:
+                answer = Answer(None, None, None, None, 0, f"no token: {e}")
+            else:
+                answer = await client.call(token, mailbox, method, url, body)
+            logged.append(
+                repository.LogEntry(
+                    link.agent_id, link.item_id or None, now_ms() - answer.duration_ms, operation,
+                    answer.status, answer.duration_ms, answer.request_id, answer.error,
+                )
+            )  # fmt: skip
+            if answer.status != 401:
+                break
+        return answer
+
+    def _later(self, link: repository.Link, answer: Answer) -> int:
+        if answer.retry_after_ms is not None:
+            return now_ms() + answer.retry_after_ms
+        delay = self.settings.retry_first_ms * 2 ** min(link.attempts, 20)
+        return now_ms() + min(self.settings.retry_max_ms, delay)
+
+    async def sync(
+        self, client: GraphClient, link: repository.Link, logged: list[repository.LogEntry]
+    ) -> Outcome:
+        """Make the mailbox agree with what the RDV is now."""
+        plan = await asyncio.to_thread(self._plan, link)
+        done = Outcome(link.mailbox, link.graph_id, link.pushed, link.generation)
+        if plan.credentials is None:
+            done.retry_at_ms = now_ms() + self.settings.retry_max_ms
+            return done
+        call = _Caller(self, client, link, plan.credentials, logged)
+        if done.graph_id and done.mailbox and (plan.body is None or done.mailbox != plan.mailbox):
+            answer = await call("delete", done.mailbox, "DELETE", done.graph_id)
+            if answer.status not in (200, 204, 404):
+                done.retry_at_ms = self._later(link, answer)
+                return done
+            done.graph_id = done.pushed = None
+        if plan.body is None or plan.mailbox is None:
+            return done
+        wanted = graph_event.digest(plan.body)
+        if done.graph_id and done.pushed != wanted:
+            answer = await call("update", plan.mailbox, "PATCH", done.graph_id, plan.body)
+            if answer.status == 404:  # deleted by hand: made again
+                done.graph_id, done.generation = None, done.generation + 1
+            elif answer.status == 200:
+                done.pushed = wanted
+            else:
+                done.retry_at_ms = self._later(link, answer)
+                return done
+        if done.graph_id is None:
+            transaction = graph_event.transaction_id(link.item_id, plan.mailbox, done.generation)
+            body = {**plan.body, "transactionId": transaction}
+            answer = await call("create", plan.mailbox, "POST", None, body)
+            if answer.status not in (200, 201) or not answer.body or "id" not in answer.body:
+                done.retry_at_ms = self._later(link, answer)
+                return done
+            done.mailbox, done.graph_id, done.pushed = plan.mailbox, answer.body["id"], wanted
+        return done
+
+    def _finish(
+        self, link: repository.Link, outcome: Outcome, logged: list[repository.LogEntry]
+    ) -> None:
+        with self.db.transaction(write=True) as conn:
+            repository.finish(
+                conn,
+                link,
+                mailbox=outcome.mailbox,
+                graph_id=outcome.graph_id,
+                pushed=outcome.pushed,
+                generation=outcome.generation,
+                retry_at_ms=outcome.retry_at_ms,
+                now=now_ms(),
+            )
+            repository.write_log(conn, logged)
+
+    async def push(self, client: GraphClient, link: repository.Link) -> None:
+        logged: list[repository.LogEntry] = []
+        try:
+            outcome = await self.sync(client, link, logged)
+        except Broken:
+            outcome = Outcome(link.mailbox, link.graph_id, link.pushed, link.generation, now_ms())
+        await asyncio.to_thread(self._finish, link, outcome, logged)
+        self.synced += 1
+
+    # -- reconciliation -------------------------------------------------------------
+
+    def _window(self, zone: str) -> tuple[int, int]:
+        today = datetime.now(ZoneInfo(zone)).replace(hour=0, minute=0, second=0, microsecond=0)
+        first = today - timedelta(days=self.settings.past_days)
+        last = today + timedelta(days=self.settings.ahead_days)
+        return int(first.timestamp()), int(last.timestamp())
+
+    def _expected(
+        self, agent_id: int, organisation_id: int
+    ) -> tuple[Credentials | None, str | None, str, dict[str, int]]:
+        """The connection and the agent's live RDVs in the window, by our UID."""
+        with self.db.transaction(write=True) as conn:
+            credentials = self._credentials(conn, organisation_id)
+            mailbox, zone = repository.mailbox_and_zone(conn, agent_id, organisation_id)
+            start, end = self._window(zone)
+            live = {
+                f"{r.public_id}@calserver": r.item_id
+                for r in feeds.rdvs(conn, agent_id, start, end)
+                if r.organisation_id in (None, organisation_id)
+            }
+        return credentials, mailbox, zone, live
+
+    async def reconcile(self, client: GraphClient, agent_id: int, organisation_id: int) -> dict:
+        """Repair one agent's mailbox; what was found and done."""
+        credentials, mailbox, zone, live = await asyncio.to_thread(
+            self._expected, agent_id, organisation_id
+        )
+        report: dict[str, Any] = {"agent_id": agent_id, "events": 0, "deleted": 0, "missing": 0}
+        if credentials is None or mailbox is None:
+            return report
+        try:
+            token = await self._token(organisation_id, credentials)
+        except Unavailable as e:
+            report["error"] = f"no token: {e}"
+            return report
+        found, answer = await client.our_events(token, mailbox, zone)
+        if found is None:
+            report["error"] = answer.status or answer.error
+            return report
+        report["events"] = len(found)
+        seen: dict[int, dict[str, Any]] = {}
+        logged: list[repository.LogEntry] = []
+        link = repository.Link(0, agent_id, organisation_id, mailbox, None, None, 0, 0, 0)
+        for remote in found:
+            item_id = live.get(graph_event.uid_of(remote) or "")
+            if item_id is None or item_id in seen:  # not an RDV (any more), or a duplicate
+                call = _Caller(self, client, link, credentials, logged)
+                answer = await call("reconcile", mailbox, "DELETE", remote["id"])
+                report["deleted"] += answer.status in (200, 204, 404)
+                continue
+            seen[item_id] = remote
+        missing = [i for i in live.values() if i not in seen]
+        await asyncio.to_thread(
+            self._repair, agent_id, organisation_id, mailbox, missing, seen, logged
+        )
+        report["missing"] = len(missing)
+        return report
+
+    def _repair(
+        self,
+        agent_id: int,
+        organisation_id: int,
+        mailbox: str,
+        missing: list[int],
+        seen: dict[int, dict[str, Any]],
+        logged: list[repository.LogEntry],
+    ) -> None:
+        now = now_ms()
+        with self.db.transaction(write=True) as conn:
+            repository.write_log(conn, logged)
+            repository.mark_dirty(
+                conn, [(i, agent_id, organisation_id) for i in missing], now, recreate=True
+            )
+            repository.mark_dirty(conn, [(i, agent_id, organisation_id) for i in seen], now)
+            for item_id, remote in seen.items():
+                repository.adopt(conn, item_id, remote["id"], graph_event.digest(remote), mailbox)
+
+    async def reconcile_all(self, client: GraphClient) -> list[dict]:
+        agents = await asyncio.to_thread(self._connected)
+        reports = []
+        for agent_id, organisation_id in agents:
+            try:
+                reports.append(await self.reconcile(client, agent_id, organisation_id))
+            except Broken:
+                continue
+        self.wake()
+        return reports
+
+    def _connected(self) -> list[tuple[int, int]]:
+        with self.db.transaction(write=False) as conn:
+            return repository.connected_agents(conn)
+
+    # -- the loop ------------------------------------------------------------------
+
+    def _take(self) -> list[repository.Link]:
+        room = self.settings.batch - len(self._busy)
+        with self.db.transaction(write=True) as conn:
+            now = now_ms()
+            repository.collect(conn, now)
+            if room <= 0:
+                return []
+            return repository.claim(conn, now, self.settings.lease_ms, room, self._busy)
+
+    def _sleep_s(self) -> float:
+        with self.db.transaction(write=False) as conn:
+            due = repository.next_due_ms(conn)
+        if due is None:
+            return self.settings.poll_s
+        return max(0.05, min(self.settings.poll_s, (due - now_ms()) / 1000))
+
+    def _housekeeping(self) -> None:
+        with self.db.transaction(write=True) as conn:
+            repository.purge_log(conn, now_ms() - self.settings.keep_log_days * DAY_MS)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _start(self, client: GraphClient, link: repository.Link) -> None:
+        self._busy.add(link.item_id)
+
+        async def run() -> None:
+            try:
+                await self.push(client, link)
+            except Exception as e:  # the database went away: the lease brings it back
+                log.error("m365 push of item %s failed: %s", link.item_id, type(e).__name__)
+            finally:
+                self._busy.discard(link.item_id)
+                self._wake.set()
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        self.db.on_outbox_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
+        async with session(self.settings) as http:
+            client = GraphClient(http, self.settings.graph_url, self.settings.timeout_s)
+            while not stop.is_set():
+                self._wake.clear()
+                sleep = self.settings.poll_s
+                try:
+                    if time.monotonic() >= self._next_reconcile:
+                        self._next_reconcile = time.monotonic() + self.settings.reconcile_every_s
+                        await asyncio.to_thread(self._housekeeping)
+                        await self.reconcile_all(client)
+                    claimed = await asyncio.to_thread(self._take)
+                    for link in claimed:
+                        self._start(client, link)
+                    if claimed:
+                        continue
+                    sleep = await asyncio.to_thread(self._sleep_s)
+                except Exception as e:  # the database went away: try again later
+                    log.error("m365 push round failed: %s", type(e).__name__)
+                    sleep = min(self.settings.poll_s, 5.0)
+                waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+                await asyncio.wait(waiters, timeout=sleep, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waiters:
+                    waiter.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=self.settings.timeout_s * 4 + 5)
+
+
+class _Caller:
+    """``Pusher._call`` bound to one link (its log, its credentials)."""
+
+    def __init__(
+        self,
+        pusher: Pusher,
+        client: GraphClient,
+        link: repository.Link,
+        credentials: Credentials,
+        logged: list[repository.LogEntry],
+    ) -> None:
+        self.pusher, self.client, self.link = pusher, client, link
+        self.credentials, self.logged = credentials, logged
+
+    async def __call__(
+        self,
+        operation: str,
+        mailbox: str,
+        method: str,
+        event_id: str | None,
+        body: dict[str, Any] | None = None,
+    ) -> Answer:
+        url = self.client.events_url(mailbox, event_id)
+        return await self.pusher._call(
+            self.client, self.link, self.credentials, self.logged, operation, mailbox, method,
+            url, body,
+        )  # fmt: skip
+
+
+def session(settings: PushSettings) -> aiohttp.ClientSession:
+    """The HTTP session of Graph calls: the configured trust, no proxy from
+    the environment, a bounded pool."""
+    connector = aiohttp.TCPConnector(ssl=ssl_context(settings.ca_bundle), limit=200)
+    return aiohttp.ClientSession(connector=connector, trust_env=False)
+
+
+async def reconcile_once(db: Database, settings: PushSettings) -> list[dict]:
+    """Reconcile every connected agent once (``calserver m365-reconcile``):
+    events of ours that are no RDV are deleted at once; the rest is left
+    dirty for the worker's push (or pushed here when no worker runs)."""
+    pusher = Pusher(db, settings)
+    async with session(settings) as http:
+        client = GraphClient(http, settings.graph_url, settings.timeout_s)
+        reports = await pusher.reconcile_all(client)
+        while claimed := await asyncio.to_thread(pusher._take):
+            await asyncio.gather(*(pusher.push(client, link) for link in claimed))
+    return reports

@@ -1,0 +1,357 @@
+"""Repository of the Microsoft 365 push: connections, links, cursor, sync log.
+
+The push is driven by state, not by replaying events: ``collect`` reads the
+outbox's RDV events from where it stopped and marks each RDV's *link* dirty;
+a worker ``claim``s dirty links (leased, so another worker process leaves
+them alone until the lease ends), compares what the RDV is now with what it
+last pushed (a digest), calls Graph only for a difference, and ``finish``es
+the link.  A change told while a sync was on the wire bumps the link's
+``version``, so finishing leaves it dirty and it is looked at again.
+
+On PostgreSQL outbox ids are taken before commit, so a younger transaction
+may commit a higher id first: ``collect`` does not move its cursor past a
+missing id younger than ``GAP_MS`` (it may still commit), and rereading an
+event only marks a link dirty again, which costs a comparison, not a call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.outbox import announce
+from storage.schema import (
+    agent_roles,
+    agents,
+    m365_connections,
+    m365_cursor,
+    m365_links,
+    m365_sync_log,
+    organisations,
+    outbox_events,
+)
+
+OK, BROKEN = "ok", "broken"
+CURSOR = "push"
+GAP_MS = 10_000
+
+
+@dataclass(frozen=True)
+class Link:
+    item_id: int
+    agent_id: int
+    organisation_id: int
+    mailbox: str | None
+    graph_id: str | None
+    pushed: str | None
+    generation: int
+    version: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    agent_id: int
+    item_id: int | None
+    at_ms: int
+    operation: str
+    status: int | None
+    duration_ms: int
+    request_id: str | None
+    error: str | None
+
+
+# -- connections ------------------------------------------------------------------
+
+
+def set_connection(
+    conn: Connection, organisation_id: int, tenant_id: str, client_id: str, secret: str, now: int
+) -> None:
+    """Create or replace the organisation's connection (``secret`` already
+    encrypted); it starts ok, and the links waiting on a broken one go again
+    (the commit wakes the workers as an outbox event would)."""
+    values = {
+        "tenant_id": tenant_id,
+        "client_id": client_id,
+        "secret": secret,
+        "state": OK,
+        "broken_reason": None,
+        "updated_ms": now,
+    }
+    found = conn.execute(
+        select(m365_connections.c.organisation_id).where(
+            m365_connections.c.organisation_id == organisation_id
+        )
+    ).first()
+    if found is None:
+        conn.execute(insert(m365_connections).values(organisation_id=organisation_id, **values))
+    else:
+        conn.execute(
+            update(m365_connections)
+            .where(m365_connections.c.organisation_id == organisation_id)
+            .values(**values)
+        )
+    conn.execute(
+        update(m365_links)
+        .where(m365_links.c.organisation_id == organisation_id, m365_links.c.dirty.is_(True))
+        .values(due_ms=now, attempts=0)
+    )
+    announce(conn)  # the workers wake at commit to push what waited
+
+
+def connection(conn: Connection, organisation_id: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(m365_connections).where(m365_connections.c.organisation_id == organisation_id)
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def delete_connection(conn: Connection, organisation_id: int) -> bool:
+    return bool(
+        conn.execute(
+            delete(m365_connections).where(m365_connections.c.organisation_id == organisation_id)
+        ).rowcount
+    )
+
+
+def mark_broken(conn: Connection, organisation_id: int, reason: str, now: int) -> None:
+    conn.execute(
+        update(m365_connections)
+        .where(m365_connections.c.organisation_id == organisation_id)
+        .values(state=BROKEN, broken_reason=reason[:200], updated_ms=now)
+    )
+
+
+# -- from the outbox to links -------------------------------------------------------
+
+
+def _upsert_dirty(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(m365_links).values(rows)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[m365_links.c.item_id],
+            set_={
+                "agent_id": statement.excluded.agent_id,
+                "organisation_id": statement.excluded.organisation_id,
+                "dirty": True,
+                "version": m365_links.c.version + 1,
+                "due_ms": statement.excluded.due_ms,
+                "attempts": 0,
+            },
+        )
+    )
+
+
+def collect(conn: Connection, now: int, limit: int = 500) -> int:
+    """Mark dirty the links of the RDVs the outbox told of since the cursor;
+    how many events were read past it."""
+    cursor = conn.execute(
+        select(m365_cursor.c.last_event_id).where(m365_cursor.c.name == CURSOR)
+    ).scalar_one_or_none()
+    if cursor is None:
+        conn.execute(insert(m365_cursor).values(name=CURSOR, last_event_id=0))
+        cursor = 0
+    e = outbox_events
+    rows = conn.execute(
+        select(e.c.id, e.c.created_ms, e.c.organisation_id, e.c.model, e.c.record_id, e.c.data)
+        .where(e.c.id > cursor, e.c.reason.is_(None))
+        .order_by(e.c.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    advanced = cursor
+    for row in rows:
+        if row.id != advanced + 1 and row.created_ms > now - GAP_MS:
+            break  # a lower id may still commit: read from here again next time
+        advanced = row.id
+    dirty: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if row.model != "rdv":
+            continue
+        data = json.loads(row.data)
+        agent_ids = data.get("agent_ids") or [0]
+        dirty[row.record_id] = {
+            "item_id": row.record_id,
+            "agent_id": agent_ids[0],
+            "organisation_id": row.organisation_id,
+            "due_ms": now,
+            "dirty": True,
+        }
+    if dirty:
+        _upsert_dirty(conn, list(dirty.values()))
+    if advanced != cursor:
+        conn.execute(
+            update(m365_cursor).where(m365_cursor.c.name == CURSOR).values(last_event_id=advanced)
+        )
+    return len(rows)
+
+
+def mark_dirty(
+    conn: Connection, found: Iterable[tuple[int, int, int]], now: int, *, recreate: bool = False
+) -> None:
+    """Have the push look at these (item, agent, organisation) again;
+    ``recreate``: their Outlook event is gone, make a new one."""
+    rows = [
+        {"item_id": i, "agent_id": a, "organisation_id": o, "due_ms": now, "dirty": True}
+        for i, a, o in found
+    ]
+    if not rows:
+        return
+    _upsert_dirty(conn, rows)
+    if recreate:
+        conn.execute(
+            update(m365_links)
+            .where(m365_links.c.item_id.in_([r["item_id"] for r in rows]))
+            .values(graph_id=None, pushed=None, generation=m365_links.c.generation + 1)
+        )
+
+
+def adopt(conn: Connection, item_id: int, graph_id: str, pushed: str, mailbox: str) -> None:
+    """What reconciliation found in the mailbox for this RDV's link: the
+    digest of the event as it is there (so a hand edit reads as a difference)."""
+    conn.execute(
+        update(m365_links)
+        .where(m365_links.c.item_id == item_id)
+        .values(graph_id=graph_id, pushed=pushed, mailbox=mailbox)
+    )
+
+
+def claim(
+    conn: Connection, now: int, lease_ms: int, limit: int, busy: Collection[int] = ()
+) -> list[Link]:
+    """Up to ``limit`` due dirty links of organisations whose connection is
+    ok, leaving out the items in ``busy``; each pushed a lease ahead."""
+    link, c = m365_links, m365_connections
+    query = (
+        select(link)
+        .join(c, c.c.organisation_id == link.c.organisation_id)
+        .where(link.c.dirty.is_(True), link.c.due_ms <= now, c.c.state == OK)
+        .order_by(link.c.due_ms, link.c.item_id)
+        .limit(limit)
+    )
+    if busy:
+        query = query.where(link.c.item_id.not_in(list(busy)))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=link)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    conn.execute(
+        update(link)
+        .where(link.c.item_id.in_([r.item_id for r in rows]))
+        .values(due_ms=now + lease_ms)
+    )
+    return [
+        Link(
+            r.item_id, r.agent_id, r.organisation_id, r.mailbox, r.graph_id, r.pushed,
+            r.generation, r.version, r.attempts,
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+def next_due_ms(conn: Connection) -> int | None:
+    link, c = m365_links, m365_connections
+    return conn.execute(
+        select(func.min(link.c.due_ms))
+        .join(c, c.c.organisation_id == link.c.organisation_id)
+        .where(link.c.dirty.is_(True), c.c.state == OK)
+    ).scalar_one_or_none()
+
+
+def finish(
+    conn: Connection,
+    link: Link,
+    *,
+    mailbox: str | None,
+    graph_id: str | None,
+    pushed: str | None,
+    generation: int,
+    retry_at_ms: int | None,
+    now: int,
+) -> None:
+    """Keep where the RDV's event now is.  Done (``retry_at_ms`` None): the
+    link is clean unless a change came meanwhile, and forgotten when there
+    is no event and nothing to push; else it is due again at ``retry_at_ms``."""
+    row = m365_links.c
+    if retry_at_ms is None and graph_id is None and pushed is None:
+        conn.execute(
+            delete(m365_links).where(row.item_id == link.item_id, row.version == link.version)
+        )
+    values: dict[str, Any] = {
+        "mailbox": mailbox,
+        "graph_id": graph_id,
+        "pushed": pushed,
+        "generation": generation,
+    }
+    if retry_at_ms is None:
+        values.update(dirty=case((row.version == link.version, False), else_=True), attempts=0)
+        values["due_ms"] = now
+    else:
+        values.update(attempts=row.attempts + 1, due_ms=retry_at_ms)
+    conn.execute(update(m365_links).where(row.item_id == link.item_id).values(**values))
+
+
+def write_log(conn: Connection, entries: list[LogEntry]) -> None:
+    if entries:
+        conn.execute(insert(m365_sync_log), [e.__dict__ for e in entries])
+
+
+def log_of(conn: Connection, agent_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    """The agent's latest Graph calls, newest first."""
+    rows = conn.execute(
+        select(m365_sync_log)
+        .where(m365_sync_log.c.agent_id == agent_id)
+        .order_by(m365_sync_log.c.id.desc())
+        .limit(limit)
+    )
+    return [{k: v for k, v in r._mapping.items() if k != "agent_id"} for r in rows]
+
+
+def purge_log(conn: Connection, before_ms: int, limit: int = 500) -> int:
+    old = list(
+        conn.execute(
+            select(m365_sync_log.c.id).where(m365_sync_log.c.at_ms < before_ms).limit(limit)
+        ).scalars()
+    )
+    if old:
+        conn.execute(delete(m365_sync_log).where(m365_sync_log.c.id.in_(old)))
+    return len(old)
+
+
+# -- what the push reads about agents ----------------------------------------------------
+
+
+def mailbox_and_zone(
+    conn: Connection, agent_id: int, organisation_id: int
+) -> tuple[str | None, str]:
+    """The agent's mailbox (its email; None: nothing can be pushed) and the
+    organisation's time zone."""
+    email = conn.execute(select(agents.c.email).where(agents.c.id == agent_id)).scalar_one_or_none()
+    zone = conn.execute(
+        select(organisations.c.time_zone).where(organisations.c.id == organisation_id)
+    ).scalar_one_or_none()
+    return (email.strip().lower() if email else None), zone or "Europe/Paris"
+
+
+def connected_agents(conn: Connection) -> list[tuple[int, int]]:
+    """(agent, organisation) of every agent with an email in an organisation
+    whose connection is ok: whose mailboxes reconciliation looks at."""
+    rows = conn.execute(
+        select(agent_roles.c.agent_id, agent_roles.c.organisation_id)
+        .join(m365_connections, m365_connections.c.organisation_id == agent_roles.c.organisation_id)
+        .join(agents, agents.c.id == agent_roles.c.agent_id)
+        .where(
+            m365_connections.c.state == OK,
+            agents.c.email.is_not(None),
+        )
+        .order_by(agent_roles.c.agent_id)
+    )
+    return [(r.agent_id, r.organisation_id) for r in rows]

@@ -110,6 +110,7 @@ class Pusher:
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_reconcile = 0.0
+        self._seen: list[int] = []  # events marked, past a cursor held back by a gap
 
     # -- one link ------------------------------------------------------------------
 
@@ -355,7 +356,7 @@ class Pusher:
         room = self.settings.batch - len(self._busy)
         with self.db.transaction(write=True) as conn:
             now = now_ms()
-            repository.collect(conn, now)
+            self._seen = repository.collect(conn, now, self._seen)
             if room <= 0:
                 return []
             return repository.claim(conn, now, self.settings.lease_ms, room, self._busy)

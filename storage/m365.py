@@ -148,9 +148,11 @@ def _upsert_dirty(conn: Connection, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def collect(conn: Connection, now: int, limit: int = 500) -> int:
-    """Mark dirty the links of the RDVs the outbox told of since the cursor;
-    how many events were read past it."""
+def collect(conn: Connection, now: int, seen: Collection[int] = (), limit: int = 500) -> list[int]:
+    """Mark dirty the links of the RDVs the outbox told of since the cursor,
+    leaving out the events in ``seen`` (marked by an earlier call while a
+    gap held the cursor back); the ids of the events read that are still
+    past the cursor (the caller's next ``seen``)."""
     cursor = conn.execute(
         select(m365_cursor.c.last_event_id).where(m365_cursor.c.name == CURSOR)
     ).scalar_one_or_none()
@@ -159,13 +161,15 @@ def collect(conn: Connection, now: int, limit: int = 500) -> int:
         cursor = 0
     e = outbox_events
     rows = conn.execute(
-        select(e.c.id, e.c.created_ms, e.c.organisation_id, e.c.model, e.c.record_id, e.c.data)
-        .where(e.c.id > cursor, e.c.reason.is_(None))
+        select(
+            e.c.id, e.c.created_ms, e.c.organisation_id, e.c.model, e.c.record_id, e.c.data,
+            e.c.reason,
+        )
+        .where(e.c.id > cursor)
         .order_by(e.c.id)
         .limit(limit)
-    ).all()
-    if not rows:
-        return 0
+    ).all()  # fmt: skip
+    marked = set(seen)
     advanced = cursor
     for row in rows:
         if row.id != advanced + 1 and row.created_ms > now - GAP_MS:
@@ -173,10 +177,9 @@ def collect(conn: Connection, now: int, limit: int = 500) -> int:
         advanced = row.id
     dirty: dict[int, dict[str, Any]] = {}
     for row in rows:
-        if row.model != "rdv":
+        if row.model != "rdv" or row.reason is not None or row.id in marked:
             continue
-        data = json.loads(row.data)
-        agent_ids = data.get("agent_ids") or [0]
+        agent_ids = json.loads(row.data).get("agent_ids") or [0]
         dirty[row.record_id] = {
             "item_id": row.record_id,
             "agent_id": agent_ids[0],
@@ -190,7 +193,7 @@ def collect(conn: Connection, now: int, limit: int = 500) -> int:
         conn.execute(
             update(m365_cursor).where(m365_cursor.c.name == CURSOR).values(last_event_id=advanced)
         )
-    return len(rows)
+    return [row.id for row in rows if row.id > advanced]
 
 
 def mark_dirty(

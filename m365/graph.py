@@ -18,13 +18,13 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from m365.event import PROPERTY_ID
+from webhooks.retry import retry_after_ms
 
 PER_MAILBOX = 4
 
@@ -41,19 +41,6 @@ class Answer:
     @property
     def throttled(self) -> bool:
         return self.status in (429, 503, 504) or self.status is None
-
-
-def retry_after_ms(value: str | None) -> int | None:
-    """``Retry-After`` as seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return int(value) * 1000
-    try:
-        return max(0, int((parsedate_to_datetime(value).timestamp() - time.time()) * 1000))
-    except (TypeError, ValueError):
-        return None
 
 
 class GraphClient:

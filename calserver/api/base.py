@@ -253,6 +253,18 @@ def role_in(conn: Connection, login: str, organisation_id: int) -> tuple[int, st
     return agent["id"], role
 
 
+def require_self_or_admin(
+    conn: Connection, login: str, organisation_id: int, agent_id: int, what: str
+) -> None:
+    """The logged-in agent is ``agent_id`` or an admin of the organisation,
+    and that agent is one of the organisation's (else 404, or 403 ``what``)."""
+    me_id, role = role_in(conn, login, organisation_id)
+    if organisation_id not in scheduling.roles_of(conn, agent_id):
+        raise not_found("this agent")
+    if agent_id != me_id and role != "admin":
+        raise ApiError(403, "forbidden", f"only admins {what}")
+
+
 def require_admin(conn: Connection, login: str, organisation_id: int) -> int:
     agent_id, role = role_in(conn, login, organisation_id)
     if role != "admin":

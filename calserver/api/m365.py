@@ -24,11 +24,10 @@ from calserver.api.base import (
     login_of,
     not_found,
     require_admin,
-    role_in,
+    require_self_or_admin,
 )
 from m365.secrets import SecretBox
 from storage import m365 as repository
-from storage import scheduling
 from storage.outbox import now_ms
 
 CONNECTION = "/organisations/{org}/m365/connection"
@@ -100,11 +99,7 @@ async def sync_log(request: web.Request) -> web.Response:
     agent_id = int_param(request, "agent")
 
     def read(conn: Connection) -> list[dict]:
-        me_id, role = role_in(conn, login, org)
-        if org not in scheduling.roles_of(conn, agent_id):
-            raise not_found("this agent")
-        if agent_id != me_id and role != "admin":
-            raise ApiError(403, "forbidden", "only admins read another agent's sync log")
+        require_self_or_admin(conn, login, org, agent_id, "read another agent's sync log")
         return repository.log_of(conn, agent_id)
 
     ctx = context(request)

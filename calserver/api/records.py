@@ -29,6 +29,7 @@ from calserver.api.base import (
     login_of,
     not_found,
     require_admin,
+    require_self_or_admin,
     role_in,
 )
 from storage import agents, scheduling
@@ -162,11 +163,7 @@ async def patch_agent(request: web.Request) -> web.Response:
     values = schemas.given(await body(request, schemas.AgentPatch))
 
     def write(conn: Connection) -> dict:
-        me_id, role = role_in(conn, login, org)
-        if org not in scheduling.roles_of(conn, agent_id):
-            raise not_found("this agent")
-        if agent_id != me_id and role != "admin":
-            raise ApiError(403, "forbidden", "only admins change another agent's settings")
+        require_self_or_admin(conn, login, org, agent_id, "change another agent's settings")
         return scheduling.set_agent_settings(conn, agent_id, values) or {}
 
     ctx = context(request)

@@ -1,5 +1,5 @@
 """The push's plain parts: the event Graph is sent, its digest, transaction
-ids, Retry-After, sealed secrets, the [m365] settings, the outbox cursor's
+ids, sealed secrets, the [m365] settings, the outbox cursor's
 gaps (on SQLite and PostgreSQL) and the four-calls-per-mailbox gate."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +16,7 @@ from sqlalchemy import insert, select
 from calserver.config import ConfigError, load_settings
 from feeds.serializer import FeedEvent
 from m365 import event
-from m365.graph import GraphClient, retry_after_ms, ssl_context
+from m365.graph import GraphClient, ssl_context
 from m365.secrets import SecretBox, SecretError, new_key
 from storage import m365 as repository
 from storage.database import Database
@@ -65,13 +64,6 @@ def test_a_transaction_id_is_the_same_for_a_retry_and_new_for_a_recreation() -> 
     assert first == event.transaction_id(7, "a@example.org", 0)
     assert first != event.transaction_id(7, "a@example.org", 1)
     assert first != event.transaction_id(8, "a@example.org", 0)
-
-
-def test_retry_after_in_seconds_or_as_a_date() -> None:
-    assert retry_after_ms("3") == 3000
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    assert 25_000 < (retry_after_ms(later) or 0) <= 30_000
-    assert retry_after_ms("soon") is None and retry_after_ms(None) is None
 
 
 def test_secrets_open_only_with_their_key(tmp_path: Path) -> None:

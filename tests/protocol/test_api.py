@@ -199,6 +199,16 @@ def test_basic_agents_read_but_do_not_administer(office: Office) -> None:
         )["id"]
 
 
+def test_a_microsoft_365_connection_needs_the_servers_key(office: Office) -> None:
+    """This server has no ``[m365] key``: a secret cannot be stored, nothing is kept."""
+    url = f"/organisations/{office.org}/m365/connection"
+    with office.client() as admin:
+        refused = admin.put(url, json={"tenant_id": "t", "client_id": "c", "client_secret": "s"})
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "m365-not-configured"
+        assert admin.get(url).status_code == 404
+
+
 def test_plage_from_the_api_is_a_vevent_over_caldav_and_back(office: Office) -> None:
     dav = office.dav_client("alice")
     plages = dav.calendar(url=office.dav("alice", "plages/"))

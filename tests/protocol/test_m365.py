@@ -151,6 +151,9 @@ def test_create_move_and_cancel_through_the_api(setup: Setup) -> None:
     operations = [(e["operation"], e["status"]) for e in setup.log() if e["item_id"]]
     assert {("create", 201), ("update", 200), ("delete", 204)} <= set(operations)
     assert all(e["request_id"] for e in setup.log() if e["status"] in (200, 201, 204))
+    with setup.office.client("bob") as bob:
+        log = f"/organisations/{setup.office.org}/agents/{setup.office.alice}/m365/log"
+        assert bob.get(log).status_code == 403  # only alice and the admins read it
 
 
 def test_an_rdv_written_by_a_caldav_client(setup: Setup) -> None:

@@ -74,7 +74,7 @@ class PushSettings:
     def lease_ms(self) -> int:
         """A sync makes at most three calls (and a token request) in a row;
         past the lease another worker may take the link again."""
-        return int((4 * self.timeout_s + 10) * 1000)
+        return int((4 * self.timeout_s + 5) * 1000)
 
 
 @dataclass
@@ -294,12 +294,20 @@ class Pusher:
             report["error"] = f"no token: {e}"
             return report
         found, answer = await client.our_events(token, mailbox, zone)
+        logged = [
+            repository.LogEntry(
+                agent_id, None, now_ms() - answer.duration_ms, "list", answer.status,
+                answer.duration_ms, answer.request_id, answer.error,
+            )
+        ]  # fmt: skip
         if found is None:
+            await asyncio.to_thread(
+                self._repair, agent_id, organisation_id, mailbox, [], {}, logged
+            )
             report["error"] = answer.status or answer.error
             return report
         report["events"] = len(found)
         seen: dict[int, dict[str, Any]] = {}
-        logged: list[repository.LogEntry] = []
         link = repository.Link(0, agent_id, organisation_id, mailbox, None, None, 0, 0, 0)
         for remote in found:
             item_id = live.get(graph_event.uid_of(remote) or "")

@@ -49,6 +49,7 @@ class Fault:
     status: int  # 0: apply the request, then drop the connection without answering
     retry_after: str | None = None
     method: str | None = None  # None: any method on an events URL
+    hold_s: float = 0.0  # with status 0: hold the connection this long before dropping it
 
 
 @dataclass
@@ -227,8 +228,9 @@ class GraphServer:
                 dict(request.query),
             )
             if fault is not None:  # applied, but the caller never hears of it
-                assert request.transport is not None
-                request.transport.close()
+                await asyncio.sleep(fault.hold_s)
+                if request.transport is not None:  # else the caller went away first
+                    request.transport.close()
                 raise ConnectionResetError("dropped by the test")
             logged.status = status
             if answer is None:

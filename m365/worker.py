@@ -209,7 +209,9 @@ class Pusher:
             if answer.status not in (200, 204, 404):
                 done.retry_at_ms = self._later(link, answer)
                 return done
-            done.graph_id = done.pushed = None
+            # A later event of this RDV is a new one: a new transactionId
+            # (Graph may still know the old one for the deleted event).
+            done.graph_id, done.pushed, done.generation = None, None, done.generation + 1
         if plan.body is None or plan.mailbox is None:
             return done
         wanted = graph_event.digest(plan.body)
@@ -337,7 +339,7 @@ class Pusher:
         with self.db.transaction(write=True) as conn:
             repository.write_log(conn, logged)
             repository.mark_dirty(
-                conn, [(i, agent_id, organisation_id) for i in missing], now, recreate=True
+                conn, [(i, agent_id, organisation_id) for i in missing], now, recreate_in=mailbox
             )
             repository.mark_dirty(conn, [(i, agent_id, organisation_id) for i in seen], now)
             for item_id, remote in seen.items():

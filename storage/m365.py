@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, insert, select, update
+from sqlalchemy import Connection, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.outbox import announce
@@ -149,10 +149,11 @@ def _upsert_dirty(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def collect(conn: Connection, now: int, seen: Collection[int] = (), limit: int = 500) -> list[int]:
-    """Mark dirty the links of the RDVs the outbox told of since the cursor,
-    leaving out the events in ``seen`` (marked by an earlier call while a
-    gap held the cursor back); the ids of the events read that are still
-    past the cursor (the caller's next ``seen``)."""
+    """Mark dirty the links of the RDVs the outbox told of since the cursor
+    (and every link of an agent whose email changed or who is gone), leaving
+    out the events in ``seen`` (marked by an earlier call while a gap held
+    the cursor back); the ids of the events read that are still past the
+    cursor (the caller's next ``seen``)."""
     cursor = conn.execute(
         select(m365_cursor.c.last_event_id).where(m365_cursor.c.name == CURSOR)
     ).scalar_one_or_none()
@@ -163,7 +164,7 @@ def collect(conn: Connection, now: int, seen: Collection[int] = (), limit: int =
     rows = conn.execute(
         select(
             e.c.id, e.c.created_ms, e.c.organisation_id, e.c.model, e.c.record_id, e.c.data,
-            e.c.reason,
+            e.c.reason, e.c.changes,
         )
         .where(e.c.id > cursor)
         .order_by(e.c.id)
@@ -176,8 +177,13 @@ def collect(conn: Connection, now: int, seen: Collection[int] = (), limit: int =
             break  # a lower id may still commit: read from here again next time
         advanced = row.id
     dirty: dict[int, dict[str, Any]] = {}
+    moved_agents: set[int] = set()
     for row in rows:
-        if row.model != "rdv" or row.reason is not None or row.id in marked:
+        if row.reason is not None or row.id in marked:
+            continue
+        if row.model == "agent" and {"email", "destroyed"} & set(json.loads(row.changes)):
+            moved_agents.add(row.record_id)  # its events go to another mailbox, or away
+        if row.model != "rdv":
             continue
         agent_ids = json.loads(row.data).get("agent_ids") or [0]
         dirty[row.record_id] = {
@@ -189,6 +195,12 @@ def collect(conn: Connection, now: int, seen: Collection[int] = (), limit: int =
         }
     if dirty:
         _upsert_dirty(conn, list(dirty.values()))
+    if moved_agents:
+        conn.execute(
+            update(m365_links)
+            .where(m365_links.c.agent_id.in_(moved_agents))
+            .values(dirty=True, version=m365_links.c.version + 1, due_ms=now, attempts=0)
+        )
     if advanced != cursor:
         conn.execute(
             update(m365_cursor).where(m365_cursor.c.name == CURSOR).values(last_event_id=advanced)
@@ -197,10 +209,15 @@ def collect(conn: Connection, now: int, seen: Collection[int] = (), limit: int =
 
 
 def mark_dirty(
-    conn: Connection, found: Iterable[tuple[int, int, int]], now: int, *, recreate: bool = False
+    conn: Connection,
+    found: Iterable[tuple[int, int, int]],
+    now: int,
+    *,
+    recreate_in: str | None = None,
 ) -> None:
     """Have the push look at these (item, agent, organisation) again;
-    ``recreate``: their Outlook event is gone, make a new one."""
+    ``recreate_in``: their event is not in this mailbox, make a new one (a
+    link whose event is in another mailbox keeps it: the sync deletes it there)."""
     rows = [
         {"item_id": i, "agent_id": a, "organisation_id": o, "due_ms": now, "dirty": True}
         for i, a, o in found
@@ -208,11 +225,15 @@ def mark_dirty(
     if not rows:
         return
     _upsert_dirty(conn, rows)
-    if recreate:
+    if recreate_in is not None:
+        link = m365_links.c
         conn.execute(
             update(m365_links)
-            .where(m365_links.c.item_id.in_([r["item_id"] for r in rows]))
-            .values(graph_id=None, pushed=None, generation=m365_links.c.generation + 1)
+            .where(
+                link.item_id.in_([r["item_id"] for r in rows]),
+                or_(link.mailbox == recreate_in, link.mailbox.is_(None)),
+            )
+            .values(graph_id=None, pushed=None, generation=link.generation + 1)
         )
 
 

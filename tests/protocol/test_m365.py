@@ -171,6 +171,25 @@ def test_an_rdv_written_by_a_caldav_client(setup: Setup) -> None:
     setup.graph.wait(lambda: not setup.ours(day))
 
 
+def test_a_new_email_moves_the_agents_events_to_its_new_mailbox(setup: Setup) -> None:
+    day = _day(setup, 1, 3)
+    agent = f"/organisations/{setup.office.org}/agents/{setup.office.alice}"
+    _book(setup, day, "09:00")
+    setup.graph.wait(lambda: setup.ours(day))
+    other = "alice.martin@pmi.example.org"
+
+    def in_other() -> list[dict]:
+        return [e for e in setup.graph.events(other) if e["start"]["dateTime"].startswith(str(day))]
+
+    with setup.office.client() as admin:
+        ok(admin.patch(agent, json={"email": other}))
+        try:
+            setup.graph.wait(lambda: in_other() and not setup.ours(day))
+        finally:
+            ok(admin.patch(agent, json={"email": ALICE}))
+    setup.graph.wait(lambda: setup.ours(day) and not in_other())
+
+
 def test_a_dropped_response_is_retried_without_a_duplicate(setup: Setup) -> None:
     day = _day(setup, 0, 2)
     setup.graph.fail(Fault(0, method="POST"))

@@ -133,6 +133,7 @@ def _work(settings: Settings, db: Database) -> None:
         push = push_settings(settings)
         runs = [worker.run(stop)]
         if push is not None:
+            print("calserver worker is pushing RDVs to Microsoft 365")
             runs.append(Pusher(db, push).run(stop))
         await asyncio.gather(*runs)
         # For the operator (and the tests): what this process delivered.

@@ -379,8 +379,12 @@ class Pusher:
         return max(0.05, min(self.settings.poll_s, (due - now_ms()) / 1000))
 
     def _housekeeping(self) -> None:
-        with self.db.transaction(write=True) as conn:
-            repository.purge_log(conn, now_ms() - self.settings.keep_log_days * DAY_MS)
+        """Delete the sync log past its retention, a batch per transaction."""
+        before = now_ms() - self.settings.keep_log_days * DAY_MS
+        while True:
+            with self.db.transaction(write=True) as conn:
+                if repository.purge_log(conn, before) < 500:
+                    return
 
     def wake(self) -> None:
         self._wake.set()

@@ -32,7 +32,7 @@ from storage.outbox import now_ms
 
 CONNECTION = "/organisations/{org}/m365/connection"
 LOG = "/organisations/{org}/agents/{agent}/m365/log"
-BOX = web.AppKey("m365_box", SecretBox)
+BOX: web.AppKey[SecretBox | None] = web.AppKey("m365_box")
 
 
 def _public(found: dict) -> dict:

@@ -149,3 +149,15 @@ def test_at_most_four_calls_are_in_flight_per_mailbox(tmp_path: Path) -> None:
     finally:
         graph.close()
     assert graph.most_in_flight == {"a@example.org": 4, "b@example.org": 4}
+
+
+def test_the_sync_log_is_read_newest_first_and_purged_past_its_retention(db: Database) -> None:
+    def entry(at_ms: int) -> repository.LogEntry:
+        return repository.LogEntry(9, 1, at_ms, "create", 201, 12, "request-id", None)
+
+    with db.transaction(write=True) as conn:
+        repository.write_log(conn, [entry(1_000), entry(2_000), entry(3_000)])
+        assert [e["at_ms"] for e in repository.log_of(conn, 9)] == [3_000, 2_000, 1_000]
+        assert repository.purge_log(conn, before_ms=2_500) == 2
+        assert [e["at_ms"] for e in repository.log_of(conn, 9)] == [3_000]
+        assert repository.log_of(conn, 10) == []

@@ -55,20 +55,23 @@ DAY_MS = 86_400_000
 
 @dataclass(frozen=True)
 class PushSettings:
+    """What ``[m365]`` says (``calserver.app.push_settings``; the defaults are
+    config.ini's), and the limits config.ini does not expose."""
+
     box: SecretBox
     base_url: str
-    authority_url: str = "https://login.microsoftonline.com"
-    graph_url: str = "https://graph.microsoft.com/v1.0"
-    ca_bundle: str | None = None
-    timeout_s: float = 10.0
-    poll_s: float = 30.0
-    batch: int = 100
-    retry_first_ms: int = 2_000
+    authority_url: str
+    graph_url: str
+    ca_bundle: str | None
+    timeout_s: float
+    poll_s: float
+    retry_first_ms: int
+    past_days: int
+    ahead_days: int
+    reconcile_every_s: float
+    keep_log_days: int
+    batch: int = 100  # links synced at once by one worker
     retry_max_ms: int = 3_600_000
-    past_days: int = 31
-    ahead_days: int = 366
-    reconcile_every_s: float = 86_400.0
-    keep_log_days: int = 30
 
     @property
     def lease_ms(self) -> int:

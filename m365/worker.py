@@ -72,6 +72,7 @@ class PushSettings:
     keep_log_days: int
     batch: int = 100  # links synced at once by one worker
     retry_max_ms: int = 3_600_000
+    reconcile_at_start: bool = True  # else first after reconcile_every_s
 
     @property
     def lease_ms(self) -> int:
@@ -112,7 +113,7 @@ class Pusher:
         self._wake = asyncio.Event()
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._next_reconcile = 0.0
+        self._next_reconcile = 0.0 if settings.reconcile_at_start else settings.reconcile_every_s
         self._seen: list[int] = []  # events marked, past a cursor held back by a gap
 
     # -- one link ------------------------------------------------------------------
@@ -409,8 +410,14 @@ class Pusher:
         task.add_done_callback(self._tasks.discard)
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._next_reconcile += time.monotonic()
         loop = asyncio.get_running_loop()
-        self.db.on_outbox_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
+
+        def woken() -> None:  # from a committing thread; this loop may have ended
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._wake.set)
+
+        self.db.on_outbox_commit(woken)
         async with session(self.settings) as http:
             client = GraphClient(http, self.settings.graph_url, self.settings.timeout_s)
             while not stop.is_set():

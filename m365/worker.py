@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -393,6 +394,19 @@ class Pusher:
     def wake(self) -> None:
         self._wake.set()
 
+    async def _daily(self, client: GraphClient) -> None:
+        """Housekeeping and reconciliation, beside the push (never holding it)."""
+        try:
+            await asyncio.to_thread(self._housekeeping)
+            await self.reconcile_all(client)
+        except Exception as e:  # the database went away: the next one repairs
+            log.error("m365 reconciliation failed: %s", type(e).__name__)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _start(self, client: GraphClient, link: repository.Link) -> None:
         self._busy.add(link.item_id)
 
@@ -405,9 +419,7 @@ class Pusher:
                 self._busy.discard(link.item_id)
                 self._wake.set()
 
-        task = asyncio.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background(run())
 
     async def run(self, stop: asyncio.Event) -> None:
         self._next_reconcile += time.monotonic()
@@ -426,8 +438,7 @@ class Pusher:
                 try:
                     if time.monotonic() >= self._next_reconcile:
                         self._next_reconcile = time.monotonic() + self.settings.reconcile_every_s
-                        await asyncio.to_thread(self._housekeeping)
-                        await self.reconcile_all(client)
+                        self._background(self._daily(client))
                     claimed = await asyncio.to_thread(self._take)
                     for link in claimed:
                         self._start(client, link)

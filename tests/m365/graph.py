@@ -23,14 +23,17 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trustme
 from aiohttp import web
 
 from tests.conftest import free_port
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -317,7 +320,7 @@ class GraphServer:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
 
-    def wait(self, check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
+    def wait(self, check: Callable[[], T], timeout: float = 15.0) -> T:
         """Poll ``check`` until it answers something true; that answer."""
         deadline = time.monotonic() + timeout
         while not (found := check()):

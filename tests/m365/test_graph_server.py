@@ -4,6 +4,7 @@ the extended-property filter, scripted faults."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 
 import httpx
@@ -31,11 +32,11 @@ def _client(graph: GraphServer) -> httpx.Client:
             "client_id": "client-1",
             "client_secret": "s3cret",
         },
-        verify=str(graph.ca_path),
+        verify=ssl.create_default_context(cafile=graph.ca_path),
     ).json()["access_token"]
     return httpx.Client(
         base_url=graph.url + "/v1.0",
-        verify=str(graph.ca_path),
+        verify=ssl.create_default_context(cafile=graph.ca_path),
         headers={"Authorization": f"Bearer {token}"},
     )
 
@@ -77,7 +78,7 @@ def test_faults_tokens_and_refusals(graph: GraphServer) -> None:
     refused = httpx.post(
         f"{graph.url}/tenant-1/oauth2/v2.0/token",
         data={"grant_type": "refresh_token", "refresh_token": "nope"},
-        verify=str(graph.ca_path),
+        verify=ssl.create_default_context(cafile=graph.ca_path),
     )
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
 

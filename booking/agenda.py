@@ -32,7 +32,7 @@ from booking.model import (
 from booking.model import ts as _ts
 from booking.public_holidays import holiday_intervals
 from booking.recurrence import occurrences
-from booking.rules import BookingRefused, RdvContext, RdvWrite, check_rdv
+from booking.rules import BookingRefused, RdvContext, RdvWrite, Why, check_rdv
 from storage import agenda_index, calendars, scheduling
 from storage.agenda_index import IndexedEvent
 
@@ -455,7 +455,7 @@ def find_creneaux(
     limits.check_search(query.start, query.end, now)
     motif_record = scheduling.motif(conn, query.motif_id)
     if motif_record is None or not motif_record["enabled"]:
-        raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", status=404)
+        raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", Why.MISSING)
     if query.public and motif_record["bookable_by"] != "everyone":
         raise BookingRefused("motif-not-bookable", "this motif is not open for online booking")
     organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])

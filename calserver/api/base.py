@@ -29,7 +29,7 @@ from aiohttp import web
 from radicale.auth import AuthContext
 from sqlalchemy import Connection
 
-from booking.rules import BookingRefused
+from booking.rules import BookingRefused, Why
 from calserver.access_log import route_template
 from calserver.auth_gate import AuthGate, AuthRefused
 from plugins.credentials import WrongCredentials
@@ -92,6 +92,9 @@ def context(request: web.Request) -> ApiContext:
     return request.app[CONTEXT]
 
 
+REFUSAL_STATUS = {Why.RULE: 422, Why.MISSING: 404, Why.TAKEN: 409, Why.OVERLOADED: 503}
+
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
@@ -113,7 +116,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             }
         return _error(e.status, e.code, e.message, headers)
     except BookingRefused as e:
-        return _error(e.status if e.status in (404, 409, 503) else 422, e.code, e.message)
+        return _error(REFUSAL_STATUS[e.why], e.code, e.message)
     except scheduling.Duplicate as e:
         return _error(409, "exists", str(e))
     except msgspec.ValidationError as e:

@@ -51,6 +51,13 @@ def _dt(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def organisation_of_motif(conn: Connection, motif_record: dict) -> Organisation:
+    """The engine's view of the organisation a motif belongs to (it always has one)."""
+    record = scheduling.organisation(conn, motif_record["organisation_id"])
+    assert record is not None  # motifs.organisation_id is a foreign key
+    return organisation_of(record)
+
+
 def organisation_of(record: dict) -> Organisation:
     return Organisation(
         id=record["id"],
@@ -277,9 +284,7 @@ def _prepare_rdv(
             "unknown-motif",
             "an RDV needs the motif of one of the agent's organisations (X-CALSERVER-MOTIF)",
         )
-    organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])
-    assert organisation_record is not None
-    organisation = organisation_of(organisation_record)
+    organisation = organisation_of_motif(conn, motif_record)
     usagers_of_rdv(conn, parsed.usager_ids, organisation.id)
     # New, moved (in time, to another agent's agenda, from another kind of
     # agenda), changed motif or lieu, or a cancelled RDV reinstated.
@@ -458,9 +463,7 @@ def find_creneaux(
         raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", Why.MISSING)
     if query.public and motif_record["bookable_by"] != "everyone":
         raise BookingRefused("motif-not-bookable", "this motif is not open for online booking")
-    organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])
-    assert organisation_record is not None
-    organisation = organisation_of(organisation_record)
+    organisation = organisation_of_motif(conn, motif_record)
     agents = scheduling.agents_of_service(conn, motif_record["service_id"])
     if query.agent_ids is not None:
         agents = [a for a in agents if a in set(query.agent_ids)]

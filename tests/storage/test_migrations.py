@@ -29,14 +29,21 @@ def test_migrated_database_matches_the_schema_module(db: Database) -> None:
     assert differences == []
 
 
-def test_upgrades_keep_the_rows_that_refer_to_rebuilt_tables(empty_database_url: str) -> None:
-    """SQLite rebuilds a table to alter it; its dependants keep their rows."""
-    db = Database(empty_database_url)
-    command.upgrade(db.alembic_config(), "0002")
+def _at(url: str, revision: str) -> tuple[Database, int]:
+    """A database migrated up to ``revision``, with one organisation (its id)."""
+    db = Database(url)
+    command.upgrade(db.alembic_config(), revision)
     with db.transaction(write=True) as conn:
         org = conn.execute(
             insert(organisations).values(name="O", slug="o").returning(organisations.c.id)
         ).scalar_one()
+    return db, org
+
+
+def test_upgrades_keep_the_rows_that_refer_to_rebuilt_tables(empty_database_url: str) -> None:
+    """SQLite rebuilds a table to alter it; its dependants keep their rows."""
+    db, org = _at(empty_database_url, "0002")
+    with db.transaction(write=True) as conn:
         agent = conn.execute(
             insert(agents).values(login="a", display_name="a", created_at=0).returning(agents.c.id)
         ).scalar_one()
@@ -52,12 +59,8 @@ def test_upgrades_keep_the_rows_that_refer_to_rebuilt_tables(empty_database_url:
 def test_0006_fills_record_organisations_and_record_keys(empty_database_url: str) -> None:
     """Upgraded from 0005: the told records' organisations are indexed (an
     initial sync finds them) and each delivery knows its event's record."""
-    db = Database(empty_database_url)
-    command.upgrade(db.alembic_config(), "0005")
+    db, org = _at(empty_database_url, "0005")
     with db.transaction(write=True) as conn:
-        org = conn.execute(
-            insert(organisations).values(name="O", slug="o").returning(organisations.c.id)
-        ).scalar_one()
         conn.execute(
             text(
                 "INSERT INTO outbox_records (key, model, sequence, state) VALUES "

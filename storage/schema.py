@@ -341,6 +341,17 @@ outbox_records = Table(
     Column("state", Text, nullable=True),
 )
 
+# The organisations each told record belongs to (its state's
+# ``organisation_ids``), so that an initial sync reads one organisation's
+# records by index.  Written with the record's state (``outbox._remember``).
+outbox_record_organisations = Table(
+    "outbox_record_organisations",
+    metadata,
+    Column("organisation_id", Integer, primary_key=True),
+    Column("key", String(80), primary_key=True),
+    Index("ix_outbox_record_organisations_key", "key"),
+)
+
 # Where an organisation's DSI receives its webhooks.  The secret signs every
 # request; after a rotation the previous one keeps signing until
 # ``previous_secret_until``.
@@ -359,6 +370,9 @@ webhook_endpoints = Table(
     # Why the server turned it off (a 410 from the target), for the admin.
     Column("disabled_reason", String(200), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # Not before this time (ms): a 429/503 with Retry-After holds back all of
+    # the endpoint's deliveries, not just the one answered.
+    Column("not_before_ms", BigInteger, nullable=True),
     UniqueConstraint("organisation_id", "target_url"),
 )
 
@@ -387,9 +401,18 @@ webhook_deliveries = Table(
     Column("next_attempt_ms", BigInteger, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("delivered_ms", BigInteger, nullable=True),
+    # The event's record (``outbox.key_of``): one record's deliveries to one
+    # endpoint are claimed one at a time, in event order.
+    Column("record_key", String(80), nullable=False, server_default=""),
     UniqueConstraint("event_id", "endpoint_id"),
     Index("ix_webhook_deliveries_state_next_attempt_ms", "state", "next_attempt_ms"),
     Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+    Index(
+        "ix_webhook_deliveries_endpoint_id_record_key_event_id",
+        "endpoint_id",
+        "record_key",
+        "event_id",
+    ),
 )
 
 # The delivery log: every attempt, for the admin to read.

@@ -4,14 +4,18 @@ One loop per worker process (``calserver serve`` runs one in process,
 ``calserver worker`` runs one alone; several may share one PostgreSQL
 database).  Each turn, in one short write transaction, it hands pending
 outbox events to their endpoints and claims due deliveries (pushed a lease
-ahead), leaving out the endpoints it is still sending to.  Each endpoint's
-claim becomes a *lane* of its own: its bodies are built (a read
-transaction), its requests sent (one record's events one after the other, in
-order; different records at once), and its attempts logged with what
-follows (delivered, retried later, given up; a 410 disables the endpoint) in
-one more write transaction.  Lanes run side by side, at most ``capacity``
-deliveries in flight: a slow or silent endpoint holds only its own lane, and
-the loop goes on claiming for the others.  No transaction is open while a
+ahead), leaving out the endpoints it is still sending to.  A claim holds at
+most one delivery per (endpoint, record), the head of that record's queue
+(``deliveries.claim``): one record's events go one after the other, in
+order, across workers too, and one lane sends one request per record, well
+within its lease.  Each endpoint's claim becomes a *lane* of its own: its
+bodies are built (a read transaction), its requests sent (its records side
+by side), and its attempts logged with what follows (delivered, retried
+later, given up; a 410 disables the endpoint, a Retry-After holds back all
+of the endpoint's deliveries until then) in one more write transaction.
+Lanes run side by side, at most ``capacity`` deliveries in flight: a slow
+or silent endpoint holds only its own lane, and the loop goes on claiming
+for the others.  No transaction is open while a
 request is on the wire.
 
 An event whose body cannot be built (a bug, not a passing fault) is given
@@ -41,7 +45,7 @@ from sqlalchemy.engine import make_url
 
 from storage import deliveries
 from storage.database import Database
-from storage.outbox import CHANNEL, key_of, now_ms
+from storage.outbox import CHANNEL, now_ms
 from webhooks import delivery, payload, signing
 from webhooks.retry import DAY_MS, RetryPolicy
 from webhooks.targets import TargetPolicy
@@ -104,16 +108,30 @@ class Worker:
                     claimed.attempt, claimed.created_ms, now_ms(), outcome.retry_after_ms
                 )
             rows.append(
-                deliveries.Result(claimed.delivery_id, outcome.attempt, outcome.delivered, retry_at)
+                deliveries.Result(
+                    claimed.delivery_id,
+                    claimed.leased_until_ms,
+                    outcome.attempt,
+                    outcome.delivered,
+                    retry_at,
+                )
             )
         with self.db.transaction(write=True) as conn:
             deliveries.record(conn, rows)
             for claimed, outcome in results:
+                endpoint_id = claimed.endpoint["id"]
                 if outcome.gone:
-                    deliveries.disable_endpoint(
-                        conn, claimed.endpoint["id"], "the target answered 410 Gone"
+                    deliveries.disable_endpoint(conn, endpoint_id, "the target answered 410 Gone")
+                    log.warning("webhook endpoint %s disabled: 410 Gone", endpoint_id)
+                elif outcome.retry_after_ms is not None:
+                    until = outcome.attempt.at_ms + min(outcome.retry_after_ms, DAY_MS)
+                    deliveries.hold_endpoint(conn, endpoint_id, until)
+                if outcome.permanent:
+                    log.warning(
+                        "webhook delivery %s failed for good: %s",
+                        claimed.delivery_id,
+                        outcome.attempt.error,
                     )
-                    log.warning("webhook endpoint %s disabled: 410 Gone", claimed.endpoint["id"])
 
     def _sleep_s(self, busy: frozenset[int]) -> float:
         with self.db.transaction(write=False) as conn:
@@ -153,32 +171,24 @@ class Worker:
         )
         return claimed, outcome
 
-    async def _chain(
+    async def _deliver(
         self,
         client: aiohttp.ClientSession,
-        chain: list[deliveries.Claimed],
-        bodies: dict[int, bytes | payload.Unbuilt],
-    ) -> list[Sent]:
-        """One record's deliveries to one endpoint, one after the other."""
-        sent = []
-        for claimed in chain:
-            body = bodies[claimed.event.id]
-            if isinstance(body, payload.Unbuilt):
-                sent.append((claimed, _unbuilt(claimed, body)))
-            else:
-                sent.append(await self._send(client, claimed, body))
-        return sent
+        claimed: deliveries.Claimed,
+        body: bytes | payload.Unbuilt,
+    ) -> Sent:
+        if isinstance(body, payload.Unbuilt):
+            return claimed, _unbuilt(claimed, body)
+        return await self._send(client, claimed, body)
 
     async def lane(self, client: aiohttp.ClientSession, claimed: list[deliveries.Claimed]) -> int:
-        """Send one endpoint's claim and log it; how many were sent.  Its
-        records' events go in order (by event id), its records side by side."""
+        """Send one endpoint's claim (one delivery per record, side by side)
+        and log it; how many were sent."""
         bodies = await asyncio.to_thread(self._bodies, claimed)
-        chains: dict[str, list[deliveries.Claimed]] = defaultdict(list)
-        for c in sorted(claimed, key=lambda c: c.event.id):
-            chains[key_of(c.event.model, c.event.record_id)].append(c)
-        chained = await asyncio.gather(*(self._chain(client, c, bodies) for c in chains.values()))
-        sent = [s for chain in chained for s in chain]
-        await asyncio.to_thread(self._record, sent)
+        sent = await asyncio.gather(
+            *(self._deliver(client, c, bodies[c.event.id]) for c in claimed)
+        )
+        await asyncio.to_thread(self._record, list(sent))
         self.delivered += sum(1 for _, outcome in sent if outcome.delivered)
         return len(sent)
 

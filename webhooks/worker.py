@@ -51,6 +51,9 @@ from webhooks.retry import DAY_MS, RetryPolicy
 from webhooks.targets import TargetPolicy
 
 log = logging.getLogger("calserver.webhooks")
+# How soon a worker looks again at events still waiting for their deliveries.
+PENDING_RECHECK_S = 0.02
+
 Sent = tuple[deliveries.Claimed, delivery.Outcome]
 
 
@@ -136,7 +139,9 @@ class Worker:
     def _sleep_s(self, busy: frozenset[int]) -> float:
         with self.db.transaction(write=False) as conn:
             if deliveries.has_pending_events(conn):
-                return 0.0
+                # New since this round, or another worker is dispatching (on
+                # PostgreSQL one at a time): look again shortly, not in a spin.
+                return PENDING_RECHECK_S
             due = deliveries.next_due_ms(conn, busy)
         if due is None:
             return self.settings.poll_s

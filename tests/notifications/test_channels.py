@@ -47,7 +47,7 @@ def test_templates_ship_with_the_package() -> None:
     folder = resources.files("notifications") / "templates"
     names = {p.name for p in folder.iterdir()}
     assert {"subject.txt", "usager_email.txt", "usager_email.html", "usager_sms.txt"} <= names
-    assert {"agent_email.txt", "agent_email.html"} <= names
+    assert {"agent_email.txt", "agent_email.html", "_layout.html"} <= names
 
 
 def _content(**kw: object) -> render.Content:

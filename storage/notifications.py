@@ -208,18 +208,24 @@ def link_usager(conn: Connection, item_id: int, token: str, now_ms: int) -> int 
     return None
 
 
+def due_rows(conn: Connection, until_ms: int, limit: int = 50) -> list[Any]:
+    """The waiting rows due by ``until_ms``, soonest first: a range of the
+    ``(state, due_ms)`` index, locked for this worker on PostgreSQL (rows
+    another worker holds are skipped)."""
+    n = notifications
+    query = (
+        select(n)
+        .where(n.c.state == PENDING, n.c.due_ms <= until_ms)
+        .order_by(n.c.due_ms, n.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(_locking(conn, query)).all())
+
+
 def claim(conn: Connection, now_ms: int, lease_ms: int, limit: int = 50) -> list[Claimed]:
     """Take up to ``limit`` due messages for this worker, pushed a lease ahead."""
     n = notifications
-    due = conn.execute(
-        _locking(
-            conn,
-            select(n)
-            .where(n.c.state == PENDING, n.c.due_ms <= now_ms)
-            .order_by(n.c.due_ms, n.c.id)
-            .limit(limit),
-        )
-    ).all()
+    due = due_rows(conn, now_ms, limit)
     if not due:
         return []
     conn.execute(

@@ -51,7 +51,11 @@ class NotifierSettings:
     def lease_ms(self) -> int:
         """How long a claimed message is this worker's: past it, another
         worker may send it again (its sender died)."""
-        return int((2 * max(self.smtp.timeout_s, self.sms.timeout_s) + 10) * 1000)
+        longest = max(
+            self.smtp.timeout_s if self.smtp.host else 0.0,
+            self.sms.timeout_s if self.sms.provider != "none" else 0.0,
+        )
+        return int((2 * longest + 10) * 1000)
 
 
 @dataclass

@@ -56,17 +56,13 @@ class Scheduled:
 
 
 @dataclass(frozen=True)
-class Claimed:
+class Claimed(Scheduled):
+    """A message a worker took: its row, its link token (one per change) and
+    its attempt (1 for the first)."""
+
     id: int
-    item_id: int
-    organisation_id: int
-    audience: str
-    recipient_id: int
-    channel: str
-    kind: str
-    rdv: dict[str, Any]
     link_token: str | None
-    attempt: int  # 1 for the first
+    attempt: int
     created_ms: int
 
 
@@ -236,18 +232,19 @@ def claim(conn: Connection, now_ms: int, lease_ms: int, limit: int = 50) -> list
     tokens = _renew_links(conn, due)
     return [
         Claimed(
-            r.id,
-            r.item_id,
-            r.organisation_id,
-            r.audience,
-            r.recipient_id,
-            r.channel,
-            r.kind,
-            json.loads(r.rdv),
-            r.link_token or tokens.get((r.item_id, r.recipient_id, r.created_ms)),
-            r.attempts + 1,
-            r.created_ms,
-        )  # fmt: skip
+            item_id=r.item_id,
+            organisation_id=r.organisation_id,
+            audience=r.audience,
+            recipient_id=r.recipient_id,
+            channel=r.channel,
+            kind=r.kind,
+            rdv=json.loads(r.rdv),
+            due_ms=r.due_ms,
+            id=r.id,
+            link_token=r.link_token or tokens.get((r.item_id, r.recipient_id, r.created_ms)),
+            attempt=r.attempts + 1,
+            created_ms=r.created_ms,
+        )
         for r in due
     ]
 

@@ -22,14 +22,20 @@ SMS_TOKEN = "sms-token-for-tests"
 
 class Mailbox:
     """aiosmtpd handler: keeps every message; ``reply`` (e.g. "451 busy")
-    makes it refuse the next ones with that answer instead."""
+    makes it refuse the next ones with that answer instead, ``delay_s`` makes
+    each answer late."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.reply: str | None = None
+        self.delay_s = 0.0  # how long each answer to DATA takes
+        self.started = 0  # messages whose DATA arrived, answered or not
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        self.started += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if self.reply is not None:
             return self.reply
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -13,7 +13,9 @@ the RDV gets a creation, one removed a cancellation; intervenants and agents
 without an email get nothing.
 
 ``schedule`` runs in the transaction of the change (called by
-``booking.agenda_outbox``): a refused write schedules nothing.
+``booking.agenda_outbox``): a refused write schedules nothing.  ``calserver
+import`` mutes the notices (what it loads already exists for everyone) but
+keeps the reminders.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from booking.agenda import organisation_of
 from booking.model import CANCELLED_STATUSES, Organisation
 from booking.reminders import reminder_moment
 from storage import notifications, scheduling
-from storage.database import author_of
+from storage.database import author_of, notices_muted
 
 State = Mapping[str, Any]
 LEVELS = ("all", "others", "soon", "none")
@@ -202,14 +204,18 @@ def schedule(
         return
     organisation = organisation_of(record)
     ids = {a for state in (old, new) if state is not None for a in state.get("agent_ids", [])}
-    messages = plan(
-        old,
-        new,
-        writer=writer,
-        author=author_of(conn),
-        agents=_choices(conn, ids, organisation.id),
-        zone=organisation.time_zone,
-        now=now,
+    messages = (
+        []
+        if notices_muted(conn)
+        else plan(
+            old,
+            new,
+            writer=writer,
+            author=author_of(conn),
+            agents=_choices(conn, ids, organisation.id),
+            zone=organisation.time_zone,
+            now=now,
+        )
     )
     snapshot = dict(current)
     if old is not None and new is not None and old.get("starts_at") != new.get("starts_at"):

@@ -53,6 +53,19 @@ def author_of(conn: Connection) -> str | None:
     return conn.info.get(AUTHOR)
 
 
+# Set by ``calserver import``: the RDVs it loads already exist for their
+# usagers and agents, so they are told nothing (reminders are still kept).
+NOTICES_MUTED = "calserver_notices_muted"
+
+
+def mute_notices(conn: Connection) -> None:
+    conn.info[NOTICES_MUTED] = True
+
+
+def notices_muted(conn: Connection) -> bool:
+    return bool(conn.info.get(NOTICES_MUTED))
+
+
 class Database:
     """A database URL made usable: engine, transactions, migrations."""
 
@@ -132,6 +145,7 @@ class Database:
             finally:
                 self._local.conn = None
                 conn.info.pop(AUTHOR, None)
+                conn.info.pop(NOTICES_MUTED, None)
                 told = conn.info.pop(OUTBOX_WRITTEN, False)
         if told:  # committed: an exception would have left above
             for wake in self._on_outbox_commit:

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -24,7 +25,7 @@ import pytest
 
 from booking.model import Organisation
 from booking.reminders import reminder_moment
-from tests.conftest import _pg_database, start_server
+from tests.conftest import _pg_database, run_cli, start_server
 from tests.dates import working_monday
 from tests.ics import event
 from tests.notifications.fakes import SMS_TOKEN, SmsProvider, SmtpServer, wait_for
@@ -242,8 +243,11 @@ def test_booking_moving_and_cancelling_over_the_api(stack: Stack) -> None:
     assert all(r["provider_id"] for r in receipts)
 
 
-def _caldav_rdv(stack: Stack, uid: str, hour: int, usager: int) -> str:
-    start = datetime.combine(stack.day + timedelta(days=1), datetime.min.time()).replace(hour=hour)
+def _caldav_rdv(
+    stack: Stack, uid: str, hour: int, usager: int, weekday: int = 1, minute: int = 0
+) -> str:
+    day = stack.day + timedelta(days=weekday)
+    start = datetime.combine(day, datetime.min.time()).replace(hour=hour, minute=minute)
     extra = (
         f"X-CALSERVER-MOTIF:{stack.office.motif}\r\nX-CALSERVER-LIEU:{stack.office.lieu}\r\n"
         f"X-CALSERVER-USAGER:{usager}"
@@ -351,6 +355,24 @@ def test_agents_set_their_preference_through_the_api(stack: Stack) -> None:
         assert ok(alice.patch(url, json={"rdv_notifications_level": "others"}))
     with stack.office.client("bob") as bob:
         assert bob.get(url).status_code == 403
+
+
+def test_calserver_import_keeps_reminders_but_tells_nobody(stack: Stack, tmp_path: Path) -> None:
+    usager = _usager(stack, "Imported", "06 12 34 56 06")
+    folder = tmp_path / "ics"
+    folder.mkdir()
+    # Friday 11:30, a slot no other test takes.
+    (folder / "imported.ics").write_text(
+        _caldav_rdv(stack, "imported-rdv", 11, usager["id"], 4, 30)
+    )
+    done = run_cli(stack.office.server.database_url, "import", "alice/rdv", str(folder))
+    assert done.returncode == 0, done.stderr
+    found = _notifications(stack, "imported-rdv")
+    assert found["receipts"] == []
+    assert sorted((w["kind"], w["channel"]) for w in found["waiting"]) == [
+        ("reminder", "email"),
+        ("reminder", "sms"),
+    ]
 
 
 def test_no_usager_data_in_the_server_log(stack: Stack) -> None:

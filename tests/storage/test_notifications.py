@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
 
-from storage import notifications
-from storage.database import Database
+from booking import notifications as planner
+from booking.model import Organisation
+from booking.reminders import reminder_moment
+from storage import agents, notifications
+from storage.database import Database, set_author
 from storage.schema import notifications as table
 from storage.schema import rdv_links
 
@@ -99,3 +102,70 @@ def test_due_reminders_are_an_index_range(db: Database) -> None:
                 )
             )
             assert "ix_notifications_state_due_ms" in plan
+
+
+def _states(org: int, agents_ids: list[int], day: datetime, **kw: object) -> dict:
+    state: dict = {
+        "organisation_id": org,
+        "starts_at": day.isoformat(),
+        "ends_at": (day + timedelta(minutes=30)).isoformat(),
+        "status": "unknown",
+        "lieu_id": None,
+        "motif_id": None,
+        "agent_ids": agents_ids,
+        "usager_ids": [7],
+        "sequence": 1,
+    }
+    state.update(kw)
+    return state
+
+
+def test_scheduling_follows_the_rdv_and_the_agents(db: Database) -> None:
+    """booking.notifications.schedule in its transaction: who gets a row,
+    the reminders rescheduled on a move and dropped on cancellation."""
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+        alice = agents.create_agent(
+            conn, "alice", organisation=org, role="basic", password="a-pass-123",
+            email="alice@example.org",
+        )  # fmt: skip
+        ext = agents.create_agent(
+            conn, "ext", organisation=org, role="intervenant", password=None, email="x@example.org"
+        )
+        notifications.set_agent_level(conn, alice, "all")
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = now + timedelta(days=20)
+    created = _states(org, [alice, ext], first)
+    moved = _states(org, [alice, ext], first + timedelta(days=1), sequence=2)
+    cancelled = _states(org, [alice, ext], first + timedelta(days=1), status="revoked", sequence=3)
+
+    def waiting() -> list[tuple[str, int, str, int]]:
+        with db.transaction(write=False) as conn:
+            rows = notifications.waiting_of(conn, 99)
+        return sorted((w["kind"], w["recipient_id"], w["channel"], w["due_ms"]) for w in rows)
+
+    def reminder_ms(state: dict) -> int:
+        moment = reminder_moment(datetime.fromisoformat(state["starts_at"]), Organisation(org), now)
+        assert moment is not None
+        return int(moment.timestamp() * 1000)
+
+    with db.transaction(write=True) as conn:
+        set_author(conn, "alice")
+        planner.schedule(conn, 99, None, created, "agent", now)
+    now_ms = int(now.timestamp() * 1000)
+    assert waiting() == [
+        ("created", alice, "email", now_ms),  # "all": even her own change; ext: nothing
+        ("created", 7, "email", now_ms),
+        ("created", 7, "sms", now_ms),
+        ("reminder", 7, "email", reminder_ms(created)),
+        ("reminder", 7, "sms", reminder_ms(created)),
+    ]
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 99, created, moved, "agent", now)
+    reminders = [w for w in waiting() if w[0] == "reminder"]
+    assert reminders == [("reminder", 7, c, reminder_ms(moved)) for c in ("email", "sms")]
+    assert [w[0] for w in waiting()].count("updated") == 3
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 99, moved, cancelled, "agent", now)
+    assert not [w for w in waiting() if w[0] == "reminder"]
+    assert [w[0] for w in waiting()].count("cancelled") == 3

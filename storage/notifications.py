@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
 
 from storage.outbox import announce
 from storage.schema import (
@@ -144,47 +144,61 @@ def token_hmac(key: bytes, token: str) -> str:
     return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
 
 
+_SET_TOKEN = (
+    update(notifications)
+    .where(
+        notifications.c.item_id == bindparam("item"),
+        notifications.c.audience == "usager",
+        notifications.c.recipient_id == bindparam("usager"),
+        notifications.c.created_ms == bindparam("change"),
+        notifications.c.state == PENDING,
+        notifications.c.link_token.is_(None),
+    )
+    .values(link_token=bindparam("token"))
+)
+
+
 def _renew_links(conn: Connection, due: list[Any]) -> dict[tuple[int, int, int], str]:
     """Give the claimed usager messages of each change their link: a fresh
     token whose HMAC replaces the usager's previous one for this RDV (which
     stops working), kept in clear on the waiting rows of that same change
-    (its email and SMS share it, a retry reuses it) until they are done."""
-    key: bytes | None = None
-    tokens: dict[tuple[int, int, int], str] = {}
-    for row in due:
-        if row.audience != "usager" or row.link_token is not None:
-            continue
-        change = (row.item_id, row.recipient_id, row.created_ms)
-        if change in tokens:
-            continue
-        key = key or _key(conn)
-        token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
-        tokens[change] = token
-        rdv = json.loads(row.rdv)
-        expires = int(datetime.fromisoformat(rdv["ends_at"]).timestamp() * 1000)
-        where = (rdv_links.c.item_id == row.item_id, rdv_links.c.usager_id == row.recipient_id)
-        conn.execute(delete(rdv_links).where(*where))
-        conn.execute(
-            insert(rdv_links).values(
-                item_id=row.item_id,
-                usager_id=row.recipient_id,
-                token_hmac=token_hmac(key, token),
-                expires_ms=expires,
-            )
-        )
-        n = notifications.c
-        conn.execute(
-            update(notifications)
-            .where(
-                n.item_id == row.item_id,
-                n.audience == "usager",
-                n.recipient_id == row.recipient_id,
-                n.created_ms == row.created_ms,
-                n.state == PENDING,
-                n.link_token.is_(None),
-            )
-            .values(link_token=token)
-        )
+    (its email and SMS share it, a retry reuses it) until they are done.
+    One token per usager and RDV in a claim; three statements in all."""
+    fresh = [r for r in due if r.audience == "usager" and r.link_token is None]
+    if not fresh:
+        return {}
+    per_link: dict[tuple[int, int], str] = {}
+    expires: dict[tuple[int, int], int] = {}
+    for row in fresh:
+        pair = (row.item_id, row.recipient_id)
+        if pair not in per_link:
+            per_link[pair] = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
+            ends = datetime.fromisoformat(json.loads(row.rdv)["ends_at"])
+            expires[pair] = int(ends.timestamp() * 1000)
+    key = _key(conn)
+    conn.execute(
+        delete(rdv_links).where(tuple_(rdv_links.c.item_id, rdv_links.c.usager_id).in_(per_link))
+    )
+    conn.execute(
+        insert(rdv_links),
+        [
+            {
+                "item_id": i,
+                "usager_id": u,
+                "token_hmac": token_hmac(key, t),
+                "expires_ms": expires[(i, u)],
+            }
+            for (i, u), t in per_link.items()
+        ],
+    )
+    tokens = {
+        (r.item_id, r.recipient_id, r.created_ms): per_link[(r.item_id, r.recipient_id)]
+        for r in fresh
+    }
+    conn.execute(
+        _SET_TOKEN,
+        [{"item": i, "usager": u, "change": c, "token": t} for (i, u, c), t in tokens.items()],
+    )
     return tokens
 
 

@@ -53,9 +53,11 @@ async def serve(
     sleep_s: Callable[[], float],
     poll_s: float,
     log: logging.Logger,
+    settle_s: float = 0.0,
 ) -> None:
     """Run rounds until ``stop``: again at once after a round that did work,
-    else after ``sleep_s()`` seconds (read in a thread) or when woken."""
+    else after ``sleep_s()`` seconds (read in a thread) or when woken; once
+    woken, ``settle_s`` more, so that a burst of commits is one round."""
     loop = asyncio.get_running_loop()
     db.on_outbox_commit(lambda: loop.call_soon_threadsafe(wake.set))
     listener = None if db.is_sqlite else asyncio.create_task(listen(db, wake.set, log))
@@ -71,6 +73,8 @@ async def serve(
                 sleep = min(poll_s, 5.0)
             if sleep > 0:
                 await first(wake, stop, timeout=sleep)
+            if settle_s and wake.is_set():
+                await first(stop, stop, timeout=settle_s)
     finally:
         if listener is not None:
             listener.cancel()

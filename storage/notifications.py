@@ -277,9 +277,9 @@ def record(conn: Connection, receipts: list[Receipt]) -> None:
                 "at_ms": r.at_ms,
                 "channel": r.channel,
                 "template": r.template,
-                "recipient": r.recipient,
+                "recipient": r.recipient[:80] if r.recipient else None,
                 "status": r.status,
-                "provider_id": r.provider_id,
+                "provider_id": r.provider_id[:200] if r.provider_id else None,
                 "error": r.error,
             }
             for r in receipts

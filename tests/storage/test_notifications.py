@@ -52,8 +52,8 @@ def test_receipts_move_rows_on_and_forget_the_clear_token(db: Database) -> None:
             conn,
             [
                 notifications.Receipt(
-                    email.id, 3, T0, "email", "usager_created", "c***@example.org", "sent",
-                    "<id@x>", None, notifications.SENT,
+                    email.id, 3, T0, "email", "usager_created", "c***@" + "d" * 90, "sent",
+                    "<" + "i" * 300 + ">", None, notifications.SENT,
                 ),
                 notifications.Receipt(
                     sms.id, 3, T0, "sms", "usager_created", "+33*******78", "retry", None,
@@ -61,7 +61,10 @@ def test_receipts_move_rows_on_and_forget_the_clear_token(db: Database) -> None:
                 ),
             ],
         )  # fmt: skip
-        assert [r["status"] for r in notifications.receipts_of(conn, 3)] == ["retry", "sent"]
+        receipts = notifications.receipts_of(conn, 3)
+        assert [r["status"] for r in receipts] == ["retry", "sent"]
+        # Over-long values are cut to their columns (PostgreSQL would refuse them).
+        assert (len(receipts[1]["recipient"]), len(receipts[1]["provider_id"])) == (80, 200)
         assert [w["channel"] for w in notifications.waiting_of(conn, 3)] == ["sms"]
         tokens = dict(conn.execute(select(table.c.channel, table.c.link_token)).all())
         assert tokens["email"] is None and tokens["sms"] is not None

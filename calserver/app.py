@@ -24,6 +24,7 @@ from notifications.worker import Notifier, NotifierSettings
 from plugins.auth_throttle import Throttle
 from plugins.caldav import build_caldav
 from storage.database import Database
+from storage.deliveries import Retention
 from webhooks.retry import DAY_MS, RetryPolicy
 from webhooks.targets import TargetPolicy, networks
 from webhooks.worker import Worker, WorkerSettings
@@ -106,6 +107,11 @@ def worker_settings(settings: Settings) -> WorkerSettings:
             give_up_after_ms=settings.webhook_retry_days * DAY_MS,
         ),
         poll_s=settings.webhook_poll_seconds,
+        keep=Retention(
+            delivered_ms=settings.webhook_keep_delivered_days * DAY_MS,
+            failed_ms=settings.webhook_keep_failed_days * DAY_MS,
+            waiting_ms=settings.webhook_retry_days * DAY_MS,
+        ),
     )
 
 

@@ -124,10 +124,11 @@ def _work(settings: Settings, db: Database) -> None:
             loop.add_signal_handler(signum, stop.set)
         print("calserver worker is delivering webhooks and sending notifications")
         sys.stdout.flush()
-        await asyncio.gather(
-            Worker(db, worker_settings(settings)).run(stop),
-            Notifier(db, notifier_settings(settings)).run(stop),
-        )
+        worker = Worker(db, worker_settings(settings))
+        await asyncio.gather(worker.run(stop), Notifier(db, notifier_settings(settings)).run(stop))
+        # For the operator (and the tests): what this process delivered.
+        print(f"calserver worker stopped; it delivered {worker.delivered} webhook requests")
+        sys.stdout.flush()
 
     asyncio.run(deliver())
 

@@ -52,6 +52,8 @@ class Settings:
     webhook_retry_first_ms: int = 10_000
     webhook_retry_days: int = 3
     webhook_poll_seconds: int = 30
+    webhook_keep_delivered_days: int = 30
+    webhook_keep_failed_days: int = 90
     notification_worker: bool = True
     notification_retry_first_ms: int = 30_000
     notification_retry_hours: int = 24
@@ -178,6 +180,8 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         webhook_retry_first_ms=get_int("webhooks", "retry_first_ms", 10_000),
         webhook_retry_days=get_int("webhooks", "retry_days", 3),
         webhook_poll_seconds=get_int("webhooks", "poll_seconds", 30),
+        webhook_keep_delivered_days=get_int("webhooks", "keep_delivered_days", 30),
+        webhook_keep_failed_days=get_int("webhooks", "keep_failed_days", 90),
         notification_worker=get_bool("notifications", "worker", True),
         notification_retry_first_ms=get_int("notifications", "retry_first_ms", 30_000),
         notification_retry_hours=get_int("notifications", "retry_hours", 24),

@@ -1,22 +1,31 @@
 """Repository of webhook deliveries and their attempts (the delivery log).
 
-``dispatch`` turns pending outbox events into one delivery per subscribed,
-enabled endpoint of the event's organisation (a replay: its one endpoint).
-``claim`` takes due deliveries for one worker: on PostgreSQL with ``FOR
-UPDATE SKIP LOCKED``, so workers of several processes and hosts never take
-the same one; on SQLite inside the one write transaction.  A claimed
-delivery is pushed ``lease_ms`` ahead before the request is sent, outside
-any transaction: a worker killed mid-send leaves it due again when the lease
-ends (delivered at least once, never lost).
+``dispatch`` turns pending outbox events into one delivery per subscribed
+endpoint of the event's organisation (a replay: its one endpoint), enabled
+or not.  ``claim`` takes due deliveries of enabled endpoints for one worker:
+on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so workers of several
+processes and hosts never take the same one; on SQLite inside the one write
+transaction.  A claimed delivery is pushed ``lease_ms`` ahead before the
+request is sent, outside any transaction: a worker killed mid-send leaves it
+due again when the lease ends (delivered at least once, never lost).
+
+A disabled endpoint (by a 410 or by an admin) is never claimed: what it is
+sent while disabled waits, pending, and goes out in order once it is enabled
+again.  Waiting has the bound a failing receiver has (the retry policy's
+``give_up_after_ms``): past it ``purge`` gives those deliveries up
+(``failed``; ``redeliver_failed`` or an initial sync brings them back).
+``purge`` also deletes, a small batch at a time, delivered deliveries and
+failed ones past their retention, and the outbox events no delivery needs.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, update
 
 from storage.outbox import Event, announce, event_from_row
 from storage.schema import (
@@ -47,14 +56,15 @@ class Attempt:
     response_excerpt: str | None
 
 
-def _locking(conn: Connection, query):  # type: ignore[no-untyped-def]
+def _locking(conn: Connection, query, of=None):  # type: ignore[no-untyped-def]
     if conn.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
+        return query.with_for_update(skip_locked=True, of=of)
     return query
 
 
 def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
-    """Make the deliveries of up to ``limit`` pending events; how many events."""
+    """Make the deliveries of up to ``limit`` pending events; how many events.
+    A disabled endpoint gets its deliveries too: they wait for it."""
     rows = conn.execute(
         _locking(
             conn,
@@ -72,10 +82,7 @@ def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
             webhook_endpoints.c.id,
             webhook_endpoints.c.organisation_id,
             webhook_endpoints.c.subscriptions,
-        ).where(
-            webhook_endpoints.c.organisation_id.in_(organisations),
-            webhook_endpoints.c.enabled.is_(True),
-        )
+        ).where(webhook_endpoints.c.organisation_id.in_(organisations))
     ).all()
     subscribed = [(e.id, e.organisation_id, set(json.loads(e.subscriptions))) for e in endpoints]
     new = [
@@ -102,16 +109,33 @@ def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
     return len(rows)
 
 
-def claim(conn: Connection, now_ms: int, lease_ms: int, limit: int = 50) -> list[Claimed]:
-    """Take up to ``limit`` due deliveries of enabled endpoints for this worker."""
+def _waiting(busy: Collection[int]):  # type: ignore[no-untyped-def]
+    """The conditions and join of pending deliveries of enabled endpoints not in ``busy``."""
+    d, e = webhook_deliveries, webhook_endpoints
+    where = [d.c.state == PENDING, e.c.enabled.is_(True)]
+    if busy:
+        where.append(d.c.endpoint_id.not_in(list(busy)))
+    return where, d.join(e, e.c.id == d.c.endpoint_id)
+
+
+def claim(
+    conn: Connection, now_ms: int, lease_ms: int, limit: int = 50, busy: Collection[int] = ()
+) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries of enabled endpoints for this
+    worker, leaving out the endpoints in ``busy`` (this worker is still
+    sending to them: their next deliveries wait, so one endpoint's are sent
+    in order and a slow one does not hold the claims of the others)."""
     d = webhook_deliveries
+    where, joined = _waiting(busy)
     due = conn.execute(
         _locking(
             conn,
             select(d.c.id, d.c.attempts, d.c.created_ms, d.c.event_id, d.c.endpoint_id)
-            .where(d.c.state == PENDING, d.c.next_attempt_ms <= now_ms)
+            .select_from(joined)
+            .where(*where, d.c.next_attempt_ms <= now_ms)
             .order_by(d.c.next_attempt_ms, d.c.id)
             .limit(limit),
+            of=d,
         )
     ).all()
     if not due:
@@ -135,13 +159,10 @@ def claim(conn: Connection, now_ms: int, lease_ms: int, limit: int = 50) -> list
             )
         )
     }
-    claimed = []
-    for r in due:
-        endpoint = endpoints[r.endpoint_id]
-        if not endpoint["enabled"]:
-            continue  # it stays pending: enabling the endpoint again sends it
-        claimed.append(Claimed(r.id, r.attempts + 1, r.created_ms, events[r.event_id], endpoint))
-    return claimed
+    return [
+        Claimed(r.id, r.attempts + 1, r.created_ms, events[r.event_id], endpoints[r.endpoint_id])
+        for r in due
+    ]
 
 
 @dataclass(frozen=True)
@@ -161,13 +182,15 @@ _SET_STATE = (
     .values(
         state=bindparam("state"),
         delivered_ms=bindparam("delivered"),
-        next_attempt_ms=func.coalesce(bindparam("next"), webhook_deliveries.c.next_attempt_ms),
+        next_attempt_ms=bindparam("next"),
     )
 )
 
 
 def record(conn: Connection, results: list[Result]) -> None:
-    """Log a round's attempts and set each delivery's state, in two statements."""
+    """Log a round's attempts and set each delivery's state, in two statements.
+    A delivery given up keeps the time of its last attempt as its
+    ``next_attempt_ms`` (what its retention counts from)."""
     if not results:
         return
     conn.execute(
@@ -181,19 +204,19 @@ def record(conn: Connection, results: list[Result]) -> None:
                 "delivery": r.delivery_id,
                 "state": DELIVERED if r.delivered else (PENDING if r.next_attempt_ms else FAILED),
                 "delivered": r.attempt.at_ms if r.delivered else None,
-                "next": r.next_attempt_ms,
+                "next": r.next_attempt_ms or r.attempt.at_ms,
             }
             for r in results
         ],
     )
 
 
-def next_due_ms(conn: Connection) -> int | None:
-    """When the earliest pending delivery is due (None: nothing pending)."""
+def next_due_ms(conn: Connection, busy: Collection[int] = ()) -> int | None:
+    """When the earliest pending delivery ``claim`` could take is due (None:
+    nothing pending for an enabled endpoint outside ``busy``)."""
+    where, joined = _waiting(busy)
     return conn.execute(
-        select(func.min(webhook_deliveries.c.next_attempt_ms)).where(
-            webhook_deliveries.c.state == PENDING
-        )
+        select(func.min(webhook_deliveries.c.next_attempt_ms)).select_from(joined).where(*where)
     ).scalar_one_or_none()
 
 
@@ -250,3 +273,68 @@ def redeliver(
     if count:
         announce(conn)
     return count
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long finished deliveries are kept, and how long a disabled
+    endpoint's deliveries wait for it (both counted in milliseconds)."""
+
+    delivered_ms: int
+    failed_ms: int
+    waiting_ms: int
+
+
+def purge(conn: Connection, now_ms: int, keep: Retention, limit: int = 500) -> int:
+    """One small batch of clean-up; how many rows it changed or deleted (the
+    caller comes back soon while that is ``limit`` or more).
+
+    Gives up the deliveries a disabled endpoint has left waiting longer than
+    ``keep.waiting_ms``; deletes delivered deliveries older than
+    ``keep.delivered_ms`` and failed ones given up longer than
+    ``keep.failed_ms`` ago, with their attempts; deletes the outbox events
+    handed out longer than ``keep.delivered_ms`` ago that no delivery needs."""
+    d, e = webhook_deliveries, webhook_endpoints
+    stale = (
+        select(d.c.id)
+        .select_from(d.join(e, e.c.id == d.c.endpoint_id))
+        .where(
+            d.c.state == PENDING, e.c.enabled.is_(False), d.c.created_ms < now_ms - keep.waiting_ms
+        )
+    )
+    given_up = conn.execute(
+        update(d)
+        .where(d.c.id.in_(stale.limit(limit).scalar_subquery()))
+        .values(state=FAILED, next_attempt_ms=now_ms)
+    ).rowcount
+    done = list(
+        conn.execute(
+            select(d.c.id)
+            .where(
+                or_(
+                    (d.c.state == DELIVERED) & (d.c.delivered_ms < now_ms - keep.delivered_ms),
+                    (d.c.state == FAILED) & (d.c.next_attempt_ms < now_ms - keep.failed_ms),
+                )
+            )
+            .limit(limit)
+        ).scalars()
+    )
+    if done:
+        conn.execute(delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(done)))
+        conn.execute(delete(d).where(d.c.id.in_(done)))
+    o = outbox_events
+    unneeded = list(
+        conn.execute(
+            select(o.c.id)
+            .where(
+                o.c.pending.is_(False),
+                o.c.created_ms < now_ms - keep.delivered_ms,
+                ~exists().where(d.c.event_id == o.c.id),
+            )
+            .order_by(o.c.id)
+            .limit(limit)
+        ).scalars()
+    )
+    if unneeded:
+        conn.execute(delete(o).where(o.c.id.in_(unneeded)))
+    return given_up + len(done) + len(unneeded)

@@ -146,7 +146,10 @@ def record(
     destroyed), one per organisation, and remember the new state.
 
     A record that changes model (an item moved from an agenda of RDVs to one of
-    plages) is told destroyed as what it was, then created as what it is.
+    plages) is told destroyed as what it was, then created as what it is.  A
+    record that changes organisations is told destroyed to those it left,
+    created to those it joined and updated to those it stays in, with one
+    sequence number: each organisation's consumers see only their own records.
     With ``quiet_if_unchanged`` an update that changed nothing is not told.
     Returns the new events' ids."""
     organisations = sorted(set(organisation_ids))
@@ -164,9 +167,24 @@ def record(
             _remember(conn, before, before.model or model, sequence, None)
         return written
     found = changes(old, state)
-    if old is not None and state is not None and not found and quiet_if_unchanged:
+    if old is not None and state is not None:
+        # An update, told to each organisation as what it is for that one: a
+        # record that left an organisation (an RDV moved to an agenda of
+        # another) is destroyed there and created where it arrived.
+        was = set(old.get("organisation_ids", organisations))
+        leaving, joining = sorted(was - set(organisations)), sorted(set(organisations) - was)
+        if not (found or leaving or joining) and quiet_if_unchanged:
+            return written
+        sequence += 1
+        for event, told, data, where in (
+            ("destroyed", ["destroyed"], old, leaving),
+            ("created", ["created"], state, joining),
+            ("updated", found, state, sorted(was & set(organisations))),
+        ):
+            written += _insert_events(conn, model, record_id, event, sequence, told, data, where)
+        _remember(conn, before, model, sequence, state)
         return written
-    event = "destroyed" if state is None else ("created" if old is None else "updated")
+    event = "destroyed" if state is None else "created"
     sequence += 1
     data = state if state is not None else old
     assert data is not None
@@ -241,11 +259,14 @@ def _insert_events(
     reason: str | None = None,
     endpoint_id: int | None = None,
 ) -> list[int]:
+    organisations = list(organisation_ids)
+    if not organisations:
+        return []
     announce(conn)
     created = now_ms()
     data = json.dumps(_event_data(model, state), sort_keys=True)
     ids = []
-    for organisation_id in organisation_ids:
+    for organisation_id in organisations:
         ids.append(
             conn.execute(
                 insert(outbox_events)

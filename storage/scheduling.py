@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from storage import outbox
 from storage.schema import (
@@ -41,6 +42,34 @@ _AGENT_PUBLIC = (
 _MODELS = {"organisations": "organisation", "lieux": "lieu", "motifs": "motif", "usagers": "usager"}
 
 
+# What each table's unique constraint means, for the person who broke it.
+_UNIQUE = {
+    "organisations": "an organisation with this slug already exists",
+    "motifs": "this organisation already has a motif of this name and location type",
+}
+
+
+class Duplicate(ValueError):
+    """A create or update would give two records what only one may have (a
+    unique constraint): the caller's whole write is abandoned."""
+
+
+def _unique_violation(error: IntegrityError) -> bool:
+    # PostgreSQL's SQLSTATE 23505; SQLite says it in words.
+    return getattr(error.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(
+        error.orig
+    )
+
+
+def _written(conn: Connection, table: Table, statement: Any) -> Any:
+    try:
+        return conn.execute(statement)
+    except IntegrityError as e:
+        if table.name in _UNIQUE and _unique_violation(e):
+            raise Duplicate(_UNIQUE[table.name]) from None
+        raise
+
+
 def _tell(conn: Connection, table: Table, record: Record) -> None:
     organisation = record["id"] if table is organisations else record["organisation_id"]
     outbox.track(conn, _MODELS[table.name], record["id"], record, [organisation])
@@ -57,7 +86,8 @@ def _of_organisation(conn: Connection, table: Table, organisation_id: int) -> li
 
 
 def _insert(conn: Connection, table: Table, values: Record) -> Record:
-    new_id = conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
+    statement = insert(table).values(**values).returning(table.c.id)
+    new_id = _written(conn, table, statement).scalar_one()
     created = _one(conn, table, new_id)
     assert created is not None
     _tell(conn, table, created)
@@ -67,7 +97,7 @@ def _insert(conn: Connection, table: Table, values: Record) -> Record:
 def _update(conn: Connection, table: Table, record_id: int, values: Record) -> Record | None:
     if not values:
         return _one(conn, table, record_id)
-    conn.execute(update(table).where(table.c.id == record_id).values(**values))
+    _written(conn, table, update(table).where(table.c.id == record_id).values(**values))
     updated = _one(conn, table, record_id)
     if updated is not None:
         _tell(conn, table, updated)

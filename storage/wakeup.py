@@ -1,9 +1,10 @@
-"""How background workers loop, sleep and wake, shared by the webhook and
-notification workers: a round after every commit that wrote outbox events
-or scheduled messages (in process; LISTEN on PostgreSQL, where any
-process's commit NOTIFYs), or when the next piece of work is due, or after
-the poll interval at most; a failed round (the database went away) is tried
-again a few seconds later."""
+"""How background workers sleep and wake.  ``listen`` (PostgreSQL: a NOTIFY
+on the outbox channel from any process's commit) and ``first`` (the first of
+"woken" and "stop", with a bound) serve the webhook and notification workers;
+``serve`` is the notification worker's loop: a round after every commit that
+scheduled messages (in process, or NOTIFY), when the next message is due, or
+after the poll interval at most; a failed round (the database went away) is
+tried again a few seconds later."""
 
 from __future__ import annotations
 

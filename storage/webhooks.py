@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from storage.outbox import announce
 from storage.schema import webhook_endpoints
 
 Endpoint = dict[str, Any]
@@ -85,6 +86,8 @@ def update_endpoint(conn: Connection, endpoint_id: int, values: dict[str, Any]) 
         conn.execute(
             update(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id).values(**values)
         )
+    if values.get("enabled"):
+        announce(conn)  # what waited for it is due: wake the workers at commit
     return endpoint(conn, endpoint_id)
 
 

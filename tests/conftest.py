@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,13 +64,14 @@ def pg_available() -> bool:
 
 
 @contextmanager
-def _pg_database(pg_available: bool) -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards."""
+def _pg_database(pg_available: bool, template: str | None = None) -> Iterator[str]:
+    """A fresh PostgreSQL database (a copy of ``template`` when given), dropped afterwards."""
     if not pg_available:
         pytest.skip("PostgreSQL is not reachable (it is required on CI)")
     name = f"calserver_test_{secrets.token_hex(6)}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     base = PG_ADMIN_DSN.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
@@ -78,17 +80,63 @@ def _pg_database(pg_available: bool) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# Migrated templates: most tests start from a database at the newest schema,
+# copied from one migrated once per test process, so that each server start
+# does not run every migration again (the migrations have their own tests,
+# which start from an empty database: ``empty_database_url``).  The server
+# still does its first-start work (first organisation and admin) each time.
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    database = Database(f"sqlite:///{path}")
+    database.migrate()
+    database.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_template(pg_available: bool) -> Iterator[str]:
+    with _pg_database(pg_available) as url:
+        database = Database(url)
+        database.migrate()
+        database.dispose()
+        yield url.rsplit("/", 1)[1]
+
+
+@contextmanager
+def _migrated_database(kind: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        path = directory / "calserver.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("_pg_template")
+    with _pg_database(request.getfixturevalue("pg_available"), template) as url:
+        yield url
+
+
 @pytest.fixture
 def pg_url(pg_available: bool) -> Iterator[str]:
+    """An empty PostgreSQL database."""
     with _pg_database(pg_available) as url:
         yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind (for the migrations' own tests)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'calserver.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of each kind at the newest schema, with no records yet."""
+    with _migrated_database(request.param, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -215,18 +263,22 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def module_server(
+def module_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database per database kind for a whole module (see ``module_server``;
+    a module that needs its own configuration starts its server on this)."""
+    with _migrated_database(request.param, request, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_server(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """One server per database for a whole module, for suites whose tests keep
     out of each other's way (their own agents, days or records): a server
     start costs more than most of these tests."""
-    workdir = tmp_path_factory.mktemp("server")
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir / 'calserver.db'}"
-        else:
-            url = stack.enter_context(_pg_database(request.getfixturevalue("pg_available")))
-        srv = start_server(url, workdir)
-        stack.callback(srv.stop)
-        yield srv
+    srv = start_server(module_database_url, tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.stop()

@@ -62,6 +62,7 @@ class Outcome:
     delivered: bool
     gone: bool  # 410: the endpoint is disabled
     retry_after_ms: int | None
+    permanent: bool = False  # no point trying again: the delivery is failed at once
 
 
 def _refusal(error: BaseException) -> str | None:

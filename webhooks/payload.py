@@ -15,6 +15,7 @@ organisation's time zone.  A usager's notes are never sent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -255,29 +256,53 @@ class Related:
         return self._found[kind].get(record_id)
 
 
+@dataclass(frozen=True)
+class Unbuilt:
+    """An event whose body could not be built (a record in a shape this code
+    does not expect: a bug, not a passing fault); ``error`` names the
+    exception's class only, never the data."""
+
+    error: str
+
+
 def bodies(
     conn: Connection, events: list[outbox.Event], now: datetime | None = None
-) -> dict[int, bytes]:
+) -> dict[int, bytes | Unbuilt]:
     """The JSON body of the request that tells each event, by event id, as
-    bytes (signed as they are)."""
-    related = Related(conn, events)
+    bytes (signed as they are); ``Unbuilt`` for one that could not be built,
+    so that it does not hold back the others."""
     moment = now or datetime.now(UTC)
-    return {
-        event.id: msgspec.json.encode(
-            {
-                "data": data_of(related, event),
-                "meta": {
-                    "model": MODEL_NAMES[event.model],
-                    "event": event.event,
-                    "webhook_reason": event.reason,
-                    "timestamp": moment.astimezone(
-                        ZoneInfo(_zone(related, event.organisation_id))
-                    ).isoformat(),
-                    "sequence": event.sequence,
-                    "changes": event.changes,
-                    "event_id": event.id,
-                },
-            }
-        )
-        for event in events
-    }
+    built: dict[int, bytes | Unbuilt] = {}
+    readable = []
+    for event in events:  # one whose related records cannot even be named
+        try:
+            _wanted([event])
+            readable.append(event)
+        except Exception as e:  # any failure is this one event's alone
+            built[event.id] = Unbuilt(type(e).__name__)
+    related = Related(conn, readable)
+    for event in readable:
+        try:
+            built[event.id] = _body(related, event, moment)
+        except Exception as e:  # any failure is this one event's alone
+            built[event.id] = Unbuilt(type(e).__name__)
+    return built
+
+
+def _body(related: Related, event: outbox.Event, moment: datetime) -> bytes:
+    return msgspec.json.encode(
+        {
+            "data": data_of(related, event),
+            "meta": {
+                "model": MODEL_NAMES[event.model],
+                "event": event.event,
+                "webhook_reason": event.reason,
+                "timestamp": moment.astimezone(
+                    ZoneInfo(_zone(related, event.organisation_id))
+                ).isoformat(),
+                "sequence": event.sequence,
+                "changes": event.changes,
+                "event_id": event.id,
+            },
+        }
+    )

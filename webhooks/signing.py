@@ -5,7 +5,10 @@ to the admin once.  Every request carries two signatures of its raw body:
 
 - ``X-Lapin-Signature``, as RDV-SP sends it: the lowercase hex HMAC-SHA256 of
   the body keyed with the secret's text, for consumers written for RDV-SP.  It
-  holds one value, made with the newest secret.
+  holds one value (such a consumer compares one HMAC): during a rotation's
+  overlap it is made with the *previous* secret, and with the new one from
+  the moment the overlap ends, so a legacy consumer switches secrets at a
+  time it knows (``previous_secret_valid_until``) and never misses a request.
 - The Standard Webhooks headers, made by the ``standardwebhooks`` library:
   ``webhook-id`` (stable for an event, across retries), ``webhook-timestamp``
   (the attempt's time: a receiver refuses a request replayed outside its
@@ -42,7 +45,9 @@ def message_id(event_id: int) -> str:
 def signed_headers(
     secrets_in_force: Sequence[str], event_id: int, body: bytes, at: datetime | None = None
 ) -> dict[str, str]:
-    """The signature headers of one attempt; the newest secret first."""
+    """The signature headers of one attempt, given the secrets in force
+    newest first: Standard Webhooks' ``webhook-signature`` carries one ``v1,``
+    entry per secret, ``X-Lapin-Signature`` the oldest one's HMAC."""
     if not secrets_in_force:
         raise ValueError("an endpoint signs with at least one secret")
     moment = (at or datetime.now(UTC)).astimezone(UTC)
@@ -53,7 +58,7 @@ def signed_headers(
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(moment.timestamp())),
         "webhook-signature": " ".join(signatures),
-        "X-Lapin-Signature": lapin_signature(secrets_in_force[0], body),
+        "X-Lapin-Signature": lapin_signature(secrets_in_force[-1], body),
     }
 
 

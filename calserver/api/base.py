@@ -114,6 +114,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(e.status, e.code, e.message, headers)
     except BookingRefused as e:
         return _error(e.status if e.status in (404, 409, 503) else 422, e.code, e.message)
+    except scheduling.Duplicate as e:
+        return _error(409, "exists", str(e))
     except msgspec.ValidationError as e:
         return _error(422, "invalid-value", str(e))
     except msgspec.DecodeError:

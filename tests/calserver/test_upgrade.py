@@ -38,9 +38,9 @@ def _agent_at_0001(conn: Connection) -> None:
         calendars.create_collection(conn, f"alice/{segment}", "alice", segment, props)
 
 
-def test_upgrade_from_0001_indexes_existing_agendas(database_url: str) -> None:
+def test_upgrade_from_0001_indexes_existing_agendas(empty_database_url: str) -> None:
     day = working_monday()
-    db = Database(database_url)
+    db = Database(empty_database_url)
     command.upgrade(db.alembic_config(), "0001")
     with db.transaction(write=True) as conn:
         _agent_at_0001(conn)

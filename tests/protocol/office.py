@@ -4,6 +4,7 @@ way to book the next free slot.  Shared by the feed and privacy tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -24,13 +25,17 @@ class Office:
     """An organisation with alice, a lieu, a motif and a weekday plage for the
     coming year, set up through the API."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, login: str = ALICE[0]) -> None:
+        """``login`` names the agent: another one per test lets tests share a
+        server (the lieu and motifs are then the test's own too)."""
         self.server = server
+        self.login = login
+        self.auth = (login, ALICE[1])
         self.admin = httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD))
-        self.alice = httpx.Client(base_url=server.url + API, auth=ALICE)
+        self.alice = httpx.Client(base_url=server.url + API, auth=self.auth)
         self.org = ok(self.admin.get("/me"))["organisations"][0]["id"]
         agent = {
-            "login": "alice",
+            "login": login,
             "services": ["PMI"],
             "password": ALICE[1],
             "display_name": "Alice",
@@ -39,14 +44,16 @@ class Office:
         service = ok(self.admin.get(f"/organisations/{self.org}/services"))[0]["id"]
         lieu = {"name": "Mairie annexe", "address": "1 place de la Mairie, 75011 Paris"}
         self.lieu = ok(self.admin.post(f"/organisations/{self.org}/lieux", json=lieu), 201)["id"]
-        motif = {"name": "Consultation PMI", "service_id": service, "duration_minutes": 30}
+        # Motif names are unique in an organisation: another agent's office names its own.
+        self.motif_name = "Consultation PMI" + ("" if login == ALICE[0] else f" {login}")
+        motif = {"name": self.motif_name, "service_id": service, "duration_minutes": 30}
         self.motif = ok(self.admin.post(f"/organisations/{self.org}/motifs", json=motif), 201)["id"]
         # The same 30 minutes away from the office: the plage offers them too.
         self.remote = {
             kind: ok(
                 self.admin.post(
                     f"/organisations/{self.org}/motifs",
-                    json={**motif, "name": f"Entretien {kind}", "location_type": kind},
+                    json={**motif, "name": f"Entretien {kind} {login}", "location_type": kind},
                 ),
                 201,
             )["id"]
@@ -62,14 +69,15 @@ class Office:
             "recurrence": {"frequency": "weekly", "weekdays": ["MO", "TU", "WE", "TH", "FR"]},
         }
         ok(self.alice.post(f"/agents/{self.agent}/plages", json=plage), 201)
-        self.slots = iter(self._free_slots())
+        self.slots = self._free_slots()
         links = ok(self.alice.get(f"/agents/{self.agent}/feed"))
         self.feed_url = links["https"]
 
-    def _free_slots(self) -> list[str]:
-        found = []
+    def _free_slots(self) -> Iterator[str]:
+        """The plage's free slots, four weeks at a time as they are used (a
+        search costs the server more than most tests)."""
         start = self.first_day
-        while len(found) < 400:
+        while start < self.first_day + timedelta(days=365):
             answer = ok(
                 self.alice.get(
                     "/creneaux",
@@ -77,9 +85,8 @@ class Office:
                             "to": (start + timedelta(days=27)).isoformat()},
                 )
             )  # fmt: skip
-            found += [c["starts_at"] for c in answer["creneaux"]]
+            yield from (c["starts_at"] for c in answer["creneaux"])
             start += timedelta(days=28)
-        return found
 
     def book(self, usager: dict | None = None, location_type: str = "public_office") -> dict:
         """An RDV for ``usager`` (created first) at the next free slot; at the

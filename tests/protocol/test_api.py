@@ -1,8 +1,14 @@
 """The JSON API over real HTTP, and its agreement with CalDAV: same objects,
-same rules, same rights."""
+same rules, same rights.
+
+The tests share one server per database (``module_server``): each has an
+office of its own (agents under logins of that test, a lieu, a motif and a
+usager of its own in the server's organisation), so what one test books,
+disables or sets is nobody else's."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,10 +47,22 @@ class Office:
     lieu: int
     motif: int
     usager: int
+    logins: dict[str, str]  # alice, bob, carol -> this test's login; admin -> admin
 
-    def client(self, login: str = "admin") -> httpx.Client:
-        password = ADMIN_PASSWORD if login == "admin" else f"{login}-password"
-        return httpx.Client(base_url=self.server.url + API, auth=(login, password), timeout=30)
+    def auth(self, who: str = "admin") -> tuple[str, str]:
+        login = self.logins[who]
+        return login, ADMIN_PASSWORD if who == "admin" else f"{login}-password"
+
+    def client(self, who: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.server.url + API, auth=self.auth(who), timeout=30)
+
+    def dav(self, who: str, rest: str = "") -> str:
+        """The DAV URL of ``rest`` under the home of ``who``."""
+        return self.server.dav + f"{self.logins[who]}/{rest}"
+
+    def dav_client(self, who: str) -> caldav.DAVClient:
+        login, password = self.auth(who)
+        return caldav.DAVClient(url=self.server.dav, username=login, password=password)
 
 
 def _ok(answer: httpx.Response, status: int = 200) -> dict:
@@ -53,16 +71,21 @@ def _ok(answer: httpx.Response, status: int = 200) -> dict:
 
 
 @pytest.fixture
-def office(server: Server) -> Iterator[Office]:
-    """An organisation set up through the API: two agents of PMI and one of
-    Social, a lieu, a 30-minute public_office motif, a usager, and a weekly
-    plage for alice Monday-Friday 09:00-12:00 from MONDAY."""
+def office(module_server: Server) -> Iterator[Office]:
+    """An office of this test's own, set up through the API in the server's
+    organisation: two agents of PMI and one of Social, a lieu, a 30-minute
+    public_office motif, a usager, and a weekly plage for alice Monday-Friday
+    09:00-12:00 from MONDAY."""
+    server = module_server
+    suffix = secrets.token_hex(4)
+    logins = {who: f"{who}-{suffix}" for who in ("alice", "bob", "carol")} | {"admin": "admin"}
     with httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD)) as admin:
         org = _ok(admin.get("/me"))["organisations"][0]["id"]
         ids = {}
-        for login, service in (("alice", "PMI"), ("bob", "PMI"), ("carol", "Social")):
+        for who, service in (("alice", "PMI"), ("bob", "PMI"), ("carol", "Social")):
+            login = logins[who]
             new = {"login": login, "services": [service], "password": f"{login}-password"}
-            ids[login] = _ok(admin.post(f"/organisations/{org}/agents", json=new), 201)["id"]
+            ids[who] = _ok(admin.post(f"/organisations/{org}/agents", json=new), 201)["id"]
         pmi = next(
             s for s in _ok(admin.get(f"/organisations/{org}/services")) if s["name"] == "PMI"
         )
@@ -76,7 +99,11 @@ def office(server: Server) -> Iterator[Office]:
         motif = _ok(
             admin.post(
                 f"/organisations/{org}/motifs",
-                json={"name": "Consultation", "service_id": pmi["id"], "bookable_by": "everyone"},
+                json={
+                    "name": f"Consultation {suffix}",
+                    "service_id": pmi["id"],
+                    "bookable_by": "everyone",
+                },
             ),
             201,
         )["id"]
@@ -96,19 +123,19 @@ def office(server: Server) -> Iterator[Office]:
             "recurrence": {"frequency": "weekly", "weekdays": ["MO", "TU", "WE", "TH", "FR"]},
         }
         _ok(admin.post(f"/agents/{ids['alice']}/plages", json=plage), 201)
-    yield Office(server, org, ids["alice"], ids["bob"], lieu, motif, usager)
+    yield Office(server, org, ids["alice"], ids["bob"], lieu, motif, usager, logins)
 
 
-def _slots(office: Office, day: str = MONDAY, login: str = "alice") -> list[str]:
-    with office.client(login) as client:
+def _slots(office: Office, day: str = MONDAY, who: str = "alice") -> list[str]:
+    with office.client(who) as client:
         answer = _ok(
             client.get("/creneaux", params={"motif": office.motif, "from": day, "to": day})
         )
     return [c["starts_at"][11:16] for c in answer["creneaux"]]
 
 
-def _book(office: Office, at: str, login: str = "alice") -> httpx.Response:
-    with office.client(login) as client:
+def _book(office: Office, at: str, who: str = "alice") -> httpx.Response:
+    with office.client(who) as client:
         return client.post(
             "/rdvs",
             json={
@@ -136,6 +163,11 @@ def test_openapi_and_errors_speak_json(office: Office) -> None:
     assert anonymous.status_code == 401 and "Basic" in anonymous.headers["WWW-Authenticate"]
     assert anonymous.json()["error"]["code"] == "unauthenticated"
     with office.client() as admin:
+        # Other tests' offices share the organisation: what it holds before
+        # is what it must still hold after the refused requests.
+        motifs_before = _ok(admin.get(f"/organisations/{office.org}/motifs"))
+        lieux_before = _ok(admin.get(f"/organisations/{office.org}/lieux"))
+        assert office.motif in [m["id"] for m in motifs_before]
         bad_delays = admin.post(
             f"/organisations/{office.org}/motifs",
             json={"name": "X", "service_id": 1, "min_delay_minutes": 600, "max_delay_minutes": 60},
@@ -146,18 +178,19 @@ def test_openapi_and_errors_speak_json(office: Office) -> None:
         assert unknown_field.status_code == 422
         broken = admin.post(f"/organisations/{office.org}/lieux", content=b"{not json")
         assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid-json"
-        assert len(_ok(admin.get(f"/organisations/{office.org}/motifs"))) == 1
-        assert len(_ok(admin.get(f"/organisations/{office.org}/lieux"))) == 1
+        assert _ok(admin.get(f"/organisations/{office.org}/motifs")) == motifs_before
+        assert _ok(admin.get(f"/organisations/{office.org}/lieux")) == lieux_before
 
 
 def test_basic_agents_read_but_do_not_administer(office: Office) -> None:
     with office.client("alice") as alice:
-        assert len(_ok(alice.get(f"/organisations/{office.org}/lieux"))) == 1
+        lieux = _ok(alice.get(f"/organisations/{office.org}/lieux"))
+        assert office.lieu in [lieu["id"] for lieu in lieux]
         refused = alice.post(
             f"/organisations/{office.org}/lieux", json={"name": "L", "address": "A"}
         )
         assert refused.status_code == 403
-        assert len(_ok(alice.get(f"/organisations/{office.org}/lieux"))) == 1
+        assert _ok(alice.get(f"/organisations/{office.org}/lieux")) == lieux
         assert _ok(
             alice.post(
                 f"/organisations/{office.org}/usagers", json={"first_name": "A", "last_name": "B"}
@@ -167,8 +200,8 @@ def test_basic_agents_read_but_do_not_administer(office: Office) -> None:
 
 
 def test_plage_from_the_api_is_a_vevent_over_caldav_and_back(office: Office) -> None:
-    dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
-    plages = dav.calendar(url=office.server.dav + "alice/plages/")
+    dav = office.dav_client("alice")
+    plages = dav.calendar(url=office.dav("alice", "plages/"))
     (stored,) = plages.events()
     vevent = icalendar.Calendar.from_ical(stored.data).walk("VEVENT")[0]
     assert vevent["RRULE"]["FREQ"] == ["WEEKLY"] and vevent["TRANSP"] == "TRANSPARENT"
@@ -191,7 +224,7 @@ def test_booking_takes_the_slot_and_a_second_booking_gets_409(office: Office) ->
     rdv = _ok(_book(office, f"{MONDAY}T09:30"), 201)
     assert rdv["status"] == "unknown" and rdv["starts_at"].startswith(f"{MONDAY}T09:30")
     assert "09:30" not in _slots(office)
-    again = _book(office, f"{MONDAY}T09:30", login="bob")
+    again = _book(office, f"{MONDAY}T09:30", who="bob")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "slot-unavailable"
     assert "already taken" in again.json()["error"]["message"]
@@ -226,8 +259,8 @@ def test_move_and_cancel_keep_sequence_and_the_vevent(office: Office) -> None:
         cancelled = _ok(alice.delete(f"/agents/{office.alice}/rdvs/{rdv['id']}"))
         assert cancelled["status"] == "revoked" and cancelled["sequence"] == moved["sequence"] + 1
     assert "11:00" in _slots(office)
-    dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
-    (kept,) = dav.calendar(url=office.server.dav + "alice/rdv/").events()
+    dav = office.dav_client("alice")
+    (kept,) = dav.calendar(url=office.dav("alice", "rdv/")).events()
     vevent = icalendar.Calendar.from_ical(kept.data).walk("VEVENT")[0]
     assert vevent["STATUS"] == "CANCELLED" and int(vevent["SEQUENCE"]) == cancelled["sequence"]
     assert "LAST-MODIFIED" in vevent
@@ -236,15 +269,15 @@ def test_move_and_cancel_keep_sequence_and_the_vevent(office: Office) -> None:
 
 def test_absence_over_caldav_removes_slots_and_blocks_a_move(office: Office) -> None:
     rdv = _ok(_book(office, f"{MONDAY}T09:00"), 201)
-    dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
-    absences = dav.calendar(url=office.server.dav + "alice/indisponibilites/")
+    dav = office.dav_client("alice")
+    absences = dav.calendar(url=office.dav("alice", "indisponibilites/"))
     absences.save_event(
         dtstart=_paris(0, 10),
         dtend=_paris(0, 11),
         summary="Formation", uid="formation",
     )  # fmt: skip
     assert _slots(office) == ["09:30", "11:00", "11:30"]
-    agenda = dav.calendar(url=office.server.dav + "alice/rdv/")
+    agenda = dav.calendar(url=office.dav("alice", "rdv/"))
     (event,) = agenda.events()
     before = event.data
     vevent = event.icalendar_component
@@ -253,20 +286,20 @@ def test_absence_over_caldav_removes_slots_and_blocks_a_move(office: Office) -> 
     with pytest.raises(caldav.lib.error.DAVError):  # the library reports the 403
         event.save()  # what a calendar client's drag-and-drop does
     answer = httpx.put(
-        office.server.dav + f"alice/rdv/{rdv['id']}.ics",
+        office.dav("alice", f"rdv/{rdv['id']}.ics"),
         content=event.icalendar_instance.to_ical(),
-        auth=("alice", "alice-password"),
+        auth=office.auth("alice"),
         headers={"Content-Type": "text/calendar"},
     )
     assert answer.status_code == 403
     assert "urn:calserver:booking" in answer.text and "agent-unavailable" in answer.text
     assert "absent" in answer.text
-    (unchanged,) = dav.calendar(url=office.server.dav + "alice/rdv/").events()
+    (unchanged,) = dav.calendar(url=office.dav("alice", "rdv/")).events()
     assert unchanged.data == before
 
 
 def test_other_service_cannot_book_in_alices_agenda(office: Office) -> None:
-    refused = _book(office, f"{MONDAY}T09:00", login="carol")
+    refused = _book(office, f"{MONDAY}T09:00", who="carol")
     assert refused.status_code == 404
     assert _slots(office)[0] == "09:00"
     assert _rdv_ids(office) == []
@@ -281,7 +314,7 @@ def test_next_availability_skips_taken_slots(office: Office) -> None:
 
 
 def test_opaque_events_of_other_calendars_block_unless_turned_off(office: Office) -> None:
-    dav = caldav.DAVClient(url=office.server.dav, username="alice", password="alice-password")
+    dav = office.dav_client("alice")
     perso = dav.principal().make_calendar(name="Perso", cal_id="perso")
     perso.save_event(
         dtstart=_paris(0, 9),
@@ -305,13 +338,13 @@ def test_opaque_events_of_other_calendars_block_unless_turned_off(office: Office
 
 def test_a_move_into_another_agenda_is_checked_there(office: Office) -> None:
     rdv = _ok(_book(office, f"{MONDAY}T09:00"), 201)
-    source = office.server.dav + f"alice/rdv/{rdv['id']}.ics"
-    destination = office.server.dav + f"bob/rdv/{rdv['id']}.ics"
+    source = office.dav("alice", f"rdv/{rdv['id']}.ics")
+    destination = office.dav("bob", f"rdv/{rdv['id']}.ics")
     admin = ("admin", ADMIN_PASSWORD)
     before = httpx.get(source, auth=admin)
     moved = httpx.request("MOVE", source, auth=admin, headers={"Destination": destination})
     assert moved.status_code == 403 and "outside-plage" in moved.text  # bob has no plage
-    after = httpx.get(source, auth=("alice", "alice-password"))
+    after = httpx.get(source, auth=office.auth("alice"))
     assert (after.status_code, after.text) == (200, before.text)
     assert httpx.get(destination, auth=admin).status_code == 404
     assert _rdv_ids(office) == [rdv["id"]]
@@ -319,14 +352,14 @@ def test_a_move_into_another_agenda_is_checked_there(office: Office) -> None:
 
 def test_an_rdv_sharing_an_absences_uid_is_still_checked_against_it(office: Office) -> None:
     absence = event("shared-uid", at(MONDAY_DAY, 9), minutes=60)
-    auth = ("alice", "alice-password")
-    url = office.server.dav + "alice/indisponibilites/a.ics"
+    auth = office.auth("alice")
+    url = office.dav("alice", "indisponibilites/a.ics")
     assert httpx.put(url, content=absence.encode(), auth=auth).status_code == 201
     extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
     rdv = event("shared-uid", at(MONDAY_DAY, 9), extra=extra)
-    answer = httpx.put(office.server.dav + "alice/rdv/r.ics", content=rdv.encode(), auth=auth)
+    answer = httpx.put(office.dav("alice", "rdv/r.ics"), content=rdv.encode(), auth=auth)
     assert answer.status_code == 403 and "agent-unavailable" in answer.text
-    assert httpx.get(office.server.dav + "alice/rdv/r.ics", auth=auth).status_code == 404
+    assert httpx.get(office.dav("alice", "rdv/r.ics"), auth=auth).status_code == 404
     assert httpx.get(url, auth=auth).text.count("BEGIN:VEVENT") == 1  # the absence stays
     assert _rdv_ids(office) == []
 
@@ -364,9 +397,9 @@ def test_a_disabled_motif_cannot_be_booked(office: Office) -> None:
 def test_an_rdv_written_by_a_client_is_managed_by_uid_in_the_api(office: Office) -> None:
     extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
     body = event("client-uid", at(MONDAY_DAY, 9), extra=extra).encode()
-    url = office.server.dav + "alice/rdv/named-by-the-client.ics"
-    assert httpx.put(url, content=body, auth=("alice", "alice-password")).status_code == 201
+    url = office.dav("alice", "rdv/named-by-the-client.ics")
+    assert httpx.put(url, content=body, auth=office.auth("alice")).status_code == 201
     with office.client("alice") as alice:
         assert _ok(alice.get(f"/agents/{office.alice}/rdvs/client-uid"))["status"] == "unknown"
         assert _ok(alice.delete(f"/agents/{office.alice}/rdvs/client-uid"))["status"] == "revoked"
-    assert "STATUS:CANCELLED" in httpx.get(url, auth=("alice", "alice-password")).text
+    assert "STATUS:CANCELLED" in httpx.get(url, auth=office.auth("alice")).text

@@ -1,7 +1,13 @@
 """Bad input to the JSON API: text the database cannot hold (NUL, control
-characters) is a 422 naming the field, in a URL a 400; nothing is stored."""
+characters) is a 422 naming the field, in a URL a 400; nothing is stored.
+
+The tests share one server per database (``module_server``): each names its
+records uniquely and looks for those alone."""
 
 from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -12,8 +18,10 @@ API = "/api/v1"
 
 
 @pytest.fixture
-def admin(server: Server) -> httpx.Client:
-    client = httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD), timeout=30)
+def admin(module_server: Server) -> Iterator[httpx.Client]:
+    client = httpx.Client(
+        base_url=module_server.url + API, auth=("admin", ADMIN_PASSWORD), timeout=30
+    )
     yield client
     client.close()
 
@@ -27,18 +35,20 @@ def test_control_characters_in_json_text_are_422_and_nothing_is_stored(
     admin: httpx.Client, text: str
 ) -> None:
     org = _org(admin)
+    mark = f"x-{secrets.token_hex(4)}"
     usager = admin.post(
-        f"/organisations/{org}/usagers", json={"first_name": text, "last_name": "X"}
+        f"/organisations/{org}/usagers", json={"first_name": text, "last_name": mark}
     )
     assert usager.status_code == 422
     assert usager.json()["error"]["code"] == "invalid-text"
     assert "first_name" in usager.json()["error"]["message"]
-    assert admin.get(f"/organisations/{org}/usagers").json() == []
-    new = {"login": "zed", "display_name": text, "password": "zed-password-1"}
+    stored = admin.get(f"/organisations/{org}/usagers").json()
+    assert [u for u in stored if u["last_name"] == mark] == []
+    new = {"login": mark, "display_name": text, "password": "zed-password-1"}
     agent = admin.post(f"/organisations/{org}/agents", json=new)
     assert agent.status_code == 422
     logins = [a["login"] for a in admin.get(f"/organisations/{org}/agents").json()]
-    assert "zed" not in logins
+    assert mark not in logins
     me = admin.get("/me").json()
     patched = admin.patch(f"/organisations/{org}/agents/{me['id']}", json={"display_name": text})
     assert patched.status_code == 422

@@ -288,3 +288,26 @@ def test_public_search_keeps_the_motifs_delays(paths: Paths) -> None:
     finally:
         keep = ("min_delay_minutes", "max_delay_minutes")
         _ok(paths.admin.patch(path, json={k: before[k] for k in keep}))
+
+
+# -- unique names ----------------------------------------------------------------------
+
+
+def test_a_second_motif_of_the_same_name_and_type_is_409_and_nothing_is_written(
+    paths: Paths,
+) -> None:
+    motifs_url = f"/organisations/{paths.org}/motifs"
+    before = _ok(paths.admin.get(motifs_url))
+    twin = {"name": "Consultation", "service_id": paths.service}
+    refused = paths.admin.post(motifs_url, json=twin)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "exists"
+    assert "motif" in refused.json()["error"]["message"]
+    assert _ok(paths.admin.get(motifs_url)) == before
+    # The same name by phone is another motif; renaming it onto the first is refused too.
+    by_phone = _ok(paths.admin.post(motifs_url, json={**twin, "location_type": "phone"}), 201)
+    other = _ok(paths.admin.post(motifs_url, json={**twin, "name": "Suivi"}), 201)
+    renamed = paths.admin.patch(f"{motifs_url}/{other['id']}", json={"name": "Consultation"})
+    assert renamed.status_code == 409, renamed.text
+    assert _ok(paths.admin.get(f"{motifs_url}/{other['id']}"))["name"] == "Suivi"
+    assert by_phone["name"] == "Consultation"

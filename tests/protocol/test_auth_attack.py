@@ -2,11 +2,16 @@
 401 and never logged, an unknown login answers like a wrong password, repeated
 failures get 429 with Retry-After on CalDAV and the API alike (one throttle),
 and neither the owner elsewhere nor known clients at the attacker's address
-are locked out.  Other loopback addresses (127.0.0.x) stand for other hosts."""
+are locked out.  Other loopback addresses (127.0.x.y) stand for other hosts.
+
+The tests share one server per database (``module_server``), whose throttle
+counts per address and per login: each test attacks from addresses and
+targets logins of its own, so no count of one test reaches another."""
 
 from __future__ import annotations
 
 import base64
+import secrets
 
 import httpx
 import pytest
@@ -29,32 +34,36 @@ def _propfind(client: httpx.Client, auth: tuple[str, str] | None = None) -> http
     return client.request("PROPFIND", "/dav/admin/", auth=chosen, headers={"Depth": "0"})
 
 
-def _add_bob(server: Server) -> None:
+def _add_bob(server: Server) -> str:
+    """A new agent of a login never seen before (so known to no cache), by
+    the API; returns that login."""
+    login = f"bob-{secrets.token_hex(4)}"
     with _client(server, auth=("admin", ADMIN_PASSWORD)) as admin:
         org = admin.get(API + "/me").json()["organisations"][0]["id"]
-        bob = {"login": "bob", "services": ["PMI"], "password": BOB_PASSWORD}
+        bob = {"login": login, "services": ["PMI"], "password": BOB_PASSWORD}
         assert admin.post(f"{API}/organisations/{org}/agents", json=bob).status_code == 201
+    return login
 
 
 def _basic(raw: bytes) -> str:
     return "Basic " + base64.b64encode(raw).decode()
 
 
-@pytest.mark.parametrize(
-    "header",
-    [
-        "Basic !!!" + MARKER,
-        _basic(MARKER.encode()),  # no colon
-        _basic(b"\xff\xfe" + MARKER.encode() + b":x"),  # not UTF-8
-        "Basic",
-        "Basic" + MARKER,
-        "Basic " + "QUFB" * 2000,  # over-long
-    ],
-)
+MALFORMED = [
+    "Basic !!!" + MARKER,
+    _basic(MARKER.encode()),  # no colon
+    _basic(b"\xff\xfe" + MARKER.encode() + b":x"),  # not UTF-8
+    "Basic",
+    "Basic" + MARKER,
+    "Basic " + "QUFB" * 2000,  # over-long
+]
+
+
+@pytest.mark.parametrize("header", MALFORMED)
 def test_malformed_authorization_is_401_on_both_and_never_logged(
-    server: Server, header: str
+    module_server: Server, header: str
 ) -> None:
-    with _client(server) as client:
+    with _client(module_server, address=f"127.0.1.{MALFORMED.index(header) + 1}") as client:
         dav = client.request(
             "PROPFIND", "/dav/admin/", headers={"Authorization": header, "Depth": "0"}
         )
@@ -65,14 +74,14 @@ def test_malformed_authorization_is_401_on_both_and_never_logged(
         assert api.headers["WWW-Authenticate"].startswith("Basic realm=")
         assert api.json()["error"]["code"] == "unauthenticated"
         assert client.get("/healthz").status_code == 200
-    log = server.log()
+    log = module_server.log()
     assert MARKER not in log and header.split(" ", 1)[-1][:20] not in log
     assert "Traceback" not in log
 
 
-def test_unknown_login_answers_like_a_wrong_password(server: Server) -> None:
+def test_unknown_login_answers_like_a_wrong_password(module_server: Server) -> None:
     def answer(login: str) -> list[tuple[int, bytes, dict[str, str]]]:
-        with _client(server, address="127.0.0.5") as client:
+        with _client(module_server, address="127.0.0.5") as client:
             found = [
                 _propfind(client, (login, "not-the-password")),
                 client.get(API + "/me", auth=(login, "not-the-password")),
@@ -88,40 +97,42 @@ def test_unknown_login_answers_like_a_wrong_password(server: Server) -> None:
     assert [status for status, _, _ in wrong_password] == [401, 401]
 
 
-def test_repeated_failures_get_429_on_both_paths_and_lock_nobody_out(server: Server) -> None:
-    _add_bob(server)
+def test_repeated_failures_get_429_on_both_paths_and_lock_nobody_out(
+    module_server: Server,
+) -> None:
+    bob = _add_bob(module_server)
     free = Limits().pair_free
-    with _client(server, auth=("admin", ADMIN_PASSWORD)) as admin_elsewhere:
+    with _client(module_server, auth=("admin", ADMIN_PASSWORD)) as admin_elsewhere:
         assert _propfind(admin_elsewhere).status_code == 207  # admin is now known
-    with _client(server, address="127.0.0.2") as attacker:
+    with _client(module_server, address="127.0.0.2") as attacker:
         for n in range(free):  # half over CalDAV, half over the API: one throttle
             if n % 2:
-                status = _propfind(attacker, ("bob", f"guess-{n}")).status_code
+                status = _propfind(attacker, (bob, f"guess-{n}")).status_code
             else:
-                status = attacker.get(API + "/me", auth=("bob", f"guess-{n}")).status_code
+                status = attacker.get(API + "/me", auth=(bob, f"guess-{n}")).status_code
             assert status == 401, n
-        dav = _propfind(attacker, ("bob", "guess-again"))
-        api = attacker.get(API + "/me", auth=("bob", "guess-again"))
+        dav = _propfind(attacker, (bob, "guess-again"))
+        api = attacker.get(API + "/me", auth=(bob, "guess-again"))
         for refused in (dav, api):
             assert refused.status_code == 429
             assert int(refused.headers["Retry-After"]) >= 1
         assert api.json()["error"]["code"] == "too-many-failures"
         # The right password from the attacker's address waits too (bob is
         # not known yet), but a known client there goes on.
-        assert _propfind(attacker, ("bob", BOB_PASSWORD)).status_code == 429
+        assert _propfind(attacker, (bob, BOB_PASSWORD)).status_code == 429
         assert _propfind(attacker, ("admin", ADMIN_PASSWORD)).status_code == 207
-    with _client(server, address="127.0.0.3") as owner:  # bob, from elsewhere
-        assert owner.get(API + "/me", auth=("bob", BOB_PASSWORD)).status_code == 200
-    with _client(server, address="127.0.0.2") as attacker:  # now bob is known
-        assert _propfind(attacker, ("bob", BOB_PASSWORD)).status_code == 403  # admin's home
-        assert attacker.get(API + "/me", auth=("bob", BOB_PASSWORD)).status_code == 200
-    assert "guess" not in server.log()
+    with _client(module_server, address="127.0.0.3") as owner:  # bob, from elsewhere
+        assert owner.get(API + "/me", auth=(bob, BOB_PASSWORD)).status_code == 200
+    with _client(module_server, address="127.0.0.2") as attacker:  # now bob is known
+        assert _propfind(attacker, (bob, BOB_PASSWORD)).status_code == 403  # admin's home
+        assert attacker.get(API + "/me", auth=(bob, BOB_PASSWORD)).status_code == 200
+    assert "guess" not in module_server.log()
 
 
 def test_an_address_spraying_logins_is_held_back_but_known_clients_go_on(
-    server: Server,
+    module_server: Server,
 ) -> None:
-    with _client(server, address="127.0.0.4") as sprayer:
+    with _client(module_server, address="127.0.0.4") as sprayer:
         assert _propfind(sprayer, ("admin", ADMIN_PASSWORD)).status_code == 207
         for n in range(Limits().address_free):
             assert _propfind(sprayer, (f"ghost{n}", "password")).status_code == 401, n
@@ -129,5 +140,5 @@ def test_an_address_spraying_logins_is_held_back_but_known_clients_go_on(
         assert refused.status_code == 429
         assert int(refused.headers["Retry-After"]) >= 1
         assert _propfind(sprayer, ("admin", ADMIN_PASSWORD)).status_code == 207
-    with _client(server, address="127.0.0.6") as elsewhere:
+    with _client(module_server, address="127.0.0.6") as elsewhere:
         assert _propfind(elsewhere, ("someone-else", "password")).status_code == 401

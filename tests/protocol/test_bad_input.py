@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -17,7 +18,23 @@ AUTH = ("admin", ADMIN_PASSWORD)
 CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
 
 
-def _hrefs(server: Server, calendar: str = "admin/agenda/") -> list[str]:
+@pytest.fixture
+def server(module_server: Server) -> Server:
+    """One server per database for the module: each test that stores or
+    counts items does it in a calendar of its own (``calendar``)."""
+    return module_server
+
+
+@pytest.fixture
+def calendar(module_server: Server) -> str:
+    """A new ordinary calendar of admin's, as ``admin/<name>/``."""
+    path = f"admin/t-{secrets.token_hex(4)}/"
+    answer = httpx.request("MKCALENDAR", module_server.dav + path, auth=AUTH)
+    assert answer.status_code == 201, answer.text
+    return path
+
+
+def _hrefs(server: Server, calendar: str) -> list[str]:
     answer = httpx.request(
         "PROPFIND",
         server.dav + calendar,
@@ -39,9 +56,11 @@ def _hrefs(server: Server, calendar: str = "admin/agenda/") -> list[str]:
         "DTSTART:2027-01-01\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",  # bad date
     ],
 )
-def test_malformed_icalendar_is_refused_with_precondition(server: Server, body: str) -> None:
+def test_malformed_icalendar_is_refused_with_precondition(
+    server: Server, calendar: str, body: str
+) -> None:
     answer = httpx.put(
-        server.dav + "admin/agenda/bad.ics",
+        server.dav + calendar + "bad.ics",
         auth=AUTH,
         content=body.encode(),
         headers={"Content-Type": "text/calendar"},
@@ -53,7 +72,7 @@ def test_malformed_icalendar_is_refused_with_precondition(server: Server, body: 
     description = root.findtext("{DAV:}responsedescription")
     assert description and "calendar" in description.lower()
     assert "Traceback" not in answer.text
-    assert _hrefs(server) == []
+    assert _hrefs(server, calendar) == []
 
 
 @pytest.mark.parametrize("calendar", ["admin/agenda/", "admin/rdv/"])
@@ -81,15 +100,15 @@ def test_control_characters_and_invalid_utf8_are_refused_on_every_calendar(
     assert _hrefs(server, calendar) == []
 
 
-def test_unknown_charset_is_415(server: Server) -> None:
+def test_unknown_charset_is_415(server: Server, calendar: str) -> None:
     answer = httpx.put(
-        server.dav + "admin/agenda/c.ics",
+        server.dav + calendar + "c.ics",
         auth=AUTH,
         content=event("c", at(monday(), 9)).encode(),
         headers={"Content-Type": "text/calendar; charset=no-such-charset"},
     )
     assert answer.status_code == 415
-    assert _hrefs(server) == []
+    assert _hrefs(server, calendar) == []
 
 
 @pytest.mark.parametrize("method", ["PROPFIND", "REPORT", "PROPPATCH", "MKCALENDAR"])
@@ -103,38 +122,38 @@ def test_deeply_nested_xml_is_400(server: Server, method: str) -> None:
     assert gone.status_code == 404
 
 
-def test_refused_content_never_reaches_the_log(server: Server) -> None:
+def test_refused_content_never_reaches_the_log(server: Server, calendar: str) -> None:
     # A line without its colon: vobject's error quotes it whole.
     secret = "DESCRIPTION RDV de Jeanne Confidentielle jeanne.confidentielle@example.org"
     body = event("leak", datetime(2027, 1, 4, 9, 0), extra=secret)
     answer = httpx.put(
-        server.dav + "admin/agenda/leak.ics",
+        server.dav + calendar + "leak.ics",
         auth=AUTH,
         content=body.encode(),
         headers={"Content-Type": "text/calendar"},
     )
     assert answer.status_code == 403
-    assert _hrefs(server) == []
+    assert _hrefs(server, calendar) == []
     log = server.log()
     # The refusal is logged with its collection, not the client's href (which may
     # name a person) and not the content.
-    assert "Bad PUT request on '/admin/agenda/" in log
+    assert f"Bad PUT request on '/{calendar}" in log
     assert "leak.ics" not in log
     assert "Confidentielle" not in log and "jeanne" not in log.lower()
 
 
-def test_oversized_body_gets_413_and_nothing_stored(server: Server) -> None:
+def test_oversized_body_gets_413_and_nothing_stored(server: Server, calendar: str) -> None:
     padding = "DESCRIPTION:" + "x" * 70 + "\r\n"
     big = event("big", datetime(2027, 1, 4, 9, 0), extra=padding * 20_000)
     assert len(big) > 1_048_576
     answer = httpx.put(
-        server.dav + "admin/agenda/big.ics",
+        server.dav + calendar + "big.ics",
         auth=AUTH,
         content=big.encode(),
         headers={"Content-Type": "text/calendar"},
     )
     assert answer.status_code == 413
-    assert _hrefs(server) == []
+    assert _hrefs(server, calendar) == []
 
 
 def test_xml_entity_expansion_is_refused(server: Server) -> None:
@@ -166,12 +185,12 @@ def test_wrong_password_gets_401_with_challenge(server: Server) -> None:
     assert anonymous.status_code == 401
 
 
-def test_eight_concurrent_writers_never_see_database_locked(server: Server) -> None:
+def test_eight_concurrent_writers_never_see_database_locked(server: Server, calendar: str) -> None:
     def put(n: int) -> int:
         body = event(f"c{n}", datetime(2027, 2, 1, 8, 0) + timedelta(minutes=30 * n))
         with httpx.Client(auth=AUTH) as client:
             return client.put(
-                server.dav + f"admin/agenda/c{n}.ics",
+                server.dav + calendar + f"c{n}.ics",
                 content=body.encode(),
                 headers={"Content-Type": "text/calendar"},
             ).status_code
@@ -179,11 +198,11 @@ def test_eight_concurrent_writers_never_see_database_locked(server: Server) -> N
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(put, range(80)))
     assert statuses == [201] * 80
-    assert len(_hrefs(server)) == 80
+    assert len(_hrefs(server, calendar)) == 80
     assert "locked" not in server.log().lower()
 
 
-def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server) -> None:
+def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server, calendar: str) -> None:
     """Eight clients PUT the same href at once: one creates it, the others
     replace it; nobody gets a server error."""
 
@@ -191,7 +210,7 @@ def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server) -> 
         body = event("same", datetime(2027, 2, 1, 8, 0), summary=f"version {n}")
         with httpx.Client(auth=AUTH) as client:
             return client.put(
-                server.dav + "admin/agenda/same.ics",
+                server.dav + calendar + "same.ics",
                 content=body.encode(),
                 headers={"Content-Type": "text/calendar"},
             ).status_code
@@ -199,7 +218,7 @@ def test_concurrent_writes_of_one_resource_all_get_an_answer(server: Server) -> 
     with ThreadPoolExecutor(8) as pool:
         statuses = sorted(pool.map(put, range(8)))
     assert statuses == [201] + [204] * 7
-    assert _hrefs(server) == ["/dav/admin/agenda/same.ics"]
+    assert _hrefs(server, calendar) == [f"/dav/{calendar}same.ics"]
 
 
 def test_malformed_time_range_is_not_a_server_error(server: Server) -> None:

@@ -5,6 +5,7 @@ clear refusal at once (nothing stored), or are stored with a capped expansion
 
 from __future__ import annotations
 
+import secrets
 import statistics
 import threading
 import time
@@ -34,6 +35,7 @@ PATIENCE = 20.0
 @dataclass
 class Office:
     server: Server
+    login: str
     agent: int
     motif: int
     lieu: int
@@ -51,9 +53,11 @@ def _ok(answer: httpx.Response, status: int = 200) -> dict:
 
 
 def _office(server: Server, duration: int = 30) -> Office:
+    """An agent of PMI with a lieu and a motif of her own (tests share the module's server)."""
+    login = f"alice-{secrets.token_hex(4)}"
     with httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD)) as admin:
         org = _ok(admin.get("/me"))["organisations"][0]["id"]
-        new = {"login": "alice", "services": ["PMI"], "password": "alice-password"}
+        new = {"login": login, "services": ["PMI"], "password": f"{login}-password"}
         agent = _ok(admin.post(f"/organisations/{org}/agents", json=new), 201)["id"]
         pmi = next(
             s for s in _ok(admin.get(f"/organisations/{org}/services")) if s["name"] == "PMI"
@@ -61,18 +65,18 @@ def _office(server: Server, duration: int = 30) -> Office:
         lieu = _ok(
             admin.post(
                 f"/organisations/{org}/lieux",
-                json={"name": "Mairie", "address": "1 place de la Mairie, 75011 Paris"},
+                json={"name": f"Mairie {login}", "address": "1 place de la Mairie, 75011 Paris"},
             ),
             201,
         )["id"]
         motif = {
-            "name": "Consultation",
+            "name": f"Consultation {login}",
             "service_id": pmi["id"],
             "bookable_by": "everyone",
             "duration_minutes": duration,
         }
         motif_id = _ok(admin.post(f"/organisations/{org}/motifs", json=motif), 201)["id"]
-    return Office(server, agent, motif_id, lieu)
+    return Office(server, login, agent, motif_id, lieu)
 
 
 def _open(office: Office, start: str, end: str, weekdays: list[str]) -> None:
@@ -90,10 +94,21 @@ def _open(office: Office, start: str, end: str, weekdays: list[str]) -> None:
 
 
 @pytest.fixture
-def office(server: Server) -> Iterator[Office]:
-    """alice (PMI), a lieu, a 30-minute motif, and a weekday plage 09:00-12:00
-    from next Monday."""
-    found = _office(server)
+def calendar(module_server: Server) -> str:
+    """A new ordinary calendar of admin's, as ``admin/<name>``."""
+    path = f"admin/t-{secrets.token_hex(4)}"
+    answer = httpx.request(
+        "MKCALENDAR", module_server.dav + path + "/", auth=("admin", ADMIN_PASSWORD)
+    )
+    assert answer.status_code == 201, answer.text
+    return path
+
+
+@pytest.fixture
+def office(module_server: Server) -> Iterator[Office]:
+    """An agent of her own (PMI), a lieu, a 30-minute motif, and a weekday
+    plage 09:00-12:00 from next Monday, on the module's server."""
+    found = _office(module_server)
     _open(found, "09:00", "12:00", ["MO", "TU", "WE", "TH", "FR"])
     yield found
 
@@ -129,16 +144,20 @@ def test_a_sub_daily_series_is_refused_at_once_in_booking_agendas(
 ) -> None:
     extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
     text = event("dense", at(monday(1), 9), rrule=f"FREQ={frequency}", extra=extra)
-    path = f"alice/{agenda}/dense.ics"
+    path = f"{office.login}/{agenda}/dense.ics"
     assert _precondition(_put(office.server, path, text)) == "unsupported-recurrence"
     assert not _exists(office.server, path)
 
 
-@pytest.mark.parametrize("calendar", ["admin/agenda", "alice/plages"])
-def test_a_rule_that_never_occurs_is_refused_at_once(office: Office, calendar: str) -> None:
+@pytest.mark.parametrize("agenda", ["ordinary", "plages"])
+def test_a_rule_that_never_occurs_is_refused_at_once(
+    office: Office, calendar: str, agenda: str
+) -> None:
     """Stock Radicale searches such a rule's first occurrence until the year
     9999 (minutes of CPU per PUT); the answer here comes before the client's
     patience runs out, and says why."""
+    if agenda == "plages":
+        calendar = f"{office.login}/plages"
     extra = f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}"
     rule = "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"
     text = event("never", at(monday(1), 9), rrule=rule, extra=extra)
@@ -150,7 +169,7 @@ def test_a_rule_that_never_occurs_is_refused_at_once(office: Office, calendar: s
     assert not _exists(office.server, f"{calendar}/never.ics")
 
 
-def _report(server: Server, start: str, end: str) -> httpx.Response:
+def _report(server: Server, calendar: str, start: str, end: str) -> httpx.Response:
     body = (
         '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
         '<D:prop><D:getetag/></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
@@ -159,7 +178,7 @@ def _report(server: Server, start: str, end: str) -> httpx.Response:
     )
     return httpx.request(
         "REPORT",
-        server.dav + "admin/agenda/",
+        f"{server.dav}{calendar}/",
         auth=("admin", ADMIN_PASSWORD),
         headers={"Depth": "1", "Content-Type": "application/xml"},
         content=body.encode(),
@@ -167,16 +186,20 @@ def _report(server: Server, start: str, end: str) -> httpx.Response:
     )
 
 
-def test_a_secondly_event_in_an_ordinary_calendar_is_stored_capped(server: Server) -> None:
+def test_a_secondly_event_in_an_ordinary_calendar_is_stored_capped(
+    module_server: Server, calendar: str
+) -> None:
+    server, uid = module_server, f"dense-{calendar[-8:]}"
     start = at(monday(1), 9)
-    answer = _put(server, "admin/agenda/dense.ics", event("dense", start, rrule="FREQ=SECONDLY"))
+    path = f"{calendar}/dense.ics"
+    answer = _put(server, path, event(uid, start, rrule="FREQ=SECONDLY"))
     assert answer.status_code == 201, answer.text
-    assert _exists(server, "admin/agenda/dense.ics")
+    assert _exists(server, path)
     database = Database(server.database_url)
     try:
         with database.connection() as conn:
             item = conn.execute(
-                select(agenda_events.c.item_id).where(agenda_events.c.uid == "dense")
+                select(agenda_events.c.item_id).where(agenda_events.c.uid == uid)
             ).scalar_one()
             stored = conn.execute(
                 select(func.count()).where(agenda_occurrences.c.item_id == item)
@@ -186,21 +209,26 @@ def test_a_secondly_event_in_an_ordinary_calendar_is_stored_capped(server: Serve
     assert 0 < stored <= 2000
     # Europe/Paris is UTC+1 or +2: 09:00 local is 07:00 or 08:00 UTC.
     day = f"{start:%Y%m%d}"
-    hit = _report(server, f"{day}T080000Z", f"{day}T080100Z")
+    hit = _report(server, calendar, f"{day}T080000Z", f"{day}T080100Z")
     assert hit.status_code == 207 and "dense.ics" in hit.text
     # A day later and a year later: past the series' reach (10,000 seconds).
     for later in (start + timedelta(days=1), start + timedelta(days=365)):
         far = _report(
-            server, f"{later:%Y%m%d}T000000Z", f"{later + timedelta(days=30):%Y%m%d}T000000Z"
+            server,
+            calendar,
+            f"{later:%Y%m%d}T000000Z",
+            f"{later + timedelta(days=30):%Y%m%d}T000000Z",
         )
         assert far.status_code == 207 and "dense.ics" not in far.text
 
 
-def test_an_expanding_report_of_a_dense_series_is_bounded(server: Server) -> None:
+def test_an_expanding_report_of_a_dense_series_is_bounded(
+    module_server: Server, calendar: str
+) -> None:
     """One day of a SECONDLY series asked with <C:expand>: at most
     MAX_EXPAND_OCCURRENCES instances, else a refusal, and soon either way."""
-    start = at(monday(1), 9)
-    stored = _put(server, "admin/agenda/dense.ics", event("dense", start, rrule="FREQ=SECONDLY"))
+    server, start = module_server, at(monday(1), 9)
+    stored = _put(server, f"{calendar}/dense.ics", event("dense", start, rrule="FREQ=SECONDLY"))
     assert stored.status_code == 201, stored.text
     day, after = f"{start:%Y%m%d}", f"{start + timedelta(days=1):%Y%m%d}"
     body = (
@@ -213,7 +241,7 @@ def test_an_expanding_report_of_a_dense_series_is_bounded(server: Server) -> Non
     )
     answer = httpx.request(
         "REPORT",
-        server.dav + "admin/agenda/",
+        f"{server.dav}{calendar}/",
         auth=("admin", ADMIN_PASSWORD),
         headers={"Depth": "1", "Content-Type": "application/xml"},
         content=body.encode(),
@@ -226,7 +254,7 @@ def test_an_expanding_report_of_a_dense_series_is_bounded(server: Server) -> Non
 
 
 def test_creneaux_far_from_now_answer_422(office: Office) -> None:
-    with office.api("alice") as alice:
+    with office.api(office.login) as alice:
         for params in (
             {"motif": office.motif, "from": "8999-01-01", "to": "8999-04-01"},
             {"motif": office.motif, "from": f"{today().year - 3}-01-01",
@@ -253,9 +281,10 @@ def _rdv_text(office: Office, uid: str, stamp: str) -> str:
 
 def test_an_rdv_in_year_0001_or_9999_is_refused(office: Office) -> None:
     for uid, stamp in (("ancient", "00010101"), ("far", "99991230")):
-        answer = _put(office.server, f"alice/rdv/{uid}.ics", _rdv_text(office, uid, stamp))
+        path = f"{office.login}/rdv/{uid}.ics"
+        answer = _put(office.server, path, _rdv_text(office, uid, stamp))
         assert _precondition(answer) in ("out-of-range", "invalid-event")
-        assert not _exists(office.server, f"alice/rdv/{uid}.ics")
+        assert not _exists(office.server, path)
     with office.api() as admin:
         for starts_at in ("0001-01-01T09:00:00", "8999-12-30T09:00:00"):
             rdv = {
@@ -301,9 +330,10 @@ def test_plages_and_absences_out_of_range_are_refused(office: Office) -> None:
         assert _ok(admin.get(f"/agents/{office.agent}/indisponibilites")) == []
     # Over CalDAV, the same absence is refused too (nothing stored).
     text = event("long", at(first, 13), rrule="FREQ=WEEKLY;UNTIL=89991231T000000Z")
-    answer = _put(office.server, "alice/indisponibilites/long.ics", text)
+    path = f"{office.login}/indisponibilites/long.ics"
+    answer = _put(office.server, path, text)
     assert answer.status_code == 403, answer.text
-    assert not _exists(office.server, "alice/indisponibilites/long.ics")
+    assert not _exists(office.server, path)
 
 
 def test_rdvs_are_listed_without_dates(office: Office) -> None:
@@ -342,7 +372,7 @@ def test_heavy_searches_leave_other_clients_served(server: Server) -> None:
     heavy_done: list[int] = []
 
     def heavy(params: dict) -> None:
-        with office.api("alice") as alice:
+        with office.api(office.login) as alice:
             while not stop.is_set():
                 heavy_done.append(alice.get("/creneaux", params=params).status_code)
 

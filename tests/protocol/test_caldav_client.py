@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 import caldav
+import httpx
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, Server
 from tests.dates import at, monday
 from tests.ics import event
 
+AUTH = ("admin", ADMIN_PASSWORD)
+
 
 @pytest.fixture
-def calendar(server: Server) -> caldav.Calendar:
-    client = caldav.DAVClient(url=server.dav, username="admin", password=ADMIN_PASSWORD)
-    return client.principal().calendar(cal_url=server.dav + "admin/agenda/")
+def calendar(module_server: Server) -> caldav.Calendar:
+    """An ordinary calendar made by the client, of an agent of the test's own
+    (the tests share the module's server; admin's calendars stay as they were)."""
+    login = f"agent-{secrets.token_hex(4)}"
+    agent = {"login": login, "services": ["PMI"], "password": f"{login}-password"}
+    with httpx.Client(base_url=module_server.url + "/api/v1", auth=AUTH) as admin:
+        org = admin.get("/me").json()["organisations"][0]["id"]
+        created = admin.post(f"/organisations/{org}/agents", json=agent)
+        assert created.status_code == 201, created.text
+    client = caldav.DAVClient(url=module_server.dav, username=login, password=agent["password"])
+    return client.principal().make_calendar(name="Agenda", cal_id="agenda")
 
 
-def test_agent_sees_its_three_agendas(server: Server) -> None:
-    client = caldav.DAVClient(url=server.dav, username="admin", password=ADMIN_PASSWORD)
+def test_agent_sees_its_three_agendas(module_server: Server) -> None:
+    client = caldav.DAVClient(url=module_server.dav, username="admin", password=ADMIN_PASSWORD)
     names = sorted(c.get_display_name() for c in client.principal().calendars())
     # ...and the ordinary calendar the test harness adds.
     assert names == ["Indisponibilités", "Plages d'ouverture", "RDV", "admin/agenda"]

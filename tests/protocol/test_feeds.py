@@ -4,6 +4,7 @@ GET, rotation, and no personal data whatever the usagers are called."""
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -20,8 +21,9 @@ from tests.protocol.office import Office, ok
 
 
 @pytest.fixture
-def office(server: Server) -> Iterator[Office]:
-    office = Office(server)
+def office(module_server: Server) -> Iterator[Office]:
+    """An agent of her own on the module's server: her feed holds only what the test booked."""
+    office = Office(module_server, login=f"alice-{secrets.token_hex(4)}")
     yield office
     office.close()
 
@@ -49,7 +51,7 @@ def test_feed_is_what_outlook_and_google_expect(office: Office) -> None:
     assert calendar["X-WR-CALNAME"] and "REFRESH-INTERVAL" in calendar
     assert str(calendar["X-PUBLISHED-TTL"]) == "PT1H"
     (vevent,) = calendar.walk("VEVENT")
-    assert vevent["SUMMARY"] == "Consultation PMI"
+    assert vevent["SUMMARY"] == office.motif_name
     assert vevent["LOCATION"] == "Mairie annexe, 1 place de la Mairie, 75011 Paris"
     assert "/backoffice/rdvs/" in str(vevent["URL"])
     body = answer.text

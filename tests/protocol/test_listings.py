@@ -1,7 +1,11 @@
-"""Listings that need only etags leave texts in the database; answers stay exact."""
+"""Listings that need only etags leave texts in the database; answers stay exact.
+
+The tests share one server per database (``module_server``); each fills a
+calendar of its own, so every listing holds that test's items alone."""
 
 from __future__ import annotations
 
+import secrets
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
@@ -15,16 +19,28 @@ AUTH = ("admin", ADMIN_PASSWORD)
 
 
 @pytest.fixture
-def filled(server: Server) -> dict[str, httpx.Response]:
+def calendar(module_server: Server) -> str:
+    """The path of a new, empty calendar of admin's, this test's alone."""
+    path = f"/dav/admin/t-{secrets.token_hex(6)}/"
+    created = httpx.request("MKCALENDAR", module_server.url + path, auth=AUTH)
+    assert created.status_code == 201, created.text
+    return path
+
+
+@pytest.fixture
+def filled(module_server: Server, calendar: str) -> dict[str, httpx.Response]:
     gets = {}
     with httpx.Client(auth=AUTH) as client:
         for n in range(4):
-            href = f"/dav/admin/agenda/l{n}.ics"
+            href = f"{calendar}l{n}.ics"
             body = event(f"l{n}", datetime(2027, 1, 4, 9, 0) + timedelta(days=n))
-            client.put(
-                server.url + href, content=body.encode(), headers={"Content-Type": "text/calendar"}
+            put = client.put(
+                module_server.url + href,
+                content=body.encode(),
+                headers={"Content-Type": "text/calendar"},
             )
-            gets[href] = client.get(server.url + href)
+            assert put.status_code == 201, put.text
+            gets[href] = client.get(module_server.url + href)
     return gets
 
 
@@ -38,12 +54,12 @@ def _props(answer: httpx.Response, tag: str) -> dict[str, str]:
 
 
 def test_propfind_etags_and_lengths_match_get(
-    server: Server, filled: dict[str, httpx.Response]
+    module_server: Server, calendar: str, filled: dict[str, httpx.Response]
 ) -> None:
     for props in ("<getetag/>", "<getetag/><getcontentlength/>"):
         answer = httpx.request(
             "PROPFIND",
-            server.dav + "admin/agenda/",
+            module_server.url + calendar,
             auth=AUTH,
             headers={"Depth": "1"},
             content=f'<propfind xmlns="DAV:"><prop>{props}</prop></propfind>',
@@ -57,11 +73,11 @@ def test_propfind_etags_and_lengths_match_get(
 
 
 def test_sync_then_multiget_returns_the_data(
-    server: Server, filled: dict[str, httpx.Response]
+    module_server: Server, calendar: str, filled: dict[str, httpx.Response]
 ) -> None:
     sync = httpx.request(
         "REPORT",
-        server.dav + "admin/agenda/",
+        module_server.url + calendar,
         auth=AUTH,
         content='<sync-collection xmlns="DAV:"><sync-token/><sync-level>1</sync-level>'
         "<prop><getetag/></prop></sync-collection>",
@@ -71,7 +87,7 @@ def test_sync_then_multiget_returns_the_data(
     hrefs = "".join(f"<D:href>{h}</D:href>" for h in etags)
     multiget = httpx.request(
         "REPORT",
-        server.dav + "admin/agenda/",
+        module_server.url + calendar,
         auth=AUTH,
         headers={"Depth": "1"},
         content='<C:calendar-multiget xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
@@ -85,17 +101,17 @@ def test_sync_then_multiget_returns_the_data(
 
 
 def test_whole_calendar_get_is_encoded_text(
-    server: Server, filled: dict[str, httpx.Response]
+    module_server: Server, calendar: str, filled: dict[str, httpx.Response]
 ) -> None:
     dashed = event("dash", datetime(2027, 2, 1, 9, 0), summary="Zoé – été")
     with httpx.Client(auth=AUTH) as client:
         put = client.put(
-            server.dav + "admin/agenda/dash.ics",
+            module_server.url + calendar + "dash.ics",
             content=dashed.encode(),
             headers={"Content-Type": "text/calendar"},
         )
         assert put.status_code == 201
-        whole = client.get(server.dav + "admin/agenda/")
+        whole = client.get(module_server.url + calendar)
     assert whole.status_code == 200
     assert whole.headers["Content-Type"] == "text/calendar; charset=utf-8"
     text = whole.content.decode("utf-8")

@@ -6,6 +6,7 @@ hash, links from the configured public URL (never the request's Host)."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,15 +20,16 @@ from storage.database import Database
 from storage.schema import agenda_events, agents
 from tests import dates
 from tests.conftest import Server, start_server
-from tests.protocol.office import ALICE, Office, ok
+from tests.protocol.office import Office, ok
 
 # What follows the postcode in a free-text address: floor, door code, name on the bell.
 ADDRESS = "12 rue des Lilas 75011 Paris bât. C 3e étage porte gauche code 4B12A chez MARTINEZ"
 
 
 @pytest.fixture
-def office(server: Server) -> Iterator[Office]:
-    office = Office(server)
+def office(module_server: Server) -> Iterator[Office]:
+    """An agent of her own on the module's server: her feed holds only what the test booked."""
+    office = Office(module_server, login=f"alice-{secrets.token_hex(4)}")
     yield office
     office.close()
 
@@ -49,7 +51,11 @@ def _query(database_url: str, query):  # type: ignore[no-untyped-def]
 
 def test_home_visit_location_is_postcode_and_city_only(office: Office) -> None:
     service = ok(office.admin.get(f"/organisations/{office.org}/services"))[0]["id"]
-    motif = {"name": "Visite à domicile", "service_id": service, "location_type": "home"}
+    motif = {
+        "name": f"Visite à domicile {office.login}",
+        "service_id": service,
+        "location_type": "home",
+    }
     home = ok(office.admin.post(f"/organisations/{office.org}/motifs", json=motif), 201)["id"]
     day = dates.working_monday(3)  # an RDV: not on a public holiday
     plage = {
@@ -96,8 +102,8 @@ def test_feed_names_events_by_an_opaque_id_never_the_clients_uid(office: Office)
         f"X-CALSERVER-MOTIF:{office.motif}\r\nX-CALSERVER-LIEU:{office.lieu}\r\n"
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
-    url = f"{office.server.dav}alice/rdv/{uid}.ics"
-    put = httpx.put(url, content=text, auth=ALICE)
+    url = f"{office.server.dav}{office.login}/rdv/{uid}.ics"
+    put = httpx.put(url, content=text, auth=office.auth)
     assert put.status_code == 201, put.text
     (first,) = _vevents(office.feed_url)
     ((public_id,),) = _query(
@@ -111,7 +117,7 @@ def test_feed_names_events_by_an_opaque_id_never_the_clients_uid(office: Office)
         assert fragment not in feed.lower()
     # The same RDV keeps its UID when it moves (clients track events by UID).
     moved = text.replace(_utc(start), _utc(datetime.fromisoformat(next(office.slots))))
-    assert httpx.put(url, content=moved, auth=ALICE).status_code == 204
+    assert httpx.put(url, content=moved, auth=office.auth).status_code == 204
     (second,) = _vevents(office.feed_url)
     assert second["UID"] == first["UID"] and second["DTSTART"].dt != first["DTSTART"].dt
 
@@ -125,7 +131,7 @@ def test_feed_token_is_stored_only_as_its_hash(office: Office) -> None:
     rows = _query(office.server.database_url, select(agents))
     assert "feed_token" not in agents.c
     assert not any(token in str(value) for row in rows for value in row)
-    hashes = [r.feed_token_hash for r in rows if r.login == "alice"]
+    hashes = [r.feed_token_hash for r in rows if r.login == office.login]
     assert hashes == [hashlib.sha256(token.encode()).hexdigest()]
     # The URL is shown once; asking again says how to get a new one.
     again = ok(office.alice.get(f"/agents/{office.agent}/feed"))

@@ -2,11 +2,16 @@
 though RFC 5545 wants it escaped) and the comma-separated ids of our own
 X-CALSERVER- properties survive a PUT and a GET, over raw HTTP and through
 the ``caldav`` library; a plage's motifs survive a client's re-PUT, and the
-booking index always says what the stored text says."""
+booking index always says what the stored text says.
+
+The tests share one server per database (``module_server``): the raw-text
+ones each write into a calendar of their own, the plage ones share one office
+set up once per module, each on a day and with uids of its own."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -20,7 +25,7 @@ from booking import events
 from storage.database import Database
 from storage.schema import agenda_events, items
 from tests import dates
-from tests.conftest import ADMIN_PASSWORD, PLAIN_CALENDAR, Server
+from tests.conftest import ADMIN_PASSWORD, Server
 from tests.ics import event
 from tests.protocol.office import ALICE, Office, ok
 
@@ -42,8 +47,17 @@ def _values(text: str) -> dict[str, str]:
     return {name: str(vevent[name]) for name in COMMAS}
 
 
-def test_unescaped_commas_survive_put_and_get_over_raw_http(server: Server) -> None:
-    url = f"{server.dav}{PLAIN_CALENDAR}commas.ics"
+@pytest.fixture
+def calendar(module_server: Server) -> str:
+    """The URL of a new, empty calendar of admin's, this test's alone."""
+    url = f"{module_server.dav}admin/t-{secrets.token_hex(6)}/"
+    created = httpx.request("MKCALENDAR", url, auth=ADMIN)
+    assert created.status_code == 201, created.text
+    return url
+
+
+def test_unescaped_commas_survive_put_and_get_over_raw_http(calendar: str) -> None:
+    url = f"{calendar}commas.ics"
     put = httpx.put(url, content=_raw_event("commas"), auth=ADMIN)
     assert put.status_code in (201, 204), put.text
     got = httpx.get(url, auth=ADMIN)
@@ -52,21 +66,22 @@ def test_unescaped_commas_survive_put_and_get_over_raw_http(server: Server) -> N
     assert "Suivi PMI\\, vaccins" in got.text  # re-serialised, correctly escaped
 
 
-def test_unescaped_commas_survive_through_the_caldav_library(server: Server) -> None:
-    client = caldav.DAVClient(url=server.dav, username=ADMIN[0], password=ADMIN[1])
-    calendar = client.principal().calendar(cal_url=server.dav + PLAIN_CALENDAR)
+def test_unescaped_commas_survive_through_the_caldav_library(
+    module_server: Server, calendar: str
+) -> None:
+    client = caldav.DAVClient(url=module_server.dav, username=ADMIN[0], password=ADMIN[1])
+    agenda = client.principal().calendar(cal_url=calendar)
     # save_event() would re-serialise the text with icalendar (escaping the
     # commas); the client's own PUT sends the bytes as a hand-written file has them.
     answer = client.put(
-        f"{server.dav}{PLAIN_CALENDAR}commas-lib.ics",
+        f"{calendar}commas-lib.ics",
         _raw_event("commas-lib"),
         {"Content-Type": "text/calendar; charset=utf-8"},
     )
     assert answer.status in (201, 204)
-    found = calendar.event_by_uid("commas-lib")
-    component = found.icalendar_component
+    component = agenda.event_by_uid("commas-lib").icalendar_component
     assert {name: str(component[name]) for name in COMMAS} == COMMAS
-    hits = calendar.search(event=True, summary="vaccins")
+    hits = agenda.search(event=True, summary="vaccins")
     assert [str(h.icalendar_component["UID"]) for h in hits] == ["commas-lib"]
 
 
@@ -88,9 +103,9 @@ class Motifs(Office):
         ]
 
 
-@pytest.fixture
-def office(server: Server) -> Iterator[Motifs]:
-    office = Motifs(server)
+@pytest.fixture(scope="module")
+def office(module_server: Server) -> Iterator[Motifs]:
+    office = Motifs(module_server)
     yield office
     office.close()
 

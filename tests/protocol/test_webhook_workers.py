@@ -1,13 +1,16 @@
 """Delivery workers as processes of their own (``calserver worker``): one
 killed with SIGKILL mid-delivery loses nothing, and two on one PostgreSQL
-database deliver each event once."""
+database, woken by NOTIFY (they poll only every 30 s), share the work and
+deliver each event exactly once."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 CONFIG = (
     "[webhooks]\nallow_http = true\nallowed_networks = 127.0.0.1\nworker = false\n"
-    "retry_first_ms = 200\ntimeout_seconds = 3\npoll_seconds = 1\n"
+    "retry_first_ms = 200\ntimeout_seconds = 3\npoll_seconds = 30\n"
 )
 SLOTS = ["09:00", "09:30", "10:00", "10:30", "11:00", "11:30"]
 
@@ -96,15 +99,26 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     assert all(r.verified for r in receiver.received)
 
 
-def test_two_workers_on_postgresql_deliver_each_event_once(
+def _delivered_by(tmp_path: Path, name: str) -> int:
+    """What a stopped worker process says it delivered."""
+    said = re.search(r"it delivered (\d+) webhook requests", (tmp_path / f"{name}.log").read_text())
+    assert said, (tmp_path / f"{name}.log").read_text()
+    return int(said.group(1))
+
+
+def test_two_workers_on_postgresql_share_the_work_and_deliver_each_event_once(
     pg_url: str, tmp_path: Path, receiver: Receiver
 ) -> None:
     server = start_server(pg_url, tmp_path / "server", extra_config=CONFIG)
     try:
         office = set_up(server)
         subscribe(office, receiver, "/hook", ["rdv"])
-        workers = [_worker(office, tmp_path, name) for name in ("a", "b")]
         expected = len(SLOTS) * 5
+        # Each answer takes a while: a worker sending to the endpoint leaves
+        # the next events to the other.
+        receiver.answer("/hook", *[Answer(200, delay=0.2)] * expected)
+        workers = [_worker(office, tmp_path, name) for name in ("a", "b")]
+        booked = []
         try:
             time.sleep(2)  # both are up and listening
             with office.client("alice") as alice:
@@ -117,15 +131,21 @@ def test_two_workers_on_postgresql_deliver_each_event_once(
                             "lieu_id": office.lieu,
                             "starts_at": f"{day.isoformat()}T{at}",
                         }
-                        ok(alice.post("/rdvs", json=booking), 201)
+                        booked_at = time.time()
+                        booked.append(ok(alice.post("/rdvs", json=booking), 201)["id"])
+                        if len(booked) == 1:  # NOTIFY wakes them, not the 30 s poll
+                            (first,) = receiver.wait_for("/hook", 1, timeout=3)
+                            assert first.at - booked_at < 3
             receiver.wait_for("/hook", expected, timeout=60)
-            time.sleep(3)  # a duplicate would come now
+            time.sleep(1)  # a duplicate would come now
         finally:
             for worker in workers:
                 _stop(worker)
         received = receiver.on("/hook")
-        assert len(received) == expected
-        assert len({r.headers["webhook-id"] for r in received}) == expected
+        assert Counter(r.json["data"]["uuid"] for r in received) == Counter(booked)
+        assert len({r.headers["webhook-id"] for r in received}) == expected == len(received)
         assert all(r.verified for r in received)
+        by_worker = [_delivered_by(tmp_path, name) for name in ("a", "b")]
+        assert sum(by_worker) == expected and min(by_worker) > 0, by_worker
     finally:
         server.stop()

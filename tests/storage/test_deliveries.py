@@ -36,50 +36,124 @@ def _attempt(at: int, status: int | None) -> deliveries.Attempt:
     return deliveries.Attempt(at, 5, status, None if status == 200 else "failed", "ok")
 
 
-def test_dispatch_sends_to_subscribed_enabled_endpoints_of_the_organisation(
-    db: Database,
-) -> None:
+def test_dispatch_sends_to_subscribed_endpoints_of_the_organisation(db: Database) -> None:
     setup = _setup(db)
-    (claimed,) = _claim(db, 10_000)
+    (claimed,) = _claim(db, 10_000)  # the disabled endpoint's delivery waits
     assert claimed.endpoint["id"] == setup["lieux"]["id"] and claimed.event.model == "lieu"
     assert claimed.attempt == 1
     with db.transaction(write=False) as conn:
         assert not deliveries.has_pending_events(conn)  # dispatched once
     with db.transaction(write=True) as conn:  # a replay goes to its one endpoint
-        outbox.replay(conn, setup["org"], ["lieu"], setup["off"]["id"])
-        endpoints.update_endpoint(conn, setup["off"]["id"], {"enabled": True})
+        outbox.replay(conn, setup["org"], ["lieu"], setup["lieux"]["id"])
     (replayed,) = _claim(db, 10_001)
-    assert replayed.endpoint["id"] == setup["off"]["id"]
+    assert replayed.endpoint["id"] == setup["lieux"]["id"]
     assert replayed.event.reason == "initial_sync"
 
 
-def test_a_claim_is_leased_then_logged_retried_given_up_and_redelivered(db: Database) -> None:
+def _waiting(db: Database, endpoint_id: int) -> list[tuple[str, int, int]]:
+    with db.transaction(write=False) as conn:
+        return [
+            (d["state"], d["attempts"], d["next_attempt_ms"])
+            for d in deliveries.deliveries_of(conn, endpoint_id)
+        ]
+
+
+def test_a_disabled_endpoint_is_never_claimed_and_gets_what_waited_in_order(
+    db: Database,
+) -> None:
     setup = _setup(db)
-    (first,) = _claim(db, 10_000, lease=1_000)
-    assert _claim(db, 10_500) == []  # leased to the first worker
-    (again,) = _claim(db, 11_000)  # that worker died: due again
-    assert (again.delivery_id, again.attempt) == (first.delivery_id, 2)
+    off = setup["off"]["id"]
+    _claim(db, 10_000)
+    assert _waiting(db, off) == [("pending", 0, 10_000)]
+    for now in (100_000, 200_000):  # never leased, never counted as an attempt
+        assert off not in [c.endpoint["id"] for c in _claim(db, now)]
+    assert _waiting(db, off) == [("pending", 0, 10_000)]
+    with db.transaction(write=False) as conn:  # nothing a worker could take but the lease
+        assert deliveries.next_due_ms(conn) == 200_000 + 1_000
+    with db.transaction(write=True) as conn:  # written while it is disabled: kept for it
+        second = scheduling.create_lieu(conn, {"organisation_id": setup["org"], "name": "M",
+                                               "address": "B"})  # fmt: skip
+    assert {c.endpoint["id"] for c in _claim(db, 300_000)} == {setup["lieux"]["id"]}
+    assert len(_waiting(db, off)) == 2
     with db.transaction(write=True) as conn:
-        deliveries.record(conn, [deliveries.Result(again.delivery_id, _attempt(11_000, 500),
-                                                   False, 20_000)])  # fmt: skip
-        assert deliveries.next_due_ms(conn) == 20_000
-    assert _claim(db, 19_999) == []
-    (third,) = _claim(db, 20_000)
+        endpoints.update_endpoint(conn, off, {"enabled": True})
+    sent = [c for c in _claim(db, 400_000) if c.endpoint["id"] == off]
+    assert len(sent) == 2
+    assert sent[1].event.record_id == second["id"] and sent[0].event.id < sent[1].event.id
+    assert [c.attempt for c in sent] == [1, 1]
+    with db.transaction(write=True) as conn:  # a 410 disables it the same way
+        deliveries.disable_endpoint(conn, off, "the target answered 410 Gone")
+        deliveries.redeliver(conn, off, 500_000)
+        for claimed in sent:
+            deliveries.redeliver(conn, off, 500_000, claimed.delivery_id)
+    assert off not in [c.endpoint["id"] for c in _claim(db, 600_000)]
+
+
+def test_a_disabled_endpoint_waits_as_long_as_a_failing_one_then_gives_up(
+    db: Database,
+) -> None:
+    setup = _setup(db)
+    _claim(db, 10_000)
+    keep = deliveries.Retention(delivered_ms=10**12, failed_ms=10**12, waiting_ms=50_000)
     with db.transaction(write=True) as conn:
-        deliveries.record(conn, [deliveries.Result(third.delivery_id, _attempt(20_000, 503),
-                                                   False, None)])  # fmt: skip
-        (log,) = deliveries.deliveries_of(conn, setup["lieux"]["id"])
-    assert log["state"] == "failed" and log["attempts"] == 3
-    assert [a["status_code"] for a in log["attempts_log"]] == [500, 503]
+        assert deliveries.purge(conn, 59_000, keep) == 0
+        assert deliveries.purge(conn, 61_000, keep) == 1
+    assert _waiting(db, setup["off"]["id"]) == [("failed", 0, 61_000)]
+
+
+def test_retention_purges_old_deliveries_and_the_events_nobody_needs(db: Database) -> None:
+    setup = _setup(db)
+    lieux = setup["lieux"]["id"]
     with db.transaction(write=True) as conn:
-        assert deliveries.redeliver(conn, setup["lieux"]["id"], 30_000) == 1
-        assert deliveries.redeliver(conn, setup["motifs"]["id"], 30_000) == 0
-    (fourth,) = _claim(db, 30_000)
+        for n in range(4):
+            scheduling.create_lieu(
+                conn, {"organisation_id": setup["org"], "name": f"L{n}", "address": "A"}
+            )
+    day, base = 86_400_000, outbox.now_ms()  # the events were written now
+    claimed = _claim(db, base)
+    assert len(claimed) == 5
+    delivered_old, delivered_new, failed_old, failed_new, pending = claimed
+
+    def attempt(days: int, status: int) -> deliveries.Attempt:
+        return _attempt(base + days * day, status)
+
     with db.transaction(write=True) as conn:
-        deliveries.record(conn, [deliveries.Result(fourth.delivery_id, _attempt(30_000, 200),
-                                                   True, None)])  # fmt: skip
-        (log,) = deliveries.deliveries_of(conn, setup["lieux"]["id"])
-    assert log["state"] == "delivered" and log["delivered_ms"] == 30_000
+        deliveries.record(
+            conn,
+            [
+                deliveries.Result(delivered_old.delivery_id, attempt(1, 200), True, None),
+                deliveries.Result(delivered_new.delivery_id, attempt(20, 200), True, None),
+                deliveries.Result(failed_old.delivery_id, attempt(5, 500), False, None),
+                deliveries.Result(failed_new.delivery_id, attempt(20, 500), False, None),
+                deliveries.Result(pending.delivery_id, attempt(1, 500), False, base + 50 * day),
+            ],
+        )
+    keep = deliveries.Retention(delivered_ms=10 * day, failed_ms=15 * day, waiting_ms=day)
+    now = base + 25 * day
+    with db.transaction(write=True) as conn:
+        # One batch of one at a time: the caller comes back while a batch is full.
+        assert deliveries.purge(conn, now, keep, limit=1) >= 1
+        while deliveries.purge(conn, now, keep, limit=1):
+            pass
+        kept = {d["id"]: d["state"] for d in deliveries.deliveries_of(conn, lieux)}
+        events = {e.id for e in outbox.events(conn)}
+        off = deliveries.deliveries_of(conn, setup["off"]["id"])
+    assert kept == {
+        delivered_new.delivery_id: "delivered",
+        failed_new.delivery_id: "failed",
+        pending.delivery_id: "pending",
+    }
+    # The disabled endpoint's deliveries waited a day, then were given up.
+    assert {d["state"] for d in off} == {"failed"} and len(off) == 5
+    # An event stays while a delivery needs it; the others are gone.
+    assert events == {d.event.id for d in (delivered_new, failed_new, pending)} | {
+        d["event_id"] for d in off
+    }
+    with db.transaction(write=True) as conn:
+        assert deliveries.purge(conn, now + 30 * day, keep) > 0
+        assert deliveries.purge(conn, now + 30 * day, keep) == 0
+        assert [d["state"] for d in deliveries.deliveries_of(conn, lieux)] == ["pending"]
+        assert deliveries.deliveries_of(conn, setup["off"]["id"]) == []
 
 
 @pytest.mark.postgres

@@ -20,9 +20,9 @@ def test_migrated_database_matches_the_schema_module(db: Database) -> None:
     assert differences == []
 
 
-def test_upgrades_keep_the_rows_that_refer_to_rebuilt_tables(database_url: str) -> None:
+def test_upgrades_keep_the_rows_that_refer_to_rebuilt_tables(empty_database_url: str) -> None:
     """SQLite rebuilds a table to alter it; its dependants keep their rows."""
-    db = Database(database_url)
+    db = Database(empty_database_url)
     command.upgrade(db.alembic_config(), "0002")
     with db.transaction(write=True) as conn:
         org = conn.execute(

@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from storage import agents, outbox, scheduling
+from storage import agents, deliveries, outbox, scheduling, webhooks
 from storage.database import Database
 from storage.schema import outbox_events, outbox_records
 
@@ -128,3 +128,43 @@ def test_a_replay_tells_current_state_to_one_endpoint(db: Database) -> None:
         assert event.organisation_id == org
     replayed_lieu = next(e for e in replayed if e.model == "lieu")
     assert replayed_lieu.sequence == 2 and replayed_lieu.data["name"] == "L2"
+
+
+def test_a_record_moved_to_another_organisation_is_destroyed_there_and_created_here(
+    db: Database,
+) -> None:
+    """An RDV moved (CalDAV MOVE, or any path) to an agenda of another
+    organisation: the one it left hears ``destroyed``, the one it joined
+    ``created``, and no endpoint hears of a record of another organisation."""
+    org = _organisation(db)
+    with db.transaction(write=True) as conn:
+        other = agents.create_organisation(conn, "Autre", "autre")
+        here = webhooks.create_endpoint(conn, org, "https://a.example/h", "s", ["rdv"])
+        there = webhooks.create_endpoint(conn, other, "https://b.example/h", "s", ["rdv"])
+    rdv = {"uuid": "u1", "status": "unknown", "agent_ids": [1], "organisation_ids": [org]}
+    with db.transaction(write=True) as conn:
+        outbox.record(conn, outbox.previous(conn, "rdv", 42), "rdv", 42, rdv, [org])
+    moved = {**rdv, "agent_ids": [2], "organisation_ids": [other]}
+    with db.transaction(write=True) as conn:
+        outbox.record(conn, outbox.previous(conn, "rdv", 42), "rdv", 42, moved, [other])
+    shared = {**moved, "organisation_ids": [org, other]}  # an agenda in both
+    with db.transaction(write=True) as conn:
+        outbox.record(conn, outbox.previous(conn, "rdv", 42), "rdv", 42, shared, [org, other])
+    told = [(e.organisation_id, e.event, e.sequence, e.data["agent_ids"]) for e in _events(db)
+            if e.model == "rdv"]  # fmt: skip
+    assert told == [
+        (org, "created", 1, [1]),
+        (org, "destroyed", 2, [1]),  # as it was when it left
+        (other, "created", 2, [2]),
+        (org, "created", 3, [2]),
+        (other, "updated", 3, [2]),
+    ]
+    with db.transaction(write=True) as conn:
+        deliveries.dispatch(conn, 0)
+        sent = {
+            endpoint["id"]: [(d["event"], d["sequence"]) for d in
+                             reversed(deliveries.deliveries_of(conn, endpoint["id"]))]
+            for endpoint in (here, there)
+        }  # fmt: skip
+    assert sent[here["id"]] == [("created", 1), ("destroyed", 2), ("created", 3)]
+    assert sent[there["id"]] == [("created", 2), ("updated", 3)]

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from storage import agents, outbox, scheduling
 from storage.database import Database
-from webhooks.payload import bodies
+from webhooks.payload import Unbuilt, bodies
 
 NOW = datetime(2030, 1, 2, 8, 0, tzinfo=UTC)
 
@@ -107,3 +107,15 @@ def test_records_and_availability(db: Database) -> None:
         "p-1", "FREQ=WEEKLY;BYDAY=MO", "2030-01-07", "09:00:00", "12:00:00",
     )  # fmt: skip
     assert [m["id"] for m in p["motifs"]] == [o["motif"]] and p["lieu"]["id"] == o["lieu"]
+
+
+def test_an_event_in_an_unexpected_shape_is_told_apart_from_the_others(db: Database) -> None:
+    o = _office(db)
+    data = {"id": o["lieu"], "name": "L", "address": "A", "phone": None, "enabled": True}
+    lieu = _event("lieu", o["lieu"], o["org"], data, id=1)
+    no_times = _event("rdv", 2, o["org"], {"uuid": "u", "agent_ids": [], "usager_ids": []}, id=2)
+    agents_not_a_list = _event("rdv", 3, o["org"], {"uuid": "u", "agent_ids": 3}, id=3)
+    with db.transaction(write=False) as conn:
+        built = bodies(conn, [no_times, agents_not_a_list, lieu], NOW)
+    assert json.loads(built[lieu.id])["data"]["name"] == "L"
+    assert built[2] == Unbuilt("KeyError") and built[3] == Unbuilt("TypeError")

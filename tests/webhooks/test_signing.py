@@ -48,8 +48,14 @@ def test_during_an_overlap_both_secrets_sign() -> None:
     assert in_force == [new, old]
     headers = signed_headers(in_force, 7, BODY)
     assert Webhook(old).verify(BODY, headers) and Webhook(new).verify(BODY, headers)
-    assert headers["X-Lapin-Signature"] == hmac.new(new.encode(), BODY, "sha256").hexdigest()
+    entries = headers["webhook-signature"].split(" ")
+    assert len(entries) == 2 and all(e.startswith("v1,") for e in entries)
+    # One X-Lapin-Signature: the previous secret's until the overlap ends.
+    assert headers["X-Lapin-Signature"] == hmac.new(old.encode(), BODY, "sha256").hexdigest()
     after = secrets_in_force(endpoint, now + timedelta(hours=2))
     assert after == [new]
+    headers_after = signed_headers(after, 7, BODY)
+    assert headers_after["X-Lapin-Signature"] == hmac.new(new.encode(), BODY, "sha256").hexdigest()
+    assert len(headers_after["webhook-signature"].split(" ")) == 1
     with pytest.raises(WebhookVerificationError):
-        Webhook(old).verify(BODY, signed_headers(after, 7, BODY))
+        Webhook(old).verify(BODY, headers_after)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -25,7 +24,7 @@ import pytest
 
 from booking.model import Organisation
 from booking.reminders import reminder_moment
-from tests.conftest import _pg_database, run_cli, start_server
+from tests.conftest import run_cli, start_server
 from tests.dates import working_monday
 from tests.ics import event
 from tests.notifications.fakes import SMS_TOKEN, SmsProvider, SmtpServer, wait_for
@@ -52,16 +51,15 @@ def fakes() -> Iterator[tuple[SmtpServer, SmsProvider]]:
     provider.stop()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module")
 def stack(
-    request: pytest.FixtureRequest,
+    module_database_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     fakes: tuple[SmtpServer, SmsProvider],
 ) -> Iterator[Stack]:
     smtp, provider = fakes
     smtp.mailbox.messages.clear()  # the other database's run used the same numbers
     provider.received.clear()
-    workdir = tmp_path_factory.mktemp("notifications")
     config = (
         f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
         "timeout_seconds = 2\n"
@@ -70,13 +68,9 @@ def stack(
         "[notifications]\nretry_first_ms = 300\npoll_seconds = 1\n"
         "[logging]\nlevel = debug\n"
     )
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{workdir / 'calserver.db'}"
-        else:
-            url = stack.enter_context(_pg_database(request.getfixturevalue("pg_available")))
-        server = start_server(url, workdir, extra_config=config)
-        stack.callback(server.stop)
+    workdir = tmp_path_factory.mktemp("notifications")
+    server = start_server(module_database_url, workdir, extra_config=config)
+    try:
         office = set_up(server)
         with office.client() as admin:
             for agent, address in ((office.alice, ALICE_EMAIL), (office.bob, None)):
@@ -97,6 +91,8 @@ def stack(
                 )
             )
         yield Stack(office, smtp, provider, max(working_monday(2), office.day))
+    finally:
+        server.stop()
 
 
 def _usager(stack: Stack, tag: str, phone: str | None = "06 12 34 56 00", **kw: object) -> dict:

@@ -106,20 +106,19 @@ class Notifier:
         for outgoing, outcome in done:
             claimed = outgoing.claimed
             status = SKIPPED if outcome is None else outcome.status
-            state, next_due = (
-                {
-                    SENT: notifications.SENT,
-                    SKIPPED: notifications.SKIPPED,
-                    FAILED: notifications.FAILED,
-                }.get(status, notifications.PENDING),
-                None,
-            )
+            error = outgoing.skip if outcome is None else outcome.error
+            next_due = None
             if status == RETRY:
                 next_due = self.settings.retry.next_attempt_ms(
                     claimed.attempt, claimed.created_ms, at
                 )
-                if next_due is None:
-                    state = notifications.FAILED
+                if next_due is None:  # retried long enough: given up
+                    status, error = FAILED, f"given up: {error}"[:200]
+            state = {
+                SENT: notifications.SENT,
+                SKIPPED: notifications.SKIPPED,
+                FAILED: notifications.FAILED,
+            }.get(status, notifications.PENDING)
             receipts.append(
                 notifications.Receipt(
                     claimed.id,
@@ -130,7 +129,7 @@ class Notifier:
                     outgoing.recipient,
                     status,
                     outcome.provider_id if outcome else None,
-                    outgoing.skip if outcome is None else outcome.error,
+                    error,
                     state,
                     next_due,
                 )  # fmt: skip

@@ -372,11 +372,24 @@ def test_calserver_import_keeps_reminders_but_tells_nobody(stack: Stack, tmp_pat
 
 
 def test_no_usager_data_in_the_server_log(stack: Stack) -> None:
+    """A whole cycle (booked, moved, cancelled; email and SMS each time) at
+    debug level, then the log searched for every usager this process made
+    (under pytest-xdist the module's other tests may run elsewhere)."""
+    usager = _usager(stack, "Logged", "06 12 34 56 07")
+    rdv = ok(_book(stack, 3, "10:00", usager["id"]), 201)
+    _mails(stack, usager["email"], 1)
+    url = f"/agents/{stack.office.alice}/rdvs/{rdv['id']}"
+    with stack.office.client("bob") as bob:
+        ok(bob.patch(url, json={"starts_at": _at(stack, 3, "11:00")}))
+        _mails(stack, usager["email"], 2)
+        ok(bob.delete(url))
+    _mails(stack, usager["email"], 3)
+    _texts(stack, "+33612345607", 3)
     log = stack.office.server.log()
-    assert "notification" in log  # the worker logged its sends
-    for usager in USAGERS:
+    assert "usager_cancelled" in log  # the worker logged its sends
+    for made in USAGERS:
         for field in ("first_name", "last_name", "email", "phone"):
-            value = usager.get(field)
+            value = made.get(field)
             if value:
                 assert value not in log, field
                 assert value.replace(" ", "") not in log, field

@@ -40,12 +40,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import aiohttp
-import psycopg
-from sqlalchemy.engine import make_url
 
-from storage import deliveries
+from storage import deliveries, wakeup
 from storage.database import Database
-from storage.outbox import CHANNEL, now_ms
+from storage.outbox import now_ms
 from webhooks import delivery, payload, signing
 from webhooks.retry import DAY_MS, RetryPolicy
 from webhooks.targets import TargetPolicy
@@ -233,25 +231,14 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _listen(self) -> None:
-        """PostgreSQL: wake on every NOTIFY of the outbox channel."""
-        url = make_url(self.db.url).set(drivername="postgresql")
-        conninfo = url.render_as_string(hide_password=False)
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self.wake()  # what was written while not listening
-                    async for _ in conn.notifies():
-                        self.wake()
-            except (psycopg.Error, OSError):
-                log.warning("webhook worker: LISTEN connection lost; reconnecting")
-                await asyncio.sleep(1)
-
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         self.db.on_outbox_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
-        listener = None if self.db.is_sqlite else asyncio.create_task(self._listen())
+        listener = (
+            None
+            if self.db.is_sqlite
+            else asyncio.create_task(wakeup.listen(self.db, self.wake, log))
+        )
         try:
             async with delivery.session(self.settings.policy, self.settings.capacity) as client:
                 while not stop.is_set():
@@ -267,7 +254,7 @@ class Worker:
                         log.error("webhook worker round failed: %s", type(e).__name__)
                         sleep = min(self.settings.poll_s, 5.0)
                     if sleep > 0:
-                        await _first(self._wake, stop, timeout=sleep)
+                        await wakeup.first(self._wake, stop, timeout=sleep)
                 if self._lanes:  # let what is on the wire be answered and logged
                     await asyncio.wait(self._lanes, timeout=self.settings.timeout_s + 5)
         finally:
@@ -286,12 +273,3 @@ def _unbuilt(claimed: deliveries.Claimed, body: payload.Unbuilt) -> delivery.Out
         now_ms(), 0, None, f"the request body could not be built ({body.error})", None
     )
     return delivery.Outcome(attempt, False, False, None, permanent=True)
-
-
-async def _first(wake: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

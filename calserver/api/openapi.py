@@ -45,6 +45,27 @@ OPERATIONS: tuple[tuple[str, str, str, type | None, tuple[str, ...]], ...] = (
     ("delete", "/agents/{agent}/rdvs/{uid}", "Cancel (revoke) an RDV; it stays", None, ()),
     (
         "get",
+        "/agents/{agent}/rdvs/{uid}/notifications",
+        "The RDV's notification receipts (masked recipients) and waiting messages",
+        None,
+        (),
+    ),
+    (
+        "get",
+        "/agents/{agent}/notification_settings",
+        "Which RDV changes the agent is emailed",
+        None,
+        (),
+    ),
+    (
+        "patch",
+        "/agents/{agent}/notification_settings",
+        "Set which RDV changes the agent is emailed (all, others, soon, none)",
+        schemas.NotificationSettingsPatch,
+        (),
+    ),
+    (
+        "get",
         "/agents/{agent}/feed",
         "Feed URLs, shown once (first ask); then how to rotate",
         None,

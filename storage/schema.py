@@ -236,6 +236,9 @@ usagers = Table(
     Column("city", String(200), nullable=True),
     Column("notes", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # An email is one usager's within an organisation; stored trimmed and
+    # lower-cased (storage.scheduling.normalised_email); NULLs do not collide.
+    Index("ix_usagers_organisation_id_email", "organisation_id", "email", unique=True),
 )
 
 # What the booking engine reads of an item of an agent's calendars: one row

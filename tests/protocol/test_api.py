@@ -176,7 +176,11 @@ def test_openapi_and_errors_speak_json(office: Office) -> None:
         assert "maximum booking delay" in bad_delays.json()["error"]["message"]
         unknown_field = admin.post(f"/organisations/{office.org}/lieux", json={"nom": "x"})
         assert unknown_field.status_code == 422
-        broken = admin.post(f"/organisations/{office.org}/lieux", content=b"{not json")
+        broken = admin.post(
+            f"/organisations/{office.org}/lieux",
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
         assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid-json"
         assert _ok(admin.get(f"/organisations/{office.org}/motifs")) == motifs_before
         assert _ok(admin.get(f"/organisations/{office.org}/lieux")) == lieux_before

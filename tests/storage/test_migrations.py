@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
-from storage.database import Database
-from storage.schema import agent_roles, agents, metadata, organisations
+from storage.database import Database, MigrationRefused
+from storage.schema import agent_roles, agents, metadata, organisations, usagers
 
 
 def test_migrated_database_matches_the_schema_module(db: Database) -> None:
@@ -37,4 +39,65 @@ def test_upgrades_keep_the_rows_that_refer_to_rebuilt_tables(empty_database_url:
         assert conn.execute(select(func.count()).select_from(agent_roles)).scalar_one() == 1
         if db.is_sqlite:  # and foreign keys are on again
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    db.dispose()
+
+
+def _usagers_at_0005(db: Database, emails: dict[str, list[str | None]]) -> dict[str, int]:
+    """Organisations (by slug) with usagers of these emails, at schema 0005."""
+    command.upgrade(db.alembic_config(), "0005")
+    orgs = {}
+    with db.transaction(write=True) as conn:
+        for slug, addresses in emails.items():
+            orgs[slug] = conn.execute(
+                insert(organisations).values(name=slug, slug=slug).returning(organisations.c.id)
+            ).scalar_one()
+            for email in addresses:
+                conn.execute(
+                    insert(usagers).values(
+                        organisation_id=orgs[slug],
+                        first_name="U",
+                        last_name="U",
+                        email=email,
+                        created_at=0,
+                    )
+                )
+    return orgs
+
+
+def _emails(db: Database) -> list[tuple[int, str | None]]:
+    with db.transaction(write=False) as conn:
+        query = select(usagers.c.organisation_id, usagers.c.email).order_by(usagers.c.id)
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def test_the_upgrade_normalises_usagers_emails_and_keeps_them_unique(
+    empty_database_url: str,
+) -> None:
+    db = Database(empty_database_url)
+    orgs = _usagers_at_0005(
+        db, {"a": [" Anne@Example.fr", "bob@example.fr", None, None], "b": ["anne@example.FR"]}
+    )
+    db.migrate()
+    a, b = orgs["a"], orgs["b"]
+    assert _emails(db) == [
+        (a, "anne@example.fr"), (a, "bob@example.fr"), (a, None), (a, None), (b, "anne@example.fr")
+    ]  # fmt: skip
+    with pytest.raises(IntegrityError), db.transaction(write=True) as conn:
+        bob_again = {"first_name": "U", "last_name": "U", "email": "bob@example.fr"}
+        conn.execute(insert(usagers).values(organisation_id=a, created_at=0, **bob_again))
+    db.dispose()
+
+
+def test_the_upgrade_refuses_usagers_sharing_an_email_and_changes_nothing(
+    empty_database_url: str,
+) -> None:
+    db = Database(empty_database_url)
+    _usagers_at_0005(db, {"a": ["Anne@Example.fr", "x@example.fr", " anne@example.fr"]})
+    before = _emails(db)
+    with pytest.raises(MigrationRefused) as refused:
+        db.migrate()
+    assert "(ids): 1, 3." in str(refused.value)
+    assert "anne" not in str(refused.value).lower()  # ids, never the emails
+    assert db.current_revision() == "0005"
+    assert _emails(db) == before
     db.dispose()

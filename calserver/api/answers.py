@@ -131,7 +131,16 @@ class AgendaEntry(_Out):
     title: str
     starts_at: Instant
     ends_at: Instant
-    recurrence: str | None
+    recurrence: (
+        Annotated[
+            str,
+            Meta(
+                description="the RFC 5545 RRULE as stored (its UNTIL in iCalendar's form, "
+                "e.g. 20270101T225959Z)"
+            ),
+        ]
+        | None
+    )
     lieu_id: int | None
     motif_ids: list[int]
 
@@ -153,7 +162,7 @@ class Feed(_Out):
     rotation); otherwise ``message`` says how to get new ones."""
 
     with_availability: bool
-    rotate: str
+    rotate: Annotated[str, Meta(description="the path to POST to for a new URL")]
     message: str | None = None
     https: str | None = None
     webcal: str | None = None

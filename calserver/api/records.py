@@ -111,8 +111,11 @@ async def create_service(request: web.Request) -> web.Response:
 
     def write(conn: Connection) -> dict:
         require_admin(conn, login, org)
-        if any(s["name"] == new.name for s in scheduling.organisation_services(conn, org)):
-            raise ApiError(409, "exists", f"the service {new.name!r} already exists")
+        for existing in scheduling.organisation_services(conn, org):
+            if existing["name"] == new.name:
+                raise scheduling.Duplicate(
+                    f"the service {new.name!r} already exists", existing["id"]
+                )
         return scheduling.service(conn, agents.service_id(conn, org, new.name)) or {}
 
     ctx = context(request)

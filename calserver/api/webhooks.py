@@ -31,6 +31,7 @@ from calserver.api.base import (
 )
 from storage import deliveries, outbox
 from storage import webhooks as repository
+from storage.scheduling import Duplicate
 from webhooks.signing import new_secret
 from webhooks.targets import TargetPolicy, TargetRefused
 
@@ -83,8 +84,9 @@ def _found(conn: Connection, org: int, endpoint_id: int) -> repository.Endpoint:
 
 
 def _unique(conn: Connection, org: int, url: str, other_than: int | None = None) -> None:
-    if repository.target_taken(conn, org, url, other_than):
-        raise ApiError(409, "exists", "this organisation already has an endpoint at this URL")
+    existing = repository.endpoint_at(conn, org, url, other_than)
+    if existing is not None:
+        raise Duplicate("this organisation already has an endpoint at this URL", existing)
 
 
 async def list_endpoints(request: web.Request) -> web.Response:

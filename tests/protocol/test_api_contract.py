@@ -480,3 +480,18 @@ def test_json_with_a_charset_or_a_json_suffix_is_json(world: World, content_type
     answer = world.agent.patch(url, content=b'{"phone": "0601020304"}',
                                headers={"Content-Type": content_type})  # fmt: skip
     assert ok(answer)["phone"] == "0601020304"
+
+
+def test_a_409_exists_names_the_record_already_there(world: World) -> None:
+    service = ok(world.admin.get(f"{world.org}/services"))[0]
+    taken = {
+        f"{world.org}/services": ({"name": service["name"]}, service["id"]),
+        f"{world.org}/usagers": (_usager(" CAMILLE@example.org"), world.usager["id"]),
+        world.endpoints: ({"target_url": world.endpoint["target_url"]}, world.endpoint["id"]),
+    }
+    for url, (body, existing) in taken.items():
+        answer = world.admin.post(url, json=body)
+        assert answer.status_code == 409, (url, answer.text)
+        assert answer.json()["error"]["code"] == "exists"
+        assert answer.json()["error"]["existing_id"] == existing, url
+        assert f"(id {existing})" in answer.json()["error"]["message"]

@@ -8,6 +8,7 @@ test uses emails of its own."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -117,3 +118,19 @@ def test_caldav_cannot_create_usagers(module_server: Server, admin: httpx.Client
         assert _usagers(admin, office.org) == before
     finally:
         office.close()
+
+
+def test_two_agents_racing_for_one_email_get_one_usager(admin: httpx.Client, org: int) -> None:
+    """Both creates reach the unique index at once: one is written, the other
+    is the 409 naming it (on PostgreSQL the loser waits for the winner's
+    commit, then finds it in its own transaction)."""
+    for round_ in range(3):
+        email = f"course.{round_}@example.fr"
+        with ThreadPoolExecutor(2) as pool:
+            racing = [pool.submit(_create, admin, org, last_name=n, email=email) for n in "AB"]
+            answers = [r.result() for r in racing]
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [201, 409], [a.text for a in answers]
+        created = next(a for a in answers if a.status_code == 201).json()
+        _conflict(next(a for a in answers if a.status_code == 409), created["id"])
+        assert [u["id"] for u in _usagers(admin, org) if u["email"] == email] == [created["id"]]

@@ -83,7 +83,7 @@ def add_api_routes(api: web.Application) -> None:
 def _api(
     ctx: base.ApiContext, searches: ThreadPoolExecutor, targets: TargetPolicy
 ) -> web.Application:
-    api = web.Application(middlewares=[base.errors], client_max_size=64 * 1024)
+    api = web.Application(middlewares=[base.errors])  # body size: base.MAX_BODY
     api[base.CONTEXT] = ctx
     api[slots.SEARCHES] = searches
     api[webhooks.POLICY] = targets

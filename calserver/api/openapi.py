@@ -24,6 +24,7 @@ import msgspec
 from aiohttp import web
 
 from calserver.api import answers, schemas
+from calserver.api.base import MAX_BODY
 
 
 class Query(NamedTuple):
@@ -217,7 +218,7 @@ _REFUSALS: dict[int, tuple[str, dict]] = {
     403: ("Logged in, but without the right to do this", {}),
     404: ("Nothing there, or nothing you may see", {}),
     409: ("Conflict: the slot is taken, or a unique value is another record's", {}),
-    413: ("The body is over 64 KiB", {}),
+    413: (f"The body is over {MAX_BODY // 1024} KiB", {}),
     415: ("The body is not JSON: send Content-Type application/json (charset utf-8)", {}),
     422: ("A value, a parameter or a booking rule refuses; the code names which", {}),
     429: ("Too many failed logins from this address or for this login", _RETRY),

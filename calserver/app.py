@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
 from calserver.access_log import access_log
-from calserver.api import agendas, base, feed_links, openapi, records, slots, webhooks
+from calserver.api import agendas, base, feed_links, notices, openapi, records, slots, webhooks
 from calserver.auth_gate import AuthGate
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
 from feeds.builder import FeedSettings
 from feeds.handler import FeedService
 from feeds.handler import handler as feed_handler
+from notifications.worker import Notifier, NotifierSettings
 from plugins.auth_throttle import Throttle
 from plugins.caldav import build_caldav
 from storage.database import Database
@@ -76,7 +79,7 @@ def add_api_routes(api: web.Application) -> None:
     """The JSON API's routes: the operations of ``openapi.OPERATIONS`` (a
     test holds the two equal) and the document itself."""
     api.router.add_get("/openapi.json", openapi.serve)
-    for module in (records, agendas, slots, feed_links, webhooks):
+    for module in (records, agendas, slots, feed_links, webhooks, notices):
         module.add_routes(api)
 
 
@@ -97,6 +100,7 @@ def target_policy(settings: Settings) -> TargetPolicy:
 
 
 WORKER_TASK = web.AppKey("webhook_worker", asyncio.Task)
+NOTIFIER_TASK = web.AppKey("notification_worker", asyncio.Task)
 
 
 def worker_settings(settings: Settings) -> WorkerSettings:
@@ -117,17 +121,32 @@ def worker_settings(settings: Settings) -> WorkerSettings:
     )
 
 
-def _run_worker(app: web.Application, db: Database, settings: Settings) -> None:
-    """Deliver webhooks in this process while it serves."""
+def notifier_settings(settings: Settings) -> NotifierSettings:
+    """How notifications are sent, from ``[notifications]``, ``[smtp]`` and ``[sms]``."""
+    return NotifierSettings(
+        smtp=settings.smtp,
+        sms=settings.sms,
+        base_url=settings.base_url,
+        retry=RetryPolicy(
+            first_ms=settings.notification_retry_first_ms,
+            give_up_after_ms=settings.notification_retry_hours * 3_600_000,
+        ),
+        poll_s=settings.notification_poll_seconds,
+    )
+
+
+def _run_in_process(
+    app: web.Application, key: web.AppKey[asyncio.Task], run: Callable[[asyncio.Event], Any]
+) -> None:
+    """Run a background worker in this process while it serves."""
     stop = asyncio.Event()
 
     async def start(_app: web.Application) -> None:
-        worker = Worker(db, worker_settings(settings))
-        app[WORKER_TASK] = asyncio.create_task(worker.run(stop))
+        app[key] = asyncio.create_task(run(stop))
 
     async def finish(_app: web.Application) -> None:
         stop.set()
-        await app[WORKER_TASK]
+        await app[key]
 
     app.on_startup.append(start)
     app.on_cleanup.insert(0, finish)
@@ -180,5 +199,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
 
     app.on_cleanup.append(_close)
     if settings.webhook_worker:
-        _run_worker(app, db, settings)
+        _run_in_process(app, WORKER_TASK, Worker(db, worker_settings(settings)).run)
+    if settings.notification_worker:
+        _run_in_process(app, NOTIFIER_TASK, Notifier(db, notifier_settings(settings)).run)
     return app

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from calserver.app import create_app, worker_settings
+from calserver.app import create_app, notifier_settings, worker_settings
 from calserver.bootstrap import prepare_database
 from calserver.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from calserver.memory import allocator
+from notifications.worker import Notifier
 from plugins import log_redaction
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
@@ -38,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser(
-        "worker", help="deliver webhooks (alone; several may share a PostgreSQL database)"
+        "worker",
+        help="deliver webhooks and send notifications (alone; several may share a PostgreSQL "
+        "database)",
     )
 
     add = commands.add_parser("add-agent", help="create an agent with its agendas")
@@ -119,10 +122,10 @@ def _work(settings: Settings, db: Database) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        print("calserver worker is delivering webhooks")
+        print("calserver worker is delivering webhooks and sending notifications")
         sys.stdout.flush()
         worker = Worker(db, worker_settings(settings))
-        await worker.run(stop)
+        await asyncio.gather(worker.run(stop), Notifier(db, notifier_settings(settings)).run(stop))
         # For the operator (and the tests): what this process delivered.
         print(f"calserver worker stopped; it delivered {worker.delivered} webhook requests")
         sys.stdout.flush()

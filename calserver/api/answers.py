@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct, field
 
-from calserver.api.schemas import Model, Status
+from calserver.api.schemas import Model, NotificationLevel, Status
 
 Instant = Annotated[
     str, Meta(extra_json_schema={"format": "date-time"}, description="ISO 8601 with its offset")
@@ -121,6 +121,8 @@ class Usager(_Out):
     city: str | None
     notes: str | None
     created_at: Instant
+    notify_by_email: bool
+    notify_by_sms: bool
 
 
 class AgendaEntry(_Out):
@@ -155,6 +157,7 @@ class Rdv(_Out):
     status: Status
     usager_ids: list[int]
     sequence: int
+    notify_usagers: bool
 
 
 class Feed(_Out):
@@ -240,3 +243,35 @@ class Delivery(_Out):
     sequence: int
     reason: str | None
     attempts_log: list[Attempt]
+
+
+class Receipt(_Out):
+    """One attempt to notify, the recipient masked (``l***@example.org``)."""
+
+    id: int
+    notification_id: int
+    at: Instant
+    channel: str
+    template: str
+    recipient: str | None
+    status: Literal["sent", "retry", "failed", "skipped"]
+    provider_id: str | None
+    error: str | None
+
+
+class Waiting(_Out):
+    id: int
+    audience: str
+    recipient_id: int
+    channel: str
+    kind: str
+    due_at: Instant
+
+
+class NotificationLog(_Out):
+    receipts: list[Receipt]
+    waiting: list[Waiting]
+
+
+class NotificationSettings(_Out):
+    rdv_notifications_level: NotificationLevel

@@ -162,6 +162,8 @@ class UsagerIn(_In):
     postcode: Postcode | None = None
     city: City | None = None
     notes: Text | None = None
+    notify_by_email: bool = True
+    notify_by_sms: bool = True
 
 
 class UsagerPatch(_In):
@@ -173,6 +175,8 @@ class UsagerPatch(_In):
     postcode: Postcode | None | UnsetType = UNSET
     city: City | None | UnsetType = UNSET
     notes: Text | None | UnsetType = UNSET
+    notify_by_email: bool | UnsetType = UNSET
+    notify_by_sms: bool | UnsetType = UNSET
 
 
 class Weekly(_In, tag="weekly", tag_field="frequency"):
@@ -222,12 +226,23 @@ class RdvIn(_In):
     lieu_id: Id | None = None
     usager_ids: list[Id] = []
     status: Status = "unknown"
+    # False: the usagers get no notification of this RDV (agents still do).
+    notify_usagers: bool = True
 
 
 class RdvPatch(_In):
     starts_at: Moment | UnsetType = UNSET
     lieu_id: Id | None | UnsetType = UNSET
     status: Status | UnsetType = UNSET
+
+
+NotificationLevel = Literal["all", "others", "soon", "none"]
+
+
+class NotificationSettingsPatch(_In):
+    # Which RDV changes of the agent's agendas it is emailed: all, others (not
+    # its own), soon (the old or new date is today or tomorrow), none.
+    rdv_notifications_level: NotificationLevel
 
 
 class FeedPatch(_In):

@@ -55,8 +55,9 @@ def _public(endpoint: repository.Endpoint) -> dict:
 
 
 def _delivery(row: dict) -> dict:
-    """A delivery of the log, its stored millisecond times as ISO 8601."""
-    shown = {k: v for k, v in row.items() if not k.endswith("_ms")}
+    """A delivery of the log, its stored millisecond times as ISO 8601 (its
+    queue key is the workers' business: model and record_id say the same)."""
+    shown = {k: v for k, v in row.items() if not k.endswith("_ms") and k != "record_key"}
     shown.update(
         next_attempt_at=utc_iso_ms(row["next_attempt_ms"]),
         created_at=utc_iso_ms(row["created_ms"]),
@@ -103,12 +104,12 @@ async def list_endpoints(request: web.Request) -> web.Response:
 async def create_endpoint(request: web.Request) -> web.Response:
     login, org = await login_of(request), int_param(request, "org")
     new = await body(request, schemas.WebhookEndpointIn)
-    url = _target(request, new.target_url)
     models = new.subscriptions or DEFAULT_SUBSCRIPTIONS
     secret = new_secret()
 
     def write(conn: Connection) -> dict:
-        require_admin(conn, login, org)
+        require_admin(conn, login, org)  # before the target: a non-admin learns nothing of it
+        url = _target(request, new.target_url)
         _unique(conn, org, url)
         endpoint = repository.create_endpoint(conn, org, url, secret, models, new.enabled)
         replayed = outbox.replay(conn, org, models, endpoint["id"]) if new.initial_sync else 0
@@ -134,13 +135,12 @@ async def patch_endpoint(request: web.Request) -> web.Response:
     login, org = await login_of(request), int_param(request, "org")
     endpoint_id = int_param(request, "id")
     values = schemas.given(await body(request, schemas.WebhookEndpointPatch))
-    if "target_url" in values:
-        values["target_url"] = _target(request, values["target_url"])
 
     def write(conn: Connection) -> dict:
         require_admin(conn, login, org)
         _found(conn, org, endpoint_id)
         if "target_url" in values:
+            values["target_url"] = _target(request, values["target_url"])
             _unique(conn, org, values["target_url"], other_than=endpoint_id)
         return _public(repository.update_endpoint(conn, endpoint_id, values) or {})
 

@@ -12,9 +12,8 @@ import httpx
 from alembic import command as alembic
 from sqlalchemy import insert
 
-from storage import agents
 from storage.database import Database
-from storage.schema import usagers
+from storage.schema import organisations, usagers
 from tests.conftest import CALSERVER, run_cli, start_server
 from tests.ics import event
 
@@ -155,7 +154,9 @@ def test_migrate_refusing_usagers_sharing_an_email_says_why_in_one_line(tmp_path
     db = Database(url)
     alembic.upgrade(db.alembic_config(), "0005")
     with db.transaction(write=True) as conn:
-        org = agents.create_organisation(conn, "O", "o", "Europe/Paris")
+        org = conn.execute(
+            insert(organisations).values(name="O", slug="o").returning(organisations.c.id)
+        ).scalar_one()
         for email in ("anne@example.fr", "Anne@example.fr"):
             conn.execute(
                 insert(usagers).values(

@@ -53,7 +53,8 @@ def test_answer_times_are_checked_as_iso_8601() -> None:
     usager = {
         "id": 1, "organisation_id": 1, "first_name": "A", "last_name": "B", "email": None,
         "phone": None, "address": None, "postcode": None, "city": None, "notes": None,
-        "created_at": "2026-11-29T11:04:11+00:00",
+        "created_at": "2026-11-29T11:04:11+00:00", "notify_by_email": True,
+        "notify_by_sms": True,
     }  # fmt: skip
     validator.validate(usager)
     with pytest.raises(ValidationError):

@@ -37,9 +37,11 @@ def office(database_url: str, tmp_path: Path) -> Iterator[Office]:
     server.stop()
 
 
-def _worker(office: Office, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+def _worker(
+    office: Office, tmp_path: Path, name: str, settings: str = CONFIG
+) -> subprocess.Popen[bytes]:
     config = tmp_path / f"{name}.ini"
-    config.write_text(CONFIG)
+    config.write_text(settings)
     env = {
         **os.environ,
         "CALSERVER_DATABASE_URL": office.server.database_url,

@@ -129,9 +129,15 @@ def test_failures_are_retried_logged_and_410_disables(office: Office, receiver: 
             time.sleep(0.1)
         disabled = ok(admin.get(f"{base}/{gone['id']}"))
     assert disabled["enabled"] is False and "410" in disabled["disabled_reason"]
-    receiver.wait_for("/moved", 2)
-    assert receiver.on("/elsewhere") == []  # redirects are not followed
-    assert "redirect not followed" in _log(office, moved)[0]["attempts_log"][0]["error"]
+    receiver.wait_for("/moved", 1)
+    assert receiver.on("/elsewhere") == []  # redirects are not followed: failed for good
+    deadline = datetime.now() + timedelta(seconds=10)
+    while _log(office, moved)[0]["state"] != "failed" and datetime.now() < deadline:
+        time.sleep(0.05)
+    (redirected,) = _log(office, moved)
+    assert redirected["state"] == "failed" and redirected["attempts"] == 1
+    assert "redirect not followed" in redirected["attempts_log"][0]["error"]
+    assert "failed for good" in office.server.log()
     ok(book(office, "09:30"), 201)
     receiver.wait_for("/flaky", 4)
     assert len(receiver.on("/gone")) == 1  # a disabled endpoint gets nothing more

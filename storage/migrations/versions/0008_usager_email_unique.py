@@ -1,7 +1,7 @@
 """usagers: an email belongs to one usager of an organisation
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 
 Emails are stored trimmed and lower-cased (``storage.scheduling.normalised_email``)
 and a unique index on (organisation_id, email) keeps them apart; usagers without
@@ -24,8 +24,8 @@ from alembic import op
 from storage.database import MigrationRefused
 from storage.scheduling import normalised_email
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

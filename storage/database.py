@@ -33,7 +33,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration.  Checked against Alembic's own view by the test suite;
 # it lets a server whose schema is current start without loading Alembic
 # (and its templating stack), which is a fifth of a server's memory.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Set in a connection's info by a transaction that wrote outbox events
 # (storage/outbox.py): its commit wakes this process's workers.
@@ -64,6 +64,11 @@ def mute_notices(conn: Connection) -> None:
 
 def notices_muted(conn: Connection) -> bool:
     return bool(conn.info.get(NOTICES_MUTED))
+
+
+class MigrationRefused(Exception):
+    """A migration found data it cannot bring to the new schema without a
+    person's decision; it changed nothing and says what to fix."""
 
 
 class Database:

@@ -32,7 +32,7 @@ from booking.model import (
 from booking.model import ts as _ts
 from booking.public_holidays import holiday_intervals
 from booking.recurrence import occurrences
-from booking.rules import BookingRefused, RdvContext, RdvWrite, check_rdv
+from booking.rules import BookingRefused, RdvContext, RdvWrite, Why, check_rdv
 from storage import agenda_index, calendars, scheduling
 from storage.agenda_index import IndexedEvent
 
@@ -49,6 +49,13 @@ _NEXT_WINDOW = timedelta(days=14)
 
 def _dt(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
+
+
+def organisation_of_motif(conn: Connection, motif_record: dict) -> Organisation:
+    """The engine's view of the organisation a motif belongs to (it always has one)."""
+    record = scheduling.organisation(conn, motif_record["organisation_id"])
+    assert record is not None  # motifs.organisation_id is a foreign key
+    return organisation_of(record)
 
 
 def organisation_of(record: dict) -> Organisation:
@@ -277,9 +284,7 @@ def _prepare_rdv(
             "unknown-motif",
             "an RDV needs the motif of one of the agent's organisations (X-CALSERVER-MOTIF)",
         )
-    organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])
-    assert organisation_record is not None
-    organisation = organisation_of(organisation_record)
+    organisation = organisation_of_motif(conn, motif_record)
     usagers_of_rdv(conn, parsed.usager_ids, organisation.id)
     # New, moved (in time, to another agent's agenda, from another kind of
     # agenda), changed motif or lieu, or a cancelled RDV reinstated.
@@ -455,12 +460,10 @@ def find_creneaux(
     limits.check_search(query.start, query.end, now)
     motif_record = scheduling.motif(conn, query.motif_id)
     if motif_record is None or not motif_record["enabled"]:
-        raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", status=404)
+        raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", Why.MISSING)
     if query.public and motif_record["bookable_by"] != "everyone":
         raise BookingRefused("motif-not-bookable", "this motif is not open for online booking")
-    organisation_record = scheduling.organisation(conn, motif_record["organisation_id"])
-    assert organisation_record is not None
-    organisation = organisation_of(organisation_record)
+    organisation = organisation_of_motif(conn, motif_record)
     agents = scheduling.agents_of_service(conn, motif_record["service_id"])
     if query.agent_ids is not None:
         agents = [a for a in agents if a in set(query.agent_ids)]

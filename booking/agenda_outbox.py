@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from booking import changes, events
+from booking import changes, events, notifications
 from booking.agenda import AgendaWrite, agent_zone
 from booking.rules import BookingRefused
 from storage import agenda_index, outbox, scheduling
@@ -67,6 +67,8 @@ def _state(
             created_by=old["created_by"] if old else writer,
             cancelled_at=changes.cancelled_at(old, index.status or "unknown", _iso(now)),
         )
+        if not parsed.notify_usagers:  # only when off: older states lack the key
+            state["notify_usagers"] = False
         return state
     rule = parsed.master.get("RRULE")
     organisations = (
@@ -99,9 +101,16 @@ def item_written(
     if model is None:
         if before.state is not None and before.model is not None:
             outbox.record(conn, before, before.model, item_id, None, [], _CHANGES[before.model])
+            if before.model == "rdv":
+                notifications.schedule(conn, item_id, before.state, None, writer)
         return
-    state = _state(conn, model, prepared, before, writer, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    state = _state(conn, model, prepared, before, writer, now)
     outbox.record(conn, before, model, item_id, state, state["organisation_ids"], _CHANGES[model])
+    old_rdv = before.state if before.model == "rdv" else None
+    if model == "rdv" or old_rdv is not None:
+        new_rdv = state if model == "rdv" else None
+        notifications.schedule(conn, item_id, old_rdv, new_rdv, writer, now)
 
 
 def learn_existing(conn: Connection, now: datetime | None = None) -> int:
@@ -137,3 +146,5 @@ def items_deleted(conn: Connection, item_ids: Iterable[int]) -> None:
         before = outbox.previous(conn, "rdv", item_id)
         if before.state is not None and before.model is not None:
             outbox.record(conn, before, before.model, item_id, None, [], _CHANGES[before.model])
+            if before.model == "rdv":
+                notifications.schedule(conn, item_id, before.state, None, "agent")

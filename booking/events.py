@@ -28,6 +28,9 @@ X_LIEU = "X-CALSERVER-LIEU"
 X_STATUS = "X-CALSERVER-STATUS"
 X_ORGANISATION = "X-CALSERVER-ORGANISATION"
 X_USAGER = "X-CALSERVER-USAGER"
+# FALSE: the usagers of this RDV are sent no notification (the booking agent's
+# choice); absent or anything else: they are.
+X_NOTIFY = "X-CALSERVER-NOTIFY-USAGERS"
 
 
 @dataclass
@@ -45,6 +48,7 @@ class ParsedEvent:
     x_status: str | None
     sequence: int
     usager_ids: list[int]
+    notify_usagers: bool = True
 
     @property
     def rdv_status(self) -> str:
@@ -110,6 +114,7 @@ def _parse(text: str, zone: str) -> ParsedEvent:
         x_status=status,
         sequence=int(master.get("SEQUENCE", 0)),
         usager_ids=_ints(master.get(X_USAGER, []), X_USAGER),
+        notify_usagers=str(master.get(X_NOTIFY, "TRUE")).strip().upper() != "FALSE",
     )
 
 
@@ -194,6 +199,7 @@ def build_event(
     organisation_id: int | None = None,
     status: str | None = None,
     attendees: Sequence[Attendee] = (),
+    notify_usagers: bool = True,
     now: datetime | None = None,
 ) -> str:
     """One VEVENT in its own VCALENDAR, times in the organisation's zone
@@ -243,6 +249,8 @@ def build_event(
         )
         event.add("ATTENDEE", target, parameters=params)
         event.add(X_USAGER, str(attendee.usager_id))
+    if not notify_usagers:
+        event.add(X_NOTIFY, "FALSE")
     calendar = _calendar()
     calendar.add_component(event)
     calendar.add_missing_timezones()

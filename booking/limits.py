@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from booking.recurrence import SERIES_BUDGET, SUB_DAILY
-from booking.rules import BookingRefused
+from booking.rules import BookingRefused, Why
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 AHEAD = timedelta(days=3653)  # ten years
@@ -96,7 +96,6 @@ def check_search(start: datetime, end: datetime, now: datetime) -> None:
             "search-window",
             "créneaux are searched from a year back to two years ahead "
             f"({(now - SEARCH_BACK).date()} to {(now + SEARCH_AHEAD).date()})",
-            status=422,
         )
 
 
@@ -110,5 +109,5 @@ def check_deadline(by: float | None) -> None:
         raise BookingRefused(
             "search-too-long",
             "this search took too long; ask for a shorter period, a lieu or some agents",
-            status=503,
+            Why.OVERLOADED,
         )

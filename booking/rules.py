@@ -7,6 +7,7 @@ this module decides on plain data and says why in words an agent understands.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,15 +25,25 @@ from booking.model import (
 )
 
 
+class Why(enum.Enum):
+    """What kind of refusal: each protocol's boundary picks its answer from it
+    (the API's status codes live in calserver/api, not here)."""
+
+    RULE = "the request breaks a rule"
+    MISSING = "what the request names does not exist"
+    TAKEN = "someone else got there first"
+    OVERLOADED = "the server cannot afford the work asked now"
+
+
 class BookingRefused(Exception):
     """A write the rules refuse.  ``code`` names the precondition (CalDAV) and
     the error (API); ``message`` is for the person who tried."""
 
-    def __init__(self, code: str, message: str, status: int = 403) -> None:
+    def __init__(self, code: str, message: str, why: Why = Why.RULE) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ def check_rdv(rdv: RdvWrite, ctx: RdvContext) -> None:
             if ctx.organisation.overbooking_allowed and rdv.writer == "agent":
                 continue
             raise BookingRefused(
-                "slot-unavailable", f"the slot of {when} is already taken", status=409
+                "slot-unavailable", f"the slot of {when} is already taken", Why.TAKEN
             )
         raise BookingRefused("agent-busy", f"the agent's agenda is busy on {when}")
     if rdv.writer != "agent":

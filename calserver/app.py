@@ -5,13 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
 from calserver.access_log import access_log
-from calserver.api import agendas, base, feed_links, m365, openapi, records, slots, webhooks
+from calserver.api import (
+    agendas,
+    base,
+    feed_links,
+    m365,
+    notices,
+    openapi,
+    records,
+    slots,
+    webhooks,
+)
 from calserver.auth_gate import AuthGate
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
@@ -20,6 +32,7 @@ from feeds.handler import FeedService
 from feeds.handler import handler as feed_handler
 from m365.secrets import SecretBox
 from m365.worker import Pusher, PushSettings
+from notifications.worker import Notifier, NotifierSettings
 from plugins.auth_throttle import Throttle
 from plugins.caldav import build_caldav
 from storage.database import Database
@@ -74,20 +87,26 @@ async def _run_blocking(fn) -> None:  # type: ignore[no-untyped-def]
     await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
+def add_api_routes(api: web.Application) -> None:
+    """The JSON API's routes: the operations of ``openapi.OPERATIONS`` (a
+    test holds the two equal) and the document itself."""
+    api.router.add_get("/openapi.json", openapi.serve)
+    for module in (records, agendas, slots, feed_links, webhooks, notices, m365):
+        module.add_routes(api)
+
+
 def _api(
     ctx: base.ApiContext,
     searches: ThreadPoolExecutor,
     targets: TargetPolicy,
     box: SecretBox | None,
 ) -> web.Application:
-    api = web.Application(middlewares=[base.errors], client_max_size=64 * 1024)
+    api = web.Application(middlewares=[base.errors])  # body size: base.MAX_BODY
     api[base.CONTEXT] = ctx
     api[slots.SEARCHES] = searches
     api[webhooks.POLICY] = targets
     api[m365.BOX] = box
-    api.router.add_get("/openapi.json", openapi.serve)
-    for module in (records, agendas, slots, feed_links, webhooks, m365):
-        module.add_routes(api)
+    add_api_routes(api)
     return api
 
 
@@ -97,6 +116,8 @@ def target_policy(settings: Settings) -> TargetPolicy:
 
 
 WORKER_TASK = web.AppKey("webhook_worker", asyncio.Task)
+NOTIFIER_TASK = web.AppKey("notification_worker", asyncio.Task)
+PUSH_TASK = web.AppKey("m365_push", asyncio.Task)
 
 
 def worker_settings(settings: Settings) -> WorkerSettings:
@@ -117,23 +138,35 @@ def worker_settings(settings: Settings) -> WorkerSettings:
     )
 
 
-def _run_worker(app: web.Application, db: Database, settings: Settings) -> None:
-    """Deliver webhooks in this process while it serves."""
+def notifier_settings(settings: Settings) -> NotifierSettings:
+    """How notifications are sent, from ``[notifications]``, ``[smtp]`` and ``[sms]``."""
+    return NotifierSettings(
+        smtp=settings.smtp,
+        sms=settings.sms,
+        base_url=settings.base_url,
+        retry=RetryPolicy(
+            first_ms=settings.notification_retry_first_ms,
+            give_up_after_ms=settings.notification_retry_hours * 3_600_000,
+        ),
+        poll_s=settings.notification_poll_seconds,
+    )
+
+
+def _run_in_process(
+    app: web.Application, key: web.AppKey[asyncio.Task], run: Callable[[asyncio.Event], Any]
+) -> None:
+    """Run a background worker in this process while it serves."""
     stop = asyncio.Event()
 
     async def start(_app: web.Application) -> None:
-        worker = Worker(db, worker_settings(settings))
-        app[WORKER_TASK] = asyncio.create_task(worker.run(stop))
+        app[key] = asyncio.create_task(run(stop))
 
     async def finish(_app: web.Application) -> None:
         stop.set()
-        await app[WORKER_TASK]
+        await app[key]
 
     app.on_startup.append(start)
     app.on_cleanup.insert(0, finish)
-
-
-PUSH_TASK = web.AppKey("m365_push", asyncio.Task)
 
 
 def push_settings(settings: Settings) -> PushSettings | None:
@@ -154,21 +187,6 @@ def push_settings(settings: Settings) -> PushSettings | None:
         reconcile_every_s=settings.m365_reconcile_hours * 3600,
         keep_log_days=settings.m365_keep_log_days,
     )
-
-
-def _run_pusher(app: web.Application, db: Database, push: PushSettings) -> None:
-    """Push RDVs to Microsoft 365 in this process while it serves."""
-    stop = asyncio.Event()
-
-    async def start(_app: web.Application) -> None:
-        app[PUSH_TASK] = asyncio.create_task(Pusher(db, push).run(stop))
-
-    async def finish(_app: web.Application) -> None:
-        stop.set()
-        await app[PUSH_TASK]
-
-    app.on_startup.append(start)
-    app.on_cleanup.insert(0, finish)
 
 
 def create_app(settings: Settings, db: Database) -> web.Application:
@@ -220,7 +238,9 @@ def create_app(settings: Settings, db: Database) -> web.Application:
 
     app.on_cleanup.append(_close)
     if settings.webhook_worker:
-        _run_worker(app, db, settings)
+        _run_in_process(app, WORKER_TASK, Worker(db, worker_settings(settings)).run)
+    if settings.notification_worker:
+        _run_in_process(app, NOTIFIER_TASK, Notifier(db, notifier_settings(settings)).run)
     if push is not None and settings.m365_worker:
-        _run_pusher(app, db, push)
+        _run_in_process(app, PUSH_TASK, Pusher(db, push).run)
     return app

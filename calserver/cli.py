@@ -14,16 +14,17 @@ from pathlib import Path
 
 from aiohttp import web
 
-from calserver.app import create_app, push_settings, worker_settings
+from calserver.app import create_app, notifier_settings, push_settings, worker_settings
 from calserver.bootstrap import prepare_database
 from calserver.config import DEFAULT_CONFIG, ConfigError, Settings, load_settings
 from calserver.memory import allocator
 from m365.secrets import new_key
 from m365.worker import Pusher, reconcile_once
+from notifications.worker import Notifier
 from plugins import log_redaction
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
-from storage.database import Database
+from storage.database import Database, MigrationRefused
 from webhooks.worker import Worker
 
 
@@ -41,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database schema up to date")
     commands.add_parser(
         "worker",
-        help="deliver webhooks and push to Microsoft 365 (alone; several may share "
-        "a PostgreSQL database)",
+        help="deliver webhooks, send notifications and push to Microsoft 365 (alone; several "
+        "may share a PostgreSQL database)",
     )
     commands.add_parser(
         "m365-reconcile", help="repair the Outlook calendars of every connected agent now"
@@ -127,14 +128,14 @@ def _work(settings: Settings, db: Database) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        print("calserver worker is delivering webhooks")
-        sys.stdout.flush()
+        print("calserver worker is delivering webhooks and sending notifications")
         worker = Worker(db, worker_settings(settings))
         push = push_settings(settings)
-        runs = [worker.run(stop)]
+        runs = [worker.run(stop), Notifier(db, notifier_settings(settings)).run(stop)]
         if push is not None:
             print("calserver worker is pushing RDVs to Microsoft 365")
             runs.append(Pusher(db, push).run(stop))
+        sys.stdout.flush()
         await asyncio.gather(*runs)
         # For the operator (and the tests): what this process delivered.
         print(f"calserver worker stopped; it delivered {worker.delivered} webhook requests")
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import":
             count = import_folder(db, args.collection.strip("/"), args.folder)
             print(f"{count} objects imported into {args.collection}")
-    except (agents.AgentError, ImportRefused, ServeError) as e:
+    except (agents.AgentError, ImportRefused, ServeError, MigrationRefused) as e:
         print(f"calserver: {e}", file=sys.stderr)
         return 1
     finally:

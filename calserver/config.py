@@ -17,6 +17,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from m365.secrets import SecretBox, SecretError
+from notifications.email import SECURITY, SmtpSettings
+from notifications.sms import PROVIDERS, SmsSettings
 from webhooks import targets
 
 DEFAULT_CONFIG = Path("config.ini")
@@ -53,6 +55,12 @@ class Settings:
     webhook_poll_seconds: int = 30
     webhook_keep_delivered_days: int = 30
     webhook_keep_failed_days: int = 90
+    notification_worker: bool = True
+    notification_retry_first_ms: int = 30_000
+    notification_retry_hours: int = 24
+    notification_poll_seconds: int = 30
+    smtp: SmtpSettings = SmtpSettings()
+    sms: SmsSettings = SmsSettings()
     m365_worker: bool = True
     m365_key: str | None = None
     m365_authority_url: str = "https://login.microsoftonline.com"
@@ -136,6 +144,31 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         database_url = _sqlite_relative_to(database_url, folder)
     except Exception as e:
         raise ConfigError(f"[database] url is not a database URL: {e}") from None
+    security = get("smtp", "security", "none").lower()
+    if security not in SECURITY:
+        raise ConfigError(f"[smtp] security must be one of {', '.join(SECURITY)}, not {security!r}")
+    smtp = SmtpSettings(
+        host=get("smtp", "host", ""),
+        port=get_int("smtp", "port", 25),
+        security=security,
+        user=get("smtp", "user", ""),
+        password=env.get("CALSERVER_SMTP_PASSWORD") or get("smtp", "password", ""),
+        sender=get("smtp", "sender", "rdv@localhost"),
+        timeout_s=get_int("smtp", "timeout_seconds", 20),
+    )
+    provider = get("sms", "provider", "none").lower()
+    if provider != "none" and provider not in PROVIDERS:
+        known = ", ".join(("none", *PROVIDERS))
+        raise ConfigError(f"[sms] provider must be one of {known}, not {provider!r}")
+    sms = SmsSettings(
+        provider=provider,
+        url=get("sms", "url", ""),
+        token=env.get("CALSERVER_SMS_TOKEN") or get("sms", "token", ""),
+        sender=get("sms", "sender", ""),
+        timeout_s=get_int("sms", "timeout_seconds", 10),
+    )
+    if provider != "none" and not sms.url.startswith(("https://", "http://")):
+        raise ConfigError("[sms] url must be the provider's http(s) address")
     m365_key = env.get("CALSERVER_M365_KEY") or get("m365", "key", "") or None
     if m365_key:
         try:
@@ -182,6 +215,12 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         webhook_poll_seconds=get_int("webhooks", "poll_seconds", 30),
         webhook_keep_delivered_days=get_int("webhooks", "keep_delivered_days", 30),
         webhook_keep_failed_days=get_int("webhooks", "keep_failed_days", 90),
+        notification_worker=get_bool("notifications", "worker", True),
+        notification_retry_first_ms=get_int("notifications", "retry_first_ms", 30_000),
+        notification_retry_hours=get_int("notifications", "retry_hours", 24),
+        notification_poll_seconds=get_int("notifications", "poll_seconds", 30),
+        smtp=smtp,
+        sms=sms,
         m365_worker=get_bool("m365", "worker", True),
         m365_key=m365_key,
         m365_authority_url=m365_urls["authority_url"],

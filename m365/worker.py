@@ -45,7 +45,7 @@ from m365 import event as graph_event
 from m365.graph import Answer, GraphClient, ssl_context
 from m365.secrets import SecretBox, SecretError
 from m365.tokens import Credentials, Refused, TokenSource, Unavailable
-from storage import feeds, scheduling
+from storage import feeds, scheduling, wakeup
 from storage import m365 as repository
 from storage.database import Database
 from storage.outbox import now_ms
@@ -425,11 +425,16 @@ class Pusher:
         self._next_reconcile += time.monotonic()
         loop = asyncio.get_running_loop()
 
-        def woken() -> None:  # from a committing thread; this loop may have ended
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(self._wake.set)
+        def woken() -> None:  # from a committing thread
+            loop.call_soon_threadsafe(self._wake.set)
 
         self.db.on_outbox_commit(woken)
+        try:
+            await self._serve(stop)
+        finally:
+            self.db.off_outbox_commit(woken)
+
+    async def _serve(self, stop: asyncio.Event) -> None:
         async with session(self.settings) as http:
             client = GraphClient(http, self.settings.graph_url, self.settings.timeout_s)
             while not stop.is_set():
@@ -448,10 +453,7 @@ class Pusher:
                 except Exception as e:  # the database went away: try again later
                     log.error("m365 push round failed: %s", type(e).__name__)
                     sleep = min(self.settings.poll_s, 5.0)
-                waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
-                await asyncio.wait(waiters, timeout=sleep, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waiters:
-                    waiter.cancel()
+                await wakeup.first(self._wake, stop, timeout=sleep)
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.settings.timeout_s * 4 + 5)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from plugins.storage import delete_stored, store_text
-from storage import calendars
+from storage import agenda_index, calendars
 from storage.calendars import ItemRow
 
 
@@ -44,6 +44,11 @@ def event_text(conn: Connection, collection_path: str, href: str) -> str | None:
 def event_texts(conn: Connection, collection_path: str) -> list[tuple[str, str]]:
     agenda = _agenda(conn, collection_path)
     return [(r.href, r.text or "") for r in calendars.list_items(conn, agenda.id)]
+
+
+def item_id_of(conn: Connection, collection_path: str, href: str) -> int | None:
+    """The stored item's id (what notifications and links know an RDV by)."""
+    return agenda_index.item_id(conn, _agenda(conn, collection_path).id, href)
 
 
 def href_of(conn: Connection, collection_path: str, uid: str) -> str | None:

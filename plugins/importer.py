@@ -19,7 +19,7 @@ from plugins import timezone_cache, vobject_text
 from plugins.item_index import prepared_item
 from plugins.storage import store_item
 from storage import agents, calendars
-from storage.database import Database
+from storage.database import Database, mute_notices
 
 
 class ImportRefused(ValueError):
@@ -39,6 +39,7 @@ def import_folder(db: Database, collection_path: str, folder: Path) -> int:
             raise ImportRefused(f"{path.name}: not a valid calendar object ({e})") from e
         prepared.append((path.name, item))
     with db.transaction(write=True) as conn:
+        mute_notices(conn)  # the objects already exist for their usagers and agents
         collection = calendars.get_collection(conn, collection_path) or _new_calendar(
             conn, collection_path
         )

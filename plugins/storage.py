@@ -34,7 +34,7 @@ from plugins.errors import WriteRefused, booking_precondition
 from plugins.item_index import item_write, prepared_item
 from storage import agenda_index, calendars
 from storage.calendars import CollectionRow, ItemHead, ItemRow
-from storage.database import Database
+from storage.database import Database, set_author
 
 # Set by the REPORT handler for the duration of one request: DAV:limit of a
 # sync-collection, and the time range of a calendar-query with expand (which
@@ -293,7 +293,9 @@ class Storage(storage.BaseStorage):
 
     @types.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
-        with self.db.transaction(write=mode == "w"):
+        with self.db.transaction(write=mode == "w") as conn:
+            if mode == "w":
+                set_author(conn, user)
             yield
 
     def discover(

@@ -241,7 +241,10 @@ def delete_collection(conn: Connection, path: str) -> None:
     """Delete a collection and every collection below it (items cascade)."""
     conn.execute(
         delete(collections).where(
-            or_(collections.c.path == path, collections.c.path.startswith(path + "/"))
+            or_(
+                collections.c.path == path,
+                collections.c.path.startswith(path + "/", autoescape=True),
+            )
         )
     )
 
@@ -432,7 +435,7 @@ def item_ids_under(conn: Connection, path: str, *, subtree: bool = True) -> list
     of every collection below it)."""
     where = collections.c.path == path
     if subtree:
-        where = or_(where, collections.c.path.startswith(path + "/"))
+        where = or_(where, collections.c.path.startswith(path + "/", autoescape=True))
     query = (
         select(items.c.id)
         .join(collections, collections.c.id == items.c.collection_id)

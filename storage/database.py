@@ -33,11 +33,42 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration.  Checked against Alembic's own view by the test suite;
 # it lets a server whose schema is current start without loading Alembic
 # (and its templating stack), which is a fifth of a server's memory.
-HEAD_REVISION = "0006_m365"
+HEAD_REVISION = "0009_m365"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Set in a connection's info by a transaction that wrote outbox events
 # (storage/outbox.py): its commit wakes this process's workers.
 OUTBOX_WRITTEN = "calserver_outbox_written"
+# The login of the agent whose request opened the transaction (CalDAV or the
+# API): agents who asked not to be told of their own changes are not.
+AUTHOR = "calserver_author"
+
+
+def set_author(conn: Connection, login: str | None) -> None:
+    """Name the agent the transaction writes for (see ``AUTHOR``)."""
+    if login:
+        conn.info[AUTHOR] = login
+
+
+def author_of(conn: Connection) -> str | None:
+    return conn.info.get(AUTHOR)
+
+
+# Set by ``calserver import``: the RDVs it loads already exist for their
+# usagers and agents, so they are told nothing (reminders are still kept).
+NOTICES_MUTED = "calserver_notices_muted"
+
+
+def mute_notices(conn: Connection) -> None:
+    conn.info[NOTICES_MUTED] = True
+
+
+def notices_muted(conn: Connection) -> bool:
+    return bool(conn.info.get(NOTICES_MUTED))
+
+
+class MigrationRefused(Exception):
+    """A migration found data it cannot bring to the new schema without a
+    person's decision; it changed nothing and says what to fix."""
 
 
 class Database:
@@ -118,15 +149,25 @@ class Database:
                     yield conn
             finally:
                 self._local.conn = None
+                conn.info.pop(AUTHOR, None)
+                conn.info.pop(NOTICES_MUTED, None)
                 told = conn.info.pop(OUTBOX_WRITTEN, False)
         if told:  # committed: an exception would have left above
-            for wake in self._on_outbox_commit:
+            # A copy: a worker may stop (and unregister) while this thread calls.
+            for wake in tuple(self._on_outbox_commit):
                 wake()
 
     def on_outbox_commit(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` (from the committing thread) after each commit that
-        wrote outbox events: the in-process signal for this process's workers."""
+        wrote outbox events: the in-process signal for this process's workers.
+        A worker unregisters with ``off_outbox_commit`` when it stops: its
+        event loop may be closed by the next commit."""
         self._on_outbox_commit.append(wake)
+
+    def off_outbox_commit(self, wake: Callable[[], None]) -> None:
+        """Stop calling ``wake`` (registered by ``on_outbox_commit``)."""
+        with contextlib.suppress(ValueError):
+            self._on_outbox_commit.remove(wake)
 
     @contextlib.contextmanager
     def connection(self, write: bool = False) -> Iterator[Connection]:

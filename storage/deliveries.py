@@ -7,7 +7,20 @@ on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so workers of several
 processes and hosts never take the same one; on SQLite inside the one write
 transaction.  A claimed delivery is pushed ``lease_ms`` ahead before the
 request is sent, outside any transaction: a worker killed mid-send leaves it
-due again when the lease ends (delivered at least once, never lost).
+due again when the lease ends (delivered at least once, never lost).  What
+the attempt leads to is recorded only while the lease is still the
+claimer's: a delivery redelivered meanwhile, or claimed again by another
+worker after the lease ran out, keeps what was done to it since.
+
+One record's deliveries to one endpoint go one at a time, in event order,
+whichever worker claims them: only the head of each (endpoint, record)
+queue is claimable, that is a pending delivery with no pending (due,
+waiting for a retry, or leased) delivery of an earlier event of that record
+for that endpoint.  A record's later events thus wait behind one that fails
+until it is delivered or given up; other records go on.  Dispatch is
+serialized among workers (a PostgreSQL advisory lock) so that one record's
+deliveries are written in event order.  An endpoint that answered with
+``Retry-After`` is not claimed before that time (``not_before_ms``).
 
 A disabled endpoint (by a 410 or by an admin) is never claimed: what it is
 sent while disabled waits, pending, and goes out in order once it is enabled
@@ -25,9 +38,21 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
-from storage.outbox import Event, announce, event_from_row
+from storage.outbox import Event, announce, event_from_row, key_of
 from storage.schema import (
     outbox_events,
     webhook_attempts,
@@ -36,6 +61,8 @@ from storage.schema import (
 )
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# The PostgreSQL advisory lock one dispatching worker holds at a time.
+DISPATCH_LOCK = 0x63616C5F6F7574  # "cal_out"
 
 
 @dataclass(frozen=True)
@@ -45,6 +72,7 @@ class Claimed:
     created_ms: int
     event: Event
     endpoint: dict[str, Any]
+    leased_until_ms: int  # the claim's lease: what ``record`` checks is still ours
 
 
 @dataclass(frozen=True)
@@ -64,7 +92,17 @@ def _locking(conn: Connection, query, of=None):  # type: ignore[no-untyped-def]
 
 def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
     """Make the deliveries of up to ``limit`` pending events; how many events.
-    A disabled endpoint gets its deliveries too: they wait for it."""
+    A disabled endpoint gets its deliveries too: they wait for it.  On
+    PostgreSQL one worker dispatches at a time (the others skip it this
+    turn): two dispatching side by side could commit a record's later event's
+    delivery before its earlier one's, which a claim would take as the head."""
+    if (
+        conn.dialect.name == "postgresql"
+        and not conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK}
+        ).scalar_one()
+    ):
+        return 0
     rows = conn.execute(
         _locking(
             conn,
@@ -92,6 +130,7 @@ def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
             "state": PENDING,
             "next_attempt_ms": now_ms,
             "created_ms": now_ms,
+            "record_key": key_of(r.model, r.record_id),
         }
         for r in rows
         for endpoint_id, organisation_id, models in subscribed
@@ -110,12 +149,32 @@ def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
 
 
 def _waiting(busy: Collection[int]):  # type: ignore[no-untyped-def]
-    """The conditions and join of pending deliveries of enabled endpoints not in ``busy``."""
+    """The conditions and join of the deliveries ``claim`` may take, due or
+    not: pending, of an enabled endpoint not in ``busy``, and the head of
+    their (endpoint, record) queue (by the index on endpoint, record, event)."""
     d, e = webhook_deliveries, webhook_endpoints
-    where = [d.c.state == PENDING, e.c.enabled.is_(True)]
+    earlier = webhook_deliveries.alias("earlier")
+    where = [
+        d.c.state == PENDING,
+        e.c.enabled.is_(True),
+        ~exists().where(
+            earlier.c.endpoint_id == d.c.endpoint_id,
+            earlier.c.record_key == d.c.record_key,
+            earlier.c.event_id < d.c.event_id,
+            earlier.c.state == PENDING,
+        ),
+    ]
     if busy:
         where.append(d.c.endpoint_id.not_in(list(busy)))
     return where, d.join(e, e.c.id == d.c.endpoint_id)
+
+
+def _due_ms():  # type: ignore[no-untyped-def]
+    """When a delivery is due: its own time, or its endpoint's Retry-After if later."""
+    d, e = webhook_deliveries, webhook_endpoints
+    return case(
+        (e.c.not_before_ms > d.c.next_attempt_ms, e.c.not_before_ms), else_=d.c.next_attempt_ms
+    )
 
 
 def claim(
@@ -123,16 +182,21 @@ def claim(
 ) -> list[Claimed]:
     """Take up to ``limit`` due deliveries of enabled endpoints for this
     worker, leaving out the endpoints in ``busy`` (this worker is still
-    sending to them: their next deliveries wait, so one endpoint's are sent
-    in order and a slow one does not hold the claims of the others)."""
-    d = webhook_deliveries
+    sending to them: their next deliveries wait, so a slow one does not hold
+    the claims of the others).  Only the head of each record's queue is
+    taken, so a claim holds at most one delivery per (endpoint, record)."""
+    d, e = webhook_deliveries, webhook_endpoints
     where, joined = _waiting(busy)
     due = conn.execute(
         _locking(
             conn,
             select(d.c.id, d.c.attempts, d.c.created_ms, d.c.event_id, d.c.endpoint_id)
             .select_from(joined)
-            .where(*where, d.c.next_attempt_ms <= now_ms)
+            .where(
+                *where,
+                d.c.next_attempt_ms <= now_ms,
+                or_(e.c.not_before_ms.is_(None), e.c.not_before_ms <= now_ms),
+            )
             .order_by(d.c.next_attempt_ms, d.c.id)
             .limit(limit),
             of=d,
@@ -140,10 +204,11 @@ def claim(
     ).all()
     if not due:
         return []
+    leased_until = now_ms + lease_ms
     conn.execute(
         update(d)
         .where(d.c.id.in_([r.id for r in due]))
-        .values(attempts=d.c.attempts + 1, next_attempt_ms=now_ms + lease_ms)
+        .values(attempts=d.c.attempts + 1, next_attempt_ms=leased_until)
     )
     events = {
         r.id: event_from_row(r)
@@ -153,14 +218,17 @@ def claim(
     }
     endpoints = {
         r.id: dict(r._mapping)
-        for r in conn.execute(
-            select(webhook_endpoints).where(
-                webhook_endpoints.c.id.in_({r.endpoint_id for r in due})
-            )
-        )
+        for r in conn.execute(select(e).where(e.c.id.in_({r.endpoint_id for r in due})))
     }
     return [
-        Claimed(r.id, r.attempts + 1, r.created_ms, events[r.event_id], endpoints[r.endpoint_id])
+        Claimed(
+            r.id,
+            r.attempts + 1,
+            r.created_ms,
+            events[r.event_id],
+            endpoints[r.endpoint_id],
+            leased_until,
+        )
         for r in due
     ]
 
@@ -168,9 +236,11 @@ def claim(
 @dataclass(frozen=True)
 class Result:
     """One attempt and what follows: delivered, retried at ``next_attempt_ms``,
-    or given up (not delivered, no next attempt)."""
+    or given up (not delivered, no next attempt).  ``leased_until_ms`` is the
+    claim's lease the attempt was made under."""
 
     delivery_id: int
+    leased_until_ms: int
     attempt: Attempt
     delivered: bool
     next_attempt_ms: int | None
@@ -178,7 +248,11 @@ class Result:
 
 _SET_STATE = (
     update(webhook_deliveries)
-    .where(webhook_deliveries.c.id == bindparam("delivery"))
+    .where(
+        webhook_deliveries.c.id == bindparam("delivery"),
+        webhook_deliveries.c.state == PENDING,
+        webhook_deliveries.c.next_attempt_ms == bindparam("leased_until"),
+    )
     .values(
         state=bindparam("state"),
         delivered_ms=bindparam("delivered"),
@@ -188,35 +262,65 @@ _SET_STATE = (
 
 
 def record(conn: Connection, results: list[Result]) -> None:
-    """Log a round's attempts and set each delivery's state, in two statements.
+    """Log a round's attempts and set each delivery's state.
+
     A delivery given up keeps the time of its last attempt as its
-    ``next_attempt_ms`` (what its retention counts from)."""
+    ``next_attempt_ms`` (what its retention counts from).  Its state is set
+    only while the claim's lease is still on it: redelivered while in
+    flight, it is sent again rather than marked delivered by the answer to
+    the earlier request.  The attempts of deliveries deleted meanwhile (their
+    endpoint was) are dropped: the rows still there are locked first, so an
+    endpoint deleted concurrently waits for this or is seen gone."""
     if not results:
+        return
+    d = webhook_deliveries
+    ids = [r.delivery_id for r in results]
+    query = select(d.c.id).where(d.c.id.in_(ids))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    present = set(conn.execute(query).scalars())
+    kept = [r for r in results if r.delivery_id in present]
+    if not kept:
         return
     conn.execute(
         insert(webhook_attempts),
-        [{"delivery_id": r.delivery_id, **r.attempt.__dict__} for r in results],
+        [{"delivery_id": r.delivery_id, **r.attempt.__dict__} for r in kept],
     )
     conn.execute(
         _SET_STATE,
         [
             {
                 "delivery": r.delivery_id,
+                "leased_until": r.leased_until_ms,
                 "state": DELIVERED if r.delivered else (PENDING if r.next_attempt_ms else FAILED),
                 "delivered": r.attempt.at_ms if r.delivered else None,
                 "next": r.next_attempt_ms or r.attempt.at_ms,
             }
-            for r in results
+            for r in kept
         ],
     )
 
 
+def hold_endpoint(conn: Connection, endpoint_id: int, until_ms: int) -> None:
+    """Claim none of the endpoint's deliveries before ``until_ms`` (its
+    receiver answered with Retry-After); a later hold already set stays."""
+    e = webhook_endpoints
+    conn.execute(
+        update(e)
+        .where(
+            e.c.id == endpoint_id,
+            or_(e.c.not_before_ms.is_(None), e.c.not_before_ms < until_ms),
+        )
+        .values(not_before_ms=until_ms)
+    )
+
+
 def next_due_ms(conn: Connection, busy: Collection[int] = ()) -> int | None:
-    """When the earliest pending delivery ``claim`` could take is due (None:
-    nothing pending for an enabled endpoint outside ``busy``)."""
+    """When the earliest delivery ``claim`` could take is due (None: nothing
+    pending for an enabled endpoint outside ``busy``)."""
     where, joined = _waiting(busy)
     return conn.execute(
-        select(func.min(webhook_deliveries.c.next_attempt_ms)).select_from(joined).where(*where)
+        select(func.min(_due_ms())).select_from(joined).where(*where)
     ).scalar_one_or_none()
 
 

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 
 from storage.database import OUTBOX_WRITTEN
-from storage.schema import outbox_events, outbox_records
+from storage.schema import outbox_events, outbox_record_organisations, outbox_records
 
 MODELS = (
     "rdv",
@@ -46,6 +46,8 @@ UNTOLD_FIELDS = {"usager": frozenset({"notes"})}
 INITIAL_SYNC = "initial_sync"
 # PostgreSQL channel a committed event is announced on (workers LISTEN to it).
 CHANNEL = "calserver_outbox"
+# Events an initial sync writes in one statement.
+REPLAY_BATCH = 1000
 
 State = dict[str, Any]
 Changes = Callable[[Mapping[str, Any] | None, Mapping[str, Any] | None], list[str]]
@@ -244,6 +246,25 @@ def _remember(
         conn.execute(
             update(outbox_records).where(outbox_records.c.key == before.key).values(**values)
         )
+    _remember_organisations(conn, before, state)
+
+
+def _remember_organisations(conn: Connection, before: Previous, state: State | None) -> None:
+    """Keep ``outbox_record_organisations`` to the record's organisations
+    (none once destroyed), writing only when they changed."""
+    was = set((before.state or {}).get("organisation_ids", []))
+    now = set((state or {}).get("organisation_ids", []))
+    if was == now:
+        return
+    o = outbox_record_organisations
+    if was - now:
+        conn.execute(
+            delete(o).where(o.c.key == before.key, o.c.organisation_id.in_(sorted(was - now)))
+        )
+    if now - was:
+        conn.execute(
+            insert(o), [{"organisation_id": i, "key": before.key} for i in sorted(now - was)]
+        )
 
 
 def _insert_events(
@@ -255,9 +276,6 @@ def _insert_events(
     changes: list[str],
     state: State,
     organisation_ids: Iterable[int],
-    *,
-    reason: str | None = None,
-    endpoint_id: int | None = None,
 ) -> list[int]:
     organisations = list(organisation_ids)
     if not organisations:
@@ -265,27 +283,45 @@ def _insert_events(
     announce(conn)
     created = now_ms()
     data = json.dumps(_event_data(model, state), sort_keys=True)
-    ids = []
-    for organisation_id in organisations:
-        ids.append(
-            conn.execute(
-                insert(outbox_events)
-                .values(
-                    created_ms=created,
-                    organisation_id=organisation_id,
-                    model=model,
-                    record_id=record_id,
-                    event=event,
-                    sequence=sequence,
-                    changes=json.dumps(changes),
-                    data=data,
-                    reason=reason,
-                    endpoint_id=endpoint_id,
+    return [
+        conn.execute(
+            insert(outbox_events)
+            .values(
+                _event_row(
+                    created, organisation_id, model, record_id, event, sequence, changes, data
                 )
-                .returning(outbox_events.c.id)
-            ).scalar_one()
-        )
-    return ids
+            )
+            .returning(outbox_events.c.id)
+        ).scalar_one()
+        for organisation_id in organisations
+    ]
+
+
+def _event_row(
+    created_ms: int,
+    organisation_id: int,
+    model: str,
+    record_id: int,
+    event: str,
+    sequence: int,
+    changes: list[str],
+    data: str,
+    reason: str | None = None,
+    endpoint_id: int | None = None,
+) -> dict[str, Any]:
+    """The columns of one outbox event (``data`` already JSON)."""
+    return {
+        "created_ms": created_ms,
+        "organisation_id": organisation_id,
+        "model": model,
+        "record_id": record_id,
+        "event": event,
+        "sequence": sequence,
+        "changes": json.dumps(changes),
+        "data": data,
+        "reason": reason,
+        "endpoint_id": endpoint_id,
+    }
 
 
 def announce(conn: Connection) -> None:
@@ -301,26 +337,43 @@ def announce(conn: Connection) -> None:
 def replay(conn: Connection, organisation_id: int, models: Iterable[str], endpoint_id: int) -> int:
     """Tell one endpoint the current state of the organisation's records of
     these models as ``created`` events with reason ``initial_sync`` (their
-    sequence is the record's current one: a newer change still wins)."""
-    wanted = set(models)
-    count = 0
+    sequence is the record's current one: a newer change still wins).
+
+    The organisation's records are found by index and their events written
+    in batches, so that the API request that asks for it stays short."""
+    r, o = outbox_records, outbox_record_organisations
     rows = conn.execute(
-        select(outbox_records)
-        .where(outbox_records.c.state.is_not(None), outbox_records.c.model.in_(wanted))
-        .order_by(outbox_records.c.key)
-    )
-    for row in rows:
-        state = json.loads(row.state)
-        if organisation_id not in state.get("organisation_ids", []):
-            continue
-        record_id = int(row.key.rpartition(":")[2])
-        count += len(
-            _insert_events(
-                conn, row.model, record_id, "created", row.sequence, ["created"], state,
-                [organisation_id], reason=INITIAL_SYNC, endpoint_id=endpoint_id,
-            )
+        select(r.c.key, r.c.model, r.c.sequence, r.c.state)
+        .join(o, o.c.key == r.c.key)
+        .where(
+            o.c.organisation_id == organisation_id,
+            r.c.state.is_not(None),
+            r.c.model.in_(sorted(set(models))),
+        )
+        .order_by(r.c.key)
+    ).all()
+    if not rows:
+        return 0
+    announce(conn)
+    created = now_ms()
+    new = [
+        _event_row(
+            created,
+            organisation_id,
+            row.model,
+            int(row.key.rpartition(":")[2]),
+            "created",
+            row.sequence,
+            ["created"],
+            json.dumps(_event_data(row.model, json.loads(row.state)), sort_keys=True),
+            INITIAL_SYNC,
+            endpoint_id,
         )  # fmt: skip
-    return count
+        for row in rows
+    ]
+    for start in range(0, len(new), REPLAY_BATCH):
+        conn.execute(insert(outbox_events), new[start : start + REPLAY_BATCH])
+    return len(new)
 
 
 def events(conn: Connection, *, after: int = 0, limit: int = 1000) -> list[Event]:

@@ -91,6 +91,9 @@ agents = Table(
     Column("feed_token_hash", String(64), nullable=True, unique=True),
     # Whether the feed also carries the agent's absences and plages.
     Column("feed_with_availability", Boolean, nullable=False, server_default="0"),
+    # Which RDV changes of its agendas the agent is emailed: all, others (not
+    # its own), soon (the old or new date is today or tomorrow), none.
+    Column("rdv_notifications_level", String(8), nullable=False, server_default="others"),
 )
 
 # An agent's role in one organisation: admin, basic or intervenant.
@@ -236,6 +239,12 @@ usagers = Table(
     Column("city", String(200), nullable=True),
     Column("notes", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # The usager's own choices of channel for notifications.
+    Column("notify_by_email", Boolean, nullable=False, server_default="1"),
+    Column("notify_by_sms", Boolean, nullable=False, server_default="1"),
+    # An email is one usager's within an organisation; stored trimmed and
+    # lower-cased (storage.scheduling.normalised_email); NULLs do not collide.
+    Index("ix_usagers_organisation_id_email", "organisation_id", "email", unique=True),
 )
 
 # What the booking engine reads of an item of an agent's calendars: one row
@@ -341,6 +350,17 @@ outbox_records = Table(
     Column("state", Text, nullable=True),
 )
 
+# The organisations each told record belongs to (its state's
+# ``organisation_ids``), so that an initial sync reads one organisation's
+# records by index.  Written with the record's state (``outbox._remember``).
+outbox_record_organisations = Table(
+    "outbox_record_organisations",
+    metadata,
+    Column("organisation_id", Integer, primary_key=True),
+    Column("key", String(80), primary_key=True),
+    Index("ix_outbox_record_organisations_key", "key"),
+)
+
 # Where an organisation's DSI receives its webhooks.  The secret signs every
 # request; after a rotation the previous one keeps signing until
 # ``previous_secret_until``.
@@ -359,6 +379,9 @@ webhook_endpoints = Table(
     # Why the server turned it off (a 410 from the target), for the admin.
     Column("disabled_reason", String(200), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # Not before this time (ms): a 429/503 with Retry-After holds back all of
+    # the endpoint's deliveries, not just the one answered.
+    Column("not_before_ms", BigInteger, nullable=True),
     UniqueConstraint("organisation_id", "target_url"),
 )
 
@@ -387,9 +410,18 @@ webhook_deliveries = Table(
     Column("next_attempt_ms", BigInteger, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Column("delivered_ms", BigInteger, nullable=True),
+    # The event's record (``outbox.key_of``): one record's deliveries to one
+    # endpoint are claimed one at a time, in event order.
+    Column("record_key", String(80), nullable=False, server_default=""),
     UniqueConstraint("event_id", "endpoint_id"),
     Index("ix_webhook_deliveries_state_next_attempt_ms", "state", "next_attempt_ms"),
     Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+    Index(
+        "ix_webhook_deliveries_endpoint_id_record_key_event_id",
+        "endpoint_id",
+        "record_key",
+        "event_id",
+    ),
 )
 
 # The delivery log: every attempt, for the admin to read.
@@ -411,6 +443,86 @@ webhook_attempts = Table(
     Column("error", String(200), nullable=True),
     # The start of the answer's body, for the admin (bounded).
     Column("response_excerpt", String(500), nullable=True),
+)
+
+# -- notifications -------------------------------------------------------------
+
+# One message to send: to a usager (email or SMS) or an agent (email), for a
+# change of an RDV or its reminder, written in the transaction of the change.
+# ``rdv`` is the RDV's snapshot at that change (no personal data: ids, times,
+# status, sequence); contact data and names are read when it is sent.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    # The RDV's item (no key: a cancellation outlives a deleted item).
+    Column("item_id", Integer, nullable=False),
+    Column("organisation_id", Integer, nullable=False),
+    # usager / agent
+    Column("audience", String(8), nullable=False),
+    Column("recipient_id", Integer, nullable=False),
+    # email / sms
+    Column("channel", String(8), nullable=False),
+    # created / updated / cancelled / reminder
+    Column("kind", String(16), nullable=False),
+    Column("rdv", Text, nullable=False),
+    # The "Infos et annulation" token in clear, only while the message waits;
+    # the link table keeps its HMAC.
+    Column("link_token", String(8), nullable=True),
+    # pending / sent / failed (permanent failure or given up) / skipped
+    Column("state", String(8), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # When it is due; a claimed row is pushed past its lease, so a worker that
+    # dies mid-send leaves it due again.
+    Column("due_ms", BigInteger, nullable=False),
+    # When it was first due (now, or a reminder's moment): retries are given
+    # up that long after, and the messages of one change share it.
+    Column("created_ms", BigInteger, nullable=False),
+    Index("ix_notifications_state_due_ms", "state", "due_ms"),
+    Index("ix_notifications_item_id", "item_id"),
+)
+
+# The receipts log: every attempt, readable by agents through the API.
+notification_receipts = Table(
+    "notification_receipts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "notification_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("notifications.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("item_id", Integer, nullable=False, index=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("channel", String(8), nullable=False),
+    # audience_kind: usager_created, agent_cancelled...
+    Column("template", String(32), nullable=False),
+    # Masked: "l***@example.org", "+33*******78".
+    Column("recipient", String(80), nullable=True),
+    # sent / retry / failed / skipped
+    Column("status", String(8), nullable=False),
+    Column("provider_id", String(200), nullable=True),
+    Column("error", String(200), nullable=True),
+)
+
+# The "Infos et annulation" link of a usager's RDV: only the HMAC of its
+# token, valid until the RDV ends; each notifying change makes a new one.
+rdv_links = Table(
+    "rdv_links",
+    metadata,
+    Column("item_id", Integer, primary_key=True),
+    Column("usager_id", Integer, primary_key=True),
+    Column("token_hmac", String(64), nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
+# Keys the server makes for itself at installation (the link HMAC key).
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(128), nullable=False),
 )
 
 # -- Microsoft 365: RDVs pushed into the agents' Outlook calendars ----------------

@@ -245,6 +245,15 @@ def _wait_until_healthy(server: Server, plain_calendar: bool) -> None:
     raise RuntimeError(f"calserver did not become healthy:\n{server.log()}")
 
 
+def new_calendar(server: Server) -> str:
+    """A new, empty ordinary calendar of admin's, as ``admin/t-<hex>/``: what
+    a test on a shared server stores or counts there is its own."""
+    path = f"admin/t-{secrets.token_hex(6)}/"
+    answer = httpx.request("MKCALENDAR", server.dav + path, auth=("admin", ADMIN_PASSWORD))
+    assert answer.status_code == 201, answer.text
+    return path
+
+
 def _ensure_plain_calendar(server: Server) -> None:
     """Give admin an ordinary calendar (PLAIN_CALENDAR): protocol tests that are
     not about booking write there, where no booking rule applies."""

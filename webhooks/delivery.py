@@ -4,8 +4,9 @@ as the delivery log records it.
 The connector's resolver keeps only the addresses ``TargetPolicy`` allows, so
 the check is made on the addresses actually connected to (a name that
 resolves to a private address, or changes to one, is refused); an address
-written in the URL is checked before sending.  Redirects are not followed
-(a 3xx is a failure), the answer's body is read up to 500 bytes, and the
+written in the URL is checked before sending.  Redirects are never followed:
+a 3xx fails the delivery for good at once (trying again for days would only
+get the same redirect).  The answer's body is read up to 500 bytes, and the
 request has a total timeout.
 """
 
@@ -93,7 +94,13 @@ async def send(
             started, int((time.monotonic() - clock) * 1000), status, error[:200],
             kw.get("excerpt"),
         )  # fmt: skip
-        return Outcome(attempt, False, kw.get("gone", False), kw.get("retry_after"))
+        return Outcome(
+            attempt,
+            False,
+            kw.get("gone", False),
+            kw.get("retry_after"),
+            kw.get("permanent", False),
+        )
 
     try:
         policy.check_url(url)
@@ -119,5 +126,13 @@ async def send(
     if 200 <= status < 300:
         attempt = Attempt(started, int((time.monotonic() - clock) * 1000), status, None, excerpt)
         return Outcome(attempt, True, False, None)
-    error = "redirect not followed" if 300 <= status < 400 else f"answered {status}"
-    return failed(error, status, excerpt=excerpt, gone=status == 410, retry_after=retry_after)
+    if 300 <= status < 400:
+        return failed(
+            f"answered {status}: redirect not followed, given up",
+            status,
+            excerpt=excerpt,
+            permanent=True,
+        )
+    return failed(
+        f"answered {status}", status, excerpt=excerpt, gone=status == 410, retry_after=retry_after
+    )

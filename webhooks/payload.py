@@ -1,7 +1,10 @@
 """The body of a webhook request, in the shape RDV-SP consumers parse.
 
 ``{"data": {...}, "meta": {"model": "Rdv", "event": "created", "webhook_reason":
-null, "timestamp": "...", ...}}``.  ``meta`` also carries what RDV-SP lacks:
+null, "timestamp": "...", ...}}``.  ``timestamp`` is when the change was
+committed (the outbox event's time, as RDV-SP sets it when it makes the
+event), so every attempt of one delivery sends the same body; the time of
+sending is the ``webhook-timestamp`` header.  ``meta`` also carries what RDV-SP lacks:
 ``sequence`` (per record: drop an event older than one you have),
 ``changes`` (what changed: moved, cancelled... see ``booking.changes``) and
 ``event_id``.
@@ -265,13 +268,10 @@ class Unbuilt:
     error: str
 
 
-def bodies(
-    conn: Connection, events: list[outbox.Event], now: datetime | None = None
-) -> dict[int, bytes | Unbuilt]:
+def bodies(conn: Connection, events: list[outbox.Event]) -> dict[int, bytes | Unbuilt]:
     """The JSON body of the request that tells each event, by event id, as
     bytes (signed as they are); ``Unbuilt`` for one that could not be built,
     so that it does not hold back the others."""
-    moment = now or datetime.now(UTC)
     built: dict[int, bytes | Unbuilt] = {}
     readable = []
     for event in events:  # one whose related records cannot even be named
@@ -283,13 +283,14 @@ def bodies(
     related = Related(conn, readable)
     for event in readable:
         try:
-            built[event.id] = _body(related, event, moment)
+            built[event.id] = _body(related, event)
         except Exception as e:  # any failure is this one event's alone
             built[event.id] = Unbuilt(type(e).__name__)
     return built
 
 
-def _body(related: Related, event: outbox.Event, moment: datetime) -> bytes:
+def _body(related: Related, event: outbox.Event) -> bytes:
+    moment = datetime.fromtimestamp(event.created_ms / 1000, UTC)
     return msgspec.json.encode(
         {
             "data": data_of(related, event),

@@ -4,14 +4,18 @@ One loop per worker process (``calserver serve`` runs one in process,
 ``calserver worker`` runs one alone; several may share one PostgreSQL
 database).  Each turn, in one short write transaction, it hands pending
 outbox events to their endpoints and claims due deliveries (pushed a lease
-ahead), leaving out the endpoints it is still sending to.  Each endpoint's
-claim becomes a *lane* of its own: its bodies are built (a read
-transaction), its requests sent (one record's events one after the other, in
-order; different records at once), and its attempts logged with what
-follows (delivered, retried later, given up; a 410 disables the endpoint) in
-one more write transaction.  Lanes run side by side, at most ``capacity``
-deliveries in flight: a slow or silent endpoint holds only its own lane, and
-the loop goes on claiming for the others.  No transaction is open while a
+ahead), leaving out the endpoints it is still sending to.  A claim holds at
+most one delivery per (endpoint, record), the head of that record's queue
+(``deliveries.claim``): one record's events go one after the other, in
+order, across workers too, and one lane sends one request per record, well
+within its lease.  Each endpoint's claim becomes a *lane* of its own: its
+bodies are built (a read transaction), its requests sent (its records side
+by side), and its attempts logged with what follows (delivered, retried
+later, given up; a 410 disables the endpoint, a Retry-After holds back all
+of the endpoint's deliveries until then) in one more write transaction.
+Lanes run side by side, at most ``capacity`` deliveries in flight: a slow
+or silent endpoint holds only its own lane, and the loop goes on claiming
+for the others.  No transaction is open while a
 request is on the wire.
 
 An event whose body cannot be built (a bug, not a passing fault) is given
@@ -36,17 +40,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import aiohttp
-import psycopg
-from sqlalchemy.engine import make_url
 
-from storage import deliveries
+from storage import deliveries, wakeup
 from storage.database import Database
-from storage.outbox import CHANNEL, key_of, now_ms
+from storage.outbox import now_ms
 from webhooks import delivery, payload, signing
 from webhooks.retry import DAY_MS, RetryPolicy
 from webhooks.targets import TargetPolicy
 
 log = logging.getLogger("calserver.webhooks")
+# How soon a worker looks again at events still waiting for their deliveries.
+PENDING_RECHECK_S = 0.02
+
 Sent = tuple[deliveries.Claimed, delivery.Outcome]
 
 
@@ -104,21 +109,37 @@ class Worker:
                     claimed.attempt, claimed.created_ms, now_ms(), outcome.retry_after_ms
                 )
             rows.append(
-                deliveries.Result(claimed.delivery_id, outcome.attempt, outcome.delivered, retry_at)
+                deliveries.Result(
+                    claimed.delivery_id,
+                    claimed.leased_until_ms,
+                    outcome.attempt,
+                    outcome.delivered,
+                    retry_at,
+                )
             )
         with self.db.transaction(write=True) as conn:
             deliveries.record(conn, rows)
             for claimed, outcome in results:
+                endpoint_id = claimed.endpoint["id"]
                 if outcome.gone:
-                    deliveries.disable_endpoint(
-                        conn, claimed.endpoint["id"], "the target answered 410 Gone"
+                    deliveries.disable_endpoint(conn, endpoint_id, "the target answered 410 Gone")
+                    log.warning("webhook endpoint %s disabled: 410 Gone", endpoint_id)
+                elif outcome.retry_after_ms is not None:
+                    until = outcome.attempt.at_ms + min(outcome.retry_after_ms, DAY_MS)
+                    deliveries.hold_endpoint(conn, endpoint_id, until)
+                if outcome.permanent:
+                    log.warning(
+                        "webhook delivery %s failed for good: %s",
+                        claimed.delivery_id,
+                        outcome.attempt.error,
                     )
-                    log.warning("webhook endpoint %s disabled: 410 Gone", claimed.endpoint["id"])
 
     def _sleep_s(self, busy: frozenset[int]) -> float:
         with self.db.transaction(write=False) as conn:
             if deliveries.has_pending_events(conn):
-                return 0.0
+                # New since this round, or another worker is dispatching (on
+                # PostgreSQL one at a time): look again shortly, not in a spin.
+                return PENDING_RECHECK_S
             due = deliveries.next_due_ms(conn, busy)
         if due is None:
             return self.settings.poll_s
@@ -153,32 +174,24 @@ class Worker:
         )
         return claimed, outcome
 
-    async def _chain(
+    async def _deliver(
         self,
         client: aiohttp.ClientSession,
-        chain: list[deliveries.Claimed],
-        bodies: dict[int, bytes | payload.Unbuilt],
-    ) -> list[Sent]:
-        """One record's deliveries to one endpoint, one after the other."""
-        sent = []
-        for claimed in chain:
-            body = bodies[claimed.event.id]
-            if isinstance(body, payload.Unbuilt):
-                sent.append((claimed, _unbuilt(claimed, body)))
-            else:
-                sent.append(await self._send(client, claimed, body))
-        return sent
+        claimed: deliveries.Claimed,
+        body: bytes | payload.Unbuilt,
+    ) -> Sent:
+        if isinstance(body, payload.Unbuilt):
+            return claimed, _unbuilt(claimed, body)
+        return await self._send(client, claimed, body)
 
     async def lane(self, client: aiohttp.ClientSession, claimed: list[deliveries.Claimed]) -> int:
-        """Send one endpoint's claim and log it; how many were sent.  Its
-        records' events go in order (by event id), its records side by side."""
+        """Send one endpoint's claim (one delivery per record, side by side)
+        and log it; how many were sent."""
         bodies = await asyncio.to_thread(self._bodies, claimed)
-        chains: dict[str, list[deliveries.Claimed]] = defaultdict(list)
-        for c in sorted(claimed, key=lambda c: c.event.id):
-            chains[key_of(c.event.model, c.event.record_id)].append(c)
-        chained = await asyncio.gather(*(self._chain(client, c, bodies) for c in chains.values()))
-        sent = [s for chain in chained for s in chain]
-        await asyncio.to_thread(self._record, sent)
+        sent = await asyncio.gather(
+            *(self._deliver(client, c, bodies[c.event.id]) for c in claimed)
+        )
+        await asyncio.to_thread(self._record, list(sent))
         self.delivered += sum(1 for _, outcome in sent if outcome.delivered)
         return len(sent)
 
@@ -218,25 +231,18 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _listen(self) -> None:
-        """PostgreSQL: wake on every NOTIFY of the outbox channel."""
-        url = make_url(self.db.url).set(drivername="postgresql")
-        conninfo = url.render_as_string(hide_password=False)
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    self.wake()  # what was written while not listening
-                    async for _ in conn.notifies():
-                        self.wake()
-            except (psycopg.Error, OSError):
-                log.warning("webhook worker: LISTEN connection lost; reconnecting")
-                await asyncio.sleep(1)
-
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        self.db.on_outbox_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
-        listener = None if self.db.is_sqlite else asyncio.create_task(self._listen())
+
+        def woken() -> None:  # from a committing thread
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self.db.on_outbox_commit(woken)
+        listener = (
+            None
+            if self.db.is_sqlite
+            else asyncio.create_task(wakeup.listen(self.db, self.wake, log))
+        )
         try:
             async with delivery.session(self.settings.policy, self.settings.capacity) as client:
                 while not stop.is_set():
@@ -252,10 +258,11 @@ class Worker:
                         log.error("webhook worker round failed: %s", type(e).__name__)
                         sleep = min(self.settings.poll_s, 5.0)
                     if sleep > 0:
-                        await _first(self._wake, stop, timeout=sleep)
+                        await wakeup.first(self._wake, stop, timeout=sleep)
                 if self._lanes:  # let what is on the wire be answered and logged
                     await asyncio.wait(self._lanes, timeout=self.settings.timeout_s + 5)
         finally:
+            self.db.off_outbox_commit(woken)
             if listener is not None:
                 listener.cancel()
 
@@ -271,12 +278,3 @@ def _unbuilt(claimed: deliveries.Claimed, body: payload.Unbuilt) -> delivery.Out
         now_ms(), 0, None, f"the request body could not be built ({body.error})", None
     )
     return delivery.Outcome(attempt, False, False, None, permanent=True)
-
-
-async def _first(wake: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

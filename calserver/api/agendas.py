@@ -22,6 +22,7 @@ from booking.recurrence import FAR_FUTURE
 from booking.rules import BookingRefused
 from calserver.api import schemas
 from calserver.api.base import (
+    ApiContext,
     ApiError,
     body,
     context,
@@ -36,6 +37,7 @@ from calserver.api.base import (
 )
 from plugins import agenda_writer
 from storage import agenda_index, scheduling
+from storage.database import set_author
 
 AGENT = "/agents/{agent}"
 
@@ -244,6 +246,7 @@ def _rdv_json(agent_id: int, text: str, zone: str) -> dict:
         "status": parsed.rdv_status,
         "usager_ids": parsed.usager_ids,
         "sequence": parsed.sequence,
+        "notify_usagers": parsed.notify_usagers,
     }
 
 
@@ -271,6 +274,7 @@ async def create_rdv(request: web.Request) -> web.Response:
     ctx = context(request)
 
     def write(conn: Connection) -> dict:
+        set_author(conn, login)
         owner = _owner(conn, rdv.agent_id)
         _require(ctx, login, owner, "rdv", "w")
         motif, organisation = _motif_in_reach(conn, rdv.motif_id, rdv.agent_id)
@@ -298,6 +302,7 @@ async def create_rdv(request: web.Request) -> web.Response:
             organisation_id=organisation["id"],
             status=rdv.status,
             attendees=attendees,
+            notify_usagers=rdv.notify_usagers,
         )
         path = f"{owner['login']}/rdv"
         stored = agenda_writer.put_event(conn, path, _href(uid), text)
@@ -342,6 +347,7 @@ def _change_rdv(
     ctx = context(request)
 
     def write(conn: Connection) -> dict:
+        set_author(conn, login)
         owner = _owner(conn, agent_id)
         _require(ctx, login, owner, "rdv", "w")
         path, href, text = _stored_rdv(conn, owner, uid)
@@ -382,15 +388,22 @@ async def cancel_rdv(request: web.Request) -> web.Response:
     return json(await _change_rdv(request, login, agent_id, request.match_info["uid"], change))
 
 
+def readable_rdv(
+    ctx: ApiContext, conn: Connection, login: str, agent_id: int, uid: str
+) -> tuple[str, str, str]:
+    """(agenda path, href, text) of an RDV ``login`` may read, or 404/403."""
+    owner = _owner(conn, agent_id)
+    _require(ctx, login, owner, "rdv", "r")
+    return _stored_rdv(conn, owner, uid)
+
+
 async def get_rdv(request: web.Request) -> web.Response:
     login, agent_id = await login_of(request), int_param(request, "agent")
     uid = request.match_info["uid"]
     ctx = context(request)
 
     def read(conn: Connection) -> dict:
-        owner = _owner(conn, agent_id)
-        _require(ctx, login, owner, "rdv", "r")
-        _, _, text = _stored_rdv(conn, owner, uid)
+        _, _, text = readable_rdv(ctx, conn, login, agent_id, uid)
         return _rdv_json(agent_id, text, agent_zone(conn, agent_id))
 
     return json(await ctx.run(ctx.read, read))

@@ -32,7 +32,9 @@ from storage import feeds, scheduling
 TOKEN_BYTES = 32
 
 
-def _allowed(conn: Connection, login: str, agent_id: int) -> dict:
+def self_or_admin(conn: Connection, login: str, agent_id: int, what: str = "its feed") -> dict:
+    """The agent, when ``login`` is that agent or an admin of one of its
+    organisations (404 for an unknown agent, 403 for anyone else)."""
     agent = scheduling.agent(conn, agent_id)
     me = scheduling.agent_by_login(conn, login)
     if agent is None or me is None:
@@ -41,7 +43,7 @@ def _allowed(conn: Connection, login: str, agent_id: int) -> dict:
         mine = scheduling.roles_of(conn, me["id"])
         theirs = scheduling.roles_of(conn, agent_id)
         if not any(mine.get(org) == "admin" for org in theirs):
-            raise forbidden("only the agent and its admins see its feed")
+            raise forbidden(f"only the agent and its admins see {what}")
     return agent
 
 
@@ -87,7 +89,7 @@ async def get_feed(request: web.Request) -> web.Response:
     ctx = context(request)
 
     def write(conn: Connection) -> tuple[str | None, bool]:
-        agent = _allowed(conn, login, agent_id)
+        agent = self_or_admin(conn, login, agent_id)
         token = None if feeds.has_token(conn, agent_id) else _new_token(conn, agent_id)
         return token, bool(agent["feed_with_availability"])
 
@@ -102,7 +104,7 @@ async def rotate_feed(request: web.Request) -> web.Response:
     ctx = context(request)
 
     def write(conn: Connection) -> tuple[str, bool]:
-        agent = _allowed(conn, login, agent_id)
+        agent = self_or_admin(conn, login, agent_id)
         return _new_token(conn, agent_id), bool(agent["feed_with_availability"])
 
     token, with_availability = await ctx.run(ctx.write, write)
@@ -115,7 +117,7 @@ async def patch_feed(request: web.Request) -> web.Response:
     ctx = context(request)
 
     def write(conn: Connection) -> None:
-        _allowed(conn, login, agent_id)
+        self_or_admin(conn, login, agent_id)
         scheduling.set_agent_settings(
             conn, agent_id, {"feed_with_availability": change.with_availability}
         )

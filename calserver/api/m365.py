@@ -25,6 +25,7 @@ from calserver.api.base import (
     not_found,
     require_admin,
     require_self_or_admin,
+    utc_iso_ms,
 )
 from m365.secrets import SecretBox
 from storage import m365 as repository
@@ -43,8 +44,13 @@ def _public(found: dict) -> dict:
         "client_id": found["client_id"],
         "state": found["state"],
         "broken_reason": found["broken_reason"],
-        "updated_ms": found["updated_ms"],
+        "updated_at": utc_iso_ms(found["updated_ms"]),
     }
+
+
+def _call(row: dict) -> dict:
+    """A sync log entry as the API shows it: its time in ISO 8601."""
+    return {**{k: v for k, v in row.items() if k != "at_ms"}, "at": utc_iso_ms(row["at_ms"])}
 
 
 async def put_connection(request: web.Request) -> web.Response:
@@ -100,7 +106,7 @@ async def sync_log(request: web.Request) -> web.Response:
 
     def read(conn: Connection) -> list[dict]:
         require_self_or_admin(conn, login, org, agent_id, "read another agent's sync log")
-        return repository.log_of(conn, agent_id)
+        return [_call(row) for row in repository.log_of(conn, agent_id)]
 
     ctx = context(request)
     return json(await ctx.run(ctx.read, read))

@@ -80,11 +80,13 @@ def _env(source: Path, database_url: str) -> dict[str, str]:
     }
 
 
-def _serve(source: Path, workdir: Path, worker: bool) -> Server:
+def _serve(source: Path, workdir: Path, worker: bool, extra: str = "") -> Server:
+    """A server of the code in ``source`` on a fresh SQLite database
+    (``extra``: more config.ini sections)."""
     workdir.mkdir(parents=True)
     port = free_port()
     config = workdir / "config.ini"
-    config.write_text(CONFIG.format(port=port, worker="true" if worker else "false"))
+    config.write_text(CONFIG.format(port=port, worker="true" if worker else "false") + extra)
     database_url = f"sqlite:///{workdir / 'cal.db'}"
     log_path = workdir / "server.log"
     with log_path.open("wb") as log:
@@ -107,9 +109,10 @@ def _serve(source: Path, workdir: Path, worker: bool) -> Server:
     raise RuntimeError(f"server did not start:\n{server.log()}")
 
 
-def _book_all(office: Office, count: int) -> list[float]:
+def _book_all(office: Office, count: int, usager_ids: list[int] | None = None) -> list[float]:
     """Book ``count`` RDVs on free slots of alice's plages, from the office's
-    Monday on (public holidays skipped); the time of each booking."""
+    Monday on (public holidays skipped), for these usagers; the time of each
+    booking."""
     timings: list[float] = []
     n = 0
     with office.client("alice") as alice:
@@ -122,6 +125,7 @@ def _book_all(office: Office, count: int) -> list[float]:
                 "motif_id": office.motif,
                 "lieu_id": office.lieu,
                 "starts_at": f"{day.isoformat()}T{SLOTS[rest % len(SLOTS)]}",
+                "usager_ids": usager_ids or [],
             }
             started = time.perf_counter()
             answer = alice.post("/rdvs", json=booking)

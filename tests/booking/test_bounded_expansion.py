@@ -12,7 +12,7 @@ import pytest
 
 from booking import events, limits
 from booking.recurrence import MAX_OCCURRENCES, SERIES_BUDGET, never_occurs, occurrences, reach
-from booking.rules import BookingRefused
+from booking.rules import BookingRefused, Why
 from tests.dates import at, monday
 from tests.ics import event
 
@@ -110,7 +110,7 @@ def test_search_window_is_bounded_around_now() -> None:
     ):
         with pytest.raises(BookingRefused) as refused:
             limits.check_search(start, end, now)
-        assert refused.value.code == "search-window" and refused.value.status == 422
+        assert refused.value.code == "search-window" and refused.value.why is Why.RULE
 
 
 def test_a_search_past_its_deadline_gives_up() -> None:
@@ -118,7 +118,7 @@ def test_a_search_past_its_deadline_gives_up() -> None:
     limits.check_deadline(limits.deadline())
     with pytest.raises(BookingRefused) as refused:
         limits.check_deadline(0.0)
-    assert refused.value.status == 503
+    assert refused.value.why is Why.OVERLOADED
 
 
 @pytest.mark.parametrize(

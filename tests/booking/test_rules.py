@@ -9,7 +9,7 @@ import pytest
 
 from booking.model import Busy, Motif, Organisation, PlageOccurrence, ts
 from booking.public_holidays import holiday_intervals
-from booking.rules import BookingRefused, RdvContext, RdvWrite, check_rdv
+from booking.rules import BookingRefused, RdvContext, RdvWrite, Why, check_rdv
 
 PARIS = ZoneInfo("Europe/Paris")
 MOTIF = Motif(1, 1, "Accueil", duration_minutes=30, bookable_by="everyone", min_delay_minutes=60)
@@ -69,11 +69,11 @@ def test_each_rule_refuses_with_its_own_code() -> None:
     assert refusal(rdv(monday), ctx) == "holiday"
 
 
-def test_the_slot_conflict_is_a_409() -> None:
+def test_the_slot_conflict_is_told_as_taken() -> None:
     taken = Busy(1, ts(at(9, 30)), ts(at(10)), "rdv", "other")
     with pytest.raises(BookingRefused) as caught:
         check_rdv(rdv(at(9, 30)), context([taken]))
-    assert caught.value.status == 409
+    assert caught.value.why is Why.TAKEN
 
 
 def test_overbooking_lets_agents_but_never_usagers_overlap() -> None:

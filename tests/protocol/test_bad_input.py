@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -10,7 +9,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Server
+from tests.conftest import ADMIN_PASSWORD, Server, new_calendar
 from tests.dates import at, monday
 from tests.ics import event
 
@@ -27,11 +26,7 @@ def server(module_server: Server) -> Server:
 
 @pytest.fixture
 def calendar(module_server: Server) -> str:
-    """A new ordinary calendar of admin's, as ``admin/<name>/``."""
-    path = f"admin/t-{secrets.token_hex(4)}/"
-    answer = httpx.request("MKCALENDAR", module_server.dav + path, auth=AUTH)
-    assert answer.status_code == 201, answer.text
-    return path
+    return new_calendar(module_server)
 
 
 def _hrefs(server: Server, calendar: str) -> list[str]:

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from plugins.caldav import MAX_EXPAND_OCCURRENCES
 from storage.database import Database
 from storage.schema import agenda_events, agenda_occurrences
-from tests.conftest import ADMIN_PASSWORD, Server
+from tests.conftest import ADMIN_PASSWORD, Server, new_calendar
 from tests.dates import at, monday, today
 from tests.ics import event
 
@@ -95,13 +95,8 @@ def _open(office: Office, start: str, end: str, weekdays: list[str]) -> None:
 
 @pytest.fixture
 def calendar(module_server: Server) -> str:
-    """A new ordinary calendar of admin's, as ``admin/<name>``."""
-    path = f"admin/t-{secrets.token_hex(4)}"
-    answer = httpx.request(
-        "MKCALENDAR", module_server.dav + path + "/", auth=("admin", ADMIN_PASSWORD)
-    )
-    assert answer.status_code == 201, answer.text
-    return path
+    """A new ordinary calendar of admin's, as ``admin/<name>`` (no final slash)."""
+    return new_calendar(module_server).rstrip("/")
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ calendar of its own, so every listing holds that test's items alone."""
 
 from __future__ import annotations
 
-import secrets
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Server
+from tests.conftest import ADMIN_PASSWORD, Server, new_calendar
 from tests.ics import event
 
 AUTH = ("admin", ADMIN_PASSWORD)
@@ -21,10 +20,7 @@ AUTH = ("admin", ADMIN_PASSWORD)
 @pytest.fixture
 def calendar(module_server: Server) -> str:
     """The path of a new, empty calendar of admin's, this test's alone."""
-    path = f"/dav/admin/t-{secrets.token_hex(6)}/"
-    created = httpx.request("MKCALENDAR", module_server.url + path, auth=AUTH)
-    assert created.status_code == 201, created.text
-    return path
+    return "/dav/" + new_calendar(module_server)
 
 
 @pytest.fixture

@@ -141,6 +141,19 @@ def test_an_rdv_through_caldav_put_moved_and_deleted(office: Office, db: Databas
         created.record_id, "destroyed", 3,
     )  # fmt: skip
     assert destroyed.changes == ["destroyed"] and destroyed.data["status"] == "unknown"
+    for uid, hour in (("whole-1", 10), ("whole-2", 11)):
+        agenda.save_event(_rdv_text(office, uid, hour))
+    kept = {e.record_id for e in tail.new()}
+    assert len(kept) == 2
+    # Deleting a whole collection (an agent's, with its agendas: theirs alone
+    # cannot be deleted) tells each RDV in it destroyed, and the plage.
+    gone = httpx.delete(office.server.dav + "alice/", auth=("admin", "admin-secret-1"))
+    assert gone.status_code in (200, 204), gone.text
+    told = [(e.model, e.record_id, e.event) for e in tail.new()]
+    assert sorted(t for t in told if t[0] == "rdv") == sorted(
+        ("rdv", record_id, "destroyed") for record_id in kept
+    )
+    assert [t[::2] for t in told if t[0] != "rdv"] == [("plage_ouverture", "destroyed")]
 
 
 def test_absences_and_records_are_told(office: Office, db: Database) -> None:

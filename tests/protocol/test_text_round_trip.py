@@ -11,7 +11,6 @@ set up once per module, each on a day and with uids of its own."""
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -25,7 +24,7 @@ from booking import events
 from storage.database import Database
 from storage.schema import agenda_events, items
 from tests import dates
-from tests.conftest import ADMIN_PASSWORD, Server
+from tests.conftest import ADMIN_PASSWORD, Server, new_calendar
 from tests.ics import event
 from tests.protocol.office import ALICE, Office, ok
 
@@ -50,10 +49,7 @@ def _values(text: str) -> dict[str, str]:
 @pytest.fixture
 def calendar(module_server: Server) -> str:
     """The URL of a new, empty calendar of admin's, this test's alone."""
-    url = f"{module_server.dav}admin/t-{secrets.token_hex(6)}/"
-    created = httpx.request("MKCALENDAR", url, auth=ADMIN)
-    assert created.status_code == 201, created.text
-    return url
+    return module_server.dav + new_calendar(module_server)
 
 
 def test_unescaped_commas_survive_put_and_get_over_raw_http(calendar: str) -> None:

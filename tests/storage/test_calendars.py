@@ -149,3 +149,29 @@ def test_texts_are_streamed_page_by_page_in_order(
             calendars.put_item(conn, agenda, _write(f"t{n}.ics", n, n + 1))
         texts = list(calendars.iter_item_texts(conn, agenda.id, page=2))
     assert [t.split("X:")[1].split("\r")[0] for t in texts] == [f"t{n}.ics" for n in range(5)]
+
+
+@pytest.mark.parametrize("wildcard", ["_", "%"])
+def test_deleting_a_collection_spares_paths_its_name_would_match_as_a_pattern(
+    db: Database, wildcard: str
+) -> None:
+    """Logins may hold ``_`` (and paths ``%``): LIKE reads them as wildcards, so
+    deleting ``a_b`` must not take ``axb``'s calendars with it."""
+    with db.transaction(write=True) as conn:
+        doomed = calendars.create_collection(conn, f"a{wildcard}b", "x", "principal", {})
+        below = calendars.create_collection(
+            conn, f"a{wildcard}b/rdv", "x", "rdv", {"tag": "VCALENDAR"}
+        )
+        calendars.create_collection(conn, "axb", "y", "principal", {})
+        spared = calendars.create_collection(conn, "axb/rdv", "y", "rdv", {"tag": "VCALENDAR"})
+        calendars.put_item(conn, below, _write("gone.ics", 100, 200))
+        calendars.put_item(conn, spared, _write("kept.ics", 100, 200))
+    with db.transaction(write=True) as conn:
+        assert calendars.item_ids_under(conn, doomed.path) == calendars.item_ids_under(
+            conn, below.path
+        )
+        calendars.delete_collection(conn, doomed.path)
+    with db.connection() as conn:
+        assert calendars.get_collection(conn, f"a{wildcard}b/rdv") is None
+        assert calendars.get_collection(conn, "axb") is not None
+        assert list(calendars.get_items(conn, spared.id, ["kept.ics"])) == ["kept.ics"]

@@ -4,8 +4,10 @@ sequence per record, changes named, no personal data kept."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from sqlalchemy import event as sql_events
 from sqlalchemy import select
 
 from storage import agents, deliveries, outbox, scheduling, webhooks
@@ -128,6 +130,46 @@ def test_a_replay_tells_current_state_to_one_endpoint(db: Database) -> None:
         assert event.organisation_id == org
     replayed_lieu = next(e for e in replayed if e.model == "lieu")
     assert replayed_lieu.sequence == 2 and replayed_lieu.data["name"] == "L2"
+
+
+def test_a_replay_reads_only_the_organisations_records_in_a_few_statements(
+    db: Database,
+) -> None:
+    """The organisation is chosen in SQL (by index), not by reading every
+    record of the database; its events are written in batches: the
+    statements a replay runs do not grow with the records replayed."""
+    org = _organisation(db)
+    with db.transaction(write=True) as conn:
+        other = agents.create_organisation(conn, "Autre", "autre")
+        for n in range(30):
+            scheduling.create_lieu(conn, {"organisation_id": org, "name": f"L{n}", "address": "A"})
+            scheduling.create_lieu(
+                conn, {"organisation_id": other, "name": f"M{n}", "address": "B"}
+            )
+    moved = {"uuid": "u1", "status": "unknown", "organisation_ids": [other]}
+    with db.transaction(write=True) as conn:  # a record that left org for other
+        outbox.record(conn, outbox.previous(conn, "rdv", 7), "rdv", 7, {**moved,
+                      "organisation_ids": [org]}, [org])  # fmt: skip
+        outbox.record(conn, outbox.previous(conn, "rdv", 7), "rdv", 7, moved, [other])
+    last = _events(db)[-1].id
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sql_events.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.transaction(write=True) as conn:
+            before = len(statements)
+            replayed = outbox.replay(conn, org, ["lieu", "rdv"], endpoint_id=3)
+            used = len(statements) - before
+    finally:
+        sql_events.remove(db.engine, "before_cursor_execute", count)
+    assert replayed == 30 and used <= 3  # the select, NOTIFY (PostgreSQL), one insert
+    told = _events(db, after=last)
+    assert {e.organisation_id for e in told} == {org} and {e.model for e in told} == {"lieu"}
+    with db.transaction(write=True) as conn:
+        assert outbox.replay(conn, other, ["rdv"], endpoint_id=4) == 1
 
 
 def test_a_record_moved_to_another_organisation_is_destroyed_there_and_created_here(

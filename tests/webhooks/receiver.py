@@ -39,6 +39,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    endless: bool = False  # a body that never ends: written until the client hangs up
 
 
 def verified(secret: str, body: bytes, headers: dict[str, str]) -> bool:
@@ -57,6 +58,7 @@ class Receiver:
         self.port = port or free_port()
         self.secrets: list[str] = []
         self.received: list[Received] = []
+        self.endless_bytes_written = 0
         self.script: dict[str, deque[Answer]] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -70,7 +72,21 @@ class Receiver:
         with self._lock:
             self.script.setdefault(path, deque()).extend(answers)
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _endless(self, request: web.Request, answer: Answer) -> web.StreamResponse:
+        """Write 64 KiB after 64 KiB until the client stops reading and hangs
+        up (or 256 MiB, a client that read it all)."""
+        response = web.StreamResponse(status=answer.status, headers=answer.headers)
+        await response.prepare(request)
+        chunk = b"x" * 65_536
+        try:
+            while self.endless_bytes_written < 256 * 1024 * 1024:
+                await response.write(chunk)
+                self.endless_bytes_written += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         headers = dict(request.headers)
         ok = any(verified(s, body, headers) for s in self.secrets)
@@ -80,6 +96,8 @@ class Receiver:
             answer = queue.popleft() if queue else Answer()
         if answer.delay:
             await asyncio.sleep(answer.delay)
+        if answer.endless:
+            return await self._endless(request, answer)
         return web.Response(status=answer.status, headers=answer.headers, text="merci")
 
     async def _start(self) -> None:

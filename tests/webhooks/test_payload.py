@@ -4,6 +4,7 @@ and the records it names."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
@@ -37,13 +38,13 @@ def _office(db: Database) -> dict:
     return {"org": org, "alice": alice, "lieu": lieu["id"], "motif": motif["id"], "usager": usager}
 
 
-def body(conn: Connection, event: outbox.Event, now: datetime) -> bytes:
-    return bodies(conn, [event], now)[event.id]
+def body(conn: Connection, event: outbox.Event) -> bytes:
+    return bodies(conn, [event])[event.id]
 
 
 def _event(model: str, record_id: int, org: int, data: dict, **kw) -> outbox.Event:
     fields = {
-        "id": 99, "created_ms": 0, "organisation_id": org, "model": model,
+        "id": 99, "created_ms": int(NOW.timestamp() * 1000), "organisation_id": org, "model": model,
         "record_id": record_id, "event": "updated", "sequence": 3, "changes": ["moved"],
         "data": data, "reason": None, "endpoint_id": None, **kw,
     }  # fmt: skip
@@ -60,7 +61,7 @@ def test_an_rdv_in_rdv_sp_shape(db: Database) -> None:
         "starts_at": "2030-01-07T08:00:00+00:00", "ends_at": "2030-01-07T08:30:00+00:00",
     }  # fmt: skip
     with db.transaction(write=False) as conn:
-        raw = body(conn, _event("rdv", 12, o["org"], state), NOW)
+        raw = body(conn, _event("rdv", 12, o["org"], state))
     sent = json.loads(raw)
     assert sent["meta"] == {
         "model": "Rdv", "event": "updated", "webhook_reason": None,
@@ -88,16 +89,16 @@ def test_an_rdv_in_rdv_sp_shape(db: Database) -> None:
 def test_records_and_availability(db: Database) -> None:
     o = _office(db)
     with db.transaction(write=False) as conn:
-        usager = json.loads(body(conn, _event("usager", o["usager"]["id"], o["org"], {}), NOW))
+        usager = json.loads(body(conn, _event("usager", o["usager"]["id"], o["org"], {})))
         motif_state = outbox.told_state("motif", scheduling.motif(conn, o["motif"]))
-        motif = json.loads(body(conn, _event("motif", o["motif"], o["org"], motif_state), NOW))
+        motif = json.loads(body(conn, _event("motif", o["motif"], o["org"], motif_state)))
         plage_state = {
             "uuid": "p-1", "agent_ids": [o["alice"]], "organisation_ids": [o["org"]],
             "starts_at": "2030-01-07T08:00:00+00:00", "ends_at": "2030-01-07T11:00:00+00:00",
             "title": "Matin", "recurrence": "FREQ=WEEKLY;BYDAY=MO", "lieu_id": o["lieu"],
             "motif_ids": [o["motif"]],
         }  # fmt: skip
-        plage = json.loads(body(conn, _event("plage_ouverture", 5, o["org"], plage_state), NOW))
+        plage = json.loads(body(conn, _event("plage_ouverture", 5, o["org"], plage_state)))
     assert usager["meta"]["model"] == "User" and usager["data"]["email"] == "c@example.org"
     assert "notes" not in usager["data"]
     assert motif["meta"]["model"] == "Motif" and motif["data"]["name"] == "Consultation"
@@ -116,6 +117,23 @@ def test_an_event_in_an_unexpected_shape_is_told_apart_from_the_others(db: Datab
     no_times = _event("rdv", 2, o["org"], {"uuid": "u", "agent_ids": [], "usager_ids": []}, id=2)
     agents_not_a_list = _event("rdv", 3, o["org"], {"uuid": "u", "agent_ids": 3}, id=3)
     with db.transaction(write=False) as conn:
-        built = bodies(conn, [no_times, agents_not_a_list, lieu], NOW)
+        built = bodies(conn, [no_times, agents_not_a_list, lieu])
     assert json.loads(built[lieu.id])["data"]["name"] == "L"
     assert built[2] == Unbuilt("KeyError") and built[3] == Unbuilt("TypeError")
+
+
+def test_every_attempt_sends_the_same_body_timed_when_the_change_was_made(db: Database) -> None:
+    """``meta.timestamp`` is the event's time, not the attempt's: a retry
+    under the same webhook-id sends the same bytes."""
+    o = _office(db)
+    changed = datetime(2030, 3, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+    event = _event(
+        "usager", o["usager"]["id"], o["org"], {}, created_ms=int(changed.timestamp() * 1000)
+    )
+    with db.transaction(write=False) as conn:
+        first = body(conn, event)
+    time.sleep(0.01)
+    with db.transaction(write=False) as conn:
+        second = body(conn, event)
+    assert first == second
+    assert json.loads(first)["meta"]["timestamp"] == "2030-03-01T13:30:15.250000+01:00"

@@ -1,7 +1,8 @@
 """The delivery worker in process, on a real database and a real receiver on
 loopback: a slow endpoint holds only its own lane, one record's events go
-in order, an event whose body cannot be built is given up alone, and the
-retention is applied as it runs."""
+in order, a Retry-After holds back the whole endpoint, an event whose body
+cannot be built is given up alone, and the retention is applied as it
+runs; its log never shows a secret."""
 
 from __future__ import annotations
 
@@ -165,6 +166,27 @@ async def test_an_event_whose_body_cannot_be_built_is_given_up_alone(
     assert attempt["error"] == "the request body could not be built (KeyError)"
     assert f"webhook delivery {failed['id']} given up" in caplog.text
     assert "Camille" not in caplog.text and len(org.receiver.received) == 1
+    assert SECRET not in caplog.text
+
+
+async def test_a_retry_after_holds_back_the_endpoints_other_deliveries(
+    org: Org, worker: Worker, caplog: pytest.LogCaptureFixture
+) -> None:
+    org.receiver.answer("/busy", Answer(429, {"Retry-After": "1"}))
+    hook = org.endpoint("/busy", ["lieu"])
+    with caplog.at_level(logging.INFO, logger="calserver"):
+        await asyncio.to_thread(org.lieu, "Annexe")
+        (refused,) = await arrived(org.receiver, "/busy", 1)
+        await asyncio.to_thread(org.lieu, "Annexe Nord")  # another record, due at once
+        received = await arrived(org.receiver, "/busy", 3)
+    # Neither the one answered 429 nor the other record went before the second.
+    assert all(r.at - refused.at >= 0.95 for r in received[1:])
+    assert {r.json["data"]["name"] for r in received[1:]} == {"Annexe", "Annexe Nord"}
+    deadline = time.monotonic() + 5
+    while {d["state"] for d in org.log(hook)} != {"delivered"}:
+        assert time.monotonic() < deadline, org.log(hook)
+        await asyncio.sleep(0.02)
+    assert SECRET not in caplog.text
 
 
 async def test_the_worker_applies_the_retention_as_it_runs(

@@ -1,0 +1,312 @@
+"""The notification worker: due messages out through SMTP or the SMS
+provider, each attempt logged as a receipt.
+
+One loop per process (``calserver serve`` runs one in process,
+``calserver worker`` one beside the webhook worker; several may share one
+PostgreSQL database).  A round claims due rows (one short write transaction,
+each pushed a lease ahead, and the usagers' links renewed), reads what the
+messages say (a read transaction: motif, lieu, organisation, the recipient's
+contact data and choices), sends them at once outside any transaction, and
+logs the receipts with what follows in one more write transaction: sent,
+retried later with backoff (SMTP 4xx or no connection, provider 5xx or
+timeout), failed for good (a permanent refusal, or retries given up), or
+skipped (no contact for that channel, the usager's choice, the channel not
+configured, the RDV already started).
+
+It sleeps until woken by a commit that scheduled messages (in process, or a
+NOTIFY on PostgreSQL), until the next message is due (reminders are rows
+due at their moment), or ``poll_s`` at most.  Logs carry ids and statuses,
+never an address, a number or a name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from notifications import email, ics, phones, render, sms
+from notifications.outcome import FAILED, RETRY, SENT, Outcome
+from storage import agenda_index, notifications, scheduling, wakeup
+from storage.database import Database
+from storage.outbox import now_ms
+from webhooks.retry import RetryPolicy
+
+log = logging.getLogger("calserver.notifications")
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class NotifierSettings:
+    smtp: email.SmtpSettings = field(default_factory=email.SmtpSettings)
+    sms: sms.SmsSettings = field(default_factory=sms.SmsSettings)
+    base_url: str = "http://127.0.0.1:5232"
+    retry: RetryPolicy = RetryPolicy(first_ms=30_000, give_up_after_ms=24 * 3_600_000)
+    poll_s: float = 30.0
+    batch: int = 50
+    # Woken by a commit, the worker waits this long more: the messages of a
+    # burst of bookings go out in one round (one claim, one record) instead
+    # of taking the database's write lock twice per booking.
+    settle_s: float = 0.2
+
+    @property
+    def lease_ms(self) -> int:
+        """How long a claimed message is this worker's: past it, another
+        worker may send it again (its sender died)."""
+        longest = max(
+            self.smtp.timeout_s if self.smtp.host else 0.0,
+            self.sms.timeout_s if self.sms.provider != "none" else 0.0,
+        )
+        return int((2 * longest + 10) * 1000)
+
+
+@dataclass
+class Outgoing:
+    """One claimed message, ready to send (or to skip, with the reason)."""
+
+    claimed: notifications.Claimed
+    template: str
+    recipient: str | None = None  # masked, for the receipt
+    skip: str | None = None
+    message: Any = None  # an EmailMessage, or (number, text) for an SMS
+
+
+def masked_email(address: str) -> str:
+    """ "l***@example.org": enough for an agent to recognise the address."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Notifier:
+    def __init__(self, db: Database, settings: NotifierSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._sms = sms.provider(settings.sms)
+
+    # -- the three transactions of a round --------------------------------
+
+    def _take(self) -> list[notifications.Claimed]:
+        with self.db.transaction(write=True) as conn:
+            return notifications.claim(conn, now_ms(), self.settings.lease_ms, self.settings.batch)
+
+    def _prepare(self, claimed: list[notifications.Claimed]) -> list[Outgoing]:
+        with self.db.transaction(write=False) as conn:
+            return [self._outgoing(conn, c) for c in claimed]
+
+    def _record(self, done: list[tuple[Outgoing, Outcome | None]]) -> None:
+        at = now_ms()
+        receipts = []
+        for outgoing, outcome in done:
+            claimed = outgoing.claimed
+            status = SKIPPED if outcome is None else outcome.status
+            error = outgoing.skip if outcome is None else outcome.error
+            next_due = None
+            if status == RETRY:
+                next_due = self.settings.retry.next_attempt_ms(
+                    claimed.attempt, claimed.created_ms, at
+                )
+                if next_due is None:  # retried long enough: given up
+                    status, error = FAILED, f"given up: {error}"[:200]
+            state = {
+                SENT: notifications.SENT,
+                SKIPPED: notifications.SKIPPED,
+                FAILED: notifications.FAILED,
+            }.get(status, notifications.PENDING)
+            receipts.append(
+                notifications.Receipt(
+                    claimed.id,
+                    claimed.item_id,
+                    at,
+                    claimed.channel,
+                    outgoing.template,
+                    outgoing.recipient,
+                    status,
+                    outcome.provider_id if outcome else None,
+                    error,
+                    state,
+                    next_due,
+                )  # fmt: skip
+            )
+            log.info(
+                "notification %s (%s, %s): %s", claimed.id, claimed.channel,
+                outgoing.template, status,
+            )  # fmt: skip
+        with self.db.transaction(write=True) as conn:
+            notifications.record(conn, receipts)
+
+    # -- what a message says ------------------------------------------------
+
+    def _outgoing(self, conn: Any, claimed: notifications.Claimed) -> Outgoing:
+        rdv = claimed.rdv
+        outgoing = Outgoing(claimed, f"{claimed.audience}_{claimed.kind}")
+        starts_at = datetime.fromisoformat(rdv["starts_at"])
+        if starts_at <= datetime.now(UTC):
+            outgoing.skip = "the RDV has started"
+            return outgoing
+        organisation = scheduling.organisation(conn, claimed.organisation_id) or {}
+        motif = scheduling.motif(conn, rdv["motif_id"]) if rdv.get("motif_id") else None
+        lieu = scheduling.lieu(conn, rdv["lieu_id"]) if rdv.get("lieu_id") else None
+        zone = organisation.get("time_zone", "Europe/Paris")
+        link = None
+        if claimed.audience == "usager" and claimed.link_token and claimed.kind != "cancelled":
+            link = f"{self.settings.base_url}/r/{claimed.item_id}/{claimed.link_token}"
+        public_id = agenda_index.public_id(claimed.item_id)
+        if claimed.audience == "agent":
+            link = f"{self.settings.base_url}/backoffice/rdvs/{public_id}"
+        content = render.Content(
+            audience=claimed.audience,
+            kind=claimed.kind,
+            motif=motif["name"] if motif else "Rendez-vous",
+            starts_at=starts_at,
+            zone=zone,
+            location_type=motif["location_type"] if motif else "public_office",
+            lieu_name=lieu["name"] if lieu else None,
+            lieu_address=lieu["address"] if lieu else None,
+            instructions=(motif or {}).get("instructions_after", "")
+            if claimed.audience == "usager"
+            else "",
+            organisation={
+                "name": organisation.get("name", ""),
+                "phone": organisation.get("contact_phone"),
+                "email": organisation.get("contact_email"),
+                "address": organisation.get("contact_address"),
+            },
+            link=link,
+            previous_starts_at=_moment(rdv.get("previous_starts_at")),
+        )
+        if claimed.audience == "agent":
+            agent = scheduling.agent(conn, claimed.recipient_id)
+            address = agent["email"] if agent else None
+            attendee = (agent["display_name"], address) if agent and address else None
+            return self._email(outgoing, content, address, rdv, public_id, attendee)
+        usager = scheduling.usager(conn, claimed.recipient_id)
+        if usager is None:
+            outgoing.skip = "the usager no longer exists"
+            return outgoing
+        if claimed.channel == "email":
+            if not usager["notify_by_email"]:
+                outgoing.skip = "the usager turned emails off"
+                return outgoing
+            return self._email(outgoing, content, usager["email"], rdv, public_id, None)
+        return self._text(outgoing, content, usager, organisation)
+
+    def _email(
+        self,
+        outgoing: Outgoing,
+        content: render.Content,
+        address: str | None,
+        rdv: dict[str, Any],
+        public_id: str,
+        attendee: tuple[str, str] | None,
+    ) -> Outgoing:
+        if not address:
+            outgoing.skip = "no email address"
+            return outgoing
+        outgoing.recipient = masked_email(address)
+        if not self.settings.smtp.host:
+            outgoing.skip = "email is not configured ([smtp] host)"
+            return outgoing
+        subject, text, html = render.email(content)
+        cancelled = content.kind == "cancelled"
+        event = ics.IcsEvent(
+            uid=f"{public_id}@calserver",
+            sequence=int(rdv.get("sequence") or 0),
+            starts_at=content.starts_at,
+            ends_at=datetime.fromisoformat(rdv["ends_at"]),
+            summary=f"RDV {content.motif}",
+            location=render.place(content),
+            description=(
+                f"Infos et annulation : {content.link}" if content.link else content.motif
+            ),
+            cancelled=cancelled,
+            organizer=self.settings.smtp.sender,
+            attendee=attendee,
+        )
+        method = ics.method_for(content.audience, cancelled)
+        calendar = email.Calendar(ics.build(event, method), method)
+        outgoing.message = email.compose(self.settings.smtp, address, subject, text, html, calendar)
+        return outgoing
+
+    def _text(
+        self,
+        outgoing: Outgoing,
+        content: render.Content,
+        usager: dict[str, Any],
+        organisation: dict[str, Any],
+    ) -> Outgoing:
+        if not usager["notify_by_sms"]:
+            outgoing.skip = "the usager turned SMS off"
+            return outgoing
+        if not usager["phone"]:
+            outgoing.skip = "no phone number"
+            return outgoing
+        region = phones.region_of_zone(organisation.get("holiday_zone", "metropole"))
+        number = phones.mobile_e164(usager["phone"], region)
+        if number is None:
+            outgoing.skip = "not a mobile number"
+            return outgoing
+        outgoing.recipient = phones.masked(number)
+        if self._sms is None:
+            outgoing.skip = "SMS are not configured ([sms] provider)"
+            return outgoing
+        outgoing.message = (number, render.sms(content))
+        return outgoing
+
+    # -- sending ------------------------------------------------------------
+
+    async def _send(self, outgoing: Outgoing) -> tuple[Outgoing, Outcome | None]:
+        if outgoing.skip is not None:
+            return outgoing, None
+        if outgoing.claimed.channel == "email":
+            return outgoing, await email.send(self.settings.smtp, outgoing.message)
+        assert self._sms is not None
+        number, text = outgoing.message
+        return outgoing, await self._sms.send(number, text)
+
+    async def round(self) -> int:
+        """One round: claim, prepare, send, record; how many were handled."""
+        claimed = await asyncio.to_thread(self._take)
+        if not claimed:
+            return 0
+        prepared = await asyncio.to_thread(self._prepare, claimed)
+        done = await asyncio.gather(*(self._send(o) for o in prepared))
+        await asyncio.to_thread(self._record, list(done))
+        return len(claimed)
+
+    async def _full_round(self) -> bool:
+        """A round; whether it took a whole batch (then more may be due at
+        once; otherwise the next due time decides, without another claim)."""
+        return await self.round() >= self.settings.batch
+
+    def _sleep_s(self) -> float:
+        with self.db.transaction(write=False) as conn:
+            due = notifications.next_due_ms(conn)
+        if due is None:
+            return self.settings.poll_s
+        return max(0.0, min(self.settings.poll_s, (due - now_ms()) / 1000))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await wakeup.serve(
+                self.db,
+                self._wake,
+                stop,
+                self._full_round,
+                self._sleep_s,
+                self.settings.poll_s,
+                log,
+                self.settings.settle_s,
+            )
+        finally:
+            if self._sms is not None:
+                await self._sms.close()

@@ -1,0 +1,174 @@
+"""The notifications repository: claims with a lease (a worker killed
+mid-send loses nothing), receipts, due rows found through the index, and
+the link's token kept only as an HMAC."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, text
+
+from booking import notifications as planner
+from booking.model import Organisation
+from booking.reminders import reminder_moment
+from storage import agents, notifications
+from storage.database import Database, set_author
+from storage.schema import notifications as table
+from storage.schema import rdv_links
+
+T0 = 1_900_000_000_000
+ENDS = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+
+
+def _row(item: int, channel: str = "email", due: int = T0, kind: str = "created"):  # type: ignore[no-untyped-def]
+    rdv = {"starts_at": ENDS, "ends_at": ENDS, "sequence": 1}
+    return notifications.Scheduled(item, 1, "usager", 7, channel, kind, rdv, due)
+
+
+def test_a_claim_is_leased_and_comes_back_when_its_worker_dies(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(1), _row(1, "sms"), _row(2, due=T0 + 60_000)], T0)
+    with db.transaction(write=True) as conn:
+        first = notifications.claim(conn, T0, lease_ms=30_000)
+    assert [(c.item_id, c.channel, c.attempt) for c in first] == [(1, "email", 1), (1, "sms", 1)]
+    # The email and the SMS of one change share one link token.
+    assert first[0].link_token == first[1].link_token
+    assert re.fullmatch(r"[A-Z0-9]{8}", first[0].link_token or "")
+    with db.transaction(write=True) as conn:
+        assert notifications.claim(conn, T0 + 10_000, lease_ms=30_000) == []  # leased
+    # The worker died without a word: past the lease, they are due again.
+    with db.transaction(write=True) as conn:
+        again = notifications.claim(conn, T0 + 31_000, lease_ms=30_000)
+    assert [(c.id, c.attempt) for c in again] == [(first[0].id, 2), (first[1].id, 2)]
+    assert again[0].link_token == first[0].link_token  # the same change, the same link
+
+
+def test_receipts_move_rows_on_and_forget_the_clear_token(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(3), _row(3, "sms")], T0)
+        email, sms = notifications.claim(conn, T0, lease_ms=1000)
+        notifications.record(
+            conn,
+            [
+                notifications.Receipt(
+                    email.id, 3, T0, "email", "usager_created", "c***@" + "d" * 90, "sent",
+                    "<" + "i" * 300 + ">", None, notifications.SENT,
+                ),
+                notifications.Receipt(
+                    sms.id, 3, T0, "sms", "usager_created", "+33*******78", "retry", None,
+                    "SMS provider answered 503", notifications.PENDING, T0 + 5000,
+                ),
+            ],
+        )  # fmt: skip
+        receipts = notifications.receipts_of(conn, 3)
+        assert [r["status"] for r in receipts] == ["retry", "sent"]
+        # Over-long values are cut to their columns (PostgreSQL would refuse them).
+        assert (len(receipts[1]["recipient"]), len(receipts[1]["provider_id"])) == (80, 200)
+        assert [w["channel"] for w in notifications.waiting_of(conn, 3)] == ["sms"]
+        tokens = dict(conn.execute(select(table.c.channel, table.c.link_token)).all())
+        assert tokens["email"] is None and tokens["sms"] is not None
+        assert notifications.next_due_ms(conn) == T0 + 5000
+
+
+def test_the_link_token_is_stored_as_an_hmac_only(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(4)], T0)
+        (claimed,) = notifications.claim(conn, T0, lease_ms=1000)
+        token = claimed.link_token
+        assert token is not None
+        stored = conn.execute(select(rdv_links.c.token_hmac)).scalar_one()
+        assert token not in stored and len(stored) == 64
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        assert notifications.link_usager(conn, 4, token, now) == 7
+        assert notifications.link_usager(conn, 4, token.lower(), now) == 7
+        assert notifications.link_usager(conn, 4, "AAAAAAAA", now) is None
+        assert notifications.link_usager(conn, 5, token, now) is None
+        assert notifications.link_usager(conn, 4, token, now + 40 * 86_400_000) is None  # past
+
+
+def test_due_reminders_are_an_index_range(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        notifications.schedule(
+            conn, [_row(10 + i, due=T0 + i * 60_000, kind="reminder") for i in range(5)], T0
+        )
+        assert notifications.due_count(conn, T0 + 60_000) == 2
+        if conn.dialect.name == "sqlite":
+            plan = " ".join(
+                str(r[-1])
+                for r in conn.execute(
+                    text(
+                        "EXPLAIN QUERY PLAN SELECT count(*) FROM notifications "
+                        "WHERE state = 'pending' AND due_ms <= :t"
+                    ),
+                    {"t": T0},
+                )
+            )
+            assert "ix_notifications_state_due_ms" in plan
+
+
+def _states(org: int, agents_ids: list[int], day: datetime, **kw: object) -> dict:
+    state: dict = {
+        "organisation_id": org,
+        "starts_at": day.isoformat(),
+        "ends_at": (day + timedelta(minutes=30)).isoformat(),
+        "status": "unknown",
+        "lieu_id": None,
+        "motif_id": None,
+        "agent_ids": agents_ids,
+        "usager_ids": [7],
+        "sequence": 1,
+    }
+    state.update(kw)
+    return state
+
+
+def test_scheduling_follows_the_rdv_and_the_agents(db: Database) -> None:
+    """booking.notifications.schedule in its transaction: who gets a row,
+    the reminders rescheduled on a move and dropped on cancellation."""
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+        alice = agents.create_agent(
+            conn, "alice", organisation=org, role="basic", password="a-pass-123",
+            email="alice@example.org",
+        )  # fmt: skip
+        ext = agents.create_agent(
+            conn, "ext", organisation=org, role="intervenant", password=None, email="x@example.org"
+        )
+        notifications.set_agent_level(conn, alice, "all")
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = now + timedelta(days=20)
+    created = _states(org, [alice, ext], first)
+    moved = _states(org, [alice, ext], first + timedelta(days=1), sequence=2)
+    cancelled = _states(org, [alice, ext], first + timedelta(days=1), status="revoked", sequence=3)
+
+    def waiting() -> list[tuple[str, int, str, int]]:
+        with db.transaction(write=False) as conn:
+            rows = notifications.waiting_of(conn, 99)
+        return sorted((w["kind"], w["recipient_id"], w["channel"], w["due_ms"]) for w in rows)
+
+    def reminder_ms(state: dict) -> int:
+        moment = reminder_moment(datetime.fromisoformat(state["starts_at"]), Organisation(org), now)
+        assert moment is not None
+        return int(moment.timestamp() * 1000)
+
+    with db.transaction(write=True) as conn:
+        set_author(conn, "alice")
+        planner.schedule(conn, 99, None, created, "agent", now)
+    now_ms = int(now.timestamp() * 1000)
+    assert waiting() == [
+        ("created", alice, "email", now_ms),  # "all": even her own change; ext: nothing
+        ("created", 7, "email", now_ms),
+        ("created", 7, "sms", now_ms),
+        ("reminder", 7, "email", reminder_ms(created)),
+        ("reminder", 7, "sms", reminder_ms(created)),
+    ]
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 99, created, moved, "agent", now)
+    reminders = [w for w in waiting() if w[0] == "reminder"]
+    assert reminders == [("reminder", 7, c, reminder_ms(moved)) for c in ("email", "sms")]
+    assert [w[0] for w in waiting()].count("updated") == 3
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 99, moved, cancelled, "agent", now)
+    assert not [w for w in waiting() if w[0] == "reminder"]
+    assert [w[0] for w in waiting()].count("cancelled") == 3

@@ -379,9 +379,7 @@ class Pusher:
     def _sleep_s(self) -> float:
         with self.db.transaction(write=False) as conn:
             due = repository.next_due_ms(conn)
-        if due is None:
-            return self.settings.poll_s
-        return max(0.05, min(self.settings.poll_s, (due - now_ms()) / 1000))
+        return wakeup.sleep_s(due, self.settings.poll_s, floor_s=0.05)
 
     def _housekeeping(self) -> None:
         """Delete the sync log past its retention, a batch per transaction."""

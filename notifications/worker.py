@@ -288,9 +288,7 @@ class Notifier:
     def _sleep_s(self) -> float:
         with self.db.transaction(write=False) as conn:
             due = notifications.next_due_ms(conn)
-        if due is None:
-            return self.settings.poll_s
-        return max(0.0, min(self.settings.poll_s, (due - now_ms()) / 1000))
+        return wakeup.sleep_s(due, self.settings.poll_s)
 
     def wake(self) -> None:
         self._wake.set()

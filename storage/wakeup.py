@@ -16,7 +16,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from storage.database import Database
-from storage.outbox import CHANNEL
+from storage.outbox import CHANNEL, now_ms
 
 
 async def listen(db: Database, wake: Callable[[], None], log: logging.Logger) -> None:
@@ -34,6 +34,14 @@ async def listen(db: Database, wake: Callable[[], None], log: logging.Logger) ->
         except (psycopg.Error, OSError):
             log.warning("worker: LISTEN connection lost; reconnecting")
             await asyncio.sleep(1)
+
+
+def sleep_s(due_ms: int | None, poll_s: float, floor_s: float = 0.0) -> float:
+    """How long a worker sleeps: until its next due row (``due_ms``; None:
+    nothing due), at least ``floor_s`` and at most ``poll_s``."""
+    if due_ms is None:
+        return poll_s
+    return max(floor_s, min(poll_s, (due_ms - now_ms()) / 1000))
 
 
 async def first(wake: asyncio.Event, stop: asyncio.Event, timeout: float) -> None:

@@ -141,9 +141,7 @@ class Worker:
                 # PostgreSQL one at a time): look again shortly, not in a spin.
                 return PENDING_RECHECK_S
             due = deliveries.next_due_ms(conn, busy)
-        if due is None:
-            return self.settings.poll_s
-        return max(0.0, min(self.settings.poll_s, (due - now_ms()) / 1000))
+        return wakeup.sleep_s(due, self.settings.poll_s)
 
     def _purge(self) -> int:
         with self.db.transaction(write=True) as conn:

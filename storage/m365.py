@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.outbox import announce
@@ -217,7 +217,10 @@ def mark_dirty(
 ) -> None:
     """Have the push look at these (item, agent, organisation) again;
     ``recreate_in``: their event is not in this mailbox, make a new one (a
-    link whose event is in another mailbox keeps it: the sync deletes it there)."""
+    link whose event is in another mailbox keeps it: the sync deletes it there).
+    A link with no event known keeps its generation: its create may be on the
+    wire (a reconciliation listed the mailbox before Graph made it), and a
+    retry must carry the same transactionId."""
     rows = [
         {"item_id": i, "agent_id": a, "organisation_id": o, "due_ms": now, "dirty": True}
         for i, a, o in found
@@ -231,7 +234,8 @@ def mark_dirty(
             update(m365_links)
             .where(
                 link.item_id.in_([r["item_id"] for r in rows]),
-                or_(link.mailbox == recreate_in, link.mailbox.is_(None)),
+                link.mailbox == recreate_in,
+                link.graph_id.is_not(None),
             )
             .values(graph_id=None, pushed=None, generation=link.generation + 1)
         )

@@ -161,3 +161,18 @@ def test_the_sync_log_is_read_newest_first_and_purged_past_its_retention(db: Dat
         assert repository.purge_log(conn, before_ms=2_500) == 2
         assert [e["at_ms"] for e in repository.log_of(conn, 9)] == [3_000]
         assert repository.log_of(conn, 10) == []
+
+
+def test_reconciliation_recreates_only_events_it_knew(db: Database) -> None:
+    """A link whose event is known but gone gets a new generation (a new
+    transactionId); one whose create may still be on the wire keeps its own."""
+    with db.transaction(write=True) as conn:
+        repository.mark_dirty(conn, [(1, 9, 1), (2, 9, 1)], 1_000)
+        repository.adopt(conn, 1, "graph-1", "digest", "a@example.org")
+        conn.execute(m365_links.update().where(m365_links.c.item_id == 2).values(
+            mailbox="a@example.org"))  # fmt: skip
+        repository.mark_dirty(conn, [(1, 9, 1), (2, 9, 1)], 2_000, recreate_in="a@example.org")
+        rows = conn.execute(
+            select(m365_links.c.item_id, m365_links.c.graph_id, m365_links.c.generation)
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [(1, None, 1), (2, None, 0)]

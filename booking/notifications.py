@@ -186,6 +186,59 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _stops_reminders(old: State | None, new: State | None) -> bool:
+    """Whether no reminder of the RDV's earlier state may go out any more,
+    even one a worker already took: cancelled, deleted, switched off, or its
+    usagers changed."""
+    if new is None or _cancelled(new) or not new.get("notify_usagers", True):
+        return True
+    return old is not None and old.get("usager_ids") != new.get("usager_ids")
+
+
+def _reminders(
+    conn: Connection,
+    item_id: int,
+    old: State | None,
+    new: State | None,
+    organisation: Organisation,
+    now: datetime,
+    noticed: bool,
+) -> list[notifications.Scheduled]:
+    """Keep the RDV's waiting reminders right; the ones to add.
+
+    A reminder a worker already took (sending, or waiting for a retry) is
+    left alone by an edit (every write bumps SEQUENCE): only reminders still
+    unclaimed and to come are replaced; all are dropped when the RDV is
+    cancelled, its usagers change or its switch is turned off."""
+    waiting = notifications.pending_reminders(conn, item_id)
+    if _stops_reminders(old, new):
+        notifications.drop(conn, [w.id for w in waiting])
+        return []
+    assert new is not None
+    changed = old is None or any(old.get(k) != new.get(k) for k in _REMINDED)
+    replaceable = [w for w in waiting if not w.claimed and (w.due_ms > _ms(now) or changed)]
+    wanted = reminders(new, organisation, now)
+    if not wanted:
+        if changed:
+            notifications.drop(conn, [w.id for w in replaceable])
+        return []
+    due = _ms(reminder_moment(_start(new), organisation, now) or now)
+    desired = {(m.recipient_id, due, m.channel) for m in wanted}
+    if not (
+        changed
+        or noticed
+        or desired != {(w.recipient_id, w.due_ms, w.channel) for w in replaceable}
+    ):
+        return []
+    notifications.drop(conn, [w.id for w in replaceable])
+    return [
+        notifications.Scheduled(
+            item_id, organisation.id, "usager", m.recipient_id, m.channel, REMINDER, dict(new), due
+        )
+        for m in wanted
+    ]
+
+
 def schedule(
     conn: Connection,
     item_id: int,
@@ -218,6 +271,8 @@ def schedule(
         )
     )
     snapshot = dict(current)
+    if new is None:  # deleted (CalDAV DELETE): its CANCEL supersedes the last REQUEST
+        snapshot["sequence"] = int(current.get("sequence") or 0) + 1
     if old is not None and new is not None and old.get("starts_at") != new.get("starts_at"):
         snapshot["previous_starts_at"] = old["starts_at"]
     rows = [
@@ -233,27 +288,5 @@ def schedule(
         )  # fmt: skip
         for m in messages
     ]
-    wanted = reminders(new, organisation, now)
-    waiting = notifications.pending_reminders(conn, item_id)
-    if wanted and new is not None:
-        due = _ms(reminder_moment(_start(new), organisation, now) or now)
-        desired = {(m.recipient_id, due, m.channel) for m in wanted}
-        changed = old is None or any(old.get(k) != new.get(k) for k in _REMINDED)
-        if changed or messages or desired != {(r, d, c) for r, d, c, _ in waiting}:
-            notifications.drop(conn, [row_id for *_, row_id in waiting])
-            rows += [
-                notifications.Scheduled(
-                    item_id,
-                    organisation.id,
-                    "usager",
-                    m.recipient_id,
-                    m.channel,
-                    REMINDER,
-                    dict(new),
-                    due,
-                )  # fmt: skip
-                for m in wanted
-            ]
-    else:
-        notifications.drop(conn, [row_id for *_, row_id in waiting])
+    rows += _reminders(conn, item_id, old, new, organisation, now, bool(messages))
     notifications.schedule(conn, rows, _ms(now))

@@ -26,9 +26,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from notifications import email, ics, phones, render, sms
-from notifications.outcome import FAILED, RETRY, SENT, Outcome
+from notifications.outcome import FAILED, RETRY, SENT, Outcome, failed, retry
 from storage import agenda_index, notifications, scheduling, wakeup
 from storage.database import Database
 from storage.outbox import now_ms
@@ -61,6 +62,13 @@ class NotifierSettings:
         )
         return int((2 * longest + 10) * 1000)
 
+    @property
+    def send_limit_s(self) -> float:
+        """How long one send may take in all (aiosmtplib's timeout bounds each
+        SMTP step, not the exchange): 10 s below the lease, which also covers
+        preparing and recording the round."""
+        return (self.lease_ms - 10_000) / 1000
+
 
 @dataclass
 class Outgoing:
@@ -70,6 +78,7 @@ class Outgoing:
     template: str
     recipient: str | None = None  # masked, for the receipt
     skip: str | None = None
+    error: str | None = None  # it could not be prepared: failed for good
     message: Any = None  # an EmailMessage, or (number, text) for an SMS
 
 
@@ -81,6 +90,16 @@ def masked_email(address: str) -> str:
 
 def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _description(content: render.Content) -> str:
+    """The ICS's DESCRIPTION: the usager's page to see or cancel the RDV, the
+    back-office page for an agent (as RDV-SP words it)."""
+    if not content.link:
+        return content.motif
+    if content.audience == "agent":
+        return f"Voir sur {urlsplit(content.link).netloc} : {content.link}"
+    return f"Infos et annulation : {content.link}"
 
 
 class Notifier:
@@ -98,7 +117,18 @@ class Notifier:
 
     def _prepare(self, claimed: list[notifications.Claimed]) -> list[Outgoing]:
         with self.db.transaction(write=False) as conn:
-            return [self._outgoing(conn, c) for c in claimed]
+            return [self._prepared(conn, c) for c in claimed]
+
+    def _prepared(self, conn: Any, claimed: notifications.Claimed) -> Outgoing:
+        """One message, or a failure of its own: a row that cannot be built
+        (a snapshot or record that makes no sense) fails alone, the others go."""
+        try:
+            return self._outgoing(conn, claimed)
+        except Exception as e:
+            log.error("notification %s could not be prepared: %s", claimed.id, type(e).__name__)
+            outgoing = Outgoing(claimed, f"{claimed.audience}_{claimed.kind}")
+            outgoing.error = f"could not be prepared: {type(e).__name__}"
+            return outgoing
 
     def _record(self, done: list[tuple[Outgoing, Outcome | None]]) -> None:
         at = now_ms()
@@ -132,6 +162,7 @@ class Notifier:
                     error,
                     state,
                     next_due,
+                    claimed.leased_until_ms,
                 )  # fmt: skip
             )
             log.info(
@@ -158,6 +189,11 @@ class Notifier:
         if claimed.audience == "usager" and claimed.link_token and claimed.kind != "cancelled":
             link = f"{self.settings.base_url}/r/{claimed.item_id}/{claimed.link_token}"
         public_id = agenda_index.public_id(claimed.item_id)
+        # The ICS supersedes what calendars hold: the agenda's SEQUENCE now
+        # (a reminder's snapshot may be older), never less than the snapshot's
+        # (a deleted RDV's CANCEL carries its bumped one).
+        indexed = agenda_index.indexed_event(conn, claimed.item_id)
+        sequence = max(int(rdv.get("sequence") or 0), indexed.sequence if indexed else 0)
         if claimed.audience == "agent":
             link = f"{self.settings.base_url}/backoffice/rdvs/{public_id}"
         content = render.Content(
@@ -185,7 +221,10 @@ class Notifier:
             agent = scheduling.agent(conn, claimed.recipient_id)
             address = agent["email"] if agent else None
             attendee = (agent["display_name"], address) if agent and address else None
-            return self._email(outgoing, content, address, rdv, public_id, attendee)
+            # The agent's CalDAV agenda holds the event under its UID: the
+            # invitation must name that one, or accepting it duplicates it.
+            uid = rdv.get("uuid") or f"{public_id}@calserver"
+            return self._email(outgoing, content, address, rdv, (uid, sequence), attendee)
         usager = scheduling.usager(conn, claimed.recipient_id)
         if usager is None:
             outgoing.skip = "the usager no longer exists"
@@ -194,7 +233,9 @@ class Notifier:
             if not usager["notify_by_email"]:
                 outgoing.skip = "the usager turned emails off"
                 return outgoing
-            return self._email(outgoing, content, usager["email"], rdv, public_id, None)
+            # Usagers get an opaque UID: the agenda's UID may say who made it.
+            identity = (f"{public_id}@calserver", sequence)
+            return self._email(outgoing, content, usager["email"], rdv, identity, None)
         return self._text(outgoing, content, usager, organisation)
 
     def _email(
@@ -203,9 +244,10 @@ class Notifier:
         content: render.Content,
         address: str | None,
         rdv: dict[str, Any],
-        public_id: str,
+        identity: tuple[str, int],
         attendee: tuple[str, str] | None,
     ) -> Outgoing:
+        """An email with its ICS; ``identity``: the event's UID and SEQUENCE."""
         if not address:
             outgoing.skip = "no email address"
             return outgoing
@@ -215,16 +257,15 @@ class Notifier:
             return outgoing
         subject, text, html = render.email(content)
         cancelled = content.kind == "cancelled"
+        uid, sequence = identity
         event = ics.IcsEvent(
-            uid=f"{public_id}@calserver",
-            sequence=int(rdv.get("sequence") or 0),
+            uid=uid,
+            sequence=sequence,
             starts_at=content.starts_at,
             ends_at=datetime.fromisoformat(rdv["ends_at"]),
             summary=f"RDV {content.motif}",
             location=render.place(content),
-            description=(
-                f"Infos et annulation : {content.link}" if content.link else content.motif
-            ),
+            description=_description(content),
             cancelled=cancelled,
             organizer=self.settings.smtp.sender,
             attendee=attendee,
@@ -262,13 +303,20 @@ class Notifier:
     # -- sending ------------------------------------------------------------
 
     async def _send(self, outgoing: Outgoing) -> tuple[Outgoing, Outcome | None]:
+        if outgoing.error is not None:
+            return outgoing, failed(outgoing.error)
         if outgoing.skip is not None:
             return outgoing, None
-        if outgoing.claimed.channel == "email":
-            return outgoing, await email.send(self.settings.smtp, outgoing.message)
-        assert self._sms is not None
-        number, text = outgoing.message
-        return outgoing, await self._sms.send(number, text)
+        limit = self.settings.send_limit_s
+        try:
+            async with asyncio.timeout(limit):
+                if outgoing.claimed.channel == "email":
+                    return outgoing, await email.send(self.settings.smtp, outgoing.message)
+                assert self._sms is not None
+                number, text = outgoing.message
+                return outgoing, await self._sms.send(number, text)
+        except TimeoutError:
+            return outgoing, retry(f"no answer within {limit:g} s")
 
     async def round(self) -> int:
         """One round: claim, prepare, send, record; how many were handled."""

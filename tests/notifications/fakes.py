@@ -72,6 +72,7 @@ class SmsProvider:
         self.received: list[dict] = []
         self.status = 200
         self.delay_s = 0.0
+        self.plain: str | None = None  # a 2xx answer's body as text, not JSON
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -86,6 +87,8 @@ class SmsProvider:
         if self.status != 200:
             return web.json_response({"error": "no"}, status=self.status)
         self.received.append(body)
+        if self.plain is not None:
+            return web.Response(text=self.plain)
         return web.json_response({"id": f"sms-{len(self.received)}"})
 
     async def _start(self) -> None:

@@ -184,3 +184,18 @@ async def test_the_json_sms_provider(provider: SmsProvider) -> None:
     assert (await wrong_token.send("+33612345678", "x")).status == FAILED
     await wrong_token.close()
     assert sms.provider(sms.SmsSettings()) is None
+
+
+async def test_a_2xx_sms_answer_that_is_not_json_is_sent(provider: SmsProvider) -> None:
+    settings = sms.SmsSettings("json_http", provider.url, SMS_TOKEN, "MAIRIE")
+    client = sms.provider(settings)
+    assert client is not None
+    provider.plain = "OK"
+    try:
+        outcome = await client.send("+33698765432", "RDV")
+    finally:
+        provider.plain = None
+        await client.close()
+    # Accepted: retrying would send the SMS again.
+    assert (outcome.status, outcome.provider_id) == (SENT, None)
+    assert len(provider.to("+33698765432")) == 1

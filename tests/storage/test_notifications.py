@@ -172,3 +172,66 @@ def test_scheduling_follows_the_rdv_and_the_agents(db: Database) -> None:
         planner.schedule(conn, 99, moved, cancelled, "agent", now)
     assert not [w for w in waiting() if w[0] == "reminder"]
     assert [w[0] for w in waiting()].count("cancelled") == 3
+
+
+def _receipt(claimed: notifications.Claimed, state: str = notifications.SENT):  # type: ignore[no-untyped-def]
+    return notifications.Receipt(
+        claimed.id, claimed.item_id, T0, claimed.channel, "usager_reminder", None, "sent",
+        "id", None, state, None, claimed.leased_until_ms,
+    )  # fmt: skip
+
+
+def test_an_edit_leaves_a_reminder_a_worker_took(db: Database) -> None:
+    """Every write bumps SEQUENCE: an edit after the reminder's moment must
+    not take away the row a worker is sending (its receipt would have no
+    row, the round would fail and its messages go out again)."""
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+    booked = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    start = datetime(2026, 3, 12, 9, 0, tzinfo=UTC)  # its reminder: Tuesday 10th, 09:00
+    created = _states(org, [], start)
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 50, None, created, "agent", booked)
+    moment = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    moment_ms = int(moment.timestamp() * 1000)
+    with db.transaction(write=True) as conn:
+        claimed = notifications.claim(conn, moment_ms + 1000, 50_000)
+    reminders = [c for c in claimed if c.kind == "reminder"]
+    assert len(reminders) == 2
+    edited = _states(org, [], start, sequence=2, status="seen")
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 50, created, edited, "agent", moment + timedelta(minutes=1))
+        notifications.record(conn, [_receipt(c) for c in claimed])
+        assert [r["status"] for r in notifications.receipts_of(conn, 50)] == ["sent"] * 4
+        assert notifications.waiting_of(conn, 50) == []
+        states = set(conn.execute(select(table.c.state).where(table.c.item_id == 50)).scalars())
+    assert states == {notifications.SENT}
+    # Cancelled while a worker sends its reminder: dropped, and its receipt kept.
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 51, None, created, "agent", booked)
+        (taken, _) = [
+            c for c in notifications.claim(conn, moment_ms + 1000, 50_000) if c.kind == "reminder"
+        ]
+        cancelled = _states(org, [], start, sequence=2, status="revoked")
+        planner.schedule(conn, 51, created, cancelled, "agent", moment + timedelta(minutes=1))
+        notifications.record(conn, [_receipt(taken, notifications.PENDING)])
+        kept = conn.execute(select(table.c.state).where(table.c.id == taken.id)).scalar_one()
+        assert kept == notifications.DROPPED  # no retry of a reminder no longer wanted
+        assert [r["status"] for r in notifications.receipts_of(conn, 51)] == ["sent"]
+
+
+def test_a_receipt_moves_its_row_only_while_the_lease_holds(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(60), _row(61)], T0)
+        slow, gone = notifications.claim(conn, T0, lease_ms=1000)
+    with db.transaction(write=True) as conn:  # the slow worker's lease ended: taken again
+        (again,) = notifications.claim(conn, T0 + 2000, lease_ms=1000, limit=1)
+        conn.execute(table.delete().where(table.c.id == gone.id))
+    assert again.id == slow.id
+    with db.transaction(write=True) as conn:
+        notifications.record(conn, [_receipt(slow), _receipt(gone)])  # no error for the gone row
+        row = conn.execute(select(table.c.state, table.c.due_ms).where(table.c.id == slow.id))
+        assert tuple(row.one()) == (notifications.PENDING, again.leased_until_ms)
+        notifications.record(conn, [_receipt(again)])
+        assert notifications.waiting_of(conn, 60) == []
+        assert len(notifications.receipts_of(conn, 60)) == 2  # both sends are logged

@@ -170,14 +170,7 @@ def token_hmac(key: bytes, token: str) -> str:
 
 _SET_TOKEN = (
     update(notifications)
-    .where(
-        notifications.c.item_id == bindparam("item"),
-        notifications.c.audience == "usager",
-        notifications.c.recipient_id == bindparam("usager"),
-        notifications.c.created_ms == bindparam("change"),
-        notifications.c.state == PENDING,
-        notifications.c.link_token.is_(None),
-    )
+    .where(notifications.c.id == bindparam("row"))
     .values(link_token=bindparam("token"))
 )
 
@@ -216,9 +209,9 @@ def _upsert_links(conn: Connection, links: list[dict[str, Any]]) -> None:
 def _renew_links(conn: Connection, due: list[Any]) -> dict[tuple[int, int, int], str]:
     """Give the claimed usager messages of each change their link: the
     change's token, whose HMAC replaces the usager's previous one for this
-    RDV (which stops working), kept in clear on the waiting rows of that same
-    change (its email and SMS share it, a retry reuses it) until they are
-    done.  The token depends only on the change, so workers claiming rows of
+    RDV (which stops working), kept in clear on the claimed rows (a retry
+    reuses it) until they are done; the email and SMS of a change share it.
+    The token depends only on the change, so workers claiming rows of
     one change apart agree on it."""
     fresh = [r for r in due if r.audience == "usager" and r.link_token is None]
     if not fresh:
@@ -237,9 +230,11 @@ def _renew_links(conn: Connection, due: list[Any]) -> dict[tuple[int, int, int],
             "expires_ms": int(ends.timestamp() * 1000),
         }
     _upsert_links(conn, list(links.values()))
+    # Only the rows claimed here: a sibling another worker holds gets the
+    # same token when its turn comes (waiting on its lock could deadlock).
     conn.execute(
         _SET_TOKEN,
-        [{"item": i, "usager": u, "change": c, "token": t} for (i, u, c), t in tokens.items()],
+        [{"row": r.id, "token": tokens[(r.item_id, r.recipient_id, r.created_ms)]} for r in fresh],
     )
     return tokens
 

@@ -5,8 +5,10 @@ the link's token kept only as an HMAC."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, text
 
 from booking import notifications as planner
@@ -235,3 +237,41 @@ def test_a_receipt_moves_its_row_only_while_the_lease_holds(db: Database) -> Non
         notifications.record(conn, [_receipt(again)])
         assert notifications.waiting_of(conn, 60) == []
         assert len(notifications.receipts_of(conn, 60)) == 2  # both sends are logged
+
+
+def test_two_workers_taking_one_change_apart_give_the_same_link(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: one worker takes the email of a change, another its SMS
+    (SKIP LOCKED splits them), and both renew the link at once: one token,
+    no deadlock, no unique violation."""
+    if db.is_sqlite:
+        return  # one writer at a time: nothing runs side by side
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(70), _row(70, "sms")], T0)
+    both_chose = threading.Barrier(2, timeout=10)
+    due_rows = notifications.due_rows
+
+    def side_by_side(conn, until_ms, limit=50):  # type: ignore[no-untyped-def]
+        found = due_rows(conn, until_ms, limit)
+        both_chose.wait()  # each holds its row; neither has renewed the link yet
+        return found
+
+    monkeypatch.setattr(notifications, "due_rows", side_by_side)
+    taken: dict[str, notifications.Claimed] = {}
+
+    def worker() -> None:
+        with db.transaction(write=True) as conn:
+            (claimed,) = notifications.claim(conn, T0, lease_ms=1000, limit=1)
+            taken[claimed.channel] = claimed
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert sorted(taken) == ["email", "sms"]
+    assert taken["email"].link_token == taken["sms"].link_token
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    with db.transaction(write=False) as conn:
+        assert notifications.link_usager(conn, 70, taken["email"].link_token or "", now) == 7

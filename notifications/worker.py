@@ -356,5 +356,9 @@ class Notifier:
                 self.settings.settle_s,
             )
         finally:
-            if self._sms is not None:
-                await self._sms.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Release the SMS provider's connections (the worker stops)."""
+        if self._sms is not None:
+            await self._sms.close()

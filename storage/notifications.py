@@ -206,6 +206,17 @@ def _upsert_links(conn: Connection, links: list[dict[str, Any]]) -> None:
     )
 
 
+def _link_expiry(snapshot: str) -> int | None:
+    """When a link made from this snapshot stops working (the RDV's end);
+    None for a snapshot that makes no sense: no link, and the worker fails
+    that message alone instead of the whole claim."""
+    try:
+        ends = datetime.fromisoformat(json.loads(snapshot)["ends_at"])
+        return int(ends.timestamp() * 1000)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _renew_links(conn: Connection, due: list[Any]) -> dict[tuple[int, int, int], str]:
     """Give the claimed usager messages of each change their link: the
     change's token, whose HMAC replaces the usager's previous one for this
@@ -213,7 +224,11 @@ def _renew_links(conn: Connection, due: list[Any]) -> dict[tuple[int, int, int],
     reuses it) until they are done; the email and SMS of a change share it.
     The token depends only on the change, so workers claiming rows of
     one change apart agree on it."""
-    fresh = [r for r in due if r.audience == "usager" and r.link_token is None]
+    fresh = [
+        r
+        for r in due
+        if r.audience == "usager" and r.link_token is None and _link_expiry(r.rdv) is not None
+    ]
     if not fresh:
         return {}
     key = _key(conn)
@@ -222,12 +237,11 @@ def _renew_links(conn: Connection, due: list[Any]) -> dict[tuple[int, int, int],
     for row in fresh:
         change = (row.item_id, row.recipient_id, row.created_ms)
         tokens[change] = _token(key, *change)
-        ends = datetime.fromisoformat(json.loads(row.rdv)["ends_at"])
         links[(row.item_id, row.recipient_id)] = {
             "item_id": row.item_id,
             "usager_id": row.recipient_id,
             "token_hmac": token_hmac(key, tokens[change]),
-            "expires_ms": int(ends.timestamp() * 1000),
+            "expires_ms": _link_expiry(row.rdv),
         }
     _upsert_links(conn, list(links.values()))
     # Only the rows claimed here: a sibling another worker holds gets the

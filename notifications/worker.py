@@ -79,7 +79,7 @@ class Outgoing:
     recipient: str | None = None  # masked, for the receipt
     skip: str | None = None
     error: str | None = None  # it could not be prepared: failed for good
-    message: Any = None  # an EmailMessage, or (number, text) for an SMS
+    message: Any = None  # (address, EmailMessage), or (number, text) for an SMS
 
 
 def masked_email(address: str) -> str:
@@ -272,7 +272,8 @@ class Notifier:
         )
         method = ics.method_for(content.audience, cancelled)
         calendar = email.Calendar(ics.build(event, method), method)
-        outgoing.message = email.compose(self.settings.smtp, address, subject, text, html, calendar)
+        message = email.compose(self.settings.smtp, address, subject, text, html, calendar)
+        outgoing.message = (address, message)
         return outgoing
 
     def _text(
@@ -311,7 +312,8 @@ class Notifier:
         try:
             async with asyncio.timeout(limit):
                 if outgoing.claimed.channel == "email":
-                    return outgoing, await email.send(self.settings.smtp, outgoing.message)
+                    address, message = outgoing.message
+                    return outgoing, await email.send(self.settings.smtp, message, address)
                 assert self._sms is not None
                 number, text = outgoing.message
                 return outgoing, await self._sms.send(number, text)

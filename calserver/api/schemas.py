@@ -10,7 +10,18 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Text = Annotated[str, Meta(max_length=5000)]
-Email = Annotated[str, Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+# One addr-spec, dot-atom on both sides: no comma, quote, angle bracket or
+# space (the SMTP To header would read "x,y@example.org" as two addresses).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+Email = Annotated[
+    str,
+    Meta(
+        max_length=320,
+        pattern=rf"^(?![\s\S]*\s){_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$",
+        description="one address, as local@domain.tld",
+    ),
+]
 Phone = Annotated[str, Meta(max_length=40)]
 Address = Annotated[str, Meta(max_length=400)]
 Postcode = Annotated[str, Meta(pattern=r"^\d{5}$", description="French postcode, 5 digits")]

@@ -27,6 +27,7 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.recipients: list[list[str]] = []  # each accepted message's RCPT TO
         self.reply: str | None = None
         self.delay_s = 0.0  # how long each answer to DATA takes
         self.started = 0  # messages whose DATA arrived, answered or not
@@ -41,6 +42,7 @@ class Mailbox:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.recipients.append(list(envelope.rcpt_tos))
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

@@ -113,7 +113,7 @@ async def test_an_email_reaches_the_smtp_server_with_its_three_parts(smtp: SmtpS
     settings = _settings(smtp.port)
     subject, text, html = render.email(_content())
     message = email.compose(settings, "lea@example.org", subject, text, html, _calendar())
-    outcome = await email.send(settings, message)
+    outcome = await email.send(settings, message, "lea@example.org")
     assert outcome.status == SENT and outcome.provider_id == message["Message-ID"]
     (got,) = smtp.mailbox.to("lea@example.org")
     assert got["Subject"] == subject and got["From"] == "rdv@mairie.example.fr"
@@ -137,19 +137,27 @@ async def test_an_email_reaches_the_smtp_server_with_its_three_parts(smtp: SmtpS
     assert vevent.decoded("DTSTART") == START
 
 
+async def test_an_email_goes_to_its_one_recipient_whatever_its_header(smtp: SmtpServer) -> None:
+    settings = _settings(smtp.port)
+    message = email.compose(settings, "one@example.org, two@example.org", "s", "t", "<p>t</p>")
+    assert (await email.send(settings, message, "one@example.org")).status == SENT
+    assert ["two@example.org"] not in smtp.mailbox.recipients
+    assert smtp.mailbox.recipients[-1] == ["one@example.org"]
+
+
 async def test_smtp_answers_decide_retry_or_not(smtp: SmtpServer) -> None:
     settings = _settings(smtp.port)
     message = email.compose(settings, "x@example.org", "s", "t", "<p>t</p>")
     smtp.mailbox.reply = "451 4.3.0 try later"
     try:
-        temporary = await email.send(settings, message)
+        temporary = await email.send(settings, message, "x@example.org")
         smtp.mailbox.reply = "554 5.7.1 x@example.org refused"
-        permanent = await email.send(settings, message)
+        permanent = await email.send(settings, message, "x@example.org")
     finally:
         smtp.mailbox.reply = None
     assert (temporary.status, temporary.error) == (RETRY, "SMTP 451")
     assert (permanent.status, permanent.error) == (FAILED, "SMTP 554")
-    down = await email.send(_settings(free_port()), message)
+    down = await email.send(_settings(free_port()), message, "x@example.org")
     assert down.status == RETRY and "x@example.org" not in (down.error or "")
 
 

@@ -4,6 +4,7 @@ the link's token kept only as an HMAC."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -275,3 +276,18 @@ def test_two_workers_taking_one_change_apart_give_the_same_link(
     now = int(datetime.now(UTC).timestamp() * 1000)
     with db.transaction(write=False) as conn:
         assert notifications.link_usager(conn, 70, taken["email"].link_token or "", now) == 7
+
+
+def test_a_deleted_rdvs_cancellation_supersedes_its_last_request(db: Database) -> None:
+    """A CalDAV DELETE bumps no SEQUENCE itself: the CANCEL must carry one
+    more than the last REQUEST, or calendars ignore it."""
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+    now = datetime.now(UTC).replace(microsecond=0)
+    created = _states(org, [], now + timedelta(days=20), sequence=3)
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 80, created, None, "agent", now)
+        snapshots = conn.execute(
+            select(table.c.kind, table.c.rdv).where(table.c.item_id == 80)
+        ).all()
+    assert {(kind, json.loads(rdv)["sequence"]) for kind, rdv in snapshots} == {("cancelled", 4)}

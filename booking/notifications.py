@@ -212,7 +212,7 @@ def _reminders(
     cancelled, its usagers change or its switch is turned off."""
     waiting = notifications.pending_reminders(conn, item_id)
     if _stops_reminders(old, new):
-        notifications.drop(conn, [w.id for w in waiting])
+        notifications.drop(conn, [w.id for w in waiting], _ms(now))
         return []
     assert new is not None
     changed = old is None or any(old.get(k) != new.get(k) for k in _REMINDED)
@@ -220,7 +220,7 @@ def _reminders(
     wanted = reminders(new, organisation, now)
     if not wanted:
         if changed:
-            notifications.drop(conn, [w.id for w in replaceable])
+            notifications.drop(conn, [w.id for w in replaceable], _ms(now))
         return []
     due = _ms(reminder_moment(_start(new), organisation, now) or now)
     desired = {(m.recipient_id, due, m.channel) for m in wanted}
@@ -230,7 +230,7 @@ def _reminders(
         or desired != {(w.recipient_id, w.due_ms, w.channel) for w in replaceable}
     ):
         return []
-    notifications.drop(conn, [w.id for w in replaceable])
+    notifications.drop(conn, [w.id for w in replaceable], _ms(now))
     return [
         notifications.Scheduled(
             item_id, organisation.id, "usager", m.recipient_id, m.channel, REMINDER, dict(new), due

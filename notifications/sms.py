@@ -34,6 +34,7 @@ class SmsSettings:
     token: str = ""
     sender: str = ""
     timeout_s: float = 10.0
+    max_segments: int = 3  # a longer text is shortened, else refused
 
 
 class SmsProvider(Protocol):

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from notifications import email, ics, phones, render, sms
+from notifications import email, gsm, ics, phones, render, sms
 from notifications.outcome import FAILED, RETRY, SENT, Outcome, failed, retry
 from storage import agenda_index, notifications, scheduling, wakeup
 from storage.database import Database
@@ -51,6 +52,13 @@ class NotifierSettings:
     # burst of bookings go out in one round (one claim, one record) instead
     # of taking the database's write lock twice per booking.
     settle_s: float = 0.2
+    # Messages done are deleted with their receipts past this retention, a
+    # small batch every ``purge_every_s`` (at once again after a full one).
+    keep: notifications.Retention = notifications.Retention(
+        done_ms=30 * 86_400_000, failed_ms=90 * 86_400_000
+    )
+    purge_every_s: float = 600.0
+    purge_batch: int = 500
 
     @property
     def lease_ms(self) -> int:
@@ -80,6 +88,7 @@ class Outgoing:
     skip: str | None = None
     error: str | None = None  # it could not be prepared: failed for good
     message: Any = None  # (address, EmailMessage), or (number, text) for an SMS
+    segments: int | None = None  # an SMS's
 
 
 def masked_email(address: str) -> str:
@@ -107,6 +116,7 @@ class Notifier:
         self.db = db
         self.settings = settings
         self._wake = asyncio.Event()
+        self._next_purge = 0.0
         self._sms = sms.provider(settings.sms)
 
     # -- the three transactions of a round --------------------------------
@@ -163,6 +173,7 @@ class Notifier:
                     state,
                     next_due,
                     claimed.leased_until_ms,
+                    outgoing.segments,
                 )  # fmt: skip
             )
             log.info(
@@ -298,7 +309,13 @@ class Notifier:
         if self._sms is None:
             outgoing.skip = "SMS are not configured ([sms] provider)"
             return outgoing
-        outgoing.message = (number, render.sms(content))
+        limit = self.settings.sms.max_segments
+        text = render.sms(content, limit)
+        if text is None:
+            outgoing.error = f"longer than {limit} SMS segments"
+            return outgoing
+        outgoing.message = (number, text)
+        outgoing.segments = gsm.segments(text)
         return outgoing
 
     # -- sending ------------------------------------------------------------
@@ -333,7 +350,24 @@ class Notifier:
     async def _full_round(self) -> bool:
         """A round; whether it took a whole batch (then more may be due at
         once; otherwise the next due time decides, without another claim)."""
-        return await self.round() >= self.settings.batch
+        handled = await self.round()
+        await self._purge_if_due()
+        return handled >= self.settings.batch
+
+    def _purge(self) -> int:
+        with self.db.transaction(write=True) as conn:
+            return notifications.purge(
+                conn, now_ms(), self.settings.keep, self.settings.purge_batch
+            )
+
+    async def _purge_if_due(self) -> None:
+        """Past their retention, messages go a batch at a time: at once
+        again while batches come full (a backlog), else every
+        ``purge_every_s``."""
+        if time.monotonic() >= self._next_purge:
+            deleted = await asyncio.to_thread(self._purge)
+            pause = 0.0 if deleted >= self.settings.purge_batch else self.settings.purge_every_s
+            self._next_purge = time.monotonic() + pause
 
     def _sleep_s(self) -> float:
         with self.db.transaction(write=False) as conn:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.outbox import announce
@@ -89,6 +89,7 @@ class Receipt:
     state: str
     next_due_ms: int | None = None
     leased_until_ms: int | None = None  # the claim's lease (None: no lease to check)
+    segments: int | None = None  # an SMS's segments
 
 
 def _locking(conn: Connection, query):  # type: ignore[no-untyped-def]
@@ -146,14 +147,14 @@ def pending_reminders(conn: Connection, item_id: int) -> list[Waiting]:
     return [Waiting(r.recipient_id, r.due_ms, r.channel, r.id, r.attempts > 0) for r in rows]
 
 
-def drop(conn: Connection, row_ids: list[int]) -> None:
+def drop(conn: Connection, row_ids: list[int], now_ms: int) -> None:
     """Mark waiting messages dropped (a reminder of an RDV moved or
     cancelled): kept, since a worker sending one still records its receipt."""
     if row_ids:
         conn.execute(
             update(notifications)
             .where(notifications.c.id.in_(row_ids), notifications.c.state == PENDING)
-            .values(state=DROPPED, link_token=None)
+            .values(state=DROPPED, link_token=None, done_ms=now_ms)
         )
 
 
@@ -343,6 +344,7 @@ def record(conn: Connection, receipts: list[Receipt]) -> None:
                 "status": r.status,
                 "provider_id": r.provider_id[:200] if r.provider_id else None,
                 "error": r.error,
+                "segments": r.segments,
             }
             for r in kept
         ],
@@ -352,11 +354,45 @@ def record(conn: Connection, receipts: list[Receipt]) -> None:
         if r.state == PENDING:
             values["due_ms"] = r.next_due_ms
         else:
-            values["link_token"] = None
+            values.update(link_token=None, done_ms=r.at_ms)
         query = update(notifications).where(n.id == r.notification_id, n.state == PENDING)
         if r.leased_until_ms is not None:
             query = query.where(n.due_ms == r.leased_until_ms)
         conn.execute(query.values(**values))
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long messages that no longer wait are kept with their receipts
+    (milliseconds since they were done): sent, skipped or dropped ones, and
+    failed ones (kept longer: what an agent looks into)."""
+
+    done_ms: int
+    failed_ms: int
+
+
+def purge(conn: Connection, now_ms: int, keep: Retention, limit: int = 500) -> int:
+    """Delete one small batch of messages past their retention, with their
+    receipts; how many (the caller comes back soon while that is ``limit``)."""
+    n = notifications.c
+    old = list(
+        conn.execute(
+            select(n.id)
+            .where(
+                or_(
+                    n.state.in_((SENT, SKIPPED, DROPPED)) & (n.done_ms < now_ms - keep.done_ms),
+                    (n.state == FAILED) & (n.done_ms < now_ms - keep.failed_ms),
+                )
+            )
+            .limit(limit)
+        ).scalars()
+    )
+    if old:
+        conn.execute(
+            delete(notification_receipts).where(notification_receipts.c.notification_id.in_(old))
+        )
+        conn.execute(delete(notifications).where(n.id.in_(old)))
+    return len(old)
 
 
 def next_due_ms(conn: Connection) -> int | None:

@@ -207,3 +207,25 @@ async def test_a_2xx_sms_answer_that_is_not_json_is_sent(provider: SmsProvider) 
     # Accepted: retrying would send the SMS again.
     assert (outcome.status, outcome.provider_id) == (SENT, None)
     assert len(provider.to("+33698765432")) == 1
+
+
+def test_sms_segments_never_split_an_extension_character() -> None:
+    # 152 septets, then "€" (escape + character) cannot end the first segment.
+    assert gsm.segments("a" * 152 + "€" + "a" * 152) == 3
+    assert gsm.segments("a" * 151 + "€" + "a" * 153) == 2
+    assert gsm.transliterate("æÆ") == "æÆ"  # GSM-7 basic: kept as is
+
+
+def test_a_long_sms_is_shortened_then_refused() -> None:
+    long_place = _content(
+        lieu_name="Centre social",
+        lieu_address="12 rue " + "de la très longue avenue " * 8,
+        organisation={"name": "Mairie", "phone": "01 23 45 67 89"},
+    )
+    full = render.sms(long_place, max_segments=9)
+    assert full is not None and "longue avenue" in full and gsm.segments(full) > 1
+    short = render.sms(long_place, max_segments=1)
+    assert short is not None and "Centre social" in short and "longue" not in short
+    assert gsm.segments(short) == 1
+    huge = _content(motif="M" * 39, link="https://rdv.example.fr/r/1/" + "X" * 400)
+    assert render.sms(huge, max_segments=2) is None

@@ -131,7 +131,7 @@ async def test_a_due_reminder_and_an_agents_notice_go_out(
             for w in notifications.waiting_of(conn, item)
             if w["kind"] != "reminder" and w["audience"] == "usager"
         ]
-        notifications.drop(conn, confirmations)
+        notifications.drop(conn, confirmations, now_ms())
         # Edited since (the snapshot of the reminder says SEQUENCE 1).
         agenda_index.replace_event(
             conn, item, agenda_index.IndexedEvent(alice, "rdv", "caldav-uid-1", 0, 1, 1, sequence=4)
@@ -161,6 +161,7 @@ async def test_a_due_reminder_and_an_agents_notice_go_out(
     assert str(event["DESCRIPTION"]).startswith("Voir sur 127.0.0.1:5232 : http://127.0.0.1")
     with db.transaction(write=False) as conn:
         receipts = notifications.receipts_of(conn, item)
+    assert [r["segments"] for r in receipts if r["channel"] == "sms"] == [1]
     assert sorted((r["channel"], r["status"]) for r in receipts) == [
         ("email", "sent"), ("email", "sent"), ("sms", "sent"),
     ]  # fmt: skip

@@ -291,3 +291,37 @@ def test_a_deleted_rdvs_cancellation_supersedes_its_last_request(db: Database) -
             select(table.c.kind, table.c.rdv).where(table.c.item_id == 80)
         ).all()
     assert {(kind, json.loads(rdv)["sequence"]) for kind, rdv in snapshots} == {("cancelled", 4)}
+
+
+def test_messages_done_are_purged_past_their_retention(db: Database) -> None:
+    day = 86_400_000
+    keep = notifications.Retention(done_ms=30 * day, failed_ms=90 * day)
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(90 + i) for i in range(5)], T0)
+        sent, failed, retried, dropped, _ = notifications.claim(conn, T0, lease_ms=1000)
+
+        def receipt(claimed, state, next_due=None):  # type: ignore[no-untyped-def]
+            return notifications.Receipt(
+                claimed.id, claimed.item_id, T0, "sms", "usager_created", None,
+                "retry" if next_due else state, None, None, state, next_due,
+                claimed.leased_until_ms, segments=2,
+            )  # fmt: skip
+
+        notifications.record(
+            conn,
+            [
+                receipt(sent, notifications.SENT),
+                receipt(failed, notifications.FAILED),
+                receipt(retried, notifications.PENDING, T0 + 60 * day),
+            ],
+        )
+        notifications.drop(conn, [dropped.id], T0)
+        assert [r["segments"] for r in notifications.receipts_of(conn, 90)] == [2]
+        assert notifications.purge(conn, T0 + 30 * day, keep) == 0  # not yet
+        assert notifications.purge(conn, T0 + 31 * day, keep, limit=1) == 1  # a small batch
+        assert notifications.purge(conn, T0 + 31 * day, keep) == 1
+        assert notifications.purge(conn, T0 + 91 * day, keep) == 1  # the failed one, later
+        left = dict(conn.execute(select(table.c.item_id, table.c.state)).all())
+        assert left == {92: notifications.PENDING, 94: notifications.PENDING}
+        assert [r["status"] for r in notifications.receipts_of(conn, 92)] == ["retry"]
+        assert notifications.receipts_of(conn, 90) == notifications.receipts_of(conn, 91) == []

@@ -30,8 +30,21 @@ class Mailbox:
         self.recipients: list[list[str]] = []  # each accepted message's RCPT TO
         self.reply: str | None = None
         self.delay_s = 0.0  # how long each answer to DATA takes
+        self.step_delay_s = 0.0  # how long each answer to MAIL and RCPT takes
         self.started = 0  # messages whose DATA arrived, answered or not
         self._lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(self.step_delay_s)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(self.step_delay_s)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         self.started += 1

@@ -188,3 +188,28 @@ async def test_a_message_that_cannot_be_prepared_fails_alone(db: Database) -> No
         assert notifications.next_due_ms(conn) is None
     assert (failed["status"], failed["error"]) == ("failed", "could not be prepared: KeyError")
     assert (skipped["status"], skipped["error"]) == ("skipped", "the usager no longer exists")
+
+
+async def test_a_slow_smtp_exchange_ends_before_the_lease(db: Database) -> None:
+    """aiosmtplib's timeout bounds each step: three steps each just inside it
+    would outlast the lease (another worker would send again); the whole
+    send is cut at the worker's limit and retried."""
+    smtp = SmtpServer().start()
+    smtp.mailbox.step_delay_s = smtp.mailbox.delay_s = 0.25
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+        usager = scheduling.create_usager(
+            conn, {"organisation_id": org, "first_name": "A", "last_name": "B", "email": "s@b.fr"}
+        )["id"]
+        ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
+        row = notifications.Scheduled(7, org, "usager", usager, "email", "created", ahead, 0)
+        notifications.schedule(conn, [row], now_ms())
+    settings = NotifierSettings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout_s=0.3))
+    assert settings.send_limit_s < settings.lease_ms / 1000
+    try:
+        assert await Notifier(db, settings).round() == 1
+    finally:
+        smtp.stop()
+    with db.transaction(write=False) as conn:
+        (receipt,) = notifications.receipts_of(conn, 7)
+    assert (receipt["status"], receipt["error"]) == ("retry", "no answer within 0.6 s")

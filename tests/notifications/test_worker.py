@@ -167,12 +167,16 @@ async def test_a_due_reminder_and_an_agents_notice_go_out(
     ]  # fmt: skip
 
 
-async def test_a_message_that_cannot_be_prepared_fails_alone(db: Database) -> None:
+def _with_usager(db: Database, address: str) -> tuple[int, int]:
+    """A new organisation and a usager of it with this email: their ids."""
     with db.transaction(write=True) as conn:
         org = agents.create_organisation(conn, "Mairie", "mairie")
-        usager = scheduling.create_usager(
-            conn, {"organisation_id": org, "first_name": "A", "last_name": "B", "email": "a@b.fr"}
-        )["id"]
+        record = {"organisation_id": org, "first_name": "A", "last_name": "B", "email": address}
+        return org, scheduling.create_usager(conn, record)["id"]
+
+
+async def test_a_message_that_cannot_be_prepared_fails_alone(db: Database) -> None:
+    org, usager = _with_usager(db, "a@b.fr")
     ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
     broken = {key: value for key, value in ahead.items() if key != "ends_at"}
     rows = [
@@ -196,13 +200,10 @@ async def test_a_slow_smtp_exchange_ends_before_the_lease(db: Database) -> None:
     send is cut at the worker's limit and retried."""
     smtp = SmtpServer().start()
     smtp.mailbox.step_delay_s = smtp.mailbox.delay_s = 0.25
+    org, usager = _with_usager(db, "s@b.fr")
+    ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
+    row = notifications.Scheduled(7, org, "usager", usager, "email", "created", ahead, 0)
     with db.transaction(write=True) as conn:
-        org = agents.create_organisation(conn, "Mairie", "mairie")
-        usager = scheduling.create_usager(
-            conn, {"organisation_id": org, "first_name": "A", "last_name": "B", "email": "s@b.fr"}
-        )["id"]
-        ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
-        row = notifications.Scheduled(7, org, "usager", usager, "email", "created", ahead, 0)
         notifications.schedule(conn, [row], now_ms())
     settings = NotifierSettings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout_s=0.3))
     assert settings.send_limit_s < settings.lease_ms / 1000

@@ -11,7 +11,8 @@ from booking.rules import BookingRefused
 MIN_DELAY_FLOOR = 30  # minutes
 MAX_DELAY_CEILING = 366 * 24 * 60  # one year, in minutes
 MAX_DURATION = 12 * 60
-_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOUR = r"^#[0-9a-fA-F]{6}$"
+_COLOUR = re.compile(COLOUR)
 
 
 def check_motif(fields: dict) -> None:

@@ -76,16 +76,22 @@ async def _run_blocking(fn) -> None:  # type: ignore[no-untyped-def]
     await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
-def _api(
-    ctx: base.ApiContext, searches: ThreadPoolExecutor, targets: TargetPolicy
-) -> web.Application:
-    api = web.Application(middlewares=[base.errors], client_max_size=64 * 1024)
-    api[base.CONTEXT] = ctx
-    api[slots.SEARCHES] = searches
-    api[webhooks.POLICY] = targets
+def add_api_routes(api: web.Application) -> None:
+    """The JSON API's routes: the operations of ``openapi.OPERATIONS`` (a
+    test holds the two equal) and the document itself."""
     api.router.add_get("/openapi.json", openapi.serve)
     for module in (records, agendas, slots, feed_links, webhooks, notices):
         module.add_routes(api)
+
+
+def _api(
+    ctx: base.ApiContext, searches: ThreadPoolExecutor, targets: TargetPolicy
+) -> web.Application:
+    api = web.Application(middlewares=[base.errors])  # body size: base.MAX_BODY
+    api[base.CONTEXT] = ctx
+    api[slots.SEARCHES] = searches
+    api[webhooks.POLICY] = targets
+    add_api_routes(api)
     return api
 
 

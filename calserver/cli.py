@@ -22,7 +22,7 @@ from notifications.worker import Notifier
 from plugins import log_redaction
 from plugins.importer import ImportRefused, import_folder
 from storage import agents
-from storage.database import Database
+from storage.database import Database, MigrationRefused
 from webhooks.worker import Worker
 
 
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "import":
             count = import_folder(db, args.collection.strip("/"), args.folder)
             print(f"{count} objects imported into {args.collection}")
-    except (agents.AgentError, ImportRefused, ServeError) as e:
+    except (agents.AgentError, ImportRefused, ServeError, MigrationRefused) as e:
         print(f"calserver: {e}", file=sys.stderr)
         return 1
     finally:

@@ -66,6 +66,11 @@ def notices_muted(conn: Connection) -> bool:
     return bool(conn.info.get(NOTICES_MUTED))
 
 
+class MigrationRefused(Exception):
+    """A migration found data it cannot bring to the new schema without a
+    person's decision; it changed nothing and says what to fix."""
+
+
 class Database:
     """A database URL made usable: engine, transactions, migrations."""
 

@@ -9,9 +9,11 @@ here, in the caller's transaction, whatever called it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, CursorResult, Select, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage import outbox
@@ -42,16 +44,47 @@ _AGENT_PUBLIC = (
 _MODELS = {"organisations": "organisation", "lieux": "lieu", "motifs": "motif", "usagers": "usager"}
 
 
-# What each table's unique constraint means, for the person who broke it.
+@dataclass(frozen=True)
+class _Unique:
+    """What a table's unique constraint means, for the person who broke it,
+    and how to find the record already holding the value (for its id)."""
+
+    message: str
+    holder: Callable[[Record], Select]
+
+
+def _holder(table: Table, *columns: str) -> Callable[[Record], Select]:
+    """The query for the id of the record whose ``columns`` equal a row's."""
+
+    def query(row: Record) -> Select:
+        return select(table.c.id).where(*(table.c[c] == row[c] for c in columns))
+
+    return query
+
+
 _UNIQUE = {
-    "organisations": "an organisation with this slug already exists",
-    "motifs": "this organisation already has a motif of this name and location type",
+    "organisations": _Unique(
+        "an organisation with this slug already exists", _holder(organisations, "slug")
+    ),
+    "motifs": _Unique(
+        "this organisation already has a motif of this name and location type",
+        _holder(motifs, "organisation_id", "name", "location_type"),
+    ),
+    "usagers": _Unique(
+        "another usager of this organisation already has this email",
+        _holder(usagers, "organisation_id", "email"),
+    ),
 }
 
 
 class Duplicate(ValueError):
     """A create or update would give two records what only one may have (a
-    unique constraint): the caller's whole write is abandoned."""
+    unique constraint): the caller's whole write is abandoned.  ``existing_id``
+    is the record that already has it, so the caller can point at it."""
+
+    def __init__(self, message: str, existing_id: int | None) -> None:
+        super().__init__(message if existing_id is None else f"{message} (id {existing_id})")
+        self.existing_id = existing_id
 
 
 def _unique_violation(error: IntegrityError) -> bool:
@@ -61,13 +94,44 @@ def _unique_violation(error: IntegrityError) -> bool:
     )
 
 
-def _written(conn: Connection, table: Table, statement: Any) -> Any:
+def _returned(result: CursorResult) -> int | None:
+    return result.scalar_one() if result.returns_rows else None
+
+
+def _written(
+    conn: Connection, table: Table, statement: Any, values: Record, record_id: int | None = None
+) -> int | None:
+    """Run ``statement``, which writes ``values`` (into record ``record_id``
+    for an update), and return the id it returns (an insert's); a unique
+    violation is a ``Duplicate`` naming the record already there.
+
+    The statement runs in a savepoint: after a violation PostgreSQL refuses
+    every statement of the transaction until it is rolled back to one, and the
+    holder is looked up in the same transaction (a racing writer's record,
+    committed meanwhile, is seen too).  The id is read inside the savepoint:
+    SQLite cannot release one while a RETURNING cursor is open."""
+    unique = _UNIQUE.get(table.name)
+    if unique is None:
+        return _returned(conn.execute(statement))
     try:
-        return conn.execute(statement)
+        with conn.begin_nested():
+            return _returned(conn.execute(statement))
     except IntegrityError as e:
-        if table.name in _UNIQUE and _unique_violation(e):
-            raise Duplicate(_UNIQUE[table.name]) from None
-        raise
+        if not _unique_violation(e):
+            raise
+        current = _one(conn, table, record_id) if record_id is not None else None
+        row = {**(current or {}), **values}
+        existing = conn.execute(unique.holder(row)).scalars().first()
+        raise Duplicate(unique.message, existing) from None
+
+
+def normalised_email(email: str | None) -> str | None:
+    """A usager's email as stored and compared: trimmed and lower-cased (as
+    RDV-SP's accounts do), so that ``Anne@X.fr `` and ``anne@x.fr`` are one
+    address; an empty one is none."""
+    if email is None:
+        return None
+    return email.strip().lower() or None
 
 
 def _tell(conn: Connection, table: Table, record: Record) -> None:
@@ -87,7 +151,8 @@ def _of_organisation(conn: Connection, table: Table, organisation_id: int) -> li
 
 def _insert(conn: Connection, table: Table, values: Record) -> Record:
     statement = insert(table).values(**values).returning(table.c.id)
-    new_id = _written(conn, table, statement).scalar_one()
+    new_id = _written(conn, table, statement, values)
+    assert new_id is not None
     created = _one(conn, table, new_id)
     assert created is not None
     _tell(conn, table, created)
@@ -97,7 +162,8 @@ def _insert(conn: Connection, table: Table, values: Record) -> Record:
 def _update(conn: Connection, table: Table, record_id: int, values: Record) -> Record | None:
     if not values:
         return _one(conn, table, record_id)
-    _written(conn, table, update(table).where(table.c.id == record_id).values(**values))
+    statement = update(table).where(table.c.id == record_id).values(**values)
+    _written(conn, table, statement, values, record_id)
     updated = _one(conn, table, record_id)
     if updated is not None:
         _tell(conn, table, updated)
@@ -258,12 +324,20 @@ def usagers_of(conn: Connection, organisation_id: int) -> list[Record]:
     return _of_organisation(conn, usagers, organisation_id)
 
 
+def _usager_values(values: Record) -> Record:
+    if "email" in values:
+        return {**values, "email": normalised_email(values["email"])}
+    return values
+
+
 def create_usager(conn: Connection, values: Record) -> Record:
-    return _insert(conn, usagers, {"created_at": int(time.time()), **values})
+    """A new usager; its email (normalised) must be its organisation's only
+    one (``Duplicate`` names the usager that has it)."""
+    return _insert(conn, usagers, {"created_at": int(time.time()), **_usager_values(values)})
 
 
 def update_usager(conn: Connection, usager_id: int, values: Record) -> Record | None:
-    return _update(conn, usagers, usager_id, values)
+    return _update(conn, usagers, usager_id, _usager_values(values))
 
 
 def learn_existing_records(conn: Connection) -> int:

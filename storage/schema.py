@@ -242,6 +242,9 @@ usagers = Table(
     # The usager's own choices of channel for notifications.
     Column("notify_by_email", Boolean, nullable=False, server_default="1"),
     Column("notify_by_sms", Boolean, nullable=False, server_default="1"),
+    # An email is one usager's within an organisation; stored trimmed and
+    # lower-cased (storage.scheduling.normalised_email); NULLs do not collide.
+    Index("ix_usagers_organisation_id_email", "organisation_id", "email", unique=True),
 )
 
 # What the booking engine reads of an item of an agent's calendars: one row

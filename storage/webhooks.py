@@ -65,16 +65,18 @@ def endpoints_of(conn: Connection, organisation_id: int) -> list[Endpoint]:
     return [_endpoint(r) for r in rows]
 
 
-def target_taken(
+def endpoint_at(
     conn: Connection, organisation_id: int, target_url: str, other_than: int | None = None
-) -> bool:
+) -> int | None:
+    """The id of the organisation's endpoint at ``target_url`` (other than
+    ``other_than``), if it has one."""
     query = select(webhook_endpoints.c.id).where(
         webhook_endpoints.c.organisation_id == organisation_id,
         webhook_endpoints.c.target_url == target_url,
     )
     if other_than is not None:
         query = query.where(webhook_endpoints.c.id != other_than)
-    return conn.execute(query).first() is not None
+    return conn.execute(query).scalar()
 
 
 def update_endpoint(conn: Connection, endpoint_id: int, values: dict[str, Any]) -> Endpoint | None:

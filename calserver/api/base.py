@@ -5,10 +5,12 @@ blocking work off the event loop, and errors as JSON a person can read.
 Errors: ``{"error": {"code": "...", "message": "..."}}`` with 400 (unreadable
 body, a control character in the URL), 401 (no, malformed or wrong
 credentials, with a Basic challenge), 403 (no right), 404 (nothing visible
-there), 409 (slot taken), 413 (body too large), 422 (a value or a booking rule
-refuses; text with control characters), 429 (too many wrong passwords, with
-Retry-After), 503 (a search ran out of its time budget; too many logins being
-verified, with Retry-After).  Unexpected failures answer 500 with no detail;
+there, or no such path), 405 (no such method here, with Allow), 409 (slot
+taken; a unique value another record has, with its ``existing_id``), 413
+(body too large), 415 (a body that is not JSON), 422 (a value or a booking
+rule refuses; text with control characters), 429 (too many wrong passwords,
+with Retry-After), 503 (a search ran out of its time budget; too many logins
+being verified, with Retry-After).  Unexpected failures answer 500 with no detail;
 the log names the exception type only, never request data.
 """
 
@@ -46,6 +48,10 @@ CONTEXT = web.AppKey("api_context", "ApiContext")
 MAX_ID = 2**31 - 1
 MIN_MOMENT = datetime(1970, 1, 2, tzinfo=UTC)
 MAX_MOMENT = datetime(9000, 1, 1, tzinfo=UTC)
+# The largest body the API reads.  aiohttp applies the main application's
+# client_max_size (CalDAV's, 1 MiB) to every request, a sub-application's
+# own is never consulted: the API checks its bodies itself.
+MAX_BODY = 64 * 1024
 
 
 class ApiError(Exception):
@@ -95,16 +101,26 @@ def context(request: web.Request) -> ApiContext:
 REFUSAL_STATUS = {Why.RULE: 422, Why.MISSING: 404, Why.TAKEN: 409, Why.OVERLOADED: 503}
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **more: Any,
+) -> web.Response:
     return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers
+        {"error": {"code": code, "message": message, **more}}, status=status, headers=headers
     )
 
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        routing = request.match_info.http_exception
+        if routing is not None:
+            raise routing  # unknown path (404) or method (405): JSON as well
         _check_url(request)
+        _check_body(request)
         return await handler(request)
     except AuthRefused as e:
         return _error(e.status, e.code, e.message, e.headers(context(request).realm))
@@ -118,15 +134,25 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except BookingRefused as e:
         return _error(REFUSAL_STATUS[e.why], e.code, e.message)
     except scheduling.Duplicate as e:
-        return _error(409, "exists", str(e))
+        return _error(409, "exists", str(e), existing_id=e.existing_id)
     except msgspec.ValidationError as e:
         return _error(422, "invalid-value", str(e))
     except msgspec.DecodeError:
         return _error(400, "invalid-json", "the request body is not valid JSON")
     except web.HTTPRequestEntityTooLarge:
-        return _error(413, "too-large", "the request body is too large")
-    except web.HTTPException:
-        raise
+        return _error(413, "too-large", f"the request body is over {MAX_BODY // 1024} KiB")
+    except web.HTTPMethodNotAllowed as e:
+        allowed = ", ".join(sorted(e.allowed_methods))
+        message = f"{request.method} is not a method of this path; it has {allowed}"
+        return _error(405, "method-not-allowed", message, {"Allow": allowed})
+    except web.HTTPNotFound:
+        return _error(
+            404, "not-found", "there is no such path in the API (see /api/v1/openapi.json)"
+        )
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return _error(e.status, e.reason.lower().replace(" ", "-"), e.reason)
     except Exception as e:
         # Where, not what: exception messages may quote request data.
         frame = traceback.extract_tb(e.__traceback__)[-1]
@@ -140,6 +166,26 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
         return _error(
             500, "internal-error", "something went wrong on our side; nothing was changed"
+        )
+
+
+def _check_body(request: web.Request) -> None:
+    """A body is JSON of at most MAX_BODY bytes, or nothing: 415 or 413
+    before any handler reads or writes."""
+    if not request.body_exists:
+        return
+    if (request.content_length or 0) > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(MAX_BODY, request.content_length or 0)
+    kind = request.content_type if "Content-Type" in request.headers else ""
+    json_type = kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+    charset = (request.charset or "utf-8").lower()
+    if not json_type or charset not in ("utf-8", "utf8"):
+        raise ApiError(
+            415,
+            "unsupported-media-type",
+            "send the body as JSON: Content-Type application/json, in UTF-8",
         )
 
 
@@ -170,7 +216,10 @@ async def login_of(request: web.Request) -> str:
 async def body(request: web.Request, kind: type[T]) -> T:
     """The request body decoded as ``kind``; text the database cannot hold
     (NUL, control characters) is a 422 naming the field."""
-    value = msgspec.json.decode(await request.read(), type=kind)
+    raw = await request.read()
+    if len(raw) > MAX_BODY:  # sent without a Content-Length
+        raise web.HTTPRequestEntityTooLarge(MAX_BODY, len(raw))
+    value = msgspec.json.decode(raw, type=kind)
     for field, text in _texts(value, ""):
         problem = unstorable(text)
         if problem is not None:
@@ -240,6 +289,21 @@ def parse_moment(raw: str, zone: str, name: str, *, end_of_day: bool = False) ->
 
 def local_iso(moment: datetime, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).isoformat()
+
+
+def utc_iso(seconds: float | None) -> str | None:
+    """A stored POSIX time (seconds) as ISO 8601 in UTC, the form of every
+    record timestamp the API answers."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def utc_iso_ms(milliseconds: int | None) -> str | None:
+    """A stored time in milliseconds as ISO 8601 in UTC, to the millisecond."""
+    if milliseconds is None:
+        return None
+    return datetime.fromtimestamp(milliseconds / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 # -- memberships -----------------------------------------------------------

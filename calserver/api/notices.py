@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from calserver.api import schemas
 from calserver.api.agendas import AGENT, readable_rdv
-from calserver.api.base import body, context, int_param, json, login_of, not_found
+from calserver.api.base import body, context, int_param, json, login_of, not_found, utc_iso_ms
 from calserver.api.feed_links import self_or_admin
 from plugins import agenda_writer
 from storage import notifications
@@ -33,11 +33,21 @@ async def rdv_notifications(request: web.Request) -> web.Response:
         if item_id is None:
             raise not_found("this RDV")
         return {
-            "receipts": notifications.receipts_of(conn, item_id),
-            "waiting": notifications.waiting_of(conn, item_id),
+            "receipts": [
+                _with_iso(r, "at_ms", "at") for r in notifications.receipts_of(conn, item_id)
+            ],
+            "waiting": [
+                _with_iso(w, "due_ms", "due_at") for w in notifications.waiting_of(conn, item_id)
+            ],
         }
 
     return json(await ctx.run(ctx.read, read))
+
+
+def _with_iso(row: dict, stored: str, shown: str) -> dict:
+    """A row with its stored millisecond time as ISO 8601 (UTC), as the API
+    answers every time."""
+    return {**{k: v for k, v in row.items() if k != stored}, shown: utc_iso_ms(row[stored])}
 
 
 def _level(conn: Connection, agent_id: int) -> dict:

@@ -30,6 +30,7 @@ from calserver.api.base import (
     not_found,
     require_admin,
     role_in,
+    utc_iso,
 )
 from storage import agents, scheduling
 
@@ -110,8 +111,11 @@ async def create_service(request: web.Request) -> web.Response:
 
     def write(conn: Connection) -> dict:
         require_admin(conn, login, org)
-        if any(s["name"] == new.name for s in scheduling.organisation_services(conn, org)):
-            raise ApiError(409, "exists", f"the service {new.name!r} already exists")
+        for existing in scheduling.organisation_services(conn, org):
+            if existing["name"] == new.name:
+                raise scheduling.Duplicate(
+                    f"the service {new.name!r} already exists", existing["id"]
+                )
         return scheduling.service(conn, agents.service_id(conn, org, new.name)) or {}
 
     ctx = context(request)
@@ -188,6 +192,8 @@ class RecordKind:
     update: Callable[[Connection, int, dict], dict | None]
     admin_only: bool
     check: Callable[[Connection, int, dict], None] | None = None
+    # The record as answered, when it differs from the row (times as ISO 8601).
+    shown: Callable[[dict], dict] = dict
 
 
 def _check_motif(conn: Connection, org: int, fields: dict) -> None:
@@ -200,6 +206,10 @@ def _check_motif(conn: Connection, org: int, fields: dict) -> None:
         raise ApiError(
             422, "unknown-service", "the motif's service is not one of this organisation"
         )
+
+
+def _usager(row: dict) -> dict:
+    return {**row, "created_at": utc_iso(row["created_at"])}
 
 
 KINDS = (
@@ -216,7 +226,7 @@ KINDS = (
     RecordKind(
         "usager", "usagers", schemas.UsagerIn, schemas.UsagerPatch,
         scheduling.usager, scheduling.usagers_of, scheduling.create_usager,
-        scheduling.update_usager, admin_only=False,
+        scheduling.update_usager, admin_only=False, shown=_usager,
     ),
 )  # fmt: skip
 
@@ -239,7 +249,7 @@ def _handlers(kind: RecordKind) -> dict[str, Callable[[web.Request], Any]]:
 
         def read(conn: Connection) -> list[dict]:
             role_in(conn, login, org)
-            return kind.list_of(conn, org)
+            return [kind.shown(record) for record in kind.list_of(conn, org)]
 
         ctx = context(request)
         return json(await ctx.run(ctx.read, read))
@@ -250,7 +260,7 @@ def _handlers(kind: RecordKind) -> dict[str, Callable[[web.Request], Any]]:
 
         def read(conn: Connection) -> dict:
             role_in(conn, login, org)
-            return found(conn, org, record_id)
+            return kind.shown(found(conn, org, record_id))
 
         ctx = context(request)
         return json(await ctx.run(ctx.read, read))
@@ -263,7 +273,7 @@ def _handlers(kind: RecordKind) -> dict[str, Callable[[web.Request], Any]]:
             allowed(conn, login, org)
             if kind.check:
                 kind.check(conn, org, fields)
-            return kind.create(conn, {**fields, "organisation_id": org})
+            return kind.shown(kind.create(conn, {**fields, "organisation_id": org}))
 
         ctx = context(request)
         return json(await ctx.run(ctx.write, write), status=201)
@@ -278,7 +288,7 @@ def _handlers(kind: RecordKind) -> dict[str, Callable[[web.Request], Any]]:
             current = found(conn, org, record_id)
             if kind.check:
                 kind.check(conn, org, {**current, **values})
-            return kind.update(conn, record_id, values) or {}
+            return kind.shown(kind.update(conn, record_id, values) or {})
 
         ctx = context(request)
         return json(await ctx.run(ctx.write, write))

@@ -8,29 +8,74 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from booking import motifs, public_holidays
+
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Text = Annotated[str, Meta(max_length=5000)]
 # One addr-spec, dot-atom on both sides: no comma, quote, angle bracket or
 # space (the SMTP To header would read "x,y@example.org" as two addresses).
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDRESS = rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+"
 Email = Annotated[
     str,
     Meta(
         max_length=320,
-        pattern=rf"^(?![\s\S]*\s){_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$",
+        pattern=rf"^(?![\s\S]*\s){_ADDRESS}$",
         description="one address, as local@domain.tld",
+    ),
+]
+# Surrounding spaces are allowed and dropped (storage.scheduling.normalised_email).
+UsagerEmail = Annotated[
+    str,
+    Meta(
+        max_length=320,
+        pattern=rf"^\s*{_ADDRESS}\s*$",
+        description="one address, unique within the organisation, compared trimmed and "
+        "case-insensitively",
     ),
 ]
 Phone = Annotated[str, Meta(max_length=40)]
 Address = Annotated[str, Meta(max_length=400)]
 Postcode = Annotated[str, Meta(pattern=r"^\d{5}$", description="French postcode, 5 digits")]
 City = Annotated[str, Meta(min_length=1, max_length=200)]
-Minutes = Annotated[int, Meta(ge=0, le=527040)]
+# The motif's rules live in booking.motifs (422 invalid-motif); the schema
+# says them, from the same constants, without enforcing them a second time.
+Duration = Annotated[
+    int,
+    Meta(
+        description="minutes: a multiple of 5",
+        extra_json_schema={"minimum": 5, "maximum": motifs.MAX_DURATION, "multipleOf": 5},
+    ),
+]
+Delay = Annotated[
+    int,
+    Meta(
+        description="minutes between booking and the RDV, for usagers; the maximum is "
+        "longer than the minimum",
+        extra_json_schema={"minimum": motifs.MIN_DELAY_FLOOR, "maximum": motifs.MAX_DELAY_CEILING},
+    ),
+]
+Colour = Annotated[str, Meta(description="#rrggbb", extra_json_schema={"pattern": motifs.COLOUR})]
+TimeZone = Annotated[
+    str, Meta(max_length=64, description="an IANA time zone, e.g. Europe/Paris, America/Cayenne")
+]
+HolidayZone = Annotated[
+    str,
+    Meta(
+        max_length=16,
+        description="whose public holidays apply",
+        extra_json_schema={"enum": list(public_holidays.zones())},
+    ),
+]
 Id = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
-LocalDate = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
-LocalTime = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+LocalDate = Annotated[
+    str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", extra_json_schema={"format": "date"})
+]
+LocalTime = Annotated[
+    str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, local time")
+]
 Moment = Annotated[
     str,
     Meta(
@@ -48,8 +93,8 @@ class _In(Struct, forbid_unknown_fields=True, kw_only=True):
 
 class OrganisationPatch(_In):
     name: Name | UnsetType = UNSET
-    time_zone: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET
-    holiday_zone: Annotated[str, Meta(max_length=16)] | UnsetType = UNSET
+    time_zone: TimeZone | UnsetType = UNSET
+    holiday_zone: HolidayZone | UnsetType = UNSET
     pentecost_worked: bool | UnsetType = UNSET
     overbooking_allowed: bool | UnsetType = UNSET
     contact_email: Email | None | UnsetType = UNSET
@@ -93,12 +138,12 @@ class LieuPatch(_In):
 class MotifIn(_In):
     name: Name
     service_id: Id
-    color: str = "#1f6feb"
-    duration_minutes: Minutes = 30
+    color: Colour = "#1f6feb"
+    duration_minutes: Duration = 30
     location_type: Literal["public_office", "phone", "home", "visio"] = "public_office"
     bookable_by: Literal["agents", "agents_and_prescripteurs", "everyone"] = "agents"
-    min_delay_minutes: Minutes = 30
-    max_delay_minutes: Minutes = 90 * 24 * 60
+    min_delay_minutes: Delay = 30
+    max_delay_minutes: Delay = 90 * 24 * 60
     instructions_before: Text = ""
     instructions_after: Text = ""
     usager_can_cancel: bool = True
@@ -108,12 +153,12 @@ class MotifIn(_In):
 
 class MotifPatch(_In):
     name: Name | UnsetType = UNSET
-    color: str | UnsetType = UNSET
-    duration_minutes: Minutes | UnsetType = UNSET
+    color: Colour | UnsetType = UNSET
+    duration_minutes: Duration | UnsetType = UNSET
     location_type: Literal["public_office", "phone", "home", "visio"] | UnsetType = UNSET
     bookable_by: Literal["agents", "agents_and_prescripteurs", "everyone"] | UnsetType = UNSET
-    min_delay_minutes: Minutes | UnsetType = UNSET
-    max_delay_minutes: Minutes | UnsetType = UNSET
+    min_delay_minutes: Delay | UnsetType = UNSET
+    max_delay_minutes: Delay | UnsetType = UNSET
     instructions_before: Text | UnsetType = UNSET
     instructions_after: Text | UnsetType = UNSET
     usager_can_cancel: bool | UnsetType = UNSET
@@ -124,7 +169,7 @@ class MotifPatch(_In):
 class UsagerIn(_In):
     first_name: Name
     last_name: Name
-    email: Email | None = None
+    email: UsagerEmail | None = None
     phone: Phone | None = None
     address: Address | None = None
     postcode: Postcode | None = None
@@ -137,7 +182,7 @@ class UsagerIn(_In):
 class UsagerPatch(_In):
     first_name: Name | UnsetType = UNSET
     last_name: Name | UnsetType = UNSET
-    email: Email | None | UnsetType = UNSET
+    email: UsagerEmail | None | UnsetType = UNSET
     phone: Phone | None | UnsetType = UNSET
     address: Address | None | UnsetType = UNSET
     postcode: Postcode | None | UnsetType = UNSET
@@ -160,6 +205,10 @@ class Monthly(_In, tag="monthly", tag_field="frequency"):
 
 
 class PlageIn(_In):
+    """A plage d'ouverture: from ``first_day`` (and every recurrence) between
+    ``start_time`` and ``end_time`` local time, ``until`` a last day
+    included."""
+
     motif_ids: Annotated[list[Id], Meta(min_length=1)]
     first_day: LocalDate
     start_time: LocalTime
@@ -171,6 +220,8 @@ class PlageIn(_In):
 
 
 class AbsenceIn(_In):
+    """An indisponibilité; a date alone for ``ends_at`` means the end of that day."""
+
     starts_at: Moment
     ends_at: Moment
     title: Annotated[str, Meta(max_length=200)] = ""
@@ -179,6 +230,9 @@ class AbsenceIn(_In):
 
 
 class RdvIn(_In):
+    """An RDV of the motif's duration from ``starts_at``, in the agenda of
+    ``agent_id``; usagers of the motif's organisation."""
+
     agent_id: Id
     motif_id: Id
     starts_at: Moment

@@ -26,9 +26,12 @@ from calserver.api.base import (
     login_of,
     not_found,
     require_admin,
+    utc_iso,
+    utc_iso_ms,
 )
 from storage import deliveries, outbox
 from storage import webhooks as repository
+from storage.scheduling import Duplicate
 from webhooks.signing import new_secret
 from webhooks.targets import TargetPolicy, TargetRefused
 
@@ -46,9 +49,25 @@ def _public(endpoint: repository.Endpoint) -> dict:
         "subscriptions": endpoint["subscriptions"],
         "enabled": bool(endpoint["enabled"]),
         "disabled_reason": endpoint["disabled_reason"],
-        "created_at": endpoint["created_at"],
-        "previous_secret_valid_until": endpoint["previous_secret_until"],
+        "created_at": utc_iso(endpoint["created_at"]),
+        "previous_secret_valid_until": utc_iso(endpoint["previous_secret_until"]),
     }
+
+
+def _delivery(row: dict) -> dict:
+    """A delivery of the log, its stored millisecond times as ISO 8601 (its
+    queue key is the workers' business: model and record_id say the same)."""
+    shown = {k: v for k, v in row.items() if not k.endswith("_ms") and k != "record_key"}
+    shown.update(
+        next_attempt_at=utc_iso_ms(row["next_attempt_ms"]),
+        created_at=utc_iso_ms(row["created_ms"]),
+        delivered_at=utc_iso_ms(row["delivered_ms"]),
+        attempts_log=[
+            {**{k: v for k, v in a.items() if k != "at_ms"}, "at": utc_iso_ms(a["at_ms"])}
+            for a in row["attempts_log"]
+        ],
+    )
+    return shown
 
 
 def _target(request: web.Request, url: str) -> str:
@@ -66,8 +85,9 @@ def _found(conn: Connection, org: int, endpoint_id: int) -> repository.Endpoint:
 
 
 def _unique(conn: Connection, org: int, url: str, other_than: int | None = None) -> None:
-    if repository.target_taken(conn, org, url, other_than):
-        raise ApiError(409, "exists", "this organisation already has an endpoint at this URL")
+    existing = repository.endpoint_at(conn, org, url, other_than)
+    if existing is not None:
+        raise Duplicate("this organisation already has an endpoint at this URL", existing)
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
@@ -188,7 +208,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     def read(conn: Connection) -> list[dict]:
         require_admin(conn, login, org)
         _found(conn, org, endpoint_id)
-        return deliveries.deliveries_of(conn, endpoint_id)
+        return [_delivery(row) for row in deliveries.deliveries_of(conn, endpoint_id)]
 
     ctx = context(request)
     return json(await ctx.run(ctx.read, read))

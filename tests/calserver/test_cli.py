@@ -9,7 +9,11 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from alembic import command as alembic
+from sqlalchemy import insert
 
+from storage.database import Database
+from storage.schema import organisations, usagers
 from tests.conftest import CALSERVER, run_cli, start_server
 from tests.ics import event
 
@@ -143,3 +147,25 @@ def test_operator_commands_without_configuration_create_nothing(tmp_path: Path) 
         assert done.stderr.count("\n") == 1 and "no configuration" in done.stderr
         assert "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_migrate_refusing_usagers_sharing_an_email_says_why_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared-email.db'}"
+    db = Database(url)
+    alembic.upgrade(db.alembic_config(), "0005")
+    with db.transaction(write=True) as conn:
+        org = conn.execute(
+            insert(organisations).values(name="O", slug="o").returning(organisations.c.id)
+        ).scalar_one()
+        for email in ("anne@example.fr", "Anne@example.fr"):
+            conn.execute(
+                insert(usagers).values(
+                    organisation_id=org, first_name="A", last_name="B", email=email, created_at=0
+                )
+            )
+    db.dispose()
+    done = run_cli(url, "migrate")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("calserver: cannot make usagers' emails unique")
+    assert "ids): 1, 2." in done.stderr

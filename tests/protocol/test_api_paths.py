@@ -303,11 +303,14 @@ def test_a_second_motif_of_the_same_name_and_type_is_409_and_nothing_is_written(
     assert refused.status_code == 409, refused.text
     assert refused.json()["error"]["code"] == "exists"
     assert "motif" in refused.json()["error"]["message"]
+    (first,) = [m for m in before if m["name"] == "Consultation"]
+    assert refused.json()["error"]["existing_id"] == first["id"]
     assert _ok(paths.admin.get(motifs_url)) == before
     # The same name by phone is another motif; renaming it onto the first is refused too.
     by_phone = _ok(paths.admin.post(motifs_url, json={**twin, "location_type": "phone"}), 201)
     other = _ok(paths.admin.post(motifs_url, json={**twin, "name": "Suivi"}), 201)
     renamed = paths.admin.patch(f"{motifs_url}/{other['id']}", json={"name": "Consultation"})
     assert renamed.status_code == 409, renamed.text
+    assert renamed.json()["error"]["existing_id"] == first["id"]
     assert _ok(paths.admin.get(f"{motifs_url}/{other['id']}"))["name"] == "Suivi"
     assert by_phone["name"] == "Consultation"

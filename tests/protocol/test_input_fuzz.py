@@ -22,6 +22,7 @@ from tests.dates import at, monday, today
 from tests.ics import event
 
 API = "/api/v1"
+JSON = "application/json"
 FAST, SLOW = 15, 120
 COMMON = {
     "deadline": None,
@@ -46,7 +47,7 @@ JSON_VALUE = st.recursive(
     max_leaves=8,
 )
 
-BODY_OPERATIONS = [(method, path, kind) for method, path, _, kind, _ in OPERATIONS if kind]
+BODY_OPERATIONS = [(op.method, op.path, op.body) for op in OPERATIONS if op.body]
 
 
 def _valid_bodies(agent: int) -> dict[str, dict]:
@@ -142,7 +143,9 @@ def _fuzz_json(server: Server, examples: int) -> None:
         def send(data: st.DataObject) -> None:
             method, path, kind = data.draw(st.sampled_from(BODY_OPERATIONS))
             body = data.draw(_body(kind, valid.get(kind.__name__, {})))
-            answer = client.request(method, path.format(**ids), content=body)
+            answer = client.request(
+                method, path.format(**ids), content=body, headers={"Content-Type": JSON}
+            )
             _healthy(client, server, answer, (method, path, body))
 
         send()

@@ -198,7 +198,7 @@ def test_booking_moving_and_cancelling_over_the_api(stack: Stack) -> None:
     )
     assert expected is not None
     assert sorted(w["channel"] for w in waiting if w["kind"] == "reminder") == ["email", "sms"]
-    assert {w["due_ms"] for w in waiting} == {int(expected.timestamp() * 1000)}
+    assert {datetime.fromisoformat(w["due_at"]) for w in waiting} == {expected}
 
     url = f"/agents/{stack.office.alice}/rdvs/{rdv['id']}"
     with stack.office.client("bob") as bob:

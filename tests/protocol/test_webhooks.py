@@ -106,6 +106,16 @@ def _log(office: Office, endpoint: dict) -> list[dict]:
         return ok(admin.get(base + "/deliveries"))
 
 
+def _log_once(office: Office, endpoint: dict, state: str) -> dict:
+    """The endpoint's one delivery once it is in ``state``: the receiver sees a
+    request before the worker records its answer."""
+    deadline = datetime.now() + timedelta(seconds=10)
+    while (found := _log(office, endpoint))[0]["state"] != state and datetime.now() < deadline:
+        time.sleep(0.05)
+    (delivery,) = found
+    return delivery
+
+
 def test_failures_are_retried_logged_and_410_disables(office: Office, receiver: Receiver) -> None:
     receiver.answer("/flaky", Answer(500), Answer(503, {"Retry-After": "2"}))
     receiver.answer("/gone", Answer(410))
@@ -117,7 +127,7 @@ def test_failures_are_retried_logged_and_410_disables(office: Office, receiver: 
     first, second, third = receiver.wait_for("/flaky", 3)
     assert third.at - second.at >= 1.9  # Retry-After: 2 over a 200 ms backoff
     assert len({r.headers["webhook-id"] for r in (first, second, third)}) == 1
-    (log,) = _log(office, flaky)
+    log = _log_once(office, flaky, "delivered")
     assert log["state"] == "delivered" and log["attempts"] == 3
     assert [a["status_code"] for a in log["attempts_log"]] == [500, 503, 200]
     assert log["attempts_log"][0]["response_excerpt"] == "merci"
@@ -131,10 +141,7 @@ def test_failures_are_retried_logged_and_410_disables(office: Office, receiver: 
     assert disabled["enabled"] is False and "410" in disabled["disabled_reason"]
     receiver.wait_for("/moved", 1)
     assert receiver.on("/elsewhere") == []  # redirects are not followed: failed for good
-    deadline = datetime.now() + timedelta(seconds=10)
-    while _log(office, moved)[0]["state"] != "failed" and datetime.now() < deadline:
-        time.sleep(0.05)
-    (redirected,) = _log(office, moved)
+    redirected = _log_once(office, moved, "failed")
     assert redirected["state"] == "failed" and redirected["attempts"] == 1
     assert "redirect not followed" in redirected["attempts_log"][0]["error"]
     assert "failed for good" in office.server.log()

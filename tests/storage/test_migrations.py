@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
-from storage.database import Database
+from storage.database import Database, MigrationRefused
 from storage.schema import (
     agent_roles,
     agents,
     metadata,
     organisations,
     outbox_record_organisations,
+    usagers,
     webhook_deliveries,
 )
 
@@ -96,4 +99,65 @@ def test_0006_fills_record_organisations_and_record_keys(empty_database_url: str
         keys = {tuple(r) for r in conn.execute(select(d.c.event_id, d.c.record_key))}
     assert indexed == {(org, "item:5"), (org + 1, "item:5")}
     assert keys == {(1, "item:5"), (2, "lieu:3")}
+    db.dispose()
+
+
+def _usagers_at_0007(db: Database, emails: dict[str, list[str | None]]) -> dict[str, int]:
+    """Organisations (by slug) with usagers of these emails, at schema 0007."""
+    command.upgrade(db.alembic_config(), "0007")
+    orgs = {}
+    with db.transaction(write=True) as conn:
+        for slug, addresses in emails.items():
+            orgs[slug] = conn.execute(
+                insert(organisations).values(name=slug, slug=slug).returning(organisations.c.id)
+            ).scalar_one()
+            for email in addresses:
+                conn.execute(
+                    insert(usagers).values(
+                        organisation_id=orgs[slug],
+                        first_name="U",
+                        last_name="U",
+                        email=email,
+                        created_at=0,
+                    )
+                )
+    return orgs
+
+
+def _emails(db: Database) -> list[tuple[int, str | None]]:
+    with db.transaction(write=False) as conn:
+        query = select(usagers.c.organisation_id, usagers.c.email).order_by(usagers.c.id)
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def test_the_upgrade_normalises_usagers_emails_and_keeps_them_unique(
+    empty_database_url: str,
+) -> None:
+    db = Database(empty_database_url)
+    orgs = _usagers_at_0007(
+        db, {"a": [" Anne@Example.fr", "bob@example.fr", None, None], "b": ["anne@example.FR"]}
+    )
+    db.migrate()
+    a, b = orgs["a"], orgs["b"]
+    assert _emails(db) == [
+        (a, "anne@example.fr"), (a, "bob@example.fr"), (a, None), (a, None), (b, "anne@example.fr")
+    ]  # fmt: skip
+    with pytest.raises(IntegrityError), db.transaction(write=True) as conn:
+        bob_again = {"first_name": "U", "last_name": "U", "email": "bob@example.fr"}
+        conn.execute(insert(usagers).values(organisation_id=a, created_at=0, **bob_again))
+    db.dispose()
+
+
+def test_the_upgrade_refuses_usagers_sharing_an_email_and_changes_nothing(
+    empty_database_url: str,
+) -> None:
+    db = Database(empty_database_url)
+    _usagers_at_0007(db, {"a": ["Anne@Example.fr", "x@example.fr", " anne@example.fr"]})
+    before = _emails(db)
+    with pytest.raises(MigrationRefused) as refused:
+        db.migrate()
+    assert "(ids): 1, 3." in str(refused.value)
+    assert "anne" not in str(refused.value).lower()  # ids, never the emails
+    assert db.current_revision() == "0007"
+    assert _emails(db) == before
     db.dispose()

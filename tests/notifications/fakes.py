@@ -9,7 +9,7 @@ import email.policy
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 
 from aiohttp import web
@@ -130,6 +130,15 @@ class SmsProvider:
 
     def to(self, number: str) -> list[dict]:
         return [m for m in list(self.received) if m["to"] == number]
+
+
+def both_running() -> Iterator[tuple[SmtpServer, SmsProvider]]:
+    """A module fixture's body: an SMTP server and an SMS provider, started,
+    then stopped once the module is done."""
+    smtp, provider = SmtpServer().start(), SmsProvider().start()
+    yield smtp, provider
+    smtp.stop()
+    provider.stop()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> object:

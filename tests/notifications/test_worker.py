@@ -18,7 +18,7 @@ from storage import agenda_index, agents, calendars, notifications, scheduling
 from storage.database import Database
 from storage.outbox import now_ms
 from tests.conftest import free_port
-from tests.notifications.fakes import SMS_TOKEN, SmsProvider, SmtpServer
+from tests.notifications.fakes import SMS_TOKEN, SmsProvider, SmtpServer, both_running
 
 
 def _rdv(org: int, starts: datetime) -> dict:
@@ -79,10 +79,7 @@ async def test_skips_say_why_and_retries_end(db: Database) -> None:
 
 @pytest.fixture(scope="module")
 def outside() -> Iterator[tuple[SmtpServer, SmsProvider]]:
-    smtp, provider = SmtpServer().start(), SmsProvider().start()
-    yield smtp, provider
-    smtp.stop()
-    provider.stop()
+    yield from both_running()
 
 
 def _calendar(found: EmailMessage) -> icalendar.Calendar:

@@ -27,7 +27,13 @@ from booking.reminders import reminder_moment
 from tests.conftest import run_cli, start_server
 from tests.dates import working_monday
 from tests.ics import event
-from tests.notifications.fakes import SMS_TOKEN, SmsProvider, SmtpServer, wait_for
+from tests.notifications.fakes import (
+    SMS_TOKEN,
+    SmsProvider,
+    SmtpServer,
+    both_running,
+    wait_for,
+)
 from tests.protocol.pmi_office import Office, ok, set_up
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -45,10 +51,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def fakes() -> Iterator[tuple[SmtpServer, SmsProvider]]:
-    smtp, provider = SmtpServer().start(), SmsProvider().start()
-    yield smtp, provider
-    smtp.stop()
-    provider.stop()
+    yield from both_running()
 
 
 @pytest.fixture(scope="module")

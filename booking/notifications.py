@@ -40,6 +40,8 @@ CREATED, UPDATED, CANCELLED, REMINDER = "created", "updated", "cancelled", "remi
 USAGER_CHANNELS = ("email", "sms")
 # What a waiting reminder says: when one of these changes, it is made again.
 _REMINDED = ("starts_at", "ends_at", "lieu_id", "motif_id", "usager_ids")
+# When one of these changes, even a reminder a worker took is dropped.
+_REDONE = ("starts_at", "usager_ids")
 
 
 @dataclass(frozen=True)
@@ -186,15 +188,6 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _stops_reminders(old: State | None, new: State | None) -> bool:
-    """Whether no reminder of the RDV's earlier state may go out any more,
-    even one a worker already took: cancelled, deleted, switched off, or its
-    usagers changed."""
-    if new is None or _cancelled(new) or not new.get("notify_usagers", True):
-        return True
-    return old is not None and old.get("usager_ids") != new.get("usager_ids")
-
-
 def _reminders(
     conn: Connection,
     item_id: int,
@@ -208,15 +201,19 @@ def _reminders(
 
     A reminder a worker already took (sending, or waiting for a retry) is
     left alone by an edit (every write bumps SEQUENCE): only reminders still
-    unclaimed and to come are replaced; all are dropped when the RDV is
-    cancelled, its usagers change or its switch is turned off."""
+    unclaimed and to come are replaced.  All are dropped, even taken ones,
+    when the RDV is cancelled or deleted or its switch is turned off (and
+    none made), or when its usagers or its time change (a retry would name
+    the wrong people or time; the new set's are made)."""
     waiting = notifications.pending_reminders(conn, item_id)
-    if _stops_reminders(old, new):
+    if new is None or _cancelled(new) or not new.get("notify_usagers", True):
         notifications.drop(conn, [w.id for w in waiting], _ms(now))
         return []
-    assert new is not None
     changed = old is None or any(old.get(k) != new.get(k) for k in _REMINDED)
-    replaceable = [w for w in waiting if not w.claimed and (w.due_ms > _ms(now) or changed)]
+    if old is not None and any(old.get(k) != new.get(k) for k in _REDONE):
+        replaceable = waiting
+    else:
+        replaceable = [w for w in waiting if not w.claimed and (w.due_ms > _ms(now) or changed)]
     wanted = reminders(new, organisation, now)
     if not wanted:
         if changed:

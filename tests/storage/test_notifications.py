@@ -209,11 +209,33 @@ def test_an_edit_leaves_a_reminder_a_worker_took(db: Database) -> None:
         assert notifications.waiting_of(conn, 50) == []
         states = set(conn.execute(select(table.c.state).where(table.c.item_id == 50)).scalars())
     assert states == {notifications.SENT}
+    # Its usagers change while a worker holds its reminder: dropped (a retry
+    # would go to the old set; past the moment, none is made again).
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 52, None, created, "agent", booked)
+        taken = [
+            c for c in notifications.claim(conn, moment_ms + 1000, 50_000) if c.kind == "reminder"
+        ]
+        joined = _states(org, [], start, sequence=2, usager_ids=[7, 8])
+        planner.schedule(conn, 52, created, joined, "agent", moment + timedelta(minutes=1))
+        states = dict(conn.execute(select(table.c.id, table.c.state)).all())
+        assert {states[c.id] for c in taken} == {notifications.DROPPED}
+        assert notifications.pending_reminders(conn, 52) == []
+    # Before the moment, a new usager gets reminders as the others keep theirs.
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 53, None, created, "agent", booked)
+        planner.schedule(conn, 53, created, joined, "agent", booked + timedelta(hours=1))
+        reminders = notifications.pending_reminders(conn, 53)
+    assert sorted((w.recipient_id, w.channel) for w in reminders) == [
+        (7, "email"), (7, "sms"), (8, "email"), (8, "sms"),
+    ]  # fmt: skip
     # Cancelled while a worker sends its reminder: dropped, and its receipt kept.
     with db.transaction(write=True) as conn:
         planner.schedule(conn, 51, None, created, "agent", booked)
         (taken, _) = [
-            c for c in notifications.claim(conn, moment_ms + 1000, 50_000) if c.kind == "reminder"
+            c
+            for c in notifications.claim(conn, moment_ms + 1000, 50_000)
+            if c.kind == "reminder" and c.item_id == 51
         ]
         cancelled = _states(org, [], start, sequence=2, status="revoked")
         planner.schedule(conn, 51, created, cancelled, "agent", moment + timedelta(minutes=1))

@@ -40,6 +40,8 @@ CREATED, UPDATED, CANCELLED, REMINDER = "created", "updated", "cancelled", "remi
 USAGER_CHANNELS = ("email", "sms")
 # What a waiting reminder says: when one of these changes, it is made again.
 _REMINDED = ("starts_at", "ends_at", "lieu_id", "motif_id", "usager_ids")
+# When one of these changes, even a reminder a worker took is dropped.
+_REDONE = ("starts_at", "usager_ids")
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,54 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _reminders(
+    conn: Connection,
+    item_id: int,
+    old: State | None,
+    new: State | None,
+    organisation: Organisation,
+    now: datetime,
+    noticed: bool,
+) -> list[notifications.Scheduled]:
+    """Keep the RDV's waiting reminders right; the ones to add.
+
+    A reminder a worker already took (sending, or waiting for a retry) is
+    left alone by an edit (every write bumps SEQUENCE): only reminders still
+    unclaimed and to come are replaced.  All are dropped, even taken ones,
+    when the RDV is cancelled or deleted or its switch is turned off (and
+    none made), or when its usagers or its time change (a retry would name
+    the wrong people or time; the new set's are made)."""
+    waiting = notifications.pending_reminders(conn, item_id)
+    if new is None or _cancelled(new) or not new.get("notify_usagers", True):
+        notifications.drop(conn, [w.id for w in waiting], _ms(now))
+        return []
+    changed = old is None or any(old.get(k) != new.get(k) for k in _REMINDED)
+    if old is not None and any(old.get(k) != new.get(k) for k in _REDONE):
+        replaceable = waiting
+    else:
+        replaceable = [w for w in waiting if not w.claimed and (w.due_ms > _ms(now) or changed)]
+    wanted = reminders(new, organisation, now)
+    if not wanted:
+        if changed:
+            notifications.drop(conn, [w.id for w in replaceable], _ms(now))
+        return []
+    due = _ms(reminder_moment(_start(new), organisation, now) or now)
+    desired = {(m.recipient_id, due, m.channel) for m in wanted}
+    if not (
+        changed
+        or noticed
+        or desired != {(w.recipient_id, w.due_ms, w.channel) for w in replaceable}
+    ):
+        return []
+    notifications.drop(conn, [w.id for w in replaceable], _ms(now))
+    return [
+        notifications.Scheduled(
+            item_id, organisation.id, "usager", m.recipient_id, m.channel, REMINDER, dict(new), due
+        )
+        for m in wanted
+    ]
+
+
 def schedule(
     conn: Connection,
     item_id: int,
@@ -218,6 +268,8 @@ def schedule(
         )
     )
     snapshot = dict(current)
+    if new is None:  # deleted (CalDAV DELETE): its CANCEL supersedes the last REQUEST
+        snapshot["sequence"] = int(current.get("sequence") or 0) + 1
     if old is not None and new is not None and old.get("starts_at") != new.get("starts_at"):
         snapshot["previous_starts_at"] = old["starts_at"]
     rows = [
@@ -233,27 +285,5 @@ def schedule(
         )  # fmt: skip
         for m in messages
     ]
-    wanted = reminders(new, organisation, now)
-    waiting = notifications.pending_reminders(conn, item_id)
-    if wanted and new is not None:
-        due = _ms(reminder_moment(_start(new), organisation, now) or now)
-        desired = {(m.recipient_id, due, m.channel) for m in wanted}
-        changed = old is None or any(old.get(k) != new.get(k) for k in _REMINDED)
-        if changed or messages or desired != {(r, d, c) for r, d, c, _ in waiting}:
-            notifications.drop(conn, [row_id for *_, row_id in waiting])
-            rows += [
-                notifications.Scheduled(
-                    item_id,
-                    organisation.id,
-                    "usager",
-                    m.recipient_id,
-                    m.channel,
-                    REMINDER,
-                    dict(new),
-                    due,
-                )  # fmt: skip
-                for m in wanted
-            ]
-    else:
-        notifications.drop(conn, [row_id for *_, row_id in waiting])
+    rows += _reminders(conn, item_id, old, new, organisation, now, bool(messages))
     notifications.schedule(conn, rows, _ms(now))

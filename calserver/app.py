@@ -37,6 +37,7 @@ from plugins.auth_throttle import Throttle
 from plugins.caldav import build_caldav
 from storage.database import Database
 from storage.deliveries import Retention
+from storage.notifications import Retention as NotificationRetention
 from webhooks.retry import DAY_MS, RetryPolicy
 from webhooks.targets import TargetPolicy, networks
 from webhooks.worker import Worker, WorkerSettings
@@ -149,6 +150,10 @@ def notifier_settings(settings: Settings) -> NotifierSettings:
             give_up_after_ms=settings.notification_retry_hours * 3_600_000,
         ),
         poll_s=settings.notification_poll_seconds,
+        keep=NotificationRetention(
+            done_ms=settings.notification_keep_days * DAY_MS,
+            failed_ms=settings.notification_keep_failed_days * DAY_MS,
+        ),
     )
 
 

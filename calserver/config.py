@@ -59,6 +59,8 @@ class Settings:
     notification_retry_first_ms: int = 30_000
     notification_retry_hours: int = 24
     notification_poll_seconds: int = 30
+    notification_keep_days: int = 30
+    notification_keep_failed_days: int = 90
     smtp: SmtpSettings = SmtpSettings()
     sms: SmsSettings = SmsSettings()
     m365_worker: bool = True
@@ -166,6 +168,7 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         token=env.get("CALSERVER_SMS_TOKEN") or get("sms", "token", ""),
         sender=get("sms", "sender", ""),
         timeout_s=get_int("sms", "timeout_seconds", 10),
+        max_segments=get_int("sms", "max_segments", 3),
     )
     if provider != "none" and not sms.url.startswith(("https://", "http://")):
         raise ConfigError("[sms] url must be the provider's http(s) address")
@@ -219,6 +222,8 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         notification_retry_first_ms=get_int("notifications", "retry_first_ms", 30_000),
         notification_retry_hours=get_int("notifications", "retry_hours", 24),
         notification_poll_seconds=get_int("notifications", "poll_seconds", 30),
+        notification_keep_days=get_int("notifications", "keep_days", 30),
+        notification_keep_failed_days=get_int("notifications", "keep_failed_days", 90),
         smtp=smtp,
         sms=sms,
         m365_worker=get_bool("m365", "worker", True),

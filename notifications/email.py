@@ -86,11 +86,14 @@ def _by_code(code: int) -> Outcome:
     return retry(reason) if 400 <= code < 500 else failed(reason)
 
 
-async def send(settings: SmtpSettings, message: EmailMessage) -> Outcome:
-    """Hand the message to the SMTP server; what came of it."""
+async def send(settings: SmtpSettings, message: EmailMessage, recipient: str) -> Outcome:
+    """Hand the message to the SMTP server for ``recipient`` alone (never the
+    addresses its To header may be read as); what came of it."""
     try:
         await aiosmtplib.send(
             message,
+            sender=settings.sender,
+            recipients=[recipient],
             hostname=settings.host,
             port=settings.port,
             username=settings.user or None,

@@ -5,7 +5,8 @@ segment instead of 160: a French accent outside the alphabet (ê, ç, î, ô...)
 would cost twice.  So every character outside it is transliterated (ê -> e,
 œ -> oe, typographic quotes -> plain ones) before sending, and the segments
 are counted as the network counts them (a concatenated message carries 153
-septets per segment; characters of the extension table take two).
+septets per segment; characters of the extension table take two, in one
+segment).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ EXTENSION = "^{}\\[~]|€\f"
 _ALPHABET = frozenset(BASIC) | frozenset(EXTENSION)
 _SPECIAL = {
     "’": "'", "‘": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"',
-    "–": "-", "—": "-", "‐": "-", "…": "...", "œ": "oe", "Œ": "OE", "æ": "ae",
+    "–": "-", "—": "-", "‐": "-", "…": "...", "œ": "oe", "Œ": "OE",
     "\u00a0": " ", "\u202f": " ", "\t": " ", "ç": "c", "•": "-", "°": "o",
 }  # fmt: skip
 SINGLE, MULTI = 160, 153
@@ -49,8 +50,15 @@ def septets(text: str) -> int:
 
 
 def segments(text: str) -> int:
-    """How many SMS the (GSM-7) text is sent as."""
-    length = septets(text)
-    if length <= SINGLE:
+    """How many SMS the (GSM-7) text is sent as.  Past one SMS, each segment
+    carries 153 septets, and an extension character's two septets (escape and
+    character) never straddle two segments: it starts the next one."""
+    if septets(text) <= SINGLE:
         return 1
-    return -(-length // MULTI)
+    count, used = 1, 0
+    for char in text:
+        size = 2 if char in EXTENSION else 1
+        if used + size > MULTI:
+            count, used = count + 1, 0
+        used += size
+    return count

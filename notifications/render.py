@@ -11,7 +11,8 @@ home visit's time is approximate ("vers 10h30"), as RDV-SP says it.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -123,6 +124,30 @@ def email(content: Content) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def sms(content: Content) -> str:
-    """The SMS text, within GSM-7."""
-    return gsm.transliterate(_render("usager_sms.txt", _variables(content)).strip())
+MOTIF_SHORT = 40
+
+
+def _shorter(content: Content) -> Iterator[Content]:
+    """The content, then with its optional parts cut one after the other:
+    the lieu's address (its name stays), the organisation's phone, a long
+    motif name."""
+    yield content
+    if content.lieu_name and content.lieu_address:
+        content = replace(content, lieu_address=None)
+        yield content
+    if content.organisation.get("phone"):
+        content = replace(content, organisation={**content.organisation, "phone": None})
+        yield content
+    if len(content.motif) > MOTIF_SHORT:
+        yield replace(content, motif=content.motif[: MOTIF_SHORT - 1].rstrip() + "…")
+
+
+def sms(content: Content, max_segments: int = 3) -> str | None:
+    """The SMS text, within GSM-7 and ``max_segments`` segments (each one is
+    billed): the optional parts are cut first; None when even the shortest
+    text is longer (the message is refused rather than sent as a long one)."""
+    for version in _shorter(content):
+        text = gsm.transliterate(_render("usager_sms.txt", _variables(version)).strip())
+        if gsm.segments(text) <= max_segments:
+            return text
+    return None

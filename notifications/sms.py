@@ -9,14 +9,16 @@ sender, timeout_seconds).
 
 ``JsonHttpProvider`` is a generic JSON-over-HTTP API:
 ``POST <url>`` with ``Authorization: Bearer <token>`` and
-``{"to": "+336...", "text": "...", "sender": "..."}``; a 2xx answer's JSON
-``id`` is the provider's message id.  5xx, 429, timeouts and refused
+``{"to": "+336...", "text": "...", "sender": "..."}``; a 2xx answer means
+sent, whatever its body (its JSON ``id``, if any, is the provider's message
+id).  5xx, 429, timeouts and refused
 connections are temporary; another 4xx is permanent (the provider refuses
 this message).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +34,7 @@ class SmsSettings:
     token: str = ""
     sender: str = ""
     timeout_s: float = 10.0
+    max_segments: int = 3  # a longer text is shortened, else refused
 
 
 class SmsProvider(Protocol):
@@ -44,6 +47,17 @@ class SmsProvider(Protocol):
     async def close(self) -> None:
         """Release connections (the worker is stopping)."""
         ...
+
+
+def _message_id(body: bytes) -> str | None:
+    """The provider's message id in a 2xx answer, when it gives one as JSON
+    (a body of "OK" still means the SMS was accepted: never sent twice)."""
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return None
+    provider_id = found.get("id") if isinstance(found, dict) else None
+    return str(provider_id) if provider_id is not None else None
 
 
 class JsonHttpProvider:
@@ -68,14 +82,13 @@ class JsonHttpProvider:
                 timeout=aiohttp.ClientTimeout(total=self._settings.timeout_s),
             ) as answer:
                 status = answer.status
-                found = await answer.json(content_type=None) if 200 <= status < 300 else None
+                body = await answer.read() if 200 <= status < 300 else b""
         except TimeoutError:
             return retry(f"SMS provider: no answer within {self._settings.timeout_s:g} s")
-        except (aiohttp.ClientError, OSError, ValueError) as e:
+        except (aiohttp.ClientError, OSError) as e:
             return retry(f"SMS provider: {type(e).__name__}")
-        if 200 <= status < 300:
-            provider_id = found.get("id") if isinstance(found, dict) else None
-            return sent(str(provider_id) if provider_id is not None else None)
+        if 200 <= status < 300:  # accepted, whatever the body says
+            return sent(_message_id(body))
         if status >= 500 or status == 429:
             return retry(f"SMS provider answered {status}")
         return failed(f"SMS provider answered {status}")

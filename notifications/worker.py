@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from notifications import email, ics, phones, render, sms
-from notifications.outcome import FAILED, RETRY, SENT, Outcome
+from notifications import email, gsm, ics, phones, render, sms
+from notifications.outcome import FAILED, RETRY, SENT, Outcome, failed, retry
 from storage import agenda_index, notifications, scheduling, wakeup
 from storage.database import Database
 from storage.outbox import now_ms
@@ -50,6 +52,13 @@ class NotifierSettings:
     # burst of bookings go out in one round (one claim, one record) instead
     # of taking the database's write lock twice per booking.
     settle_s: float = 0.2
+    # Messages done are deleted with their receipts past this retention, a
+    # small batch every ``purge_every_s`` (at once again after a full one).
+    keep: notifications.Retention = notifications.Retention(
+        done_ms=30 * 86_400_000, failed_ms=90 * 86_400_000
+    )
+    purge_every_s: float = 600.0
+    purge_batch: int = 500
 
     @property
     def lease_ms(self) -> int:
@@ -61,6 +70,13 @@ class NotifierSettings:
         )
         return int((2 * longest + 10) * 1000)
 
+    @property
+    def send_limit_s(self) -> float:
+        """How long one send may take in all (aiosmtplib's timeout bounds each
+        SMTP step, not the exchange): 10 s below the lease, which also covers
+        preparing and recording the round."""
+        return (self.lease_ms - 10_000) / 1000
+
 
 @dataclass
 class Outgoing:
@@ -70,7 +86,9 @@ class Outgoing:
     template: str
     recipient: str | None = None  # masked, for the receipt
     skip: str | None = None
-    message: Any = None  # an EmailMessage, or (number, text) for an SMS
+    error: str | None = None  # it could not be prepared: failed for good
+    message: Any = None  # (address, EmailMessage), or (number, text) for an SMS
+    segments: int | None = None  # an SMS's
 
 
 def masked_email(address: str) -> str:
@@ -83,11 +101,22 @@ def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _description(content: render.Content) -> str:
+    """The ICS's DESCRIPTION: the usager's page to see or cancel the RDV, the
+    back-office page for an agent (as RDV-SP words it)."""
+    if not content.link:
+        return content.motif
+    if content.audience == "agent":
+        return f"Voir sur {urlsplit(content.link).netloc} : {content.link}"
+    return f"Infos et annulation : {content.link}"
+
+
 class Notifier:
     def __init__(self, db: Database, settings: NotifierSettings) -> None:
         self.db = db
         self.settings = settings
         self._wake = asyncio.Event()
+        self._next_purge = 0.0
         self._sms = sms.provider(settings.sms)
 
     # -- the three transactions of a round --------------------------------
@@ -98,7 +127,18 @@ class Notifier:
 
     def _prepare(self, claimed: list[notifications.Claimed]) -> list[Outgoing]:
         with self.db.transaction(write=False) as conn:
-            return [self._outgoing(conn, c) for c in claimed]
+            return [self._prepared(conn, c) for c in claimed]
+
+    def _prepared(self, conn: Any, claimed: notifications.Claimed) -> Outgoing:
+        """One message, or a failure of its own: a row that cannot be built
+        (a snapshot or record that makes no sense) fails alone, the others go."""
+        try:
+            return self._outgoing(conn, claimed)
+        except Exception as e:
+            log.error("notification %s could not be prepared: %s", claimed.id, type(e).__name__)
+            outgoing = Outgoing(claimed, f"{claimed.audience}_{claimed.kind}")
+            outgoing.error = f"could not be prepared: {type(e).__name__}"
+            return outgoing
 
     def _record(self, done: list[tuple[Outgoing, Outcome | None]]) -> None:
         at = now_ms()
@@ -132,6 +172,8 @@ class Notifier:
                     error,
                     state,
                     next_due,
+                    claimed.leased_until_ms,
+                    outgoing.segments,
                 )  # fmt: skip
             )
             log.info(
@@ -158,6 +200,11 @@ class Notifier:
         if claimed.audience == "usager" and claimed.link_token and claimed.kind != "cancelled":
             link = f"{self.settings.base_url}/r/{claimed.item_id}/{claimed.link_token}"
         public_id = agenda_index.public_id(claimed.item_id)
+        # The ICS supersedes what calendars hold: the agenda's SEQUENCE now
+        # (a reminder's snapshot may be older), never less than the snapshot's
+        # (a deleted RDV's CANCEL carries its bumped one).
+        indexed = agenda_index.indexed_event(conn, claimed.item_id)
+        sequence = max(int(rdv.get("sequence") or 0), indexed.sequence if indexed else 0)
         if claimed.audience == "agent":
             link = f"{self.settings.base_url}/backoffice/rdvs/{public_id}"
         content = render.Content(
@@ -185,7 +232,10 @@ class Notifier:
             agent = scheduling.agent(conn, claimed.recipient_id)
             address = agent["email"] if agent else None
             attendee = (agent["display_name"], address) if agent and address else None
-            return self._email(outgoing, content, address, rdv, public_id, attendee)
+            # The agent's CalDAV agenda holds the event under its UID: the
+            # invitation must name that one, or accepting it duplicates it.
+            uid = rdv.get("uuid") or f"{public_id}@calserver"
+            return self._email(outgoing, content, address, rdv, (uid, sequence), attendee)
         usager = scheduling.usager(conn, claimed.recipient_id)
         if usager is None:
             outgoing.skip = "the usager no longer exists"
@@ -194,7 +244,9 @@ class Notifier:
             if not usager["notify_by_email"]:
                 outgoing.skip = "the usager turned emails off"
                 return outgoing
-            return self._email(outgoing, content, usager["email"], rdv, public_id, None)
+            # Usagers get an opaque UID: the agenda's UID may say who made it.
+            identity = (f"{public_id}@calserver", sequence)
+            return self._email(outgoing, content, usager["email"], rdv, identity, None)
         return self._text(outgoing, content, usager, organisation)
 
     def _email(
@@ -203,9 +255,10 @@ class Notifier:
         content: render.Content,
         address: str | None,
         rdv: dict[str, Any],
-        public_id: str,
+        identity: tuple[str, int],
         attendee: tuple[str, str] | None,
     ) -> Outgoing:
+        """An email with its ICS; ``identity``: the event's UID and SEQUENCE."""
         if not address:
             outgoing.skip = "no email address"
             return outgoing
@@ -215,23 +268,23 @@ class Notifier:
             return outgoing
         subject, text, html = render.email(content)
         cancelled = content.kind == "cancelled"
+        uid, sequence = identity
         event = ics.IcsEvent(
-            uid=f"{public_id}@calserver",
-            sequence=int(rdv.get("sequence") or 0),
+            uid=uid,
+            sequence=sequence,
             starts_at=content.starts_at,
             ends_at=datetime.fromisoformat(rdv["ends_at"]),
             summary=f"RDV {content.motif}",
             location=render.place(content),
-            description=(
-                f"Infos et annulation : {content.link}" if content.link else content.motif
-            ),
+            description=_description(content),
             cancelled=cancelled,
             organizer=self.settings.smtp.sender,
             attendee=attendee,
         )
         method = ics.method_for(content.audience, cancelled)
         calendar = email.Calendar(ics.build(event, method), method)
-        outgoing.message = email.compose(self.settings.smtp, address, subject, text, html, calendar)
+        message = email.compose(self.settings.smtp, address, subject, text, html, calendar)
+        outgoing.message = (address, message)
         return outgoing
 
     def _text(
@@ -256,19 +309,33 @@ class Notifier:
         if self._sms is None:
             outgoing.skip = "SMS are not configured ([sms] provider)"
             return outgoing
-        outgoing.message = (number, render.sms(content))
+        limit = self.settings.sms.max_segments
+        text = render.sms(content, limit)
+        if text is None:
+            outgoing.error = f"longer than {limit} SMS segments"
+            return outgoing
+        outgoing.message = (number, text)
+        outgoing.segments = gsm.segments(text)
         return outgoing
 
     # -- sending ------------------------------------------------------------
 
     async def _send(self, outgoing: Outgoing) -> tuple[Outgoing, Outcome | None]:
+        if outgoing.error is not None:
+            return outgoing, failed(outgoing.error)
         if outgoing.skip is not None:
             return outgoing, None
-        if outgoing.claimed.channel == "email":
-            return outgoing, await email.send(self.settings.smtp, outgoing.message)
-        assert self._sms is not None
-        number, text = outgoing.message
-        return outgoing, await self._sms.send(number, text)
+        limit = self.settings.send_limit_s
+        try:
+            async with asyncio.timeout(limit):
+                if outgoing.claimed.channel == "email":
+                    address, message = outgoing.message
+                    return outgoing, await email.send(self.settings.smtp, message, address)
+                assert self._sms is not None
+                number, text = outgoing.message
+                return outgoing, await self._sms.send(number, text)
+        except TimeoutError:
+            return outgoing, retry(f"no answer within {limit:g} s")
 
     async def round(self) -> int:
         """One round: claim, prepare, send, record; how many were handled."""
@@ -283,7 +350,24 @@ class Notifier:
     async def _full_round(self) -> bool:
         """A round; whether it took a whole batch (then more may be due at
         once; otherwise the next due time decides, without another claim)."""
-        return await self.round() >= self.settings.batch
+        handled = await self.round()
+        await self._purge_if_due()
+        return handled >= self.settings.batch
+
+    def _purge(self) -> int:
+        with self.db.transaction(write=True) as conn:
+            return notifications.purge(
+                conn, now_ms(), self.settings.keep, self.settings.purge_batch
+            )
+
+    async def _purge_if_due(self) -> None:
+        """Past their retention, messages go a batch at a time: at once
+        again while batches come full (a backlog), else every
+        ``purge_every_s``."""
+        if time.monotonic() >= self._next_purge:
+            deleted = await asyncio.to_thread(self._purge)
+            pause = 0.0 if deleted >= self.settings.purge_batch else self.settings.purge_every_s
+            self._next_purge = time.monotonic() + pause
 
     def _sleep_s(self) -> float:
         with self.db.transaction(write=False) as conn:
@@ -306,5 +390,9 @@ class Notifier:
                 self.settings.settle_s,
             )
         finally:
-            if self._sms is not None:
-                await self._sms.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Release the SMS provider's connections (the worker stops)."""
+        if self._sms is not None:
+            await self._sms.close()

@@ -8,7 +8,11 @@ on PostgreSQL, SQLite's one writer) and pushes them a lease ahead before
 anything is sent, outside any transaction: a worker killed mid-send leaves
 them due again when the lease ends (sent at least once, never lost).
 Reminders are rows like the others, due at their moment, found through the
-``(state, due_ms)`` index: no scan of the RDVs.
+``(state, due_ms)`` index: no scan of the RDVs.  A reminder no longer
+wanted is marked ``dropped``, never deleted: a worker may be sending it,
+and its receipt still has a row to point to.  ``record`` moves a row on
+only while the recording worker's lease holds (``due_ms`` is still the
+lease's end): past it, another worker may have taken the row again.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.outbox import announce
 from storage.schema import (
@@ -35,6 +39,7 @@ from storage.schema import (
 )
 
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
+DROPPED = "dropped"  # a reminder no longer wanted (the RDV changed)
 REMINDER = "reminder"
 TOKEN_ALPHABET = string.ascii_uppercase + string.digits
 TOKEN_LENGTH = 8
@@ -64,6 +69,7 @@ class Claimed(Scheduled):
     link_token: str | None
     attempt: int
     created_ms: int
+    leased_until_ms: int
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,8 @@ class Receipt:
     error: str | None
     state: str
     next_due_ms: int | None = None
+    leased_until_ms: int | None = None  # the claim's lease (None: no lease to check)
+    segments: int | None = None  # an SMS's segments
 
 
 def _locking(conn: Connection, query):  # type: ignore[no-untyped-def]
@@ -116,21 +124,38 @@ def schedule(conn: Connection, rows: list[Scheduled], now_ms: int) -> None:
     )
 
 
-def pending_reminders(conn: Connection, item_id: int) -> list[tuple[int, int, str, int]]:
-    """(recipient, due, channel, row id) of the item's waiting reminders."""
+@dataclass(frozen=True)
+class Waiting:
+    """A reminder still waiting; ``claimed``: a worker took it at least once
+    (it may be sending it now, or it waits for a retry)."""
+
+    recipient_id: int
+    due_ms: int
+    channel: str
+    id: int
+    claimed: bool
+
+
+def pending_reminders(conn: Connection, item_id: int) -> list[Waiting]:
+    """The item's waiting reminders."""
     n = notifications.c
     rows = conn.execute(
-        select(n.recipient_id, n.due_ms, n.channel, n.id).where(
+        select(n.recipient_id, n.due_ms, n.channel, n.id, n.attempts).where(
             n.item_id == item_id, n.kind == REMINDER, n.state == PENDING
         )
     )
-    return [(r.recipient_id, r.due_ms, r.channel, r.id) for r in rows]
+    return [Waiting(r.recipient_id, r.due_ms, r.channel, r.id, r.attempts > 0) for r in rows]
 
 
-def drop(conn: Connection, row_ids: list[int]) -> None:
-    """Forget waiting messages (a reminder of an RDV moved or cancelled)."""
+def drop(conn: Connection, row_ids: list[int], now_ms: int) -> None:
+    """Mark waiting messages dropped (a reminder of an RDV moved or
+    cancelled): kept, since a worker sending one still records its receipt."""
     if row_ids:
-        conn.execute(delete(notifications).where(notifications.c.id.in_(row_ids)))
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id.in_(row_ids), notifications.c.state == PENDING)
+            .values(state=DROPPED, link_token=None, done_ms=now_ms)
+        )
 
 
 def _key(conn: Connection) -> bytes:
@@ -146,58 +171,85 @@ def token_hmac(key: bytes, token: str) -> str:
 
 _SET_TOKEN = (
     update(notifications)
-    .where(
-        notifications.c.item_id == bindparam("item"),
-        notifications.c.audience == "usager",
-        notifications.c.recipient_id == bindparam("usager"),
-        notifications.c.created_ms == bindparam("change"),
-        notifications.c.state == PENDING,
-        notifications.c.link_token.is_(None),
-    )
+    .where(notifications.c.id == bindparam("row"))
     .values(link_token=bindparam("token"))
 )
 
 
+def _token(key: bytes, item_id: int, usager_id: int, change_ms: int) -> str:
+    """The link token of one change for one usager: derived from the server's
+    secret, so every worker that claims a message of that change (its email
+    here, its SMS on another worker) hands out the same token."""
+    digest = hmac.new(key, f"link/{item_id}/{usager_id}/{change_ms}".encode(), hashlib.sha256)
+    number = int.from_bytes(digest.digest(), "big")
+    chars = []
+    for _ in range(TOKEN_LENGTH):
+        number, index = divmod(number, len(TOKEN_ALPHABET))
+        chars.append(TOKEN_ALPHABET[index])
+    return "".join(chars)
+
+
+def _upsert_links(conn: Connection, links: list[dict[str, Any]]) -> None:
+    """Insert or replace links in one statement (no delete-then-insert race
+    between two workers), in key order so that two workers never wait on
+    each other's rows crosswise."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(rdv_links)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[rdv_links.c.item_id, rdv_links.c.usager_id],
+            set_={
+                "token_hmac": statement.excluded.token_hmac,
+                "expires_ms": statement.excluded.expires_ms,
+            },
+        ),
+        sorted(links, key=lambda link: (link["item_id"], link["usager_id"])),
+    )
+
+
+def _link_expiry(snapshot: str) -> int | None:
+    """When a link made from this snapshot stops working (the RDV's end);
+    None for a snapshot that makes no sense: no link, and the worker fails
+    that message alone instead of the whole claim."""
+    try:
+        ends = datetime.fromisoformat(json.loads(snapshot)["ends_at"])
+        return int(ends.timestamp() * 1000)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _renew_links(conn: Connection, due: list[Any]) -> dict[tuple[int, int, int], str]:
-    """Give the claimed usager messages of each change their link: a fresh
-    token whose HMAC replaces the usager's previous one for this RDV (which
-    stops working), kept in clear on the waiting rows of that same change
-    (its email and SMS share it, a retry reuses it) until they are done.
-    One token per usager and RDV in a claim; three statements in all."""
-    fresh = [r for r in due if r.audience == "usager" and r.link_token is None]
+    """Give the claimed usager messages of each change their link: the
+    change's token, whose HMAC replaces the usager's previous one for this
+    RDV (which stops working), kept in clear on the claimed rows (a retry
+    reuses it) until they are done; the email and SMS of a change share it.
+    The token depends only on the change, so workers claiming rows of
+    one change apart agree on it."""
+    fresh = [
+        r
+        for r in due
+        if r.audience == "usager" and r.link_token is None and _link_expiry(r.rdv) is not None
+    ]
     if not fresh:
         return {}
-    per_link: dict[tuple[int, int], str] = {}
-    expires: dict[tuple[int, int], int] = {}
-    for row in fresh:
-        pair = (row.item_id, row.recipient_id)
-        if pair not in per_link:
-            per_link[pair] = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(TOKEN_LENGTH))
-            ends = datetime.fromisoformat(json.loads(row.rdv)["ends_at"])
-            expires[pair] = int(ends.timestamp() * 1000)
     key = _key(conn)
-    conn.execute(
-        delete(rdv_links).where(tuple_(rdv_links.c.item_id, rdv_links.c.usager_id).in_(per_link))
-    )
-    conn.execute(
-        insert(rdv_links),
-        [
-            {
-                "item_id": i,
-                "usager_id": u,
-                "token_hmac": token_hmac(key, t),
-                "expires_ms": expires[(i, u)],
-            }
-            for (i, u), t in per_link.items()
-        ],
-    )
-    tokens = {
-        (r.item_id, r.recipient_id, r.created_ms): per_link[(r.item_id, r.recipient_id)]
-        for r in fresh
-    }
+    tokens: dict[tuple[int, int, int], str] = {}
+    links: dict[tuple[int, int], dict[str, Any]] = {}
+    for row in fresh:
+        change = (row.item_id, row.recipient_id, row.created_ms)
+        tokens[change] = _token(key, *change)
+        links[(row.item_id, row.recipient_id)] = {
+            "item_id": row.item_id,
+            "usager_id": row.recipient_id,
+            "token_hmac": token_hmac(key, tokens[change]),
+            "expires_ms": _link_expiry(row.rdv),
+        }
+    _upsert_links(conn, list(links.values()))
+    # Only the rows claimed here: a sibling another worker holds gets the
+    # same token when its turn comes (waiting on its lock could deadlock).
     conn.execute(
         _SET_TOKEN,
-        [{"item": i, "usager": u, "change": c, "token": t} for (i, u, c), t in tokens.items()],
+        [{"row": r.id, "token": tokens[(r.item_id, r.recipient_id, r.created_ms)]} for r in fresh],
     )
     return tokens
 
@@ -258,6 +310,7 @@ def claim(conn: Connection, now_ms: int, lease_ms: int, limit: int = 50) -> list
             link_token=r.link_token or tokens.get((r.item_id, r.recipient_id, r.created_ms)),
             attempt=r.attempts + 1,
             created_ms=r.created_ms,
+            leased_until_ms=now_ms + lease_ms,
         )
         for r in due
     ]
@@ -265,8 +318,18 @@ def claim(conn: Connection, now_ms: int, lease_ms: int, limit: int = 50) -> list
 
 def record(conn: Connection, receipts: list[Receipt]) -> None:
     """Log a round's attempts and move each row on (the clear token is
-    forgotten once the message is no longer waiting)."""
+    forgotten once the message is no longer waiting).  A receipt whose row is
+    gone is not kept; a row moves on only while it waits and, for a claim,
+    while this worker's lease holds: a dropped reminder stays dropped, a row
+    another worker took again is that worker's to record."""
     if not receipts:
+        return
+    n = notifications.c
+    present = set(
+        conn.execute(select(n.id).where(n.id.in_({r.notification_id for r in receipts}))).scalars()
+    )
+    kept = [r for r in receipts if r.notification_id in present]
+    if not kept:
         return
     conn.execute(
         insert(notification_receipts),
@@ -281,19 +344,55 @@ def record(conn: Connection, receipts: list[Receipt]) -> None:
                 "status": r.status,
                 "provider_id": r.provider_id[:200] if r.provider_id else None,
                 "error": r.error,
+                "segments": r.segments,
             }
-            for r in receipts
+            for r in kept
         ],
     )
-    for r in receipts:
+    for r in kept:
         values: dict[str, Any] = {"state": r.state}
         if r.state == PENDING:
             values["due_ms"] = r.next_due_ms
         else:
-            values["link_token"] = None
+            values.update(link_token=None, done_ms=r.at_ms)
+        query = update(notifications).where(n.id == r.notification_id, n.state == PENDING)
+        if r.leased_until_ms is not None:
+            query = query.where(n.due_ms == r.leased_until_ms)
+        conn.execute(query.values(**values))
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long messages that no longer wait are kept with their receipts
+    (milliseconds since they were done): sent, skipped or dropped ones, and
+    failed ones (kept longer: what an agent looks into)."""
+
+    done_ms: int
+    failed_ms: int
+
+
+def purge(conn: Connection, now_ms: int, keep: Retention, limit: int = 500) -> int:
+    """Delete one small batch of messages past their retention, with their
+    receipts; how many (the caller comes back soon while that is ``limit``)."""
+    n = notifications.c
+    old = list(
         conn.execute(
-            update(notifications).where(notifications.c.id == r.notification_id).values(**values)
+            select(n.id)
+            .where(
+                or_(
+                    n.state.in_((SENT, SKIPPED, DROPPED)) & (n.done_ms < now_ms - keep.done_ms),
+                    (n.state == FAILED) & (n.done_ms < now_ms - keep.failed_ms),
+                )
+            )
+            .limit(limit)
+        ).scalars()
+    )
+    if old:
+        conn.execute(
+            delete(notification_receipts).where(notification_receipts.c.notification_id.in_(old))
         )
+        conn.execute(delete(notifications).where(n.id.in_(old)))
+    return len(old)
 
 
 def next_due_ms(conn: Connection) -> int | None:

@@ -469,7 +469,8 @@ notifications = Table(
     # The "Infos et annulation" token in clear, only while the message waits;
     # the link table keeps its HMAC.
     Column("link_token", String(8), nullable=True),
-    # pending / sent / failed (permanent failure or given up) / skipped
+    # pending / sent / failed (permanent failure or given up) / skipped /
+    # dropped (a reminder no longer wanted)
     Column("state", String(8), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     # When it is due; a claimed row is pushed past its lease, so a worker that
@@ -478,8 +479,12 @@ notifications = Table(
     # When it was first due (now, or a reminder's moment): retries are given
     # up that long after, and the messages of one change share it.
     Column("created_ms", BigInteger, nullable=False),
+    # When it stopped waiting (sent, failed, skipped, dropped): the retention
+    # ([notifications] keep_*_days) counts from then; None while pending.
+    Column("done_ms", BigInteger, nullable=True),
     Index("ix_notifications_state_due_ms", "state", "due_ms"),
     Index("ix_notifications_item_id", "item_id"),
+    Index("ix_notifications_done_ms", "done_ms"),
 )
 
 # The receipts log: every attempt, readable by agents through the API.
@@ -504,6 +509,8 @@ notification_receipts = Table(
     Column("status", String(8), nullable=False),
     Column("provider_id", String(200), nullable=True),
     Column("error", String(200), nullable=True),
+    # How many SMS segments the text took (SMS only): what the provider bills.
+    Column("segments", Integer, nullable=True),
 )
 
 # The "Infos et annulation" link of a usager's RDV: only the HMAC of its

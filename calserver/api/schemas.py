@@ -12,14 +12,27 @@ from booking import motifs, public_holidays
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Text = Annotated[str, Meta(max_length=5000)]
-Email = Annotated[str, Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+# One addr-spec, dot-atom on both sides: no comma, quote, angle bracket or
+# space (the SMTP To header would read "x,y@example.org" as two addresses).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ADDRESS = rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+"
+Email = Annotated[
+    str,
+    Meta(
+        max_length=320,
+        pattern=rf"^(?![\s\S]*\s){_ADDRESS}$",
+        description="one address, as local@domain.tld",
+    ),
+]
 # Surrounding spaces are allowed and dropped (storage.scheduling.normalised_email).
 UsagerEmail = Annotated[
     str,
     Meta(
         max_length=320,
-        pattern=r"^\s*[^@\s]+@[^@\s]+\s*$",
-        description="unique within the organisation, compared trimmed and case-insensitively",
+        pattern=rf"^\s*{_ADDRESS}\s*$",
+        description="one address, unique within the organisation, compared trimmed and "
+        "case-insensitively",
     ),
 ]
 Phone = Annotated[str, Meta(max_length=40)]

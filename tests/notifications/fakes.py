@@ -9,7 +9,7 @@ import email.policy
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 
 from aiohttp import web
@@ -27,10 +27,24 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.recipients: list[list[str]] = []  # each accepted message's RCPT TO
         self.reply: str | None = None
         self.delay_s = 0.0  # how long each answer to DATA takes
+        self.step_delay_s = 0.0  # how long each answer to MAIL and RCPT takes
         self.started = 0  # messages whose DATA arrived, answered or not
         self._lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(self.step_delay_s)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(self.step_delay_s)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
         self.started += 1
@@ -41,6 +55,7 @@ class Mailbox:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.recipients.append(list(envelope.rcpt_tos))
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -72,6 +87,7 @@ class SmsProvider:
         self.received: list[dict] = []
         self.status = 200
         self.delay_s = 0.0
+        self.plain: str | None = None  # a 2xx answer's body as text, not JSON
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -86,6 +102,8 @@ class SmsProvider:
         if self.status != 200:
             return web.json_response({"error": "no"}, status=self.status)
         self.received.append(body)
+        if self.plain is not None:
+            return web.Response(text=self.plain)
         return web.json_response({"id": f"sms-{len(self.received)}"})
 
     async def _start(self) -> None:
@@ -112,6 +130,15 @@ class SmsProvider:
 
     def to(self, number: str) -> list[dict]:
         return [m for m in list(self.received) if m["to"] == number]
+
+
+def both_running() -> Iterator[tuple[SmtpServer, SmsProvider]]:
+    """A module fixture's body: an SMTP server and an SMS provider, started,
+    then stopped once the module is done."""
+    smtp, provider = SmtpServer().start(), SmsProvider().start()
+    yield smtp, provider
+    smtp.stop()
+    provider.stop()
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> object:

@@ -113,7 +113,7 @@ async def test_an_email_reaches_the_smtp_server_with_its_three_parts(smtp: SmtpS
     settings = _settings(smtp.port)
     subject, text, html = render.email(_content())
     message = email.compose(settings, "lea@example.org", subject, text, html, _calendar())
-    outcome = await email.send(settings, message)
+    outcome = await email.send(settings, message, "lea@example.org")
     assert outcome.status == SENT and outcome.provider_id == message["Message-ID"]
     (got,) = smtp.mailbox.to("lea@example.org")
     assert got["Subject"] == subject and got["From"] == "rdv@mairie.example.fr"
@@ -137,19 +137,27 @@ async def test_an_email_reaches_the_smtp_server_with_its_three_parts(smtp: SmtpS
     assert vevent.decoded("DTSTART") == START
 
 
+async def test_an_email_goes_to_its_one_recipient_whatever_its_header(smtp: SmtpServer) -> None:
+    settings = _settings(smtp.port)
+    message = email.compose(settings, "one@example.org, two@example.org", "s", "t", "<p>t</p>")
+    assert (await email.send(settings, message, "one@example.org")).status == SENT
+    assert ["two@example.org"] not in smtp.mailbox.recipients
+    assert smtp.mailbox.recipients[-1] == ["one@example.org"]
+
+
 async def test_smtp_answers_decide_retry_or_not(smtp: SmtpServer) -> None:
     settings = _settings(smtp.port)
     message = email.compose(settings, "x@example.org", "s", "t", "<p>t</p>")
     smtp.mailbox.reply = "451 4.3.0 try later"
     try:
-        temporary = await email.send(settings, message)
+        temporary = await email.send(settings, message, "x@example.org")
         smtp.mailbox.reply = "554 5.7.1 x@example.org refused"
-        permanent = await email.send(settings, message)
+        permanent = await email.send(settings, message, "x@example.org")
     finally:
         smtp.mailbox.reply = None
     assert (temporary.status, temporary.error) == (RETRY, "SMTP 451")
     assert (permanent.status, permanent.error) == (FAILED, "SMTP 554")
-    down = await email.send(_settings(free_port()), message)
+    down = await email.send(_settings(free_port()), message, "x@example.org")
     assert down.status == RETRY and "x@example.org" not in (down.error or "")
 
 
@@ -184,3 +192,40 @@ async def test_the_json_sms_provider(provider: SmsProvider) -> None:
     assert (await wrong_token.send("+33612345678", "x")).status == FAILED
     await wrong_token.close()
     assert sms.provider(sms.SmsSettings()) is None
+
+
+async def test_a_2xx_sms_answer_that_is_not_json_is_sent(provider: SmsProvider) -> None:
+    settings = sms.SmsSettings("json_http", provider.url, SMS_TOKEN, "MAIRIE")
+    client = sms.provider(settings)
+    assert client is not None
+    provider.plain = "OK"
+    try:
+        outcome = await client.send("+33698765432", "RDV")
+    finally:
+        provider.plain = None
+        await client.close()
+    # Accepted: retrying would send the SMS again.
+    assert (outcome.status, outcome.provider_id) == (SENT, None)
+    assert len(provider.to("+33698765432")) == 1
+
+
+def test_sms_segments_never_split_an_extension_character() -> None:
+    # 152 septets, then "€" (escape + character) cannot end the first segment.
+    assert gsm.segments("a" * 152 + "€" + "a" * 152) == 3
+    assert gsm.segments("a" * 151 + "€" + "a" * 153) == 2
+    assert gsm.transliterate("æÆ") == "æÆ"  # GSM-7 basic: kept as is
+
+
+def test_a_long_sms_is_shortened_then_refused() -> None:
+    long_place = _content(
+        lieu_name="Centre social",
+        lieu_address="12 rue " + "de la très longue avenue " * 8,
+        organisation={"name": "Mairie", "phone": "01 23 45 67 89"},
+    )
+    full = render.sms(long_place, max_segments=9)
+    assert full is not None and "longue avenue" in full and gsm.segments(full) > 1
+    short = render.sms(long_place, max_segments=1)
+    assert short is not None and "Centre social" in short and "longue" not in short
+    assert gsm.segments(short) == 1
+    huge = _content(motif="M" * 39, link="https://rdv.example.fr/r/1/" + "X" * 400)
+    assert render.sms(huge, max_segments=2) is None

@@ -3,14 +3,22 @@ skipped and why, and a message retried past its window given up."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
+import icalendar
+import pytest
+
+from booking import notifications as planner
 from notifications.email import SmtpSettings
+from notifications.sms import SmsSettings
 from notifications.worker import Notifier, NotifierSettings
-from storage import agents, notifications, scheduling
+from storage import agenda_index, agents, calendars, notifications, scheduling
 from storage.database import Database
 from storage.outbox import now_ms
 from tests.conftest import free_port
+from tests.notifications.fakes import SMS_TOKEN, SmsProvider, SmtpServer, both_running
 
 
 def _rdv(org: int, starts: datetime) -> dict:
@@ -67,3 +75,139 @@ async def test_skips_say_why_and_retries_end(db: Database) -> None:
     ((channel, status, error),) = found[4]
     assert (channel, status) == ("email", "failed")
     assert error.startswith("given up: SMTP connection failed")
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[tuple[SmtpServer, SmsProvider]]:
+    yield from both_running()
+
+
+def _calendar(found: EmailMessage) -> icalendar.Calendar:
+    part = next(p for p in found.walk() if p.get_content_type() == "text/calendar")
+    return icalendar.Calendar.from_ical(part.get_payload(decode=True))
+
+
+async def test_a_due_reminder_and_an_agents_notice_go_out(
+    db: Database, outside: tuple[SmtpServer, SmsProvider]
+) -> None:
+    """A reminder booked ten days ago is due now: the worker emails it (with
+    the agenda's SEQUENCE now, not the snapshot's, and an opaque UID) and
+    texts it; the agent's notice carries the UID of the CalDAV event."""
+    smtp, provider = outside
+    suffix = "sqlite" if db.is_sqlite else "pg"
+    usager_email, agent_email = f"lea-{suffix}@example.org", f"agent-{suffix}@example.org"
+    phone = "0611223344" if db.is_sqlite else "0611223355"
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+        alice = agents.create_agent(
+            conn, "alice", organisation=org, role="basic", password="a-pass-123",
+            email=agent_email,
+        )  # fmt: skip
+        notifications.set_agent_level(conn, alice, "all")
+        usager = scheduling.create_usager(
+            conn,
+            {"organisation_id": org, "first_name": "Léa", "last_name": "B",
+             "email": usager_email, "phone": phone},
+        )["id"]  # fmt: skip
+        agenda = calendars.create_collection(conn, "alice/rdv-test", "alice", "rdv", {})
+        calendars.put_item(
+            conn, agenda, calendars.ItemWrite("r.ics", "caldav-uid-1", '"e"', "VEVENT", "", 0, 1)
+        )
+        item = agenda_index.item_id(conn, agenda.id, "r.ics")
+        assert item is not None
+    starts = (datetime.now(UTC) + timedelta(hours=47)).replace(microsecond=0)
+    state = {
+        **_rdv(org, starts), "uuid": "caldav-uid-1", "status": "unknown",
+        "agent_ids": [alice], "usager_ids": [usager],
+    }  # fmt: skip
+    booked = datetime.now(UTC) - timedelta(days=10)
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, item, None, state, "agent", booked)
+        confirmations = [  # the usager's went out long ago
+            w["id"]
+            for w in notifications.waiting_of(conn, item)
+            if w["kind"] != "reminder" and w["audience"] == "usager"
+        ]
+        notifications.drop(conn, confirmations, now_ms())
+        # Edited since (the snapshot of the reminder says SEQUENCE 1).
+        agenda_index.replace_event(
+            conn, item, agenda_index.IndexedEvent(alice, "rdv", "caldav-uid-1", 0, 1, 1, sequence=4)
+        )
+    settings = NotifierSettings(
+        smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout_s=2),
+        sms=SmsSettings("json_http", provider.url, SMS_TOKEN, "MAIRIE", timeout_s=2),
+    )
+    notifier = Notifier(db, settings)
+    try:
+        assert await notifier.round() == 3
+    finally:
+        await notifier.close()
+    (reminder,) = smtp.mailbox.to(usager_email)
+    assert "Rappel" in reminder["Subject"]
+    (event,) = _calendar(reminder).walk("VEVENT")
+    assert str(event["UID"]) == f"{agenda_index.public_id(item)}@calserver"
+    assert int(event["SEQUENCE"]) == 4
+    assert event.decoded("DTSTART") == starts
+    (text,) = provider.to("+33611223344" if db.is_sqlite else "+33611223355")
+    assert text["text"].startswith("Rappel RDV Rendez-vous le ")
+    (notice,) = smtp.mailbox.to(agent_email)
+    calendar = _calendar(notice)
+    assert str(calendar["METHOD"]) == "REQUEST"
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["UID"]) == "caldav-uid-1"  # accepting it updates the agenda's event
+    assert str(event["DESCRIPTION"]).startswith("Voir sur 127.0.0.1:5232 : http://127.0.0.1")
+    with db.transaction(write=False) as conn:
+        receipts = notifications.receipts_of(conn, item)
+    assert [r["segments"] for r in receipts if r["channel"] == "sms"] == [1]
+    assert sorted((r["channel"], r["status"]) for r in receipts) == [
+        ("email", "sent"), ("email", "sent"), ("sms", "sent"),
+    ]  # fmt: skip
+
+
+def _with_usager(db: Database, address: str) -> tuple[int, int]:
+    """A new organisation and a usager of it with this email: their ids."""
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+        record = {"organisation_id": org, "first_name": "A", "last_name": "B", "email": address}
+        return org, scheduling.create_usager(conn, record)["id"]
+
+
+async def test_a_message_that_cannot_be_prepared_fails_alone(db: Database) -> None:
+    org, usager = _with_usager(db, "a@b.fr")
+    ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
+    broken = {key: value for key, value in ahead.items() if key != "ends_at"}
+    rows = [
+        notifications.Scheduled(5, org, "usager", usager, "email", "created", broken, 0),
+        notifications.Scheduled(6, org, "usager", 404, "email", "created", ahead, 0),
+    ]
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, rows, now_ms())
+    assert await Notifier(db, NotifierSettings()).round() == 2
+    with db.transaction(write=False) as conn:
+        (failed,) = notifications.receipts_of(conn, 5)
+        (skipped,) = notifications.receipts_of(conn, 6)
+        assert notifications.next_due_ms(conn) is None
+    assert (failed["status"], failed["error"]) == ("failed", "could not be prepared: KeyError")
+    assert (skipped["status"], skipped["error"]) == ("skipped", "the usager no longer exists")
+
+
+async def test_a_slow_smtp_exchange_ends_before_the_lease(db: Database) -> None:
+    """aiosmtplib's timeout bounds each step: three steps each just inside it
+    would outlast the lease (another worker would send again); the whole
+    send is cut at the worker's limit and retried."""
+    smtp = SmtpServer().start()
+    smtp.mailbox.step_delay_s = smtp.mailbox.delay_s = 0.25
+    org, usager = _with_usager(db, "s@b.fr")
+    ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
+    row = notifications.Scheduled(7, org, "usager", usager, "email", "created", ahead, 0)
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [row], now_ms())
+    settings = NotifierSettings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout_s=0.3))
+    assert settings.send_limit_s < settings.lease_ms / 1000
+    try:
+        assert await Notifier(db, settings).round() == 1
+    finally:
+        smtp.stop()
+    with db.transaction(write=False) as conn:
+        (receipt,) = notifications.receipts_of(conn, 7)
+    assert (receipt["status"], receipt["error"]) == ("retry", "no answer within 0.6 s")

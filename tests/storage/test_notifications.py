@@ -4,9 +4,12 @@ the link's token kept only as an HMAC."""
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, text
 
 from booking import notifications as planner
@@ -172,3 +175,175 @@ def test_scheduling_follows_the_rdv_and_the_agents(db: Database) -> None:
         planner.schedule(conn, 99, moved, cancelled, "agent", now)
     assert not [w for w in waiting() if w[0] == "reminder"]
     assert [w[0] for w in waiting()].count("cancelled") == 3
+
+
+def _receipt(claimed: notifications.Claimed, state: str = notifications.SENT):  # type: ignore[no-untyped-def]
+    return notifications.Receipt(
+        claimed.id, claimed.item_id, T0, claimed.channel, "usager_reminder", None, "sent",
+        "id", None, state, None, claimed.leased_until_ms,
+    )  # fmt: skip
+
+
+def test_an_edit_leaves_a_reminder_a_worker_took(db: Database) -> None:
+    """Every write bumps SEQUENCE: an edit after the reminder's moment must
+    not take away the row a worker is sending (its receipt would have no
+    row, the round would fail and its messages go out again)."""
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+    booked = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    start = datetime(2026, 3, 12, 9, 0, tzinfo=UTC)  # its reminder: Tuesday 10th, 09:00
+    created = _states(org, [], start)
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 50, None, created, "agent", booked)
+    moment = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    moment_ms = int(moment.timestamp() * 1000)
+    with db.transaction(write=True) as conn:
+        claimed = notifications.claim(conn, moment_ms + 1000, 50_000)
+    reminders = [c for c in claimed if c.kind == "reminder"]
+    assert len(reminders) == 2
+    edited = _states(org, [], start, sequence=2, status="seen")
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 50, created, edited, "agent", moment + timedelta(minutes=1))
+        notifications.record(conn, [_receipt(c) for c in claimed])
+        assert [r["status"] for r in notifications.receipts_of(conn, 50)] == ["sent"] * 4
+        assert notifications.waiting_of(conn, 50) == []
+        states = set(conn.execute(select(table.c.state).where(table.c.item_id == 50)).scalars())
+    assert states == {notifications.SENT}
+    # Its usagers change while a worker holds its reminder: dropped (a retry
+    # would go to the old set; past the moment, none is made again).
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 52, None, created, "agent", booked)
+        taken = [
+            c for c in notifications.claim(conn, moment_ms + 1000, 50_000) if c.kind == "reminder"
+        ]
+        joined = _states(org, [], start, sequence=2, usager_ids=[7, 8])
+        planner.schedule(conn, 52, created, joined, "agent", moment + timedelta(minutes=1))
+        states = dict(conn.execute(select(table.c.id, table.c.state)).all())
+        assert {states[c.id] for c in taken} == {notifications.DROPPED}
+        assert notifications.pending_reminders(conn, 52) == []
+    # Before the moment, a new usager gets reminders as the others keep theirs.
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 53, None, created, "agent", booked)
+        planner.schedule(conn, 53, created, joined, "agent", booked + timedelta(hours=1))
+        reminders = notifications.pending_reminders(conn, 53)
+    assert sorted((w.recipient_id, w.channel) for w in reminders) == [
+        (7, "email"), (7, "sms"), (8, "email"), (8, "sms"),
+    ]  # fmt: skip
+    # Cancelled while a worker sends its reminder: dropped, and its receipt kept.
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 51, None, created, "agent", booked)
+        (taken, _) = [
+            c
+            for c in notifications.claim(conn, moment_ms + 1000, 50_000)
+            if c.kind == "reminder" and c.item_id == 51
+        ]
+        cancelled = _states(org, [], start, sequence=2, status="revoked")
+        planner.schedule(conn, 51, created, cancelled, "agent", moment + timedelta(minutes=1))
+        notifications.record(conn, [_receipt(taken, notifications.PENDING)])
+        kept = conn.execute(select(table.c.state).where(table.c.id == taken.id)).scalar_one()
+        assert kept == notifications.DROPPED  # no retry of a reminder no longer wanted
+        assert [r["status"] for r in notifications.receipts_of(conn, 51)] == ["sent"]
+
+
+def test_a_receipt_moves_its_row_only_while_the_lease_holds(db: Database) -> None:
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(60), _row(61)], T0)
+        slow, gone = notifications.claim(conn, T0, lease_ms=1000)
+    with db.transaction(write=True) as conn:  # the slow worker's lease ended: taken again
+        (again,) = notifications.claim(conn, T0 + 2000, lease_ms=1000, limit=1)
+        conn.execute(table.delete().where(table.c.id == gone.id))
+    assert again.id == slow.id
+    with db.transaction(write=True) as conn:
+        notifications.record(conn, [_receipt(slow), _receipt(gone)])  # no error for the gone row
+        row = conn.execute(select(table.c.state, table.c.due_ms).where(table.c.id == slow.id))
+        assert tuple(row.one()) == (notifications.PENDING, again.leased_until_ms)
+        notifications.record(conn, [_receipt(again)])
+        assert notifications.waiting_of(conn, 60) == []
+        assert len(notifications.receipts_of(conn, 60)) == 2  # both sends are logged
+
+
+def test_two_workers_taking_one_change_apart_give_the_same_link(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: one worker takes the email of a change, another its SMS
+    (SKIP LOCKED splits them), and both renew the link at once: one token,
+    no deadlock, no unique violation."""
+    if db.is_sqlite:
+        return  # one writer at a time: nothing runs side by side
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(70), _row(70, "sms")], T0)
+    both_chose = threading.Barrier(2, timeout=10)
+    due_rows = notifications.due_rows
+
+    def side_by_side(conn, until_ms, limit=50):  # type: ignore[no-untyped-def]
+        found = due_rows(conn, until_ms, limit)
+        both_chose.wait()  # each holds its row; neither has renewed the link yet
+        return found
+
+    monkeypatch.setattr(notifications, "due_rows", side_by_side)
+    taken: dict[str, notifications.Claimed] = {}
+
+    def worker() -> None:
+        with db.transaction(write=True) as conn:
+            (claimed,) = notifications.claim(conn, T0, lease_ms=1000, limit=1)
+            taken[claimed.channel] = claimed
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert sorted(taken) == ["email", "sms"]
+    assert taken["email"].link_token == taken["sms"].link_token
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    with db.transaction(write=False) as conn:
+        assert notifications.link_usager(conn, 70, taken["email"].link_token or "", now) == 7
+
+
+def test_a_deleted_rdvs_cancellation_supersedes_its_last_request(db: Database) -> None:
+    """A CalDAV DELETE bumps no SEQUENCE itself: the CANCEL must carry one
+    more than the last REQUEST, or calendars ignore it."""
+    with db.transaction(write=True) as conn:
+        org = agents.create_organisation(conn, "Mairie", "mairie")
+    now = datetime.now(UTC).replace(microsecond=0)
+    created = _states(org, [], now + timedelta(days=20), sequence=3)
+    with db.transaction(write=True) as conn:
+        planner.schedule(conn, 80, created, None, "agent", now)
+        snapshots = conn.execute(
+            select(table.c.kind, table.c.rdv).where(table.c.item_id == 80)
+        ).all()
+    assert {(kind, json.loads(rdv)["sequence"]) for kind, rdv in snapshots} == {("cancelled", 4)}
+
+
+def test_messages_done_are_purged_past_their_retention(db: Database) -> None:
+    day = 86_400_000
+    keep = notifications.Retention(done_ms=30 * day, failed_ms=90 * day)
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [_row(90 + i) for i in range(5)], T0)
+        sent, failed, retried, dropped, _ = notifications.claim(conn, T0, lease_ms=1000)
+
+        def receipt(claimed, state, next_due=None):  # type: ignore[no-untyped-def]
+            return notifications.Receipt(
+                claimed.id, claimed.item_id, T0, "sms", "usager_created", None,
+                "retry" if next_due else state, None, None, state, next_due,
+                claimed.leased_until_ms, segments=2,
+            )  # fmt: skip
+
+        notifications.record(
+            conn,
+            [
+                receipt(sent, notifications.SENT),
+                receipt(failed, notifications.FAILED),
+                receipt(retried, notifications.PENDING, T0 + 60 * day),
+            ],
+        )
+        notifications.drop(conn, [dropped.id], T0)
+        assert [r["segments"] for r in notifications.receipts_of(conn, 90)] == [2]
+        assert notifications.purge(conn, T0 + 30 * day, keep) == 0  # not yet
+        assert notifications.purge(conn, T0 + 31 * day, keep, limit=1) == 1  # a small batch
+        assert notifications.purge(conn, T0 + 31 * day, keep) == 1
+        assert notifications.purge(conn, T0 + 91 * day, keep) == 1  # the failed one, later
+        left = dict(conn.execute(select(table.c.item_id, table.c.state)).all())
+        assert left == {92: notifications.PENDING, 94: notifications.PENDING}
+        assert [r["status"] for r in notifications.receipts_of(conn, 92)] == ["retry"]
+        assert notifications.receipts_of(conn, 90) == notifications.receipts_of(conn, 91) == []

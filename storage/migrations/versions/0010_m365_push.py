@@ -1,15 +1,15 @@
 """Microsoft 365 push: organisations' connections, one link per pushed RDV,
 the outbox cursor and the sync log
 
-Revision ID: 0009_m365
-Revises: 0008
+Revision ID: 0010_m365
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_m365"
-down_revision = "0008"
+revision = "0010_m365"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

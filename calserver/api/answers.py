@@ -257,6 +257,7 @@ class Receipt(_Out):
     status: Literal["sent", "retry", "failed", "skipped"]
     provider_id: str | None
     error: str | None
+    segments: Annotated[int | None, Meta(description="an SMS's segments; null for an email")]
 
 
 class Waiting(_Out):

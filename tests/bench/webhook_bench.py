@@ -181,19 +181,25 @@ def throughput(root: Path, events: int) -> dict:
         stderr=subprocess.DEVNULL,
         env=_env(REPO, server.database_url),
     )
+    # set_up's usager was created before the endpoint, and no worker ran since:
+    # its event is dispatched with the others.
+    expected = events + 1
     try:
-        arrived = receiver.wait_for("/hook", events, timeout=600)
+        arrived = receiver.wait_for("/hook", expected, timeout=600)
+        time.sleep(1)  # a duplicate would come now
+        arrived = receiver.on("/hook")
     finally:
         worker.terminate()
         worker.wait(10)
         receiver.close()
     span = arrived[-1].at - arrived[0].at
     return {
-        "events": events,
+        "events": expected,
         "delivered": len(arrived),
+        "distinct": len({r.headers["webhook-id"] for r in arrived}),
         "verified": sum(r.verified for r in arrived),
         "seconds": span,
-        "per_second": (events - 1) / span,
+        "per_second": (len(arrived) - 1) / span,
     }
 
 
@@ -319,7 +325,8 @@ def verdicts(booking: dict, share: dict, rate: dict, delay: dict) -> list[Verdic
         OUTBOX_SHARE.judge(share["share"]),
         DELIVERIES.judge(rate["per_second"]),
         LATENCY.judge(delay["p50_ms"]),
-        check("every event delivered once", rate["events"], rate["delivered"]),
+        check("every event delivered", rate["events"], rate["distinct"]),
+        check("no event delivered twice", rate["distinct"], rate["delivered"]),
         check("every delivery verified (both signatures)", rate["delivered"], rate["verified"]),
         check("every change seen by the receiver", delay["changes"], delay["seen"]),
     ]

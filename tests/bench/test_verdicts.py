@@ -130,10 +130,12 @@ def test_the_webhook_bench_fails_on_a_missed_target_or_a_lost_delivery() -> None
     from tests.bench import webhook_bench
 
     booking, share = {"ratio_webhooks_main": 1.05}, {"share": 0.05}
-    rate = {"per_second": 500.0, "events": 10, "delivered": 10, "verified": 10}
+    rate = {"per_second": 500.0, "events": 10, "distinct": 10, "delivered": 10, "verified": 10}
     delay = {"p50_ms": 10.0, "changes": 5, "seen": 5}
     assert exit_code(webhook_bench.verdicts(booking, share, rate, delay)) == 0
     slow = webhook_bench.verdicts({"ratio_webhooks_main": 1.2}, share, rate, delay)
     assert exit_code(slow) == 1
-    lost = webhook_bench.verdicts(booking, share, {**rate, "delivered": 9}, delay)
+    lost = webhook_bench.verdicts(booking, share, {**rate, "distinct": 9, "delivered": 9}, delay)
     assert exit_code(lost) == 1
+    twice = webhook_bench.verdicts(booking, share, {**rate, "delivered": 11}, delay)
+    assert exit_code(twice) == 1

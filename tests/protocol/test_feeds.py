@@ -191,7 +191,8 @@ def office_with_every_type(office: Office) -> Office:
 @given(
     first_name=NASTY,
     last_name=NASTY,
-    local_part=st.from_regex(r"[a-z0-9._%+-]{8,30}", fullmatch=True),
+    # Dots would need care (not first, last or doubled: the API refuses those).
+    local_part=st.from_regex(r"[a-z0-9_%+-]{8,30}", fullmatch=True),
     phone=st.from_regex(r"\+33[1-9][0-9]{8}", fullmatch=True),
     street=STREET,
     postcode=POSTCODE,

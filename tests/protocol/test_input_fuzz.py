@@ -9,6 +9,7 @@ bounds' tests, this file is about encodings and shapes."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -17,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calserver.api.openapi import OPERATIONS
-from tests.conftest import ADMIN_PASSWORD, Server
+from m365.secrets import new_key
+from tests.conftest import ADMIN_PASSWORD, Server, start_server
 from tests.dates import at, monday, today
 from tests.ics import event
 
@@ -101,11 +103,16 @@ def _ical_body() -> st.SearchStrategy[bytes]:
     )
 
 
-@pytest.fixture
-def server(module_server: Server) -> Server:
+@pytest.fixture(scope="module")
+def server(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One server per database for the module: the fuzz asserts answers and
-    health, never stored state, so what earlier examples wrote only widens it."""
-    return module_server
+    health, never stored state, so what earlier examples wrote only widens it.
+    With a Microsoft 365 key (and no push worker), so that the connection
+    operations are fuzzed past their "not configured" answer."""
+    config = f"[m365]\nkey = {new_key()}\nworker = false\n"
+    srv = start_server(module_database_url, tmp_path_factory.mktemp("server"), extra_config=config)
+    yield srv
+    srv.stop()
 
 
 def _healthy(client: httpx.Client, server: Server, answer: httpx.Response, what: object) -> None:

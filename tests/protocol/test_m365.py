@@ -9,6 +9,7 @@ connection mends it before it ends."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from m365.event import PROPERTY_ID, uid_of
 from m365.secrets import new_key
 from tests.conftest import run_cli, start_server
+from tests.dates import working_days
 from tests.ics import event
 from tests.m365.graph import Fault, GraphServer
 from tests.protocol.pmi_office import Office, ok, set_up
@@ -90,7 +92,9 @@ def setup(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _day(setup: Setup, weeks: int, weekday: int) -> date:
-    return setup.office.day + timedelta(weeks=weeks, days=weekday)
+    """The ``weekday``-th working day of the ``weeks``-th week of five working
+    days from the office's first day: never a public holiday, whatever today is."""
+    return working_days(setup.office.day, 5 * (weeks + 1))[5 * weeks + weekday]
 
 
 def _book(setup: Setup, day: date, hhmm: str, usager: int | None = None) -> dict:
@@ -273,6 +277,7 @@ def test_reconciliation_repairs_hand_edits(setup: Setup) -> None:
 # Each value starts with a word no request would hold otherwise, so that a
 # value found in a request is a leak, not a coincidence with a field name.
 _words = st.text(alphabet=st.characters(categories=("L", "N", "Zs", "P")), min_size=1, max_size=40)
+_emails = itertools.count()
 _slots = iter(
     (weeks, weekday, f"{9 + n // 2:02d}:{30 * (n % 2):02d}")
     for weeks in range(2, 6)
@@ -300,6 +305,8 @@ def test_no_usager_data_reaches_graph(
     """Whatever a usager is called, reached at or noted as, none of it is in
     any request Graph receives (the booked RDV's SUMMARY holds the name)."""
     office = setup.office
+    # One email per example (they are unique in an organisation), replays included.
+    email = f"n{next(_emails)}{email}"
     person = {"first_name": first, "last_name": last, "email": email, "phone": phone}
     with office.client() as admin:
         created = admin.post(

@@ -21,9 +21,9 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, FromClause, Select, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
@@ -69,6 +69,15 @@ def notices_muted(conn: Connection) -> bool:
 class MigrationRefused(Exception):
     """A migration found data it cannot bring to the new schema without a
     person's decision; it changed nothing and says what to fix."""
+
+
+def skip_locked(conn: Connection, query: Select[Any], of: FromClause | None = None) -> Select[Any]:
+    """``query`` taking row locks that other workers' claims skip, on
+    PostgreSQL (``of``: the table whose rows to lock); as it is on SQLite,
+    where the one writer already keeps claims apart."""
+    if conn.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True, of=of)
+    return query
 
 
 class Database:

@@ -52,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 
+from storage.database import skip_locked
 from storage.outbox import Event, announce, event_from_row, key_of
 from storage.schema import (
     outbox_events,
@@ -84,12 +85,6 @@ class Attempt:
     response_excerpt: str | None
 
 
-def _locking(conn: Connection, query, of=None):  # type: ignore[no-untyped-def]
-    if conn.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True, of=of)
-    return query
-
-
 def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
     """Make the deliveries of up to ``limit`` pending events; how many events.
     A disabled endpoint gets its deliveries too: they wait for it.  On
@@ -104,7 +99,7 @@ def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
     ):
         return 0
     rows = conn.execute(
-        _locking(
+        skip_locked(
             conn,
             select(outbox_events)
             .where(outbox_events.c.pending.is_(True))
@@ -188,7 +183,7 @@ def claim(
     d, e = webhook_deliveries, webhook_endpoints
     where, joined = _waiting(busy)
     due = conn.execute(
-        _locking(
+        skip_locked(
             conn,
             select(d.c.id, d.c.attempts, d.c.created_ms, d.c.event_id, d.c.endpoint_id)
             .select_from(joined)

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from storage.database import skip_locked
 from storage.outbox import announce
 from storage.schema import (
     agent_roles,
@@ -266,9 +267,7 @@ def claim(
     )
     if busy:
         query = query.where(link.c.item_id.not_in(list(busy)))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=link)
-    rows = conn.execute(query).all()
+    rows = conn.execute(skip_locked(conn, query, of=link)).all()
     if not rows:
         return []
     conn.execute(

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from storage.database import skip_locked
 from storage.outbox import announce
 from storage.schema import (
     agent_roles,
@@ -90,12 +91,6 @@ class Receipt:
     next_due_ms: int | None = None
     leased_until_ms: int | None = None  # the claim's lease (None: no lease to check)
     segments: int | None = None  # an SMS's segments
-
-
-def _locking(conn: Connection, query):  # type: ignore[no-untyped-def]
-    if conn.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query
 
 
 def schedule(conn: Connection, rows: list[Scheduled], now_ms: int) -> None:
@@ -281,7 +276,7 @@ def due_rows(conn: Connection, until_ms: int, limit: int = 50) -> list[Any]:
         .order_by(n.c.due_ms, n.c.id)
         .limit(limit)
     )
-    return list(conn.execute(_locking(conn, query)).all())
+    return list(conn.execute(skip_locked(conn, query)).all())
 
 
 def claim(conn: Connection, now_ms: int, lease_ms: int, limit: int = 50) -> list[Claimed]:

@@ -58,8 +58,11 @@ class GraphClient:
             lambda: asyncio.Semaphore(per_mailbox)
         )
 
-    def events_url(self, mailbox: str, event_id: str | None = None) -> str:
-        url = f"{self.graph_url}/users/{quote(mailbox, safe='@')}/events"
+    def events_url(self, mailbox: str, event_id: str | None = None, me: bool = False) -> str:
+        """``/users/{mailbox}/events`` (an application token), or
+        ``/me/events`` (a delegated token: the signed-in account's)."""
+        owner = "me" if me else f"users/{quote(mailbox, safe='@')}"
+        url = f"{self.graph_url}/{owner}/events"
         return url if event_id is None else f"{url}/{quote(event_id, safe='')}"
 
     async def call(
@@ -100,7 +103,7 @@ class GraphClient:
                 return Answer(None, None, None, None, duration, type(e).__name__)
 
     async def our_events(
-        self, token: str, mailbox: str, zone: str
+        self, token: str, mailbox: str, zone: str, me: bool = False
     ) -> tuple[list[dict[str, Any]] | None, Answer]:
         """Every event of the mailbox carrying our property (following
         ``@odata.nextLink``); None with the failing answer when a page failed."""
@@ -112,7 +115,7 @@ class GraphClient:
             "$expand": f"singleValueExtendedProperties($filter=id eq '{PROPERTY_ID}')",
             "$top": "100",
         }
-        url = self.events_url(mailbox)
+        url = self.events_url(mailbox, me=me)
         found: list[dict[str, Any]] = []
         while True:
             answer = await self.call(token, mailbox, "GET", url, params=params, zone=zone)

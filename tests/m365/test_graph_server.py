@@ -77,7 +77,12 @@ def test_faults_tokens_and_refusals(graph: GraphServer) -> None:
         assert client.get("/users/b@example.org/events").status_code == 401
     refused = httpx.post(
         f"{graph.url}/tenant-1/oauth2/v2.0/token",
-        data={"grant_type": "refresh_token", "refresh_token": "nope"},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": "nope",
+            "client_id": "client-1",
+            "client_secret": "s3cret",
+        },
         verify=ssl.create_default_context(cafile=graph.ca_path),
     )
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")

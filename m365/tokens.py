@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,10 @@ SCOPES = ["https://graph.microsoft.com/.default"]
 # and adds them itself to every request.
 DELEGATED_SCOPES = ["Calendars.ReadWrite"]
 EARLY_S = 120  # an access token is renewed this long before it expires
+# The code comes back in the query, not form_post: the flow's cookie is
+# SameSite=Lax, which a cross-site POST would not carry.  A code leaked from
+# the URL is worthless without the PKCE verifier, which only that cookie holds.
+warnings.filterwarnings("ignore", message="response_mode='form_post'", category=UserWarning)
 REFUSALS = frozenset({"invalid_client", "invalid_grant", "unauthorized_client"})
 
 

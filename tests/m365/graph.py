@@ -234,7 +234,7 @@ class GraphServer:
         certificate = x509.load_pem_x509_certificate(known[1].encode())
         header = jwt.get_unverified_header(assertion)
         print_ = base64.urlsafe_b64encode(certificate.fingerprint(hashes.SHA256())).rstrip(b"=")
-        if header.get("x5t#S256") != print_.decode():
+        if str(header.get("x5t#S256", "")).rstrip("=") != print_.decode():  # msal pads it
             return "AADSTS700027: the assertion names another certificate"
         try:
             claims = jwt.decode(

@@ -39,7 +39,7 @@ from webhooks.retry import retry_after_ms
 
 PER_MAILBOX = 4
 BATCH_MAX = 20  # Graph's limit of requests in one $batch
-BATCH_WINDOW_S = 0.005
+BATCH_WINDOW_S = 0.02  # a push is not urgent to the millisecond
 
 
 @dataclass(frozen=True)

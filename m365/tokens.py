@@ -42,10 +42,7 @@ SCOPES = ["https://graph.microsoft.com/.default"]
 # and adds them itself to every request.
 DELEGATED_SCOPES = ["Calendars.ReadWrite"]
 EARLY_S = 120  # an access token is renewed this long before it expires
-# The code comes back in the query, not form_post: the flow's cookie is
-# SameSite=Lax, which a cross-site POST would not carry.  A code leaked from
-# the URL is worthless without the PKCE verifier, which only that cookie holds.
-warnings.filterwarnings("ignore", message="response_mode='form_post'", category=UserWarning)
+
 REFUSALS = frozenset({"invalid_client", "invalid_grant", "unauthorized_client"})
 
 
@@ -189,10 +186,16 @@ class DelegatedTokens:
         """msal's auth code flow (PKCE verifier, ``state``, nonce and the
         ``auth_uri`` to send the browser to): the caller keeps it sealed
         until the browser comes back."""
+        # The code comes back in the query, not form_post (msal warns): the
+        # flow's cookie is SameSite=Lax, which a cross-site POST would not
+        # carry, and a code leaked from a URL is worthless without the PKCE
+        # verifier, which only that cookie holds.
         try:
-            return self.app().initiate_auth_code_flow(
-                DELEGATED_SCOPES, redirect_uri=redirect_uri, prompt="select_account"
-            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "response_mode='form_post'", UserWarning)
+                return self.app().initiate_auth_code_flow(
+                    DELEGATED_SCOPES, redirect_uri=redirect_uri, prompt="select_account"
+                )
         except requests.RequestException as e:
             raise Unavailable(type(e).__name__) from None
 

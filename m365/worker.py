@@ -157,7 +157,7 @@ class Pusher:
                 conn, organisation_id, "the secret was stored with another key", now_ms()
             )
             return None
-        return Credentials(found["tenant_id"], found["client_id"], secret)
+        return Credentials(found["tenant_id"], found["client_id"], secret, found["certificate"])
 
     def _route(
         self, conn: Any, agent_id: int, organisation_id: int

@@ -53,6 +53,7 @@ class Logged:
     body: bytes
     mailbox: str | None
     status: int = 0
+    in_batch: bool = False  # a request of a $batch
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Fault:
     retry_after: str | None = None
     method: str | None = None  # None: any method on an events URL
     hold_s: float = 0.0  # with status 0: hold the connection this long before dropping it
+    batched: bool = False  # only for a request inside a $batch
 
 
 @dataclass
@@ -328,11 +330,13 @@ class GraphServer:
                 return False, None
             return True, self.tokens[token]
 
-    def _fault_for(self, method: str) -> Fault | None:
+    def _fault_for(self, method: str, in_batch: bool = False) -> Fault | None:
         with self._lock:
-            if self.faults and self.faults[0].method in (None, method):
-                return self.faults.popleft()
-        return None
+            if not self.faults or self.faults[0].method not in (None, method):
+                return None
+            if self.faults[0].batched and not in_batch:
+                return None
+            return self.faults.popleft()
 
     def _enter(self, mailbox: str) -> None:
         with self._lock:
@@ -454,11 +458,11 @@ class GraphServer:
             body = sub.get("body")
             logged = Logged(
                 sub["method"], "/v1.0" + path, dict(parse_qsl(raw_query)), sub.get("headers") or {},
-                json.dumps(body).encode() if body is not None else b"", user or delegated,
+                json.dumps(body).encode() if body is not None else b"", user or delegated, 0, True,
             )  # fmt: skip
             with self._lock:
                 self.log.append(logged)
-            planned.append((sub, parts, logged, self._fault_for(sub["method"])))
+            planned.append((sub, parts, logged, self._fault_for(sub["method"], in_batch=True)))
         for _, _, logged, _ in planned:
             if logged.mailbox:
                 self._enter(logged.mailbox)

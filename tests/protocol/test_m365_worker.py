@@ -2,13 +2,15 @@
 with SIGKILL while Graph holds a create it has already applied, the worker
 started again converges to one event, not two: its reconciliation at start
 adopts the event Graph made, or its retry after the lease carries the same
-transactionId."""
+transactionId.  On PostgreSQL the worker is woken by the server's commits
+(LISTEN/NOTIFY), not by its poll."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -82,5 +84,44 @@ def test_a_worker_killed_mid_sync_converges_after_restart(
                 process.terminate()
                 process.wait(10)
         database.dispose()
+        server.stop()
+        graph.close()
+
+
+def test_on_postgresql_a_worker_wakes_on_notify_not_on_its_poll(
+    pg_url: str, tmp_path: Path
+) -> None:
+    graph = GraphServer(tmp_path).start()
+    graph.register_app("tenant", "client", "secret")
+    config = (
+        f"[m365]\nkey = {new_key()}\nworker = false\nauthority_url = {graph.url}\n"
+        f"graph_url = {graph.url}/v1.0\nca_bundle = {graph.ca_path}\npoll_seconds = 120\n"
+        "[webhooks]\nworker = false\n"
+    )
+    server = start_server(pg_url, tmp_path / "server", extra_config=config)
+    (tmp_path / "worker.ini").write_text(config)
+    env = {
+        **os.environ,
+        "CALSERVER_DATABASE_URL": pg_url,
+        "CALSERVER_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    command = [str(CALSERVER), "--config", str(tmp_path / "worker.ini"), "worker"]
+    worker = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+    try:
+        office = set_up(server)
+        with office.client() as admin:
+            agent = f"/organisations/{office.org}/agents/{office.alice}"
+            ok(admin.patch(agent, json={"email": MAILBOX}))
+            connection = {"tenant_id": "tenant", "client_id": "client", "client_secret": "secret"}
+            ok(admin.put(f"/organisations/{office.org}/m365/connection", json=connection))
+        time.sleep(3)  # the worker has started, looked once and sleeps its 120 s
+        ok(book(office, "09:00"), 201)
+        started = time.monotonic()
+        graph.wait(lambda: [e for e in graph.events(MAILBOX) if uid_of(e)], timeout=20)
+        assert time.monotonic() - started < 20  # woken by NOTIFY, far before its poll
+    finally:
+        worker.terminate()
+        worker.wait(10)
         server.stop()
         graph.close()

@@ -193,28 +193,33 @@ class Pusher:
         credentials = self._credentials(conn, organisation_id)
         return None if credentials is None else Route(organisation_id, mailbox, credentials)
 
-    def _plan(self, link: repository.Link) -> Plan:
+    def _plans(self, links: list[repository.Link]) -> list[Plan]:
+        """What each link's sync works from, read in one transaction: the
+        syncs of one round then call Graph together (and share ``$batch``es)."""
         with self.db.transaction(write=True) as conn:
-            live = feeds.live_rdvs(conn, [link.item_id]).get(link.item_id)
-            route, mailbox, body = None, None, None
-            if live is None:
-                _, zone = repository.mailbox_and_zone(conn, link.agent_id, link.organisation_id)
-            else:
-                agent_id, rdv = live
-                organisation_id = rdv.organisation_id or link.organisation_id
-                route, mailbox, zone = self._route(conn, agent_id, organisation_id)
-                if mailbox is not None:
-                    motifs = {m["id"]: m for m in scheduling.motifs_of(conn, organisation_id)}
-                    lieux = {lo["id"]: lo for lo in scheduling.lieux_of(conn, organisation_id)}
-                    found = rdv_event(conn, rdv, motifs, lieux, self.settings.base_url)
-                    body = graph_event.graph_event(found, zone)
-            old = None
-            if link.graph_id and link.mailbox and (body is None or link.mailbox != mailbox):
-                old = (
-                    route
-                    if route is not None and route.mailbox == link.mailbox
-                    else self._reach(conn, link.mailbox, link.organisation_id)
-                )
+            live = feeds.live_rdvs(conn, [link.item_id for link in links])
+            return [self._plan(conn, link, live.get(link.item_id)) for link in links]
+
+    def _plan(self, conn: Any, link: repository.Link, live: Any) -> Plan:
+        route, mailbox, body = None, None, None
+        if live is None:
+            _, zone = repository.mailbox_and_zone(conn, link.agent_id, link.organisation_id)
+        else:
+            agent_id, rdv = live
+            organisation_id = rdv.organisation_id or link.organisation_id
+            route, mailbox, zone = self._route(conn, agent_id, organisation_id)
+            if mailbox is not None:
+                motifs = {m["id"]: m for m in scheduling.motifs_of(conn, organisation_id)}
+                lieux = {lo["id"]: lo for lo in scheduling.lieux_of(conn, organisation_id)}
+                found = rdv_event(conn, rdv, motifs, lieux, self.settings.base_url)
+                body = graph_event.graph_event(found, zone)
+        old = None
+        if link.graph_id and link.mailbox and (body is None or link.mailbox != mailbox):
+            old = (
+                route
+                if route is not None and route.mailbox == link.mailbox
+                else self._reach(conn, link.mailbox, link.organisation_id)
+            )
         return Plan(route, mailbox, zone, body, old)
 
     async def _token(self, route: Route) -> str:
@@ -305,10 +310,16 @@ class Pusher:
         return now_ms() + min(self.settings.retry_max_ms, delay)
 
     async def sync(
-        self, client: GraphClient, link: repository.Link, logged: list[repository.LogEntry]
+        self,
+        client: GraphClient,
+        link: repository.Link,
+        logged: list[repository.LogEntry],
+        plan: Plan | None = None,
     ) -> Outcome:
-        """Make the mailbox agree with what the RDV is now."""
-        plan = await asyncio.to_thread(self._plan, link)
+        """Make the mailbox agree with what the RDV is now (``plan``, read
+        here when not given)."""
+        if plan is None:
+            (plan,) = await asyncio.to_thread(self._plans, [link])
         done = Outcome(link.mailbox, link.graph_id, link.pushed, link.generation)
         if done.graph_id and done.mailbox and (plan.body is None or done.mailbox != plan.mailbox):
             if plan.old is None:  # no way into that mailbox any more: left there
@@ -319,7 +330,9 @@ class Pusher:
                 answer = await _Caller(self, client, link, plan.old, logged)(
                     "delete", "DELETE", done.graph_id
                 )
-                if answer.status not in (200, 204, 404):
+                # 403: that mailbox is not the app's (an agent's own account
+                # of another tenant, once disconnected): the event stays there.
+                if answer.status not in (200, 204, 403, 404):
                     done.retry_at_ms = self._later(link, answer)
                     return done
             # A later event of this RDV is a new one: a new transactionId
@@ -367,10 +380,12 @@ class Pusher:
             )
             repository.write_log(conn, logged)
 
-    async def push(self, client: GraphClient, link: repository.Link) -> None:
+    async def push(
+        self, client: GraphClient, link: repository.Link, plan: Plan | None = None
+    ) -> None:
         logged: list[repository.LogEntry] = []
         try:
-            outcome = await self.sync(client, link, logged)
+            outcome = await self.sync(client, link, logged, plan)
         except Broken:
             outcome = Outcome(link.mailbox, link.graph_id, link.pushed, link.generation, now_ms())
         await asyncio.to_thread(self._finish, link, outcome, logged)
@@ -514,12 +529,12 @@ class Pusher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _start(self, client: GraphClient, link: repository.Link) -> None:
+    def _start(self, client: GraphClient, link: repository.Link, plan: Plan) -> None:
         self._busy.add(link.item_id)
 
         async def run() -> None:
             try:
-                await self.push(client, link)
+                await self.push(client, link, plan)
             except Exception as e:  # the database went away: the lease brings it back
                 log.error("m365 push of item %s failed: %s", link.item_id, type(e).__name__)
             finally:
@@ -562,9 +577,10 @@ class Pusher:
                         self._next_reconcile = time.monotonic() + self.settings.reconcile_every_s
                         self._background(self._daily(client))
                     claimed = await asyncio.to_thread(self._take)
-                    for link in claimed:
-                        self._start(client, link)
                     if claimed:
+                        plans = await asyncio.to_thread(self._plans, claimed)
+                        for link, plan in zip(claimed, plans, strict=True):
+                            self._start(client, link, plan)
                         continue
                     sleep = await asyncio.to_thread(self._sleep_s)
                 except Exception as e:  # the database went away: try again later
@@ -618,5 +634,7 @@ async def reconcile_once(db: Database, settings: PushSettings) -> list[dict]:
         client = GraphClient(http, settings.graph_url, settings.timeout_s)
         reports = await pusher.reconcile_all(client)
         while claimed := await asyncio.to_thread(pusher._take):
-            await asyncio.gather(*(pusher.push(client, link) for link in claimed))
+            plans = await asyncio.to_thread(pusher._plans, claimed)
+            pairs = zip(claimed, plans, strict=True)
+            await asyncio.gather(*(pusher.push(client, link, plan) for link, plan in pairs))
     return reports

@@ -139,7 +139,8 @@ def set_delegation(
     conn: Connection, agent_id: int, account: str, refresh_token: str, now: int
 ) -> None:
     """Create or replace the agent's own connection (``refresh_token``
-    sealed); it starts ok and the agent's links waiting go again."""
+    sealed); it starts ok, and every link of the agent is looked at again
+    (its events move to the account signed in, what waited goes)."""
     values = {
         "account": account.strip().lower(),
         "refresh_token": refresh_token,
@@ -153,7 +154,18 @@ def set_delegation(
         conn.execute(insert(m365_delegations).values(agent_id=agent_id, **values))
     else:
         conn.execute(update(m365_delegations).where(d.agent_id == agent_id).values(**values))
-    _due_again(conn, m365_links.c.agent_id == agent_id, now)
+    _look_again(conn, agent_id, now)
+
+
+def _look_again(conn: Connection, agent_id: int, now: int) -> None:
+    """Every link of the agent dirty and due: its mailbox changed."""
+    link = m365_links.c
+    conn.execute(
+        update(m365_links)
+        .where(link.agent_id == agent_id)
+        .values(dirty=True, version=link.version + 1, due_ms=now, attempts=0)
+    )
+    announce(conn)
 
 
 def _due_again(conn: Connection, which: Any, now: int) -> None:
@@ -208,14 +220,14 @@ def break_delegation(conn: Connection, agent_id: int, reason: str, now: int) -> 
 
 def delete_delegation(conn: Connection, agent_id: int, now: int) -> bool:
     """Disconnect: the stored tokens go; the agent's pushes fall back to the
-    organisation's connection, if any."""
+    organisation's connection, if any (its events move there)."""
     gone = bool(
         conn.execute(
             delete(m365_delegations).where(m365_delegations.c.agent_id == agent_id)
         ).rowcount
     )
     if gone:
-        _due_again(conn, m365_links.c.agent_id == agent_id, now)
+        _look_again(conn, agent_id, now)
     return gone
 
 

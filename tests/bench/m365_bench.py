@@ -159,6 +159,8 @@ def run_all(args: argparse.Namespace, context: dict[str, object]) -> int:
         pusher = Pusher(db, _settings(graph, box))
         seconds = asyncio.run(_push_until(pusher, graph, written, args.agents))
         pushed = _ours(graph, args.agents)
+        calls = graph.requests()
+        batched, batches = sum(r.in_batch for r in calls), graph.batches
         big = args.agents  # the extra agent, whose mailbox is reconciled
         print(f"writing and pushing a mailbox of {args.mailbox} ...", flush=True)
         mailbox = _book(db, org, lieu, motif, big, args.mailbox)
@@ -187,12 +189,22 @@ def run_all(args: argparse.Namespace, context: dict[str, object]) -> int:
             "|---|---|",
             f"| changes synced ({written} for {args.agents} agents) | {rate:.0f} per second |",
             f"| most requests in flight for one mailbox | {most} |",
+            f"| push calls sent inside a $batch | {batched} of {len(calls)}, in {batches} "
+            "batches |",
             f"| reconciliation of a mailbox of {mailbox} events | {reconcile_s:.2f} s |",
         ]
     )
     data = {
         "sizes": vars(args),
-        "push": {"changes": written, "seconds": seconds, "per_second": rate, "most": most},
+        "push": {
+            "changes": written,
+            "seconds": seconds,
+            "per_second": rate,
+            "most": most,
+            "calls": len(calls),
+            "in_batch": batched,
+            "batches": batches,
+        },  # fmt: skip
         "reconcile": {"events": mailbox, "seconds": reconcile_s, "report": report},
     }
     return results_file.report("m365-bench", context, table, found, data, quick=args.quick)

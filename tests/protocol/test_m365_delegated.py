@@ -212,6 +212,9 @@ def test_the_delegated_connection_from_page_to_disconnect(setup: Setup) -> None:
         token = _csrf(browser.get("/outlook/"))
         assert browser.post("/outlook/disconnect", data={"csrf": token}).status_code == 303
     assert setup.delegation().status_code == 404 and setup.stored() is None
+    # Its events moved: deleted from the account, made in the email's mailbox.
+    graph.wait(lambda: len(setup.ours(ALICE, first_day)) == 2)
+    graph.wait(lambda: not setup.ours(OUTLOOK, first_day) and setup.ours(ALICE, second_day))
     third_day = _day(setup, 2)
     _book(setup, third_day, "09:00")
     graph.wait(lambda: setup.ours(ALICE, third_day))

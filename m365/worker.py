@@ -242,7 +242,7 @@ class Pusher:
             token, granted = self.delegated.refresh(grant, refresh)
         except (SecretError, Refused) as e:
             reason = "stored with another key" if isinstance(e, SecretError) else str(e)
-            self._break_delegation(route.agent_id, reason)
+            self._break_delegation(route.agent_id, route.connected_ms, reason)
             raise Broken(reason) from None
         if granted is not None and granted.refresh_token != refresh:
             sealed = self.settings.box.seal(granted.refresh_token)
@@ -252,11 +252,11 @@ class Pusher:
                 )
         return token
 
-    def _break_delegation(self, agent_id: int, reason: str) -> None:
+    def _break_delegation(self, agent_id: int, connected_ms: int, reason: str) -> None:
         assert self.delegated is not None
         self.delegated.forget(agent_id)
         with self.db.transaction(write=True) as conn:
-            repository.break_delegation(conn, agent_id, reason, now_ms())
+            repository.break_delegation(conn, agent_id, connected_ms, reason, now_ms())
         log.warning("m365 delegated connection of agent %s broken: %s", agent_id, reason)
 
     def _forget_token(self, route: Route) -> None:

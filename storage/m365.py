@@ -208,12 +208,16 @@ def renew_delegation(conn: Connection, agent_id: int, was: str, sealed: str, now
     )
 
 
-def break_delegation(conn: Connection, agent_id: int, reason: str, now: int) -> None:
-    """The grant is expired or revoked: the token is useless, so it is
-    deleted, and the agent's links wait until it connects again."""
+def break_delegation(
+    conn: Connection, agent_id: int, connected_ms: int, reason: str, now: int
+) -> None:
+    """The grant the agent made at ``connected_ms`` is expired or revoked:
+    its token is useless, so it is deleted, and the agent's links wait until
+    it connects again (a grant made since is left alone)."""
+    d = m365_delegations.c
     conn.execute(
         update(m365_delegations)
-        .where(m365_delegations.c.agent_id == agent_id)
+        .where(d.agent_id == agent_id, d.connected_ms == connected_ms)
         .values(state=BROKEN, broken_reason=reason[:200], refresh_token=None, updated_ms=now)
     )
 

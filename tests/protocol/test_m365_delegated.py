@@ -29,7 +29,7 @@ from tests.conftest import start_server
 from tests.dates import working_days
 from tests.m365.certs import self_signed
 from tests.m365.graph import Fault, GraphServer
-from tests.protocol.pmi_office import Office, ok, set_up
+from tests.protocol.pmi_office import Office, book_on, ok, set_up
 
 TENANT, CLIENT, SECRET = "tenant-d", "client-d", "secret-d"
 WEB_CLIENT, WEB_SECRET = "outlook-web", "outlook-web-secret"
@@ -127,21 +127,7 @@ def _day(setup: Setup, n: int) -> date:
 
 
 def _book(setup: Setup, day: date, hhmm: str) -> dict:
-    office = setup.office
-    with office.client("alice") as alice:
-        return ok(
-            alice.post(
-                "/rdvs",
-                json={
-                    "agent_id": office.alice,
-                    "motif_id": office.motif,
-                    "lieu_id": office.lieu,
-                    "starts_at": f"{day.isoformat()}T{hhmm}",
-                    "usager_ids": [office.usager],
-                },
-            ),
-            201,
-        )
+    return book_on(setup.office, day, hhmm)
 
 
 def _refreshes(setup: Setup) -> int:

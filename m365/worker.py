@@ -77,6 +77,7 @@ class PushSettings:
     # The server's app registration for agents' own connections (``[m365]
     # delegated_*``); None: agents cannot connect their Outlook.
     delegated: Credentials | None = None
+    batching: bool = True  # calls of one token close together leave as a $batch
 
     @property
     def lease_ms(self) -> int:
@@ -568,7 +569,7 @@ class Pusher:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         async with session(self.settings) as http:
-            client = GraphClient(http, self.settings.graph_url, self.settings.timeout_s)
+            client = client_of(http, self.settings)
             while not stop.is_set():
                 self._wake.clear()
                 sleep = self.settings.poll_s
@@ -625,13 +626,17 @@ def session(settings: PushSettings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, trust_env=False)
 
 
+def client_of(http: aiohttp.ClientSession, settings: PushSettings) -> GraphClient:
+    return GraphClient(http, settings.graph_url, settings.timeout_s, batching=settings.batching)
+
+
 async def reconcile_once(db: Database, settings: PushSettings) -> list[dict]:
     """Reconcile every connected agent once (``calserver m365-reconcile``):
     events of ours that are no RDV are deleted at once; the rest is left
     dirty for the worker's push (or pushed here when no worker runs)."""
     pusher = Pusher(db, settings)
     async with session(settings) as http:
-        client = GraphClient(http, settings.graph_url, settings.timeout_s)
+        client = client_of(http, settings)
         reports = await pusher.reconcile_all(client)
         while claimed := await asyncio.to_thread(pusher._take):
             plans = await asyncio.to_thread(pusher._plans, claimed)

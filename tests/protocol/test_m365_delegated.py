@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ from m365.event import uid_of
 from m365.secrets import SecretBox, new_key
 from storage.database import Database
 from storage.schema import m365_delegations
-from tests.conftest import start_server
+from tests.conftest import run_cli, start_server
 from tests.dates import working_days
 from tests.m365.certs import self_signed
 from tests.m365.graph import Fault, GraphServer
@@ -43,6 +44,7 @@ class Setup:
     graph: GraphServer
     box: SecretBox
     db: Database
+    config: Path
 
     @property
     def delegation_url(self) -> str:
@@ -110,13 +112,14 @@ def setup(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         f"delegated_client_id = {WEB_CLIENT}\ndelegated_client_secret = {WEB_SECRET}\n"
     )
     server = start_server(module_database_url, folder, extra_config=m365)
+    (folder / "cli.ini").write_text(m365)
     office = set_up(server)
     with office.client() as admin:
         ok(admin.patch(f"/organisations/{office.org}/agents/{office.alice}", json={"email": ALICE}))
         connection = {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET}
         ok(admin.put(f"/organisations/{office.org}/m365/connection", json=connection))
     db = Database(module_database_url)
-    yield Setup(office, graph, SecretBox(key), db)
+    yield Setup(office, graph, SecretBox(key), db, folder / "cli.ini")
     db.dispose()
     server.stop()
     graph.close()
@@ -172,6 +175,13 @@ def test_the_delegated_connection_from_page_to_disconnect(setup: Setup) -> None:
     _book(setup, first_day, "10:00")
     graph.wait(lambda: len(setup.ours(OUTLOOK, first_day)) == 2)
     assert _refreshes(setup) == refreshes + 2
+
+    # Reconciliation lists the account's events through /me and repairs them.
+    graph.delete_by_hand(OUTLOOK, event["id"])
+    done = run_cli(setup.office.server.database_url, "m365-reconcile", config=setup.config)
+    assert done.returncode == 0, done.stderr
+    graph.wait(lambda: len(setup.ours(OUTLOOK, first_day)) == 2)
+    assert any(r.path == "/v1.0/me/events" for r in graph.requests("GET"))
 
     # The grant revoked: invalid_grant breaks the connection, deletes the
     # token and stops the retries; nothing goes to the organisation's way.

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from calserver import outlook
 from calserver.access_log import access_log
 from calserver.api import (
     agendas,
@@ -31,6 +32,7 @@ from feeds.builder import FeedSettings
 from feeds.handler import FeedService
 from feeds.handler import handler as feed_handler
 from m365.secrets import SecretBox
+from m365.tokens import Credentials, DelegatedTokens, TokenSource
 from m365.worker import Pusher, PushSettings
 from notifications.worker import Notifier, NotifierSettings
 from plugins.auth_throttle import Throttle
@@ -191,7 +193,30 @@ def push_settings(settings: Settings) -> PushSettings | None:
         ahead_days=settings.m365_ahead_days,
         reconcile_every_s=settings.m365_reconcile_hours * 3600,
         keep_log_days=settings.m365_keep_log_days,
+        delegated=delegated_app(settings),
     )
+
+
+def delegated_app(settings: Settings) -> Credentials | None:
+    """The server's app registration for agents' own connections, when
+    ``[m365] delegated_client_id`` and its secret are set."""
+    if not (settings.m365_delegated_client_id and settings.m365_delegated_client_secret):
+        return None
+    return Credentials(
+        settings.m365_delegated_tenant,
+        settings.m365_delegated_client_id,
+        settings.m365_delegated_client_secret,
+    )
+
+
+def outlook_settings(push: PushSettings) -> outlook.Outlook:
+    """What the "Connecter Outlook" page needs: the key, the server's app
+    registration for delegated connections (None: not offered), the URLs."""
+    tokens = None
+    if push.delegated is not None:
+        source = TokenSource(push.authority_url, push.ca_bundle, push.timeout_s)
+        tokens = DelegatedTokens(source, push.delegated)
+    return outlook.Outlook(push.box, tokens, push.base_url, push.authority_url)
 
 
 def create_app(settings: Settings, db: Database) -> web.Application:
@@ -221,6 +246,8 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     push = push_settings(settings)
     box = push.box if push else None
     app.add_subapp(API_PREFIX, _api(api_context, searches, target_policy(settings), box))
+    if push is not None:
+        app.add_subapp(outlook.PREFIX, outlook.pages(api_context, outlook_settings(push)))
     feed_settings = FeedSettings(
         refresh=timedelta(minutes=settings.feed_refresh_minutes),
         past_days=settings.feed_past_days,

@@ -75,6 +75,9 @@ class Settings:
     m365_ahead_days: int = 366
     m365_reconcile_hours: int = 24
     m365_keep_log_days: int = 30
+    m365_delegated_tenant: str = "organizations"
+    m365_delegated_client_id: str | None = None
+    m365_delegated_client_secret: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -238,4 +241,11 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
         m365_ahead_days=get_int("m365", "ahead_days", 366),
         m365_reconcile_hours=get_int("m365", "reconcile_hours", 24),
         m365_keep_log_days=get_int("m365", "keep_log_days", 30),
+        m365_delegated_tenant=get("m365", "delegated_tenant", "organizations") or "organizations",
+        m365_delegated_client_id=get("m365", "delegated_client_id", "") or None,
+        m365_delegated_client_secret=(
+            env.get("CALSERVER_M365_DELEGATED_CLIENT_SECRET")
+            or get("m365", "delegated_client_secret", "")
+            or None
+        ),
     )

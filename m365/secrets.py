@@ -1,9 +1,14 @@
-"""Secrets stored encrypted: an organisation's client secret (and later
-agents' refresh tokens) is kept as a Fernet token whose key is in the
+"""Secrets stored encrypted: an organisation's client secret or private key
+and agents' refresh tokens are kept as Fernet tokens whose key is in the
 configuration (``[m365] key`` or ``CALSERVER_M365_KEY``), never in the
-database, so a leaked dump alone does not open the tenant."""
+database, so a leaked dump alone does not open the tenant or a mailbox.  The
+same key seals the "Connecter Outlook" flow in the browser's cookie and
+signs its forms (``tag``)."""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -18,15 +23,22 @@ class SecretBox:
             self._fernet = Fernet(key.encode())
         except (ValueError, TypeError) as e:
             raise SecretError(f"not a Fernet key ({e})") from None
+        self._mac_key = hashlib.sha256(b"calserver-forms\0" + key.encode()).digest()
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
 
-    def open(self, sealed: str) -> str:
+    def open(self, sealed: str, ttl_s: int | None = None) -> str:
+        """The secret; ``ttl_s``: refused when sealed longer ago than that."""
         try:
-            return self._fernet.decrypt(sealed.encode()).decode()
+            return self._fernet.decrypt(sealed.encode(), ttl=ttl_s).decode()
         except InvalidToken:
-            raise SecretError("stored with another key") from None
+            raise SecretError("stored with another key, altered or expired") from None
+
+    def tag(self, text: str) -> str:
+        """An HMAC of ``text`` under a key derived from this one (a form's
+        CSRF token bound to a login)."""
+        return hmac.new(self._mac_key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def new_key() -> str:

@@ -44,7 +44,7 @@ from feeds.builder import rdv_event
 from m365 import event as graph_event
 from m365.graph import Answer, GraphClient, ssl_context
 from m365.secrets import SecretBox, SecretError
-from m365.tokens import Credentials, Refused, TokenSource, Unavailable
+from m365.tokens import Credentials, DelegatedTokens, Refused, TokenSource, Unavailable
 from storage import feeds, scheduling, wakeup
 from storage import m365 as repository
 from storage.database import Database
@@ -74,6 +74,10 @@ class PushSettings:
     batch: int = 100  # links synced at once by one worker
     retry_max_ms: int = 3_600_000
     reconcile_at_start: bool = True  # else first after reconcile_every_s
+    # The server's app registration for agents' own connections (``[m365]
+    # delegated_*``); None: agents cannot connect their Outlook.
+    delegated: Credentials | None = None
+    batching: bool = True  # calls of one token close together leave as a $batch
 
     @property
     def lease_ms(self) -> int:
@@ -82,14 +86,35 @@ class PushSettings:
         return int((4 * self.timeout_s + 5) * 1000)
 
 
+@dataclass(frozen=True)
+class Route:
+    """How one mailbox is reached: through the organisation's application
+    (``credentials``, ``/users/{mailbox}``) or through an agent's own
+    delegated connection (``agent_id`` and its sealed refresh token, ``/me``).
+    An agent with a delegation (ok or broken) is pushed through it only: it
+    chose its own Outlook, which may not be the mailbox of its email."""
+
+    organisation_id: int
+    mailbox: str
+    credentials: Credentials | None = None
+    agent_id: int | None = None
+    refresh_token: str | None = None
+    connected_ms: int = 0  # delegated: which grant (a new one after connecting again)
+
+    @property
+    def me(self) -> bool:
+        return self.agent_id is not None
+
+
 @dataclass
 class Plan:
     """What one link's sync works from, read in one transaction."""
 
-    credentials: Credentials | None
-    mailbox: str | None
+    route: Route | None  # None: the mailbox cannot be reached now (wait)
+    mailbox: str | None  # None: the agent has no mailbox (nothing to push)
     zone: str
     body: dict[str, Any] | None  # the event the RDV should be; None: no event
+    old: Route | None = None  # where the event to delete is, when elsewhere
 
 
 @dataclass
@@ -110,6 +135,9 @@ class Pusher:
         self.db = db
         self.settings = settings
         self.tokens = TokenSource(settings.authority_url, settings.ca_bundle, settings.timeout_s)
+        self.delegated = (
+            DelegatedTokens(self.tokens, settings.delegated) if settings.delegated else None
+        )
         self.synced = 0  # links synced since it started
         self._wake = asyncio.Event()
         self._busy: set[int] = set()
@@ -130,31 +158,113 @@ class Pusher:
                 conn, organisation_id, "the secret was stored with another key", now_ms()
             )
             return None
-        return Credentials(found["tenant_id"], found["client_id"], secret)
+        return Credentials(found["tenant_id"], found["client_id"], secret, found["certificate"])
 
-    def _plan(self, link: repository.Link) -> Plan:
+    def _route(
+        self, conn: Any, agent_id: int, organisation_id: int
+    ) -> tuple[Route | None, str | None, str]:
+        """(route, mailbox, zone) of the agent's events: its delegation's
+        account when it has one (no route while it is broken, or when this
+        server takes no delegation), else its email through the
+        organisation's connection."""
+        email, zone = repository.mailbox_and_zone(conn, agent_id, organisation_id)
+        own = repository.delegation(conn, agent_id)
+        if own is not None:
+            if own["state"] != repository.OK or self.delegated is None:
+                return None, own["account"], zone
+            route = Route(
+                organisation_id, own["account"], None, agent_id, own["refresh_token"],
+                own["connected_ms"],
+            )  # fmt: skip
+            return route, own["account"], zone
+        credentials = self._credentials(conn, organisation_id)
+        if credentials is None or email is None:
+            return None, email, zone
+        return Route(organisation_id, email, credentials), email, zone
+
+    def _reach(self, conn: Any, mailbox: str, organisation_id: int) -> Route | None:
+        """A way into ``mailbox`` (where an event to delete was left): an
+        agent's ok delegation signed in as it, else the organisation's app."""
+        own = repository.delegation_of_account(conn, mailbox)
+        if own is not None and self.delegated is not None:
+            return Route(
+                organisation_id, mailbox, None, own["agent_id"], own["refresh_token"],
+                own["connected_ms"],
+            )  # fmt: skip
+        credentials = self._credentials(conn, organisation_id)
+        return None if credentials is None else Route(organisation_id, mailbox, credentials)
+
+    def _plans(self, links: list[repository.Link]) -> list[Plan]:
+        """What each link's sync works from, read in one transaction: the
+        syncs of one round then call Graph together (and share ``$batch``es)."""
         with self.db.transaction(write=True) as conn:
-            credentials = self._credentials(conn, link.organisation_id)
-            live = feeds.live_rdvs(conn, [link.item_id]).get(link.item_id)
-            if live is None:
-                _, zone = repository.mailbox_and_zone(conn, link.agent_id, link.organisation_id)
-                return Plan(credentials, None, zone, None)
+            live = feeds.live_rdvs(conn, [link.item_id for link in links])
+            return [self._plan(conn, link, live.get(link.item_id)) for link in links]
+
+    def _plan(self, conn: Any, link: repository.Link, live: Any) -> Plan:
+        route, mailbox, body = None, None, None
+        if live is None:
+            _, zone = repository.mailbox_and_zone(conn, link.agent_id, link.organisation_id)
+        else:
             agent_id, rdv = live
             organisation_id = rdv.organisation_id or link.organisation_id
-            mailbox, zone = repository.mailbox_and_zone(conn, agent_id, organisation_id)
-            if mailbox is None:
-                return Plan(credentials, None, zone, None)
-            motifs = {m["id"]: m for m in scheduling.motifs_of(conn, organisation_id)}
-            lieux = {lieu["id"]: lieu for lieu in scheduling.lieux_of(conn, organisation_id)}
-            found = rdv_event(conn, rdv, motifs, lieux, self.settings.base_url)
-        return Plan(credentials, mailbox, zone, graph_event.graph_event(found, zone))
+            route, mailbox, zone = self._route(conn, agent_id, organisation_id)
+            if mailbox is not None:
+                motifs = {m["id"]: m for m in scheduling.motifs_of(conn, organisation_id)}
+                lieux = {lo["id"]: lo for lo in scheduling.lieux_of(conn, organisation_id)}
+                found = rdv_event(conn, rdv, motifs, lieux, self.settings.base_url)
+                body = graph_event.graph_event(found, zone)
+        old = None
+        if link.graph_id and link.mailbox and (body is None or link.mailbox != mailbox):
+            old = (
+                route
+                if route is not None and route.mailbox == link.mailbox
+                else self._reach(conn, link.mailbox, link.organisation_id)
+            )
+        return Plan(route, mailbox, zone, body, old)
 
-    async def _token(self, organisation_id: int, credentials: Credentials) -> str:
+    async def _token(self, route: Route) -> str:
+        if route.credentials is None:
+            return await asyncio.to_thread(self._delegated_token, route)
         try:
-            return await asyncio.to_thread(self.tokens.token, credentials)
+            return await asyncio.to_thread(self.tokens.token, route.credentials)
         except Refused as e:
-            await asyncio.to_thread(self._break, organisation_id, str(e))
+            await asyncio.to_thread(self._break, route.organisation_id, str(e))
             raise Broken(str(e)) from None
+
+    def _delegated_token(self, route: Route) -> str:
+        """The agent's access token; one bought with its refresh token keeps
+        the new refresh token (sealed).  A grant refused (expired, revoked)
+        breaks the delegation: its token is deleted, its links wait."""
+        assert self.delegated is not None and route.agent_id is not None
+        try:
+            refresh = self.settings.box.open(route.refresh_token or "")
+            grant = (route.agent_id, route.connected_ms)
+            token, granted = self.delegated.refresh(grant, refresh)
+        except (SecretError, Refused) as e:
+            reason = "stored with another key" if isinstance(e, SecretError) else str(e)
+            self._break_delegation(route.agent_id, route.connected_ms, reason)
+            raise Broken(reason) from None
+        if granted is not None and granted.refresh_token != refresh:
+            sealed = self.settings.box.seal(granted.refresh_token)
+            with self.db.transaction(write=True) as conn:
+                repository.renew_delegation(
+                    conn, route.agent_id, route.refresh_token or "", sealed, now_ms()
+                )
+        return token
+
+    def _break_delegation(self, agent_id: int, connected_ms: int, reason: str) -> None:
+        assert self.delegated is not None
+        self.delegated.forget(agent_id)
+        with self.db.transaction(write=True) as conn:
+            repository.break_delegation(conn, agent_id, connected_ms, reason, now_ms())
+        log.warning("m365 delegated connection of agent %s broken: %s", agent_id, reason)
+
+    def _forget_token(self, route: Route) -> None:
+        if route.credentials is not None:
+            self.tokens.forget_token(route.credentials)
+        elif self.delegated is not None and route.agent_id is not None:
+            self.delegated.forget(route.agent_id)
 
     def _break(self, organisation_id: int, reason: str) -> None:
         with self.db.transaction(write=True) as conn:
@@ -165,10 +275,9 @@ class Pusher:
         self,
         client: GraphClient,
         link: repository.Link,
-        credentials: Credentials,
+        route: Route,
         logged: list[repository.LogEntry],
         operation: str,
-        mailbox: str,
         method: str,
         url: str,
         body: dict[str, Any] | None = None,
@@ -176,22 +285,24 @@ class Pusher:
         """One Graph call, logged; a 401 gets a fresh token and one more try."""
         for fresh in (False, True):
             if fresh:
-                self.tokens.forget_token(credentials)
+                self._forget_token(route)
             try:
-                token = await self._token(link.organisation_id, credentials)
+                token = await self._token(route)
             except Unavailable as e:
                 answer = Answer(None, None, None, None, 0, f"no token: {e}")
             else:
-                answer = await client.call(token, mailbox, method, url, body)
-            logged.append(
-                repository.LogEntry(
-                    link.agent_id, link.item_id or None, now_ms() - answer.duration_ms, operation,
-                    answer.status, answer.duration_ms, answer.request_id, answer.error,
-                )
-            )  # fmt: skip
+                answer = await client.call(token, route.mailbox, method, url, body)
+            logged.append(self._entry(link, operation, answer))
             if answer.status != 401:
                 break
         return answer
+
+    @staticmethod
+    def _entry(link: repository.Link, operation: str, answer: Answer) -> repository.LogEntry:
+        return repository.LogEntry(
+            link.agent_id, link.item_id or None, now_ms() - answer.duration_ms, operation,
+            answer.status, answer.duration_ms, answer.request_id, answer.error,
+        )  # fmt: skip
 
     def _later(self, link: repository.Link, answer: Answer) -> int:
         if answer.retry_after_ms is not None:
@@ -200,28 +311,43 @@ class Pusher:
         return now_ms() + min(self.settings.retry_max_ms, delay)
 
     async def sync(
-        self, client: GraphClient, link: repository.Link, logged: list[repository.LogEntry]
+        self,
+        client: GraphClient,
+        link: repository.Link,
+        logged: list[repository.LogEntry],
+        plan: Plan | None = None,
     ) -> Outcome:
-        """Make the mailbox agree with what the RDV is now."""
-        plan = await asyncio.to_thread(self._plan, link)
+        """Make the mailbox agree with what the RDV is now (``plan``, read
+        here when not given)."""
+        if plan is None:
+            (plan,) = await asyncio.to_thread(self._plans, [link])
         done = Outcome(link.mailbox, link.graph_id, link.pushed, link.generation)
-        if plan.credentials is None:
-            done.retry_at_ms = now_ms() + self.settings.retry_max_ms
-            return done
-        call = _Caller(self, client, link, plan.credentials, logged)
         if done.graph_id and done.mailbox and (plan.body is None or done.mailbox != plan.mailbox):
-            answer = await call("delete", done.mailbox, "DELETE", done.graph_id)
-            if answer.status not in (200, 204, 404):
-                done.retry_at_ms = self._later(link, answer)
-                return done
+            if plan.old is None:  # no way into that mailbox any more: left there
+                logged.append(
+                    self._entry(link, "delete", Answer(None, None, None, None, 0, "unreachable"))
+                )
+            else:
+                answer = await _Caller(self, client, link, plan.old, logged)(
+                    "delete", "DELETE", done.graph_id
+                )
+                # 403: that mailbox is not the app's (an agent's own account
+                # of another tenant, once disconnected): the event stays there.
+                if answer.status not in (200, 204, 403, 404):
+                    done.retry_at_ms = self._later(link, answer)
+                    return done
             # A later event of this RDV is a new one: a new transactionId
             # (Graph may still know the old one for the deleted event).
             done.graph_id, done.pushed, done.generation = None, None, done.generation + 1
         if plan.body is None or plan.mailbox is None:
             return done
+        if plan.route is None:  # the connection is gone or broken: when it is set again
+            done.retry_at_ms = now_ms() + self.settings.retry_max_ms
+            return done
+        call = _Caller(self, client, link, plan.route, logged)
         wanted = graph_event.digest(plan.body)
         if done.graph_id and done.pushed != wanted:
-            answer = await call("update", plan.mailbox, "PATCH", done.graph_id, plan.body)
+            answer = await call("update", "PATCH", done.graph_id, plan.body)
             if answer.status == 404:  # deleted by hand: made again
                 done.graph_id, done.generation = None, done.generation + 1
             elif answer.status == 200:
@@ -232,7 +358,7 @@ class Pusher:
         if done.graph_id is None:
             transaction = graph_event.transaction_id(link.item_id, plan.mailbox, done.generation)
             body = {**plan.body, "transactionId": transaction}
-            answer = await call("create", plan.mailbox, "POST", None, body)
+            answer = await call("create", "POST", None, body)
             if answer.status not in (200, 201) or not answer.body or "id" not in answer.body:
                 done.retry_at_ms = self._later(link, answer)
                 return done
@@ -255,10 +381,12 @@ class Pusher:
             )
             repository.write_log(conn, logged)
 
-    async def push(self, client: GraphClient, link: repository.Link) -> None:
+    async def push(
+        self, client: GraphClient, link: repository.Link, plan: Plan | None = None
+    ) -> None:
         logged: list[repository.LogEntry] = []
         try:
-            outcome = await self.sync(client, link, logged)
+            outcome = await self.sync(client, link, logged, plan)
         except Broken:
             outcome = Outcome(link.mailbox, link.graph_id, link.pushed, link.generation, now_ms())
         await asyncio.to_thread(self._finish, link, outcome, logged)
@@ -274,39 +402,34 @@ class Pusher:
 
     def _expected(
         self, agent_id: int, organisation_id: int
-    ) -> tuple[Credentials | None, str | None, str, dict[str, int]]:
-        """The connection and the agent's live RDVs in the window, by our UID."""
+    ) -> tuple[Route | None, str, dict[str, int]]:
+        """The way into the agent's mailbox and its live RDVs in the window,
+        by our UID."""
         with self.db.transaction(write=True) as conn:
-            credentials = self._credentials(conn, organisation_id)
-            mailbox, zone = repository.mailbox_and_zone(conn, agent_id, organisation_id)
+            route, _, zone = self._route(conn, agent_id, organisation_id)
             start, end = self._window(zone)
             live = {
                 f"{r.public_id}@calserver": r.item_id
                 for r in feeds.rdvs(conn, agent_id, start, end)
                 if r.organisation_id in (None, organisation_id)
             }
-        return credentials, mailbox, zone, live
+        return route, zone, live
 
     async def reconcile(self, client: GraphClient, agent_id: int, organisation_id: int) -> dict:
         """Repair one agent's mailbox; what was found and done."""
-        credentials, mailbox, zone, live = await asyncio.to_thread(
-            self._expected, agent_id, organisation_id
-        )
+        route, zone, live = await asyncio.to_thread(self._expected, agent_id, organisation_id)
         report: dict[str, Any] = {"agent_id": agent_id, "events": 0, "deleted": 0, "missing": 0}
-        if credentials is None or mailbox is None:
+        if route is None:
             return report
+        mailbox = route.mailbox
         try:
-            token = await self._token(organisation_id, credentials)
+            token = await self._token(route)
         except Unavailable as e:
             report["error"] = f"no token: {e}"
             return report
-        found, answer = await client.our_events(token, mailbox, zone)
-        logged = [
-            repository.LogEntry(
-                agent_id, None, now_ms() - answer.duration_ms, "list", answer.status,
-                answer.duration_ms, answer.request_id, answer.error,
-            )
-        ]  # fmt: skip
+        found, answer = await client.our_events(token, mailbox, zone, me=route.me)
+        link = repository.Link(0, agent_id, organisation_id, mailbox, None, None, 0, 0, 0)
+        logged = [self._entry(link, "list", answer)]
         if found is None:
             await asyncio.to_thread(
                 self._repair, agent_id, organisation_id, mailbox, [], {}, logged
@@ -315,15 +438,17 @@ class Pusher:
             return report
         report["events"] = len(found)
         seen: dict[int, dict[str, Any]] = {}
-        link = repository.Link(0, agent_id, organisation_id, mailbox, None, None, 0, 0, 0)
+        strays = []
         for remote in found:
             item_id = live.get(graph_event.uid_of(remote) or "")
             if item_id is None or item_id in seen:  # not an RDV (any more), or a duplicate
-                call = _Caller(self, client, link, credentials, logged)
-                answer = await call("reconcile", mailbox, "DELETE", remote["id"])
-                report["deleted"] += answer.status in (200, 204, 404)
-                continue
-            seen[item_id] = remote
+                strays.append(remote["id"])
+            else:
+                seen[item_id] = remote
+        # At once: four at a time in the mailbox, in $batch requests when many.
+        call = _Caller(self, client, link, route, logged)
+        deleted = await asyncio.gather(*(call("reconcile", "DELETE", e) for e in strays))
+        report["deleted"] = sum(answer.status in (200, 204, 404) for answer in deleted)
         missing = [i for i in live.values() if i not in seen]
         await asyncio.to_thread(
             self._repair, agent_id, organisation_id, mailbox, missing, seen, logged
@@ -405,12 +530,12 @@ class Pusher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _start(self, client: GraphClient, link: repository.Link) -> None:
+    def _start(self, client: GraphClient, link: repository.Link, plan: Plan) -> None:
         self._busy.add(link.item_id)
 
         async def run() -> None:
             try:
-                await self.push(client, link)
+                await self.push(client, link, plan)
             except Exception as e:  # the database went away: the lease brings it back
                 log.error("m365 push of item %s failed: %s", link.item_id, type(e).__name__)
             finally:
@@ -427,14 +552,24 @@ class Pusher:
             loop.call_soon_threadsafe(self._wake.set)
 
         self.db.on_outbox_commit(woken)
+        # PostgreSQL: commits of other processes (the server's, when this is
+        # ``calserver worker``) wake it at once through NOTIFY, as they wake
+        # the webhook worker; ``poll_s`` only bounds the sleep.
+        listener = (
+            None
+            if self.db.is_sqlite
+            else asyncio.create_task(wakeup.listen(self.db, self._wake.set, log))
+        )
         try:
             await self._serve(stop)
         finally:
             self.db.off_outbox_commit(woken)
+            if listener is not None:
+                listener.cancel()
 
     async def _serve(self, stop: asyncio.Event) -> None:
         async with session(self.settings) as http:
-            client = GraphClient(http, self.settings.graph_url, self.settings.timeout_s)
+            client = client_of(http, self.settings)
             while not stop.is_set():
                 self._wake.clear()
                 sleep = self.settings.poll_s
@@ -443,9 +578,10 @@ class Pusher:
                         self._next_reconcile = time.monotonic() + self.settings.reconcile_every_s
                         self._background(self._daily(client))
                     claimed = await asyncio.to_thread(self._take)
-                    for link in claimed:
-                        self._start(client, link)
                     if claimed:
+                        plans = await asyncio.to_thread(self._plans, claimed)
+                        for link, plan in zip(claimed, plans, strict=True):
+                            self._start(client, link, plan)
                         continue
                     sleep = await asyncio.to_thread(self._sleep_s)
                 except Exception as e:  # the database went away: try again later
@@ -457,32 +593,30 @@ class Pusher:
 
 
 class _Caller:
-    """``Pusher._call`` bound to one link (its log, its credentials)."""
+    """``Pusher._call`` bound to one link (its log, its route)."""
 
     def __init__(
         self,
         pusher: Pusher,
         client: GraphClient,
         link: repository.Link,
-        credentials: Credentials,
+        route: Route,
         logged: list[repository.LogEntry],
     ) -> None:
         self.pusher, self.client, self.link = pusher, client, link
-        self.credentials, self.logged = credentials, logged
+        self.route, self.logged = route, logged
 
     async def __call__(
         self,
         operation: str,
-        mailbox: str,
         method: str,
         event_id: str | None,
         body: dict[str, Any] | None = None,
     ) -> Answer:
-        url = self.client.events_url(mailbox, event_id)
+        url = self.client.events_url(self.route.mailbox, event_id, me=self.route.me)
         return await self.pusher._call(
-            self.client, self.link, self.credentials, self.logged, operation, mailbox, method,
-            url, body,
-        )  # fmt: skip
+            self.client, self.link, self.route, self.logged, operation, method, url, body
+        )
 
 
 def session(settings: PushSettings) -> aiohttp.ClientSession:
@@ -492,14 +626,20 @@ def session(settings: PushSettings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, trust_env=False)
 
 
+def client_of(http: aiohttp.ClientSession, settings: PushSettings) -> GraphClient:
+    return GraphClient(http, settings.graph_url, settings.timeout_s, batching=settings.batching)
+
+
 async def reconcile_once(db: Database, settings: PushSettings) -> list[dict]:
     """Reconcile every connected agent once (``calserver m365-reconcile``):
     events of ours that are no RDV are deleted at once; the rest is left
     dirty for the worker's push (or pushed here when no worker runs)."""
     pusher = Pusher(db, settings)
     async with session(settings) as http:
-        client = GraphClient(http, settings.graph_url, settings.timeout_s)
+        client = client_of(http, settings)
         reports = await pusher.reconcile_all(client)
         while claimed := await asyncio.to_thread(pusher._take):
-            await asyncio.gather(*(pusher.push(client, link) for link in claimed))
+            plans = await asyncio.to_thread(pusher._plans, claimed)
+            pairs = zip(claimed, plans, strict=True)
+            await asyncio.gather(*(pusher.push(client, link, plan) for link, plan in pairs))
     return reports

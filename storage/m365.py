@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.database import skip_locked
@@ -31,6 +31,7 @@ from storage.schema import (
     agents,
     m365_connections,
     m365_cursor,
+    m365_delegations,
     m365_links,
     m365_sync_log,
     organisations,
@@ -71,15 +72,23 @@ class LogEntry:
 
 
 def set_connection(
-    conn: Connection, organisation_id: int, tenant_id: str, client_id: str, secret: str, now: int
+    conn: Connection,
+    organisation_id: int,
+    tenant_id: str,
+    client_id: str,
+    secret: str,
+    now: int,
+    certificate: str | None = None,
 ) -> None:
     """Create or replace the organisation's connection (``secret`` already
-    encrypted); it starts ok, and the links waiting on a broken one go again
-    (the commit wakes the workers as an outbox event would)."""
+    encrypted: the client secret, or the private key of ``certificate``); it
+    starts ok, and the links waiting on a broken one go again (the commit
+    wakes the workers as an outbox event would)."""
     values = {
         "tenant_id": tenant_id,
         "client_id": client_id,
         "secret": secret,
+        "certificate": certificate,
         "state": OK,
         "broken_reason": None,
         "updated_ms": now,
@@ -97,12 +106,7 @@ def set_connection(
             .where(m365_connections.c.organisation_id == organisation_id)
             .values(**values)
         )
-    conn.execute(
-        update(m365_links)
-        .where(m365_links.c.organisation_id == organisation_id, m365_links.c.dirty.is_(True))
-        .values(due_ms=now, attempts=0)
-    )
-    announce(conn)  # the workers wake at commit to push what waited
+    _due_again(conn, m365_links.c.organisation_id == organisation_id, now)
 
 
 def connection(conn: Connection, organisation_id: int) -> dict[str, Any] | None:
@@ -126,6 +130,123 @@ def mark_broken(conn: Connection, organisation_id: int, reason: str, now: int) -
         .where(m365_connections.c.organisation_id == organisation_id)
         .values(state=BROKEN, broken_reason=reason[:200], updated_ms=now)
     )
+
+
+# -- agents' delegated connections ---------------------------------------------------
+
+
+def set_delegation(
+    conn: Connection, agent_id: int, account: str, refresh_token: str, now: int
+) -> None:
+    """Create or replace the agent's own connection (``refresh_token``
+    sealed); it starts ok, and every link of the agent is looked at again
+    (its events move to the account signed in, what waited goes)."""
+    values = {
+        "account": account.strip().lower(),
+        "refresh_token": refresh_token,
+        "state": OK,
+        "broken_reason": None,
+        "connected_ms": now,
+        "updated_ms": now,
+    }
+    d = m365_delegations.c
+    if conn.execute(select(d.agent_id).where(d.agent_id == agent_id)).first() is None:
+        conn.execute(insert(m365_delegations).values(agent_id=agent_id, **values))
+    else:
+        conn.execute(update(m365_delegations).where(d.agent_id == agent_id).values(**values))
+    _look_again(conn, agent_id, now)
+
+
+def _look_again(conn: Connection, agent_id: int, now: int) -> None:
+    """Every link of the agent dirty and due: its mailbox changed."""
+    link = m365_links.c
+    conn.execute(
+        update(m365_links)
+        .where(link.agent_id == agent_id)
+        .values(dirty=True, version=link.version + 1, due_ms=now, attempts=0)
+    )
+    announce(conn)
+
+
+def _due_again(conn: Connection, which: Any, now: int) -> None:
+    conn.execute(
+        update(m365_links).where(which, m365_links.c.dirty.is_(True)).values(due_ms=now, attempts=0)
+    )
+    announce(conn)  # the workers wake at commit to push what waited
+
+
+def delegation(conn: Connection, agent_id: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(m365_delegations).where(m365_delegations.c.agent_id == agent_id)
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def delegation_of_account(conn: Connection, account: str) -> dict[str, Any] | None:
+    """An ok delegation signed in as this mailbox (to delete an event left
+    there after the RDV went to another agent)."""
+    d = m365_delegations.c
+    row = conn.execute(
+        select(m365_delegations)
+        .where(d.account == account, d.state == OK)
+        .order_by(d.agent_id)
+        .limit(1)
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def renew_delegation(conn: Connection, agent_id: int, was: str, sealed: str, now: int) -> bool:
+    """Keep the refresh token the platform gave in exchange for ``was``,
+    unless the agent disconnected or connected again meanwhile."""
+    d = m365_delegations.c
+    return bool(
+        conn.execute(
+            update(m365_delegations)
+            .where(d.agent_id == agent_id, d.refresh_token == was)
+            .values(refresh_token=sealed, updated_ms=now)
+        ).rowcount
+    )
+
+
+def break_delegation(
+    conn: Connection, agent_id: int, connected_ms: int, reason: str, now: int
+) -> None:
+    """The grant the agent made at ``connected_ms`` is expired or revoked:
+    its token is useless, so it is deleted, and the agent's links wait until
+    it connects again (a grant made since is left alone)."""
+    d = m365_delegations.c
+    conn.execute(
+        update(m365_delegations)
+        .where(d.agent_id == agent_id, d.connected_ms == connected_ms)
+        .values(state=BROKEN, broken_reason=reason[:200], refresh_token=None, updated_ms=now)
+    )
+
+
+def delete_delegation(conn: Connection, agent_id: int, now: int) -> bool:
+    """Disconnect: the stored tokens go; the agent's pushes fall back to the
+    organisation's connection, if any (its events move there)."""
+    gone = bool(
+        conn.execute(
+            delete(m365_delegations).where(m365_delegations.c.agent_id == agent_id)
+        ).rowcount
+    )
+    if gone:
+        _look_again(conn, agent_id, now)
+    return gone
+
+
+def _pushable() -> Any:
+    """Links whose agent has an ok delegation, or none and an organisation
+    whose connection is ok (to be used with the joins of ``_with_routes``)."""
+    c, d = m365_connections.c, m365_delegations.c
+    return or_(d.state == OK, and_(d.agent_id.is_(None), c.state == OK))
+
+
+def _with_routes(query: Any) -> Any:
+    link = m365_links.c
+    return query.outerjoin(
+        m365_connections, m365_connections.c.organisation_id == link.organisation_id
+    ).outerjoin(m365_delegations, m365_delegations.c.agent_id == link.agent_id)
 
 
 # -- from the outbox to links -------------------------------------------------------
@@ -257,11 +378,10 @@ def claim(
 ) -> list[Link]:
     """Up to ``limit`` due dirty links of organisations whose connection is
     ok, leaving out the items in ``busy``; each pushed a lease ahead."""
-    link, c = m365_links, m365_connections
+    link = m365_links
     query = (
-        select(link)
-        .join(c, c.c.organisation_id == link.c.organisation_id)
-        .where(link.c.dirty.is_(True), link.c.due_ms <= now, c.c.state == OK)
+        _with_routes(select(link).select_from(link))
+        .where(link.c.dirty.is_(True), link.c.due_ms <= now, _pushable())
         .order_by(link.c.due_ms, link.c.item_id)
         .limit(limit)
     )
@@ -285,11 +405,11 @@ def claim(
 
 
 def next_due_ms(conn: Connection) -> int | None:
-    link, c = m365_links, m365_connections
+    link = m365_links
     return conn.execute(
-        select(func.min(link.c.due_ms))
-        .join(c, c.c.organisation_id == link.c.organisation_id)
-        .where(link.c.dirty.is_(True), c.c.state == OK)
+        _with_routes(select(func.min(link.c.due_ms)).select_from(link)).where(
+            link.c.dirty.is_(True), _pushable()
+        )
     ).scalar_one_or_none()
 
 
@@ -369,15 +489,20 @@ def mailbox_and_zone(
 
 
 def connected_agents(conn: Connection) -> list[tuple[int, int]]:
-    """(agent, organisation) of every agent with an email in an organisation
-    whose connection is ok: whose mailboxes reconciliation looks at."""
+    """(agent, organisation) of every agent with an ok delegation, or with
+    none, an email and an organisation whose connection is ok: whose
+    mailboxes reconciliation looks at."""
+    c, d = m365_connections.c, m365_delegations.c
     rows = conn.execute(
         select(agent_roles.c.agent_id, agent_roles.c.organisation_id)
-        .join(m365_connections, m365_connections.c.organisation_id == agent_roles.c.organisation_id)
         .join(agents, agents.c.id == agent_roles.c.agent_id)
+        .outerjoin(m365_connections, c.organisation_id == agent_roles.c.organisation_id)
+        .outerjoin(m365_delegations, d.agent_id == agent_roles.c.agent_id)
         .where(
-            m365_connections.c.state == OK,
-            agents.c.email.is_not(None),
+            or_(
+                d.state == OK,
+                and_(d.agent_id.is_(None), c.state == OK, agents.c.email.is_not(None)),
+            ),
         )
         .order_by(agent_roles.c.agent_id)
     )

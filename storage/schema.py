@@ -549,9 +549,28 @@ m365_connections = Table(
     ),
     Column("tenant_id", String(100), nullable=False),
     Column("client_id", String(100), nullable=False),
+    # Sealed: the client secret, or the certificate's private key (PEM).
     Column("secret", Text, nullable=False),
     Column("state", String(16), nullable=False),
     Column("broken_reason", String(200), nullable=True),
+    Column("updated_ms", BigInteger, nullable=False),
+    # The public certificate (PEM) when the app authenticates with one.
+    Column("certificate", Text, nullable=True),
+)
+
+# An agent's own connection to its Outlook ("Connecter Outlook", delegated
+# permission): the account it signed in as and its refresh token, sealed.
+# While one exists (ok or broken) the agent's RDVs go through it, not
+# through the organisation's application connection.
+m365_delegations = Table(
+    "m365_delegations",
+    metadata,
+    Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("account", String(320), nullable=False),
+    Column("refresh_token", Text, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("broken_reason", String(200), nullable=True),
+    Column("connected_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
 )
 

@@ -284,8 +284,24 @@ class M365Connection(_Out):
     organisation_id: int
     tenant_id: str
     client_id: str
+    credential: Literal["secret", "certificate"]
+    certificate_thumbprint: Annotated[
+        str | None, Meta(description="SHA-256, hex; null with a client secret")
+    ]
     state: Literal["ok", "broken"]
     broken_reason: str | None
+    updated_at: Instant
+
+
+class M365Delegation(_Out):
+    """An agent's own connection to its Outlook ("Connecter Outlook"); never
+    its tokens.  While it exists, the agent's RDVs go through it."""
+
+    agent_id: int
+    account: Annotated[str, Meta(description="the Microsoft account signed in")]
+    state: Literal["ok", "broken"]
+    broken_reason: str | None
+    connected_at: Instant
     updated_at: Instant
 
 
@@ -295,7 +311,7 @@ class M365Call(_Out):
     id: int
     item_id: int | None
     at: Instant
-    operation: Literal["create", "update", "delete", "reconcile"]
+    operation: Literal["create", "update", "delete", "reconcile", "list"]
     status: Annotated[int | None, Meta(description="Graph's HTTP status; null: no answer")]
     duration_ms: int
     request_id: str | None

@@ -216,11 +216,24 @@ OPERATIONS: tuple[Operation, ...] = (
               answer=answers.Redelivered, status=202, errors=(403,)),
     Operation("put", M365, "Connect the organisation's Microsoft 365 tenant (admin)",
               schemas.M365ConnectionIn, answers.M365Connection, errors=(403,),
-              description="The client secret is stored encrypted and never shown again.  503 "
+              description="Either client_secret, or certificate and private_key (PEM; the "
+                          "certificate registered on the app, an unencrypted RSA key): 422 "
+                          "invalid-certificate when they are unreadable or do not match.  The "
+                          "secret or key is stored encrypted and never shown again.  503 "
                           "m365-not-configured when the server has no [m365] key."),
     Operation("get", M365, "The Microsoft 365 connection's state (admin)",
               answer=answers.M365Connection, errors=(403,)),
     Operation("delete", M365, "Disconnect Microsoft 365 (admin); pushed events stay",
+              status=204, errors=(403,)),
+    Operation("get", ORG + AGENT + "/m365/delegation",
+              "The agent's own Outlook connection (the agent or an admin)",
+              answer=answers.M365Delegation, errors=(403,),
+              description="Made on the \"Connecter Outlook\" page (/outlook).  While it "
+                          "exists, ok or broken, the agent's RDVs go through it (/me/events) "
+                          "and not through the organisation's connection; broken (the grant "
+                          "expired or was revoked) stops its pushes until it connects again."),
+    Operation("delete", ORG + AGENT + "/m365/delegation",
+              "Disconnect the agent's Outlook; its stored tokens are deleted",
               status=204, errors=(403,)),
     Operation("get", ORG + AGENT + "/m365/log",
               "The agent's latest 100 Graph calls (the agent or an admin)",

@@ -292,8 +292,12 @@ class SecretRotation(_In):
 
 
 class M365ConnectionIn(_In):
-    """An organisation's application connection to its Microsoft 365 tenant."""
+    """An organisation's application connection to its Microsoft 365 tenant:
+    a client secret, or a certificate registered on the app with its
+    private key (PEM, unencrypted RSA)."""
 
     tenant_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9.\-]{1,100}$")]
     client_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9\-]{1,100}$")]
-    client_secret: Annotated[str, Meta(min_length=1, max_length=1000)]
+    client_secret: Annotated[str, Meta(min_length=1, max_length=1000)] | None = None
+    certificate: Annotated[str, Meta(min_length=1, max_length=20_000)] | None = None
+    private_key: Annotated[str, Meta(min_length=1, max_length=20_000)] | None = None

@@ -2,7 +2,7 @@
 mailbox's reconciliation costs.  One command, from the repository root:
 
     .venv/bin/python -m tests.bench.m365_bench [--quick] [--changes 1000] [--agents 20]
-        [--mailbox 2000] [--latency-ms 50]
+        [--mailbox 2000] [--latency-ms 50] [--no-batch]
 
 Everything runs in this process on a SQLite file, against the Graph
 stand-in of the tests (``tests/m365/graph.py``, HTTPS on loopback) answering
@@ -11,9 +11,10 @@ every events request after ``--latency-ms``:
 1. **Push throughput**: ``--changes`` RDVs written through the agenda writer
    (the write path of the API and CalDAV, outbox included) for ``--agents``
    agents with no worker running, then one ``Pusher`` started: changes per
-   second from its start to the last event in the mailboxes.  Checked: every
-   RDV has exactly one event, and no mailbox ever had more than 4 requests
-   in flight.
+   second from its start to the last event in the mailboxes, and how many
+   calls left inside a ``$batch`` (``--no-batch``: one request per call, for
+   comparison).  Checked: every RDV has exactly one event, and no mailbox
+   ever had more than 4 requests in flight (batched ones included).
 2. **Reconciliation** of one mailbox holding ``--mailbox`` of our events, all
    in sync (the listing and the comparison; nothing to repair).  Checked:
    it found every event and repaired nothing.
@@ -34,9 +35,8 @@ from zoneinfo import ZoneInfo
 
 from booking import events
 from booking.rules import BookingRefused
-from m365.graph import GraphClient
 from m365.secrets import SecretBox, new_key
-from m365.worker import Pusher, PushSettings, session
+from m365.worker import Pusher, PushSettings, client_of, session
 from plugins import agenda_writer, timezone_cache
 from storage import agents, scheduling
 from storage import m365 as repository
@@ -51,12 +51,12 @@ SYNCED = Target("RDV changes synced per second, 50 ms Graph latency", 50, at_mos
 RECONCILED = Target("reconciliation of one mailbox, seconds", 60)
 
 
-def _settings(graph: GraphServer, box: SecretBox) -> PushSettings:
+def _settings(graph: GraphServer, box: SecretBox, batching: bool) -> PushSettings:
     return PushSettings(
         box=box, base_url="https://rdv.example.org", authority_url=graph.url,
         graph_url=graph.url + "/v1.0", ca_bundle=str(graph.ca_path), timeout_s=10,
         poll_s=1, retry_first_ms=200, past_days=31, ahead_days=366,
-        reconcile_every_s=86_400, keep_log_days=30, reconcile_at_start=False,
+        reconcile_every_s=86_400, keep_log_days=30, reconcile_at_start=False, batching=batching,
     )  # fmt: skip
 
 
@@ -135,7 +135,7 @@ async def _push_until(pusher: Pusher, graph: GraphServer, count: int, agent_coun
 
 async def _reconcile(pusher: Pusher, org: int, agent: int) -> tuple[float, dict]:
     async with session(pusher.settings) as http:
-        client = GraphClient(http, pusher.settings.graph_url, pusher.settings.timeout_s)
+        client = client_of(http, pusher.settings)
         started = time.perf_counter()
         report = await pusher.reconcile(client, agent, org)
         return time.perf_counter() - started, report
@@ -156,14 +156,16 @@ def run_all(args: argparse.Namespace, context: dict[str, object]) -> int:
         print(f"writing {args.changes} RDVs for {args.agents} agents ...", flush=True)
         written = sum(_book(db, org, lieu, motif, n, c) for n, c in enumerate(per_agent))
         print("pushing ...", flush=True)
-        pusher = Pusher(db, _settings(graph, box))
+        pusher = Pusher(db, _settings(graph, box, not args.no_batch))
         seconds = asyncio.run(_push_until(pusher, graph, written, args.agents))
         pushed = _ours(graph, args.agents)
+        calls = graph.requests()
+        batched, batches = sum(r.in_batch for r in calls), graph.batches
         big = args.agents  # the extra agent, whose mailbox is reconciled
         print(f"writing and pushing a mailbox of {args.mailbox} ...", flush=True)
         mailbox = _book(db, org, lieu, motif, big, args.mailbox)
-        asyncio.run(_push_until(Pusher(db, _settings(graph, box)), graph, written + mailbox,
-                                args.agents + 1))  # fmt: skip
+        settings = _settings(graph, box, not args.no_batch)
+        asyncio.run(_push_until(Pusher(db, settings), graph, written + mailbox, args.agents + 1))
         print("reconciling it ...", flush=True)
         reconcile_s, report = asyncio.run(_reconcile(pusher, org, agent_ids[big]))
     finally:
@@ -187,12 +189,22 @@ def run_all(args: argparse.Namespace, context: dict[str, object]) -> int:
             "|---|---|",
             f"| changes synced ({written} for {args.agents} agents) | {rate:.0f} per second |",
             f"| most requests in flight for one mailbox | {most} |",
+            f"| push calls sent inside a $batch | {batched} of {len(calls)}, in {batches} "
+            "batches |",
             f"| reconciliation of a mailbox of {mailbox} events | {reconcile_s:.2f} s |",
         ]
     )
     data = {
         "sizes": vars(args),
-        "push": {"changes": written, "seconds": seconds, "per_second": rate, "most": most},
+        "push": {
+            "changes": written,
+            "seconds": seconds,
+            "per_second": rate,
+            "most": most,
+            "calls": len(calls),
+            "in_batch": batched,
+            "batches": batches,
+        },  # fmt: skip
         "reconcile": {"events": mailbox, "seconds": reconcile_s, "report": report},
     }
     return results_file.report("m365-bench", context, table, found, data, quick=args.quick)
@@ -205,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--mailbox", type=int, default=2000)
     parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--no-batch", action="store_true", help="one request per call")
     args = parser.parse_args(argv)
     if args.quick:
         args.changes, args.mailbox = min(args.changes, 200), min(args.mailbox, 200)

@@ -1,7 +1,9 @@
 """A Microsoft Graph stand-in on loopback, over HTTPS with a certificate from
-``trustme``: the identity platform's discovery and token endpoints (client
-credentials and refresh tokens) and the calendar events of mailboxes kept in
-memory (``/users/{id}/events``, ``/me/events``, ``$batch``).
+``trustme``: the identity platform's discovery, authorize and token
+endpoints (client credentials with a secret or a certificate's signed
+client assertion, authorization codes with PKCE, refresh tokens) and the
+calendar events of mailboxes kept in memory (``/users/{id}/events``,
+``/me/events``, ``$batch`` of up to 20 requests).
 
 It behaves as Graph does where calserver depends on it: a POST carrying a
 ``transactionId`` already used in that mailbox answers the event it created
@@ -16,6 +18,8 @@ response is dropped after its request was applied.  Every request is logged
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import secrets
 import ssl
@@ -27,9 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
+import jwt
 import trustme
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from tests.conftest import free_port
 
@@ -45,6 +53,7 @@ class Logged:
     body: bytes
     mailbox: str | None
     status: int = 0
+    in_batch: bool = False  # a request of a $batch
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Fault:
     retry_after: str | None = None
     method: str | None = None  # None: any method on an events URL
     hold_s: float = 0.0  # with status 0: hold the connection this long before dropping it
+    batched: bool = False  # only for a request inside a $batch
 
 
 @dataclass
@@ -71,13 +81,19 @@ class GraphServer:
         self.ca_path = directory / "graph-ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_path))
         self.apps: dict[str, tuple[str, str]] = {}  # client id -> (tenant, secret)
+        self.certificates: dict[str, tuple[str, str]] = {}  # client id -> (tenant, PEM)
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> mailbox
+        self.codes: dict[str, dict[str, str]] = {}  # authorization code -> its request
+        self.signing_in: str | None = None  # who signs in at the authorize page
+        self.consent = True  # False: the user refuses (error=access_denied)
+        self.token_requests: list[dict[str, str]] = []  # forms of the token endpoint
         self.tokens: dict[str, str | None] = {}  # access token -> mailbox (None: application)
         self.mailboxes: dict[str, Mailbox] = {}
         self.log: list[Logged] = []
         self.faults: deque[Fault] = deque()
         self.in_flight: dict[str, int] = {}
         self.most_in_flight: dict[str, int] = {}
+        self.batches = 0  # $batch requests received
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -94,6 +110,25 @@ class GraphServer:
 
     def revoke_app(self, client_id: str) -> None:
         self.apps.pop(client_id, None)
+        self.certificates.pop(client_id, None)
+
+    def register_certificate(self, tenant: str, client_id: str, certificate_pem: str) -> None:
+        """An app authenticating with a certificate: its client assertions
+        must be signed by this certificate's key."""
+        self.certificates[client_id] = (tenant, certificate_pem)
+
+    def sign_in_as(self, mailbox: str | None) -> None:
+        """Who the next visits of the authorize page sign in as."""
+        self.signing_in = mailbox.lower() if mailbox else None
+
+    def revoke_grants(self, mailbox: str) -> None:
+        """The user's sessions are revoked: its refresh tokens and access
+        tokens are refused from now on."""
+        with self._lock:
+            for token in [t for t, m in self.refresh_tokens.items() if m == mailbox.lower()]:
+                del self.refresh_tokens[token]
+            for token in [t for t, m in self.tokens.items() if m == mailbox.lower()]:
+                del self.tokens[token]
 
     def issue_refresh_token(self, mailbox: str) -> str:
         token = secrets.token_urlsafe(24)
@@ -155,30 +190,136 @@ class GraphServer:
             }
         )
 
-    def _token_answer(self, mailbox: str | None, refresh: bool) -> web.Response:
+    def _token_answer(
+        self,
+        mailbox: str | None,
+        refresh: bool,
+        tenant: str = "",
+        client_id: str = "",
+        nonce: str | None = None,
+    ) -> web.Response:
         token = secrets.token_urlsafe(24)
         with self._lock:
             self.tokens[token] = mailbox
         answer: dict[str, Any] = {"token_type": "Bearer", "expires_in": 3600, "access_token": token}
         if refresh and mailbox is not None:
             answer["refresh_token"] = self.issue_refresh_token(mailbox)
-            answer["scope"] = "Calendars.ReadWrite offline_access"
+            answer["scope"] = "Calendars.ReadWrite openid profile offline_access"
+            now = int(time.time())
+            claims = {
+                "iss": f"{self.url}/{tenant}/v2.0",
+                "aud": client_id,
+                "sub": hashlib.sha256(mailbox.encode()).hexdigest()[:32],
+                "preferred_username": mailbox,
+                "iat": now,
+                "nbf": now,
+                "exp": now + 3600,
+                **({"nonce": nonce} if nonce else {}),
+            }
+            answer["id_token"] = jwt.encode(claims, secrets.token_bytes(32), algorithm="HS256")
         return web.json_response(answer)
 
+    def _client_refused(self, tenant: str, form: dict[str, str], endpoint: str) -> str | None:
+        """Why the client's authentication fails (None: it passes): a
+        secret, or a client assertion signed with the registered certificate."""
+        client_id = form.get("client_id", "")
+        assertion = form.get("client_assertion")
+        if assertion is None:
+            if self.apps.get(client_id) != (tenant, form.get("client_secret")):
+                return "AADSTS7000215: invalid client secret"
+            return None
+        known = self.certificates.get(client_id)
+        if known is None or known[0] != tenant:
+            return "AADSTS700027: no certificate registered for this application"
+        if form.get("client_assertion_type") != JWT_BEARER:
+            return "AADSTS700027: unexpected client_assertion_type"
+        certificate = x509.load_pem_x509_certificate(known[1].encode())
+        header = jwt.get_unverified_header(assertion)
+        print_ = base64.urlsafe_b64encode(certificate.fingerprint(hashes.SHA256())).rstrip(b"=")
+        if str(header.get("x5t#S256", "")).rstrip("=") != print_.decode():  # msal pads it
+            return "AADSTS700027: the assertion names another certificate"
+        try:
+            claims = jwt.decode(
+                assertion,
+                certificate.public_key(),
+                algorithms=["PS256", "RS256"],
+                audience=endpoint,
+                issuer=client_id,
+                options={"require": ["exp", "aud", "iss", "sub", "jti"]},
+            )
+        except jwt.PyJWTError as e:
+            return f"AADSTS700027: client assertion refused ({type(e).__name__})"
+        if claims["sub"] != client_id:
+            return "AADSTS700027: sub is not the client"
+        return None
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """The sign-in page, already signed in as ``signing_in``: back to the
+        redirect URI with a code bound to the PKCE challenge (or an error)."""
+        query = dict(request.query)
+        tenant = request.match_info["tenant"]
+        redirect_uri = query.get("redirect_uri", "")
+        wanted = set(query.get("scope", "").split())
+        if (
+            self.apps.get(query.get("client_id", ""), ("",))[0] != tenant
+            or query.get("response_type") != "code"
+            or not redirect_uri
+            or query.get("code_challenge_method") != "S256"
+            or not query.get("code_challenge")
+            or not {"Calendars.ReadWrite", "offline_access"} <= wanted
+        ):
+            return web.Response(status=400, text="AADSTS900144: bad authorization request")
+        back: dict[str, str] = {"state": query.get("state", "")}
+        if not self.consent or self.signing_in is None:
+            back.update(error="access_denied", error_description="AADSTS65004: declined")
+        else:
+            code = secrets.token_urlsafe(24)
+            self.codes[code] = {
+                "client_id": query["client_id"],
+                "redirect_uri": redirect_uri,
+                "challenge": query["code_challenge"],
+                "nonce": query.get("nonce", ""),
+                "mailbox": self.signing_in,
+            }
+            back["code"] = code
+        raise web.HTTPFound(f"{redirect_uri}?{urlencode(back)}")
+
     async def _token(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        with self._lock:
+            self.token_requests.append(form)
         tenant = request.match_info["tenant"]
         grant = form.get("grant_type")
+        refused = self._client_refused(tenant, form, f"{self.url}{request.path}")
         if grant == "client_credentials":
-            known = self.apps.get(str(form.get("client_id")))
-            if known is None or known != (tenant, form.get("client_secret")):
-                return _oauth_error(401, "invalid_client", "AADSTS7000215: invalid secret")
+            if refused:
+                return _oauth_error(401, "invalid_client", refused)
             return self._token_answer(None, refresh=False)
+        if grant == "authorization_code":
+            if refused:
+                return _oauth_error(401, "invalid_client", refused)
+            asked = self.codes.pop(form.get("code", ""), None)
+            verifier = form.get("code_verifier", "")
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            if (
+                asked is None
+                or asked["client_id"] != form.get("client_id")
+                or asked["redirect_uri"] != form.get("redirect_uri")
+                or challenge.rstrip(b"=").decode() != asked["challenge"]
+            ):
+                return _oauth_error(400, "invalid_grant", "AADSTS70008/501481: code or verifier")
+            return self._token_answer(
+                asked["mailbox"], True, tenant, asked["client_id"], asked["nonce"] or None
+            )
         if grant == "refresh_token":
-            mailbox = self.refresh_tokens.pop(str(form.get("refresh_token")), None)
+            if refused:
+                return _oauth_error(401, "invalid_client", refused)
+            # As Entra: a refresh token stays valid after use (a new one is
+            # given beside the access token) until it is revoked.
+            mailbox = self.refresh_tokens.get(form.get("refresh_token", ""))
             if mailbox is None:
                 return _oauth_error(400, "invalid_grant", "AADSTS70008: refresh token revoked")
-            return self._token_answer(mailbox, refresh=True)
+            return self._token_answer(mailbox, True, tenant, form.get("client_id", ""))
         return _oauth_error(400, "unsupported_grant_type", "not supported here")
 
     def _caller(self, request: web.Request) -> tuple[bool, str | None]:
@@ -188,6 +329,25 @@ class GraphServer:
             if token not in self.tokens:
                 return False, None
             return True, self.tokens[token]
+
+    def _fault_for(self, method: str, in_batch: bool = False) -> Fault | None:
+        with self._lock:
+            if not self.faults or self.faults[0].method not in (None, method):
+                return None
+            if self.faults[0].batched and not in_batch:
+                return None
+            return self.faults.popleft()
+
+    def _enter(self, mailbox: str) -> None:
+        with self._lock:
+            self.in_flight[mailbox] = self.in_flight.get(mailbox, 0) + 1
+            self.most_in_flight[mailbox] = max(
+                self.most_in_flight.get(mailbox, 0), self.in_flight[mailbox]
+            )
+
+    def _leave(self, mailbox: str) -> None:
+        with self._lock:
+            self.in_flight[mailbox] -= 1
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -208,15 +368,11 @@ class GraphServer:
         mailbox = user or delegated
         if mailbox is None:
             return _graph_error(logged, 400, "BadRequest", "/me needs a delegated token")
+        if user and delegated is not None and user.lower() != delegated:
+            return _graph_error(logged, 403, "ErrorAccessDenied", "another user's mailbox")
         logged.mailbox = mailbox.lower()
-        with self._lock:
-            fault = None
-            if self.faults and self.faults[0].method in (None, request.method):
-                fault = self.faults.popleft()
-            self.in_flight[logged.mailbox] = self.in_flight.get(logged.mailbox, 0) + 1
-            self.most_in_flight[logged.mailbox] = max(
-                self.most_in_flight.get(logged.mailbox, 0), self.in_flight[logged.mailbox]
-            )
+        fault = self._fault_for(request.method)
+        self._enter(logged.mailbox)
         try:
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
@@ -242,8 +398,7 @@ class GraphServer:
                 answer, status=status, headers={"request-id": str(uuid.uuid4())}
             )
         finally:
-            with self._lock:
-                self.in_flight[logged.mailbox] -= 1
+            self._leave(logged.mailbox)
 
     def _apply(
         self,
@@ -282,24 +437,78 @@ class GraphServer:
                 return 204, None
         return 405, {"error": {"code": "BadRequest", "message": method}}
 
-    async def _batch(self, request: web.Request) -> web.Response:
+    async def _batch(self, request: web.Request) -> web.StreamResponse:
+        """JSON batching as Graph does it: up to 20 requests, each answered
+        on its own (status, headers, body), a throttled one with its
+        ``Retry-After`` inside; they run side by side, so each counts in its
+        mailbox's requests in flight while the batch lasts."""
         known, delegated = self._caller(request)
+        with self._lock:
+            self.batches += 1
         if not known:
             return web.json_response({"error": {"code": "InvalidAuthenticationToken"}}, status=401)
-        answers = []
-        for sub in (await request.json())["requests"]:
-            path, _, _query = sub["url"].partition("?")
+        asked = (await request.json()).get("requests") or []
+        if not 0 < len(asked) <= 20 or len({sub.get("id") for sub in asked}) != len(asked):
+            return web.json_response({"error": {"code": "BadRequest"}}, status=400)
+        planned = []
+        for sub in asked:
+            path, _, raw_query = str(sub["url"]).partition("?")
             parts = path.strip("/").split("/")
-            mailbox = parts[1] if parts[0] == "users" else delegated
-            event_id = parts[-1] if parts[-1] != "events" else None
-            status, body = self._apply(str(mailbox), sub["method"], event_id, sub.get("body"), {})
-            answers.append({"id": sub["id"], "status": status, "body": body})
-        return web.json_response({"responses": answers})
+            user = parts[1].lower() if parts[0] == "users" else None
+            body = sub.get("body")
+            logged = Logged(
+                sub["method"], "/v1.0" + path, dict(parse_qsl(raw_query)), sub.get("headers") or {},
+                json.dumps(body).encode() if body is not None else b"", user or delegated, 0, True,
+            )  # fmt: skip
+            with self._lock:
+                self.log.append(logged)
+            planned.append((sub, parts, logged, self._fault_for(sub["method"], in_batch=True)))
+        for _, _, logged, _ in planned:
+            if logged.mailbox:
+                self._enter(logged.mailbox)
+        answers = []
+        dropped = None
+        try:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            for sub, parts, logged, fault in planned:
+                headers: dict[str, str] = {"Content-Type": "application/json"}
+                if logged.mailbox is None or (
+                    parts[0] == "users" and delegated is not None and logged.mailbox != delegated
+                ):
+                    status, body = 403, {"error": {"code": "ErrorAccessDenied", "message": "no"}}
+                elif fault is not None and fault.status:
+                    status = fault.status
+                    body = {"error": {"code": "TooManyRequests", "message": "fault"}}
+                    if fault.retry_after:
+                        headers["Retry-After"] = fault.retry_after
+                else:
+                    event_id = parts[-1] if parts[-1] != "events" else None
+                    status, body = self._apply(
+                        logged.mailbox, sub["method"], event_id, sub.get("body"), logged.query
+                    )
+                    dropped = dropped or fault
+                logged.status = status
+                answer = {"id": sub["id"], "status": status, "headers": headers}
+                if body is not None:
+                    answer["body"] = body
+                answers.append(answer)
+            if dropped is not None:  # applied, but the caller never hears of it
+                await asyncio.sleep(dropped.hold_s)
+                if request.transport is not None:
+                    request.transport.close()
+                raise ConnectionResetError("dropped by the test")
+        finally:
+            for _, _, logged, _ in planned:
+                if logged.mailbox:
+                    self._leave(logged.mailbox)
+        return web.json_response({"responses": answers}, headers={"request-id": str(uuid.uuid4())})
 
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._discovery)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
+        app.router.add_get("/{tenant}/oauth2/v2.0/authorize", self._authorize)
         for prefix in ("/v1.0/users/{user}", "/v1.0/me"):
             app.router.add_route("*", prefix + "/events", self._events)
             app.router.add_route("*", prefix + "/events/{id}", self._events)
@@ -341,6 +550,9 @@ def _filtered(found: list[dict[str, Any]], query: dict[str, str]) -> list[dict[s
         for e in found
         if any(p.get("id") == property_id for p in e.get("singleValueExtendedProperties", []))
     ]
+
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def _oauth_error(status: int, code: str, description: str) -> web.Response:

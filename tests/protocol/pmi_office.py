@@ -99,6 +99,24 @@ def book(office: Office, hour_minute: str, login: str = "alice") -> httpx.Respon
         )
 
 
+def book_on(office: Office, day: date, hour_minute: str, usager: int | None = None) -> dict:
+    """Alice books an RDV on ``day`` at ``hour_minute`` (201 checked)."""
+    with office.client("alice") as alice:
+        return ok(
+            alice.post(
+                "/rdvs",
+                json={
+                    "agent_id": office.alice,
+                    "motif_id": office.motif,
+                    "lieu_id": office.lieu,
+                    "starts_at": f"{day.isoformat()}T{hour_minute}",
+                    "usager_ids": [usager or office.usager],
+                },
+            ),
+            201,
+        )
+
+
 def subscribe(
     office: Office, receiver: Receiver, path: str, models: list[str], initial_sync: bool = True
 ) -> dict:

@@ -391,6 +391,17 @@ CASES: dict[tuple[str, str], tuple[Call, Call, int]] = {
         lambda w: w.admin.delete(f"{w.org}/m365/connection"),
         404,
     ),
+    ("get", "/organisations/{org}/agents/{agent}/m365/delegation"): (
+        lambda w: _delegated(w) and w.agent.get(f"{w.org}/agents/{w.office.agent}/m365/delegation"),
+        lambda w: w.agent.get(f"{w.org}/agents/{_admin_id(w)}/m365/delegation"),
+        403,
+    ),
+    ("delete", "/organisations/{org}/agents/{agent}/m365/delegation"): (
+        lambda w: _delegated(w)
+        and w.agent.delete(f"{w.org}/agents/{w.office.agent}/m365/delegation"),
+        lambda w: w.agent.delete(f"{w.org}/agents/{w.office.agent}/m365/delegation"),
+        404,
+    ),
     ("get", "/organisations/{org}/agents/{agent}/m365/log"): (
         lambda w: _sync_log(w),
         lambda w: w.agent.get(f"{w.org}/agents/{_admin_id(w)}/m365/log"),
@@ -404,6 +415,17 @@ M365_CONNECTION = {"tenant_id": "contoso.example", "client_id": "c1", "client_se
 
 def _connect(w: World) -> httpx.Response:
     return w.admin.put(f"{w.org}/m365/connection", json=M365_CONNECTION)
+
+
+def _delegated(w: World) -> bool:
+    """The agent connected its own Outlook, written as the callback writes it."""
+    db = Database(w.office.server.database_url)
+    try:
+        with db.transaction(write=True) as conn:
+            m365.set_delegation(conn, w.office.agent, "agent@contoso.example", "sealed", 1)
+    finally:
+        db.dispose()
+    return True
 
 
 def _sync_log(w: World) -> httpx.Response:

@@ -28,7 +28,7 @@ from tests.conftest import run_cli, start_server
 from tests.dates import working_days
 from tests.ics import event
 from tests.m365.graph import Fault, GraphServer
-from tests.protocol.pmi_office import Office, ok, set_up
+from tests.protocol.pmi_office import Office, book_on, ok, set_up
 
 TENANT, CLIENT, SECRET = "tenant-a", "client-a", "secret-a"
 ALICE = "alice@pmi.example.org"
@@ -98,21 +98,7 @@ def _day(setup: Setup, weeks: int, weekday: int) -> date:
 
 
 def _book(setup: Setup, day: date, hhmm: str, usager: int | None = None) -> dict:
-    office = setup.office
-    with office.client("alice") as alice:
-        return ok(
-            alice.post(
-                "/rdvs",
-                json={
-                    "agent_id": office.alice,
-                    "motif_id": office.motif,
-                    "lieu_id": office.lieu,
-                    "starts_at": f"{day.isoformat()}T{hhmm}",
-                    "usager_ids": [usager or office.usager],
-                },
-            ),
-            201,
-        )
+    return book_on(setup.office, day, hhmm, usager)
 
 
 def _rdv_url(setup: Setup, rdv: dict) -> str:

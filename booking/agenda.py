@@ -12,6 +12,7 @@ reads (plage occurrences, busy time, holidays) and hands it to the engine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,14 @@ from booking.model import (
 from booking.model import ts as _ts
 from booking.public_holidays import holiday_intervals
 from booking.recurrence import occurrences
-from booking.rules import BookingRefused, RdvContext, RdvWrite, Why, check_rdv
+from booking.rules import (
+    BookingRefused,
+    RdvContext,
+    RdvWrite,
+    Why,
+    check_rdv,
+    check_search_scope,
+)
 from storage import agenda_index, calendars, scheduling
 from storage.agenda_index import IndexedEvent
 
@@ -438,12 +446,23 @@ def gather(
 
 @dataclass(frozen=True)
 class SlotQuery:
+    """A créneaux search; ``searcher``: the agent asking, held to its scope
+    (``booking.rules.check_search_scope``)."""
+
     motif_id: int
     start: datetime
     end: datetime
     public: bool = False
     lieu_id: int | None = None
     agent_ids: Sequence[int] | None = None
+    searcher: int | None = None
+
+
+def _check_scope(conn: Connection, agent_id: int, motif: Motif, organisation_id: int) -> None:
+    role = scheduling.roles_of(conn, agent_id).get(organisation_id)
+    services = frozenset(scheduling.service_ids_of(conn, [agent_id])[agent_id])
+    secretariat = organisation_id in scheduling.secretariat_organisations(conn, agent_id)
+    check_search_scope(motif, role, services, secretariat)
 
 
 def find_creneaux(
@@ -463,6 +482,9 @@ def find_creneaux(
         raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", Why.MISSING)
     if query.public and motif_record["bookable_by"] != "everyone":
         raise BookingRefused("motif-not-bookable", "this motif is not open for online booking")
+    motif = motif_of(motif_record)
+    if query.searcher is not None:
+        _check_scope(conn, query.searcher, motif, motif_record["organisation_id"])
     organisation = organisation_of_motif(conn, motif_record)
     agents = scheduling.agents_of_service(conn, motif_record["service_id"])
     if query.agent_ids is not None:
@@ -471,7 +493,7 @@ def find_creneaux(
     plages, busy = gather(conn, agents, query.start - timedelta(days=1), query.end)
     limits.check_deadline(deadline)
     search = engine.Search(
-        motif=motif_of(motif_record),
+        motif=motif,
         start=query.start,
         end=query.end,
         now=now,
@@ -498,9 +520,7 @@ def next_availability(
     cursor = query.start
     while cursor < query.end:
         window_end = min(cursor + _NEXT_WINDOW, query.end)
-        window = SlotQuery(
-            query.motif_id, cursor, window_end, query.public, query.lieu_id, query.agent_ids
-        )
+        window = dataclasses.replace(query, start=cursor, end=window_end)
         found = find_creneaux(conn, window, now, deadline)
         if found:
             return found[0]

@@ -239,6 +239,13 @@ def service_ids_of(conn: Connection, agent_ids: list[int]) -> dict[int, set[int]
     return found
 
 
+def is_intervenant(conn: Connection, agent_id: int) -> bool:
+    """Whether the agent is an intervenant wherever it works: an agenda
+    without a login, which receives nothing (no feed, no email, no Outlook)."""
+    roles = set(roles_of(conn, agent_id).values())
+    return roles == {"intervenant"}
+
+
 def secretariat_organisations(conn: Connection, agent_id: int) -> set[int]:
     """The organisations where the agent belongs to a secrétariat service."""
     rows = conn.execute(

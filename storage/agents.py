@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
 from storage import calendars, outbox, scheduling
 from storage.schema import agent_roles, agent_services, agents, organisations, services
@@ -233,28 +233,26 @@ def relation(conn: Connection, user: str, owner: str) -> Relation:
     is_admin = any(r.role == "admin" for r in roles)
     owner_is_intervenant = any(r.their_role == "intervenant" for r in roles)
     my_svc, their_svc = agent_services.alias("my_svc"), agent_services.alias("their_svc")
-    shares = (
-        conn.execute(
-            select(my_svc.c.service_id)
-            .join(me, me.c.id == my_svc.c.agent_id)
-            .join(their_svc, their_svc.c.service_id == my_svc.c.service_id)
-            .join(them, them.c.id == their_svc.c.agent_id)
-            .where(me.c.login == user, them.c.login == owner)
-            .limit(1)
-        ).first()
-        is not None
+    # A service of mine: one the owner is in too, or a secrétariat of one of
+    # the owner's organisations.
+    mine = (
+        select(my_svc.c.service_id)
+        .join(me, me.c.id == my_svc.c.agent_id)
+        .where(me.c.login == user)
+        .limit(1)
     )
-    secretariat = (
-        conn.execute(
-            select(services.c.id)
-            .join(my_svc, my_svc.c.service_id == services.c.id)
-            .join(me, me.c.id == my_svc.c.agent_id)
-            .join(their_role, their_role.c.organisation_id == services.c.organisation_id)
-            .join(them, them.c.id == their_role.c.agent_id)
-            .where(me.c.login == user, them.c.login == owner, services.c.secretariat)
-            .limit(1)
-        ).first()
-        is not None
+    shares = _found(
+        conn,
+        mine.join(their_svc, their_svc.c.service_id == my_svc.c.service_id)
+        .join(them, them.c.id == their_svc.c.agent_id)
+        .where(them.c.login == owner),
+    )
+    secretariat = _found(
+        conn,
+        mine.join(services, services.c.id == my_svc.c.service_id)
+        .join(their_role, their_role.c.organisation_id == services.c.organisation_id)
+        .join(them, them.c.id == their_role.c.agent_id)
+        .where(them.c.login == owner, services.c.secretariat),
     )
     return Relation(
         is_self=False,
@@ -263,3 +261,7 @@ def relation(conn: Connection, user: str, owner: str) -> Relation:
         secretariat=secretariat,
         manages=shares and owner_is_intervenant,
     )
+
+
+def _found(conn: Connection, query: Select) -> bool:
+    return conn.execute(query).first() is not None

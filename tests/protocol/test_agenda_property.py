@@ -30,6 +30,7 @@ from storage.schema import agenda_events, agenda_occurrences
 from tests.conftest import ADMIN_PASSWORD, Server
 from tests.dates import working_days, working_monday
 from tests.ics import PARIS_VTIMEZONE
+from tests.protocol.office import ok
 
 API = "/api/v1"
 PARIS = ZoneInfo("Europe/Paris")
@@ -40,11 +41,6 @@ SERIAL = itertools.count()
 # The stored horizon moves with the clock: occurrences are compared up to a
 # day before the earlier of the two horizons.
 HORIZON_SLACK = 86_400
-
-
-def ok(answer: httpx.Response, status: int = 200) -> dict:
-    assert answer.status_code == status, answer.text
-    return answer.json()
 
 
 @dataclass
@@ -428,7 +424,7 @@ def test_writes_by_both_paths_read_back_alike_and_index_as_reindexed(
 
 
 @pytest.mark.slow
-@settings(max_examples=60, **PROFILE)
+@settings(max_examples=30, **PROFILE)
 @given(data=st.data())
 def test_many_writes_by_both_paths_read_back_alike_and_index_as_reindexed(
     world: World, data: st.DataObject

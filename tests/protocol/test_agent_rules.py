@@ -28,17 +28,13 @@ import pytest
 from tests.conftest import ADMIN_PASSWORD, Server
 from tests.dates import at, working_days, working_monday
 from tests.ics import event
+from tests.protocol.office import ok
 
 API = "/api/v1"
 ICS = {"Content-Type": "text/calendar"}
 PASSWORD = "agent-password-1"
 BOOKING_NS = "urn:calserver:booking"
 WEEKDAYS = ["MO", "TU", "WE", "TH", "FR"]
-
-
-def ok(answer: httpx.Response, status: int = 200) -> dict:
-    assert answer.status_code == status, answer.text
-    return answer.json()
 
 
 @dataclass

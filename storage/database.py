@@ -27,6 +27,8 @@ from sqlalchemy import Connection, Engine, FromClause, Select, create_engine, ev
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -104,7 +106,7 @@ class Database:
         engine = create_engine(url, connect_args={"check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
             # Let SQLAlchemy's "begin" event below emit BEGIN itself.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()

@@ -51,6 +51,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.sql.elements import Case, ColumnElement
+from sqlalchemy.sql.selectable import Join
 
 from storage.database import skip_locked
 from storage.outbox import Event, announce, event_from_row, key_of
@@ -143,7 +145,7 @@ def dispatch(conn: Connection, now_ms: int, limit: int = 500) -> int:
     return len(rows)
 
 
-def _waiting(busy: Collection[int]):  # type: ignore[no-untyped-def]
+def _waiting(busy: Collection[int]) -> tuple[list[ColumnElement[bool]], Join]:
     """The conditions and join of the deliveries ``claim`` may take, due or
     not: pending, of an enabled endpoint not in ``busy``, and the head of
     their (endpoint, record) queue (by the index on endpoint, record, event)."""
@@ -164,7 +166,7 @@ def _waiting(busy: Collection[int]):  # type: ignore[no-untyped-def]
     return where, d.join(e, e.c.id == d.c.endpoint_id)
 
 
-def _due_ms():  # type: ignore[no-untyped-def]
+def _due_ms() -> Case[int]:
     """When a delivery is due: its own time, or its endpoint's Retry-After if later."""
     d, e = webhook_deliveries, webhook_endpoints
     return case(

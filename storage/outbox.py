@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, Row, delete, insert, select, text, update
 
 from storage.database import OUTBOX_WRITTEN
 from storage.schema import outbox_events, outbox_record_organisations, outbox_records
@@ -392,7 +392,7 @@ def event(conn: Connection, event_id: int) -> Event | None:
     return None if row is None else event_from_row(row)
 
 
-def event_from_row(row) -> Event:  # type: ignore[no-untyped-def]
+def event_from_row(row: Row[Any]) -> Event:
     return Event(
         id=row.id,
         created_ms=row.created_ms,

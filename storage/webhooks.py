@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from storage.outbox import announce
 from storage.schema import webhook_endpoints
@@ -18,7 +18,7 @@ from storage.schema import webhook_endpoints
 Endpoint = dict[str, Any]
 
 
-def _endpoint(row) -> Endpoint:  # type: ignore[no-untyped-def]
+def _endpoint(row: Row[Any]) -> Endpoint:
     found = dict(row._mapping)
     found["subscriptions"] = json.loads(found["subscriptions"])
     return found

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +108,22 @@ REFUSAL_STATUS = {
 }
 
 
+_PATTERN_FAILURE = re.compile(r"^Expected `str` matching regex .* - at `(?P<at>[^`]+)`$", re.S)
+
+
+def readable_validation(error: msgspec.ValidationError) -> str:
+    """msgspec names a pattern failure by quoting the whole regular expression,
+    which tells a person nothing; say which field and where its form is given."""
+    text = str(error)
+    failure = _PATTERN_FAILURE.match(text)
+    if failure is None:
+        return text
+    return (
+        f"the value at `{failure['at']}` does not have the expected form "
+        "(each field's form is described in /api/v1/openapi.json)"
+    )
+
+
 def _error(
     status: int,
     code: str,
@@ -142,7 +159,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except scheduling.Duplicate as e:
         return _error(409, "exists", str(e), existing_id=e.existing_id)
     except msgspec.ValidationError as e:
-        return _error(422, "invalid-value", str(e))
+        return _error(422, "invalid-value", readable_validation(e))
     except msgspec.DecodeError:
         return _error(400, "invalid-json", "the request body is not valid JSON")
     except web.HTTPRequestEntityTooLarge:

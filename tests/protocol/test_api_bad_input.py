@@ -72,3 +72,20 @@ def test_control_characters_in_the_url_are_400(admin: httpx.Client) -> None:
     path = admin.get(f"/agents/{me['id']}/rdvs/uid%00x")
     assert path.status_code in (400, 404)
     assert admin.get(f"/organisations/{org}").status_code == 200
+
+
+def test_a_malformed_email_is_named_in_a_sentence_not_a_regular_expression(
+    admin: httpx.Client,
+) -> None:
+    org = _org(admin)
+    mark = f"x-{secrets.token_hex(4)}"
+    made = admin.post(
+        f"/organisations/{org}/usagers",
+        json={"first_name": "Anne", "last_name": mark, "email": "anne, bob@example.org"},
+    )
+    assert made.status_code == 422
+    message = made.json()["error"]["message"]
+    assert "`$.email`" in message and "expected form" in message
+    assert "regex" not in message and "[A-Za-z0-9" not in message
+    stored = admin.get(f"/organisations/{org}/usagers").json()
+    assert [u for u in stored if u["last_name"] == mark] == []

@@ -12,6 +12,7 @@ reads (plage occurrences, busy time, holidays) and hands it to the engine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,14 @@ from booking.model import (
 from booking.model import ts as _ts
 from booking.public_holidays import holiday_intervals
 from booking.recurrence import occurrences
-from booking.rules import BookingRefused, RdvContext, RdvWrite, Why, check_rdv
+from booking.rules import (
+    BookingRefused,
+    RdvContext,
+    RdvWrite,
+    Why,
+    check_rdv,
+    check_search_scope,
+)
 from storage import agenda_index, calendars, scheduling
 from storage.agenda_index import IndexedEvent
 
@@ -202,48 +210,74 @@ def prepare_write(
         limits.check_entry(parsed.master, parsed.start, parsed.end, zone, now)
     if kind == "rdv":
         return _prepare_rdv(conn, agent["id"], collection_id, href, parsed, writer, now)
-    organisation = _check_plage(conn, agent["id"], parsed, zone) if kind == "plage" else None
+    if kind == "plage":
+        _check_plage(conn, agent["id"], parsed)
+    organisation = _entry_organisation(conn, kind, parsed)
     index = _describe(parsed, agent["id"], kind, zone, now, organisation_id=organisation)
     return AgendaWrite(text, index, parsed)
 
 
-def reindex(conn: Connection, now: datetime | None = None) -> int:
-    """Index every item of every agent's calendars as it stands, without the
-    rules (it is already stored): for a database upgraded from before the
-    agenda index.  Returns how many items were indexed."""
+def fresh_index(
+    conn: Connection, collection: calendars.CollectionRow, text: str, now: datetime
+) -> IndexedEvent | None:
+    """What the booking index says of an item as stored, from its text alone
+    (no rule is checked: it is stored already): what ``prepare_write`` stored
+    with it.  None when it books nothing (not an agent's calendar, or text
+    the engine cannot read)."""
+    agent = scheduling.agent_by_login(conn, collection.owner)
+    if agent is None:
+        return None
+    zone = agent_zone(conn, agent["id"])
+    kind = KINDS.get(collection.kind, "event")
+    try:
+        parsed = events.parse(text, zone)
+    except BookingRefused:
+        return None
+    organisation = _entry_organisation(conn, kind, parsed)
+    return _describe(parsed, agent["id"], kind, zone, now, organisation_id=organisation)
+
+
+def reindex(conn: Connection, now: datetime | None = None, *, everything: bool = False) -> int:
+    """Index the items of agents' calendars as they stand: those without an
+    index row (a database upgraded from before the agenda index), or every
+    one (``everything``: the index made again from the stored texts).
+    Returns how many items were indexed."""
     now = now or datetime.now(UTC)
     count = 0
-    for collection, item_id, text in agenda_index.unindexed_items(conn):
-        agent = scheduling.agent_by_login(conn, collection.owner)
-        if agent is None:
+    found = agenda_index.calendar_items(conn, unindexed_only=not everything)
+    for collection, item_id, text in found:
+        index = fresh_index(conn, collection, text, now)
+        if index is None and not everything:
             continue
-        zone = agent_zone(conn, agent["id"])
-        kind = KINDS.get(collection.kind, "event")
-        try:
-            parsed = events.parse(text, zone)
-        except BookingRefused:
-            continue
-        index = _describe(parsed, agent["id"], kind, zone, now)
         agenda_index.replace_event(conn, item_id, index)
         count += 1
     return count
 
 
-def _check_plage(
-    conn: Connection, agent_id: int, parsed: events.ParsedEvent, zone: str
-) -> int | None:
+def _entry_organisation(conn: Connection, kind: str, parsed: events.ParsedEvent) -> int | None:
+    """The organisation an RDV (its motif's) or a plage (its last motif's,
+    else its lieu's) belongs to in the index; None for other entries."""
+    if kind == "rdv":
+        motif = scheduling.motif(conn, parsed.motif_ids[0]) if parsed.motif_ids else None
+        return motif["organisation_id"] if motif else None
+    if kind != "plage":
+        return None
+    records = [scheduling.lieu(conn, parsed.lieu_id)] if parsed.lieu_id is not None else []
+    records += [scheduling.motif(conn, motif_id) for motif_id in parsed.motif_ids]
+    found = [record["organisation_id"] for record in records if record is not None]
+    return found[-1] if found else None
+
+
+def _check_plage(conn: Connection, agent_id: int, parsed: events.ParsedEvent) -> None:
     """A plage's motifs and lieu must exist in one of the agent's organisations."""
     if parsed.end <= parsed.start:
         raise BookingRefused("invalid-plage", "a plage d'ouverture must end after it starts")
     if parsed.end - parsed.start > timedelta(hours=24):
         raise BookingRefused("invalid-plage", "a plage d'ouverture lies within one day")
     roles = scheduling.roles_of(conn, agent_id)
-    organisation = None
     lieu = scheduling.lieu(conn, parsed.lieu_id) if parsed.lieu_id is not None else None
-    if parsed.lieu_id is not None:
-        if lieu is None or lieu["organisation_id"] not in roles:
-            raise BookingRefused("unknown-lieu", f"there is no lieu {parsed.lieu_id} here")
-        organisation = lieu["organisation_id"]
+    if parsed.lieu_id is not None and (lieu is None or lieu["organisation_id"] not in roles):
+        raise BookingRefused("unknown-lieu", f"there is no lieu {parsed.lieu_id} here")
     for motif_id in parsed.motif_ids:
         motif = scheduling.motif(conn, motif_id)
         if motif is None or motif["organisation_id"] not in roles:
@@ -252,8 +286,6 @@ def _check_plage(
             raise BookingRefused(
                 "lieu-required", f"« {motif['name']} » is received at a lieu: the plage needs one"
             )
-        organisation = motif["organisation_id"]
-    return organisation
 
 
 def _prepare_rdv(
@@ -438,12 +470,23 @@ def gather(
 
 @dataclass(frozen=True)
 class SlotQuery:
+    """A créneaux search; ``searcher``: the agent asking, held to its scope
+    (``booking.rules.check_search_scope``)."""
+
     motif_id: int
     start: datetime
     end: datetime
     public: bool = False
     lieu_id: int | None = None
     agent_ids: Sequence[int] | None = None
+    searcher: int | None = None
+
+
+def _check_scope(conn: Connection, agent_id: int, motif: Motif, organisation_id: int) -> None:
+    role = scheduling.roles_of(conn, agent_id).get(organisation_id)
+    services = frozenset(scheduling.service_ids_of(conn, [agent_id])[agent_id])
+    secretariat = organisation_id in scheduling.secretariat_organisations(conn, agent_id)
+    check_search_scope(motif, role, services, secretariat)
 
 
 def find_creneaux(
@@ -463,6 +506,9 @@ def find_creneaux(
         raise BookingRefused("unknown-motif", f"there is no motif {query.motif_id}", Why.MISSING)
     if query.public and motif_record["bookable_by"] != "everyone":
         raise BookingRefused("motif-not-bookable", "this motif is not open for online booking")
+    motif = motif_of(motif_record)
+    if query.searcher is not None:
+        _check_scope(conn, query.searcher, motif, motif_record["organisation_id"])
     organisation = organisation_of_motif(conn, motif_record)
     agents = scheduling.agents_of_service(conn, motif_record["service_id"])
     if query.agent_ids is not None:
@@ -471,7 +517,7 @@ def find_creneaux(
     plages, busy = gather(conn, agents, query.start - timedelta(days=1), query.end)
     limits.check_deadline(deadline)
     search = engine.Search(
-        motif=motif_of(motif_record),
+        motif=motif,
         start=query.start,
         end=query.end,
         now=now,
@@ -498,9 +544,7 @@ def next_availability(
     cursor = query.start
     while cursor < query.end:
         window_end = min(cursor + _NEXT_WINDOW, query.end)
-        window = SlotQuery(
-            query.motif_id, cursor, window_end, query.public, query.lieu_id, query.agent_ids
-        )
+        window = dataclasses.replace(query, start=cursor, end=window_end)
         found = find_creneaux(conn, window, now, deadline)
         if found:
             return found[0]

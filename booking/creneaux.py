@@ -1,6 +1,7 @@
 """The créneaux engine: which slots a motif offers, on plain data.
 
-1. plage occurrences offering the motif (at the lieu for ``public_office``);
+1. plage occurrences offering the motif (at the lieu for ``public_office``;
+   for public booking, only plages that name the motif);
 2. minus the agent's busy time (holidays, absences, RDVs not cancelled,
    blocking events) gives free intervals;
 3. each free interval is cut into slots of the motif's duration from its
@@ -30,7 +31,8 @@ Span = tuple[int, int]
 @dataclass(frozen=True)
 class Search:
     """What is asked: a motif over [start, end), optionally at a lieu or for
-    some agents; ``public`` applies the motif's booking delays."""
+    some agents; ``public`` applies the motif's booking delays and keeps only
+    the plages that name the motif."""
 
     motif: Motif
     start: datetime
@@ -122,7 +124,7 @@ def find_creneaux(
     for plage in plages:
         if search.agent_ids is not None and plage.agent_id not in search.agent_ids:
             continue
-        if not plage.offers(motif, search.lieu_id):
+        if not plage.offers(motif, search.lieu_id, search.public):
             continue
         agent = plage.agent_id
         taker = (plage.order, agent)

@@ -169,6 +169,39 @@ def rescheduled(
     return parsed.calendar.to_ical().decode("utf-8")
 
 
+# What a colleague reads of an absence: when it is, never what it is.
+MASKED_TITLE = "Indisponible"
+_MASK_KEEPS = frozenset(
+    {
+        "UID", "DTSTAMP", "DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE",
+        "RECURRENCE-ID", "SEQUENCE", "LAST-MODIFIED", "CREATED", "STATUS", "TRANSP",
+    }
+)  # fmt: skip
+
+
+def masked(text: str) -> str:
+    """An agenda entry as a colleague reads it: its times and recurrence, the
+    title "Indisponible", nothing else of its events (no description,
+    location, attendee, alarm or ``X-`` property); time zones kept.  Text
+    that is not iCalendar is returned as an empty calendar."""
+    try:
+        source = icalendar.Calendar.from_ical(text)
+    except ValueError:
+        return _calendar().to_ical().decode("utf-8")
+    calendar = _calendar()
+    for component in source.subcomponents:
+        if component.name == "VTIMEZONE":
+            calendar.add_component(component)
+        elif component.name == "VEVENT":
+            event = icalendar.Event()
+            for name, value in component.property_items(recursive=False):
+                if name in _MASK_KEEPS:
+                    event.add(name, value, encode=False)
+            event.add("SUMMARY", MASKED_TITLE)
+            calendar.add_component(event)
+    return calendar.to_ical().decode("utf-8")
+
+
 def _calendar() -> icalendar.Calendar:
     calendar = icalendar.Calendar()
     calendar.add("PRODID", PRODID)

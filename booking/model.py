@@ -63,13 +63,16 @@ class PlageOccurrence(NamedTuple):
     motif_ids: frozenset[int] | None = None
     agent_service_ids: frozenset[int] = frozenset()
 
-    def offers(self, motif: Motif, lieu_id: int | None = None) -> bool:
+    def offers(self, motif: Motif, lieu_id: int | None = None, public: bool = False) -> bool:
+        """Whether this occurrence offers the motif (at the lieu); ``public``:
+        to usagers and prescripteurs, who only ever get the motifs a plage
+        names (a plage without motifs is for agents' bookings only)."""
         wrong_lieu = self.lieu_id is None or lieu_id not in (None, self.lieu_id)
         if motif.location_type == "public_office" and wrong_lieu:
             return False
         if self.motif_ids is not None:
             return motif.id in self.motif_ids
-        return motif.service_id in self.agent_service_ids
+        return not public and motif.service_id in self.agent_service_ids
 
 
 class Busy(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from booking.creneaux import Search, find_creneaux
@@ -33,6 +33,7 @@ class Why(enum.Enum):
     MISSING = "what the request names does not exist"
     TAKEN = "someone else got there first"
     OVERLOADED = "the server cannot afford the work asked now"
+    FORBIDDEN = "the person asking may see this but not do it"
 
 
 class BookingRefused(Exception):
@@ -99,11 +100,7 @@ def check_rdv(rdv: RdvWrite, ctx: RdvContext) -> None:
         raise BookingRefused(
             "motif-not-bookable", f"the motif « {motif.name} » cannot be booked this way"
         )
-    if rdv.end - rdv.start != timedelta(minutes=motif.duration_minutes):
-        raise BookingRefused(
-            "wrong-duration",
-            f"an RDV for « {motif.name} » lasts {motif.duration_minutes} minutes",
-        )
+    check_duration(rdv, motif)
     if motif.location_type == "public_office" and rdv.lieu_id is None:
         raise BookingRefused("lieu-required", f"« {motif.name} » takes place at a lieu")
     if not rdv.agent_ids:
@@ -112,17 +109,25 @@ def check_rdv(rdv: RdvWrite, ctx: RdvContext) -> None:
     slot_start, slot_end = ts(rdv.start), ts(rdv.end)
     when = _local(rdv.start, ctx.organisation)
     for agent in rdv.agent_ids:
-        if not any(
-            p.agent_id == agent
-            and p.offers(motif, rdv.lieu_id)
-            and p.start <= slot_start
-            and slot_end <= p.end
+        offering = [
+            p
             for p in ctx.plages
-        ):
+            if p.agent_id == agent and p.offers(motif, rdv.lieu_id, rdv.writer != "agent")
+        ]
+        if any(p.start <= slot_start and slot_end <= p.end for p in offering):
+            continue
+        started = [p for p in offering if p.start <= slot_start < p.end]
+        if started:
+            plage_end = datetime.fromtimestamp(max(p.end for p in started), UTC)
             raise BookingRefused(
                 "outside-plage",
-                f"on {when} the agent has no plage d'ouverture for « {motif.name} » here",
+                f"the RDV of {when} would end at {_local(rdv.end, ctx.organisation)[-5:]}, "
+                f"after its plage d'ouverture (until {_local(plage_end, ctx.organisation)[-5:]})",
             )
+        raise BookingRefused(
+            "outside-plage",
+            f"on {when} the agent has no plage d'ouverture for « {motif.name} » here",
+        )
     if any(h.overlaps(slot) for h in ctx.holidays):
         raise BookingRefused("holiday", f"{when} falls on a public holiday")
     for b in ctx.busy:
@@ -139,6 +144,50 @@ def check_rdv(rdv: RdvWrite, ctx: RdvContext) -> None:
         raise BookingRefused("agent-busy", f"the agent's agenda is busy on {when}")
     if rdv.writer != "agent":
         _check_public_slot(rdv, ctx, motif)
+
+
+def check_search_scope(
+    motif: Motif,
+    role: str | None,
+    service_ids: frozenset[int],
+    secretariat: bool,
+) -> None:
+    """An agent's créneaux search: a basic agent's covers the motifs of its
+    own services; an admin's, or a secrétariat member's, every motif of the
+    organisation (``role`` and ``secretariat`` are the agent's in the motif's
+    organisation)."""
+    if role == "admin" or secretariat or motif.service_id in service_ids:
+        return
+    raise BookingRefused(
+        "out-of-scope",
+        f"the motif « {motif.name} » belongs to a service you are not in: an agent searches "
+        "the créneaux of its own services' motifs (admins and secrétariats, of all)",
+        Why.FORBIDDEN,
+    )
+
+
+DURATION_STEP = timedelta(minutes=5)
+
+
+def check_duration(rdv: RdvWrite, motif: Motif) -> None:
+    """The motif gives an RDV's duration; an agent may set another, a multiple
+    of 5 minutes (RDV-SP's guides); usagers and prescripteurs always get the
+    motif's.  Whether it fits its plage is ``check_rdv``'s plage test."""
+    duration = rdv.end - rdv.start
+    minutes = duration.total_seconds() / 60
+    shown = f"{minutes:g} minutes"
+    if rdv.writer != "agent":
+        if duration != timedelta(minutes=motif.duration_minutes):
+            raise BookingRefused(
+                "wrong-duration",
+                f"an RDV for « {motif.name} » lasts {motif.duration_minutes} minutes, not {shown}",
+            )
+    elif duration % DURATION_STEP:
+        raise BookingRefused(
+            "wrong-duration",
+            f"an RDV lasts a multiple of 5 minutes; {shown} is not one "
+            f"(« {motif.name} » lasts {motif.duration_minutes} by default)",
+        )
 
 
 def _check_public_slot(rdv: RdvWrite, ctx: RdvContext, motif: Motif) -> None:

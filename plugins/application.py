@@ -20,6 +20,9 @@
 - A calendar-query with ``expand`` lets the storage pre-filter on the
   time range, which stock Radicale drops before asking the storage.
 - GET of a whole calendar is exported already encoded (half the memory).
+- What a colleague reads of another agent's absences is masked (times only,
+  "Indisponible"): reading requests tell the storage who reads
+  (``plugins.rights.Rights.masks``).
 - A PROPFIND Depth 1 on a calendar for etags (and content types, resource
   types, modification dates) writes the items' responses from their database
   rows (``plugins.etag_listing``) after Radicale's own checks.
@@ -28,6 +31,8 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
+import functools
 import io
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -52,6 +57,7 @@ from plugins import etag_listing, xml_depth
 from plugins import storage as sql_storage
 from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
 from plugins.errors import WriteRefused
+from plugins.rights import Rights
 from storage.text import unstorable
 
 DAV_LIMIT = "{DAV:}limit"
@@ -195,6 +201,12 @@ def _report_hints(root: ET.Element | None) -> tuple[int | None, tuple[int, int] 
 
 
 class Application(RadicaleApplication):
+    def _reading(self, user: str) -> contextlib.AbstractContextManager[None]:
+        """While a request of ``user`` reads, the storage masks what the
+        rights say that agent reads masked."""
+        assert isinstance(self._rights, Rights)
+        return _bound(sql_storage.masked_for, functools.partial(self._rights.masks, user))
+
     def _handle_request(self, environ: types.WSGIEnviron) -> tuple[str, list, list[bytes]]:
         headers = [("Content-Type", "text/plain; charset=utf-8")]
         if _unknown_charset(environ):
@@ -276,7 +288,8 @@ class Application(RadicaleApplication):
     def do_GET(self, environ: types.WSGIEnviron, *request: Any) -> types.WSGIResponse:
         """Radicale's GET (``request`` is the rest of its arguments), with a whole
         calendar exported encoded; Radicale adds the charset to text answers only."""
-        with _bound(sql_storage.export_encoding, self._encoding):
+        user = request[2]
+        with _bound(sql_storage.export_encoding, self._encoding), self._reading(user):
             status, headers, answer, xml_request = super().do_GET(environ, *request)
         content_type = dict(headers).get("Content-Type", "")
         if isinstance(answer, bytes) and content_type == "text/calendar":
@@ -300,7 +313,7 @@ class Application(RadicaleApplication):
             )
             if answer is not None:
                 return answer
-        with _bound(sql_storage.texts_needed, _asks_for_texts(root)):
+        with _bound(sql_storage.texts_needed, _asks_for_texts(root)), self._reading(user):
             return super().do_PROPFIND(environ, base_prefix, path, user, user_groups, request_info)
 
     def _etag_listing(
@@ -383,6 +396,7 @@ class Application(RadicaleApplication):
             _bound(sql_storage.sync_truncated, truncated),
             _bound(sql_storage.expand_range, window),
             _bound(sql_storage.texts_needed, texts),
+            self._reading(user),
         ):
             status, headers, answer, xml_request = report(
                 environ, base_prefix, path, user, user_groups, request_info

@@ -2,8 +2,12 @@
 
 - an agent has every right on its own principal and agendas;
 - an admin has every right on the agendas of the agents of its organisations;
-- agents sharing a service read and write each other's ``rdv`` agenda, and may
-  list each other's principal to find it;
+- agents sharing a service read and write each other's ``rdv`` agenda, read
+  each other's ``indisponibilites`` (masked: ``masks``), and may list each
+  other's principal to find it; members of a secrétariat service stand so
+  towards every agent of their organisations;
+- an intervenant (an agenda without a login) is managed by the agents of its
+  services: they read and write all its agendas;
 - everybody logged in may list the root (children are filtered by these rules);
 - nobody else sees anything;
 - nobody deletes or replaces whole an agent's rdv, plages or indisponibilites.
@@ -20,7 +24,11 @@ from storage import agents
 from storage.database import Database
 
 ALL = "RrWw"
-SHARED_AGENDAS = ("rdv",)
+# What a colleague (same service, or a secrétariat member) may do in an agenda.
+COLLEAGUE_ACCESS = {"rdv": "rw", "indisponibilites": "r"}
+# Agendas a colleague reads masked: when, never what (domain.md: absences
+# "read-only, without title").
+MASKED_AGENDAS = ("indisponibilites",)
 # The three agendas every agent has are part of the agent: nobody deletes them
 # or replaces them whole (Radicale's "d" and "o" flags); their items stay writable.
 KEEP = "do"
@@ -61,10 +69,20 @@ class Rights(rights.BaseRights):
         relation = self._relation(user, owner)
         if relation.is_admin:
             return granted
-        if not relation.shares_service:
+        if not (relation.shares_service or relation.secretariat):
             return ""
         if not rest:
             return "R"
-        if rest.split("/", 1)[0] in SHARED_AGENDAS:
-            return "rw" + KEEP if rest in agents.AGENDAS else "rw"
-        return ""
+        access = "rw" if relation.manages else COLLEAGUE_ACCESS.get(rest.split("/", 1)[0], "")
+        if access and rest in agents.AGENDAS:
+            return access + KEEP
+        return access
+
+    def masks(self, user: str, owner: str, agenda: str) -> bool:
+        """Whether ``user`` reads ``owner``'s ``agenda`` (a collection's last
+        path segment) masked: a colleague's absences, not one's own, nor an
+        admin's or an intervenant's manager's view."""
+        if agenda not in MASKED_AGENDAS or not user or user == owner:
+            return False
+        relation = self._relation(user, owner)
+        return not (relation.is_admin or relation.manages)

@@ -27,7 +27,7 @@ from radicale import pathutils, storage, types
 from radicale.item import filter as radicale_filter
 from sqlalchemy import Connection
 
-from booking import agenda, agenda_outbox
+from booking import agenda, agenda_outbox, events
 from booking.rules import BookingRefused
 from plugins.calendar_export import export_calendar
 from plugins.errors import WriteRefused, booking_precondition
@@ -61,6 +61,12 @@ restamped: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
 export_encoding: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "export_encoding", default=None
 )
+# Set by the application for the reading requests (GET, PROPFIND, REPORT) to
+# ``plugins.rights.Rights.masks`` for the logged-in agent: (owner, agenda) ->
+# whether that agenda's items are read masked (``booking.events.masked``).
+masked_for: contextvars.ContextVar[Callable[[str, str], bool] | None] = contextvars.ContextVar(
+    "masked_for", default=None
+)
 
 
 class TextBatches:
@@ -88,10 +94,15 @@ class TextBatches:
 
 
 class StoredItem(radicale_item.Item):
-    """A Radicale item whose text is read from the database on first use."""
+    """A Radicale item whose text is read from the database on first use
+    (``masked``: as a colleague reads it, see ``booking.events.masked``)."""
 
     def __init__(
-        self, collection: Collection, row: ItemRow, batches: TextBatches | None = None
+        self,
+        collection: Collection,
+        row: ItemRow,
+        batches: TextBatches | None = None,
+        masked: bool = False,
     ) -> None:
         super().__init__(
             collection=collection,
@@ -106,14 +117,18 @@ class StoredItem(radicale_item.Item):
         )
         self._text = row.text
         self._batches = batches
+        self._masked = masked
+        if masked and self._text is not None:
+            self._text = events.masked(self._text)
 
     def serialize(self) -> str:
         if self._text is None:
             assert isinstance(self.collection, Collection) and self.href
             if self._batches is not None:
-                self._text = self._batches.text(self.href)
+                text = self._batches.text(self.href)
             else:
-                self._text = self.collection.load_texts([self.href])[self.href]
+                text = self.collection.load_texts([self.href])[self.href]
+            self._text = events.masked(text) if self._masked else text
         return self._text
 
     @property
@@ -170,14 +185,21 @@ class Collection(storage.BaseCollection):
 
     # -- items ------------------------------------------------------------
 
+    @property
+    def masked(self) -> bool:
+        """Whether the logged-in agent reads this collection's items masked."""
+        decide = masked_for.get()
+        return self._row is not None and decide is not None and decide(self.owner, self._row.kind)
+
     def _item(self, row: ItemRow, batches: TextBatches | None = None) -> radicale_item.Item:
-        return StoredItem(self, row, batches)
+        return StoredItem(self, row, batches, self.masked)
 
     def _items(self, rows: list[ItemRow]) -> list[radicale_item.Item]:
         """Items of a listing; those listed without text share batched loading."""
         lazy = [r.href for r in rows if r.text is None]
         batches = TextBatches(self, lazy) if lazy else None
-        return [self._item(r, batches) for r in rows]
+        masked = self.masked
+        return [StoredItem(self, r, batches, masked) for r in rows]
 
     def load_texts(self, hrefs: list[str]) -> dict[str, str]:
         row = self._require_row()
@@ -204,9 +226,11 @@ class Collection(storage.BaseCollection):
         if self.tag != "VCALENDAR" or self._row is None:
             return super().serialize(vcf_to_ics, ShareActions or {})
         encoding = export_encoding.get()
+        mask = events.masked if self.masked else None
         with self._storage.db.connection() as conn:
+            texts = calendars.iter_item_texts(conn, self._row.id)
             exported = export_calendar(
-                calendars.iter_item_texts(conn, self._row.id),
+                map(mask, texts) if mask else texts,
                 self.get_meta("D:displayname"),
                 self.get_meta("C:calendar-description"),
                 encoding or "utf-8",

@@ -234,15 +234,16 @@ def unexpanded_texts(
     return [(r.item_id, _event(r), r.text) for r in conn.execute(query)]
 
 
-def unindexed_items(conn: Connection) -> Iterator[tuple[CollectionRow, int, str]]:
-    """(collection, item id, text) of every item of an agent's calendar that
-    has no index row yet."""
-    indexed = select(agenda_events.c.item_id).where(agenda_events.c.item_id == items.c.id)
-    pending = conn.execute(
-        select(items.c.id, items.c.collection_id)
-        .where(~indexed.exists())
-        .order_by(items.c.collection_id, items.c.id)
-    ).all()
+def calendar_items(
+    conn: Connection, *, unindexed_only: bool = True
+) -> Iterator[tuple[CollectionRow, int, str]]:
+    """(collection, item id, text) of every item of a calendar (only those
+    with no index row yet when ``unindexed_only``)."""
+    query = select(items.c.id, items.c.collection_id)
+    if unindexed_only:
+        indexed = select(agenda_events.c.item_id).where(agenda_events.c.item_id == items.c.id)
+        query = query.where(~indexed.exists())
+    pending = conn.execute(query.order_by(items.c.collection_id, items.c.id)).all()
     by_id: dict[int, CollectionRow | None] = {}
     for item_id, collection_id in pending:
         if collection_id not in by_id:

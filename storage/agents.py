@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, insert, select, update
 
 from storage import calendars, outbox, scheduling
 from storage.schema import agent_roles, agent_services, agents, organisations, services
@@ -50,6 +50,10 @@ class Relation:
     is_self: bool
     is_admin: bool  # admin of an organisation the owner belongs to
     shares_service: bool
+    # Member of a secrétariat service of an organisation the owner belongs to.
+    secretariat: bool = False
+    # The owner is an intervenant (no login) of a service the agent belongs to.
+    manages: bool = False
 
 
 def hash_password(password: str) -> str:
@@ -103,8 +107,9 @@ def first_organisation_slug(conn: Connection) -> str | None:
     ).scalar_one_or_none()
 
 
-def service_id(conn: Connection, organisation: int, name: str) -> int:
-    """The service of that name in the organisation, created on first use."""
+def service_id(conn: Connection, organisation: int, name: str, *, secretariat: bool = False) -> int:
+    """The service of that name in the organisation, created on first use
+    (a secrétariat when ``secretariat``)."""
     found = conn.execute(
         select(services.c.id).where(
             services.c.organisation_id == organisation, services.c.name == name
@@ -113,7 +118,9 @@ def service_id(conn: Connection, organisation: int, name: str) -> int:
     if found is not None:
         return found
     return conn.execute(
-        insert(services).values(organisation_id=organisation, name=name).returning(services.c.id)
+        insert(services)
+        .values(organisation_id=organisation, name=name, secretariat=secretariat)
+        .returning(services.c.id)
     ).scalar_one()
 
 
@@ -215,27 +222,46 @@ def relation(conn: Connection, user: str, owner: str) -> Relation:
         return Relation(is_self=True, is_admin=False, shares_service=False)
     me, them = agents.alias("me"), agents.alias("them")
     my_role, their_role = agent_roles.alias("my_role"), agent_roles.alias("their_role")
-    is_admin = (
-        conn.execute(
-            select(my_role.c.organisation_id)
-            .join(me, me.c.id == my_role.c.agent_id)
-            .join(their_role, their_role.c.organisation_id == my_role.c.organisation_id)
-            .join(them, them.c.id == their_role.c.agent_id)
-            .where(me.c.login == user, my_role.c.role == "admin", them.c.login == owner)
-            .limit(1)
-        ).first()
-        is not None
+    common = (
+        select(my_role.c.role, their_role.c.role.label("their_role"))
+        .join(me, me.c.id == my_role.c.agent_id)
+        .join(their_role, their_role.c.organisation_id == my_role.c.organisation_id)
+        .join(them, them.c.id == their_role.c.agent_id)
+        .where(me.c.login == user, them.c.login == owner)
     )
+    roles = conn.execute(common).all()
+    is_admin = any(r.role == "admin" for r in roles)
+    owner_is_intervenant = any(r.their_role == "intervenant" for r in roles)
     my_svc, their_svc = agent_services.alias("my_svc"), agent_services.alias("their_svc")
-    shares = (
-        conn.execute(
-            select(my_svc.c.service_id)
-            .join(me, me.c.id == my_svc.c.agent_id)
-            .join(their_svc, their_svc.c.service_id == my_svc.c.service_id)
-            .join(them, them.c.id == their_svc.c.agent_id)
-            .where(me.c.login == user, them.c.login == owner)
-            .limit(1)
-        ).first()
-        is not None
+    # A service of mine: one the owner is in too, or a secrétariat of one of
+    # the owner's organisations.
+    mine = (
+        select(my_svc.c.service_id)
+        .join(me, me.c.id == my_svc.c.agent_id)
+        .where(me.c.login == user)
+        .limit(1)
     )
-    return Relation(is_self=False, is_admin=is_admin, shares_service=shares)
+    shares = _found(
+        conn,
+        mine.join(their_svc, their_svc.c.service_id == my_svc.c.service_id)
+        .join(them, them.c.id == their_svc.c.agent_id)
+        .where(them.c.login == owner),
+    )
+    secretariat = _found(
+        conn,
+        mine.join(services, services.c.id == my_svc.c.service_id)
+        .join(their_role, their_role.c.organisation_id == services.c.organisation_id)
+        .join(them, them.c.id == their_role.c.agent_id)
+        .where(them.c.login == owner, services.c.secretariat),
+    )
+    return Relation(
+        is_self=False,
+        is_admin=is_admin,
+        shares_service=shares,
+        secretariat=secretariat,
+        manages=shares and owner_is_intervenant,
+    )
+
+
+def _found(conn: Connection, query: Select) -> bool:
+    return conn.execute(query).first() is not None

@@ -479,9 +479,16 @@ def purge_log(conn: Connection, before_ms: int, limit: int = 500) -> int:
 def mailbox_and_zone(
     conn: Connection, agent_id: int, organisation_id: int
 ) -> tuple[str | None, str]:
-    """The agent's mailbox (its email; None: nothing can be pushed) and the
-    organisation's time zone."""
+    """The agent's mailbox (its email; None: nothing can be pushed, nor to an
+    intervenant) and the organisation's time zone."""
     email = conn.execute(select(agents.c.email).where(agents.c.id == agent_id)).scalar_one_or_none()
+    role = conn.execute(
+        select(agent_roles.c.role).where(
+            agent_roles.c.agent_id == agent_id, agent_roles.c.organisation_id == organisation_id
+        )
+    ).scalar_one_or_none()
+    if role == "intervenant":  # an agenda without a login receives nothing
+        email = None
     zone = conn.execute(
         select(organisations.c.time_zone).where(organisations.c.id == organisation_id)
     ).scalar_one_or_none()
@@ -503,6 +510,7 @@ def connected_agents(conn: Connection) -> list[tuple[int, int]]:
                 d.state == OK,
                 and_(d.agent_id.is_(None), c.state == OK, agents.c.email.is_not(None)),
             ),
+            agent_roles.c.role != "intervenant",
         )
         .order_by(agent_roles.c.agent_id)
     )

@@ -239,6 +239,23 @@ def service_ids_of(conn: Connection, agent_ids: list[int]) -> dict[int, set[int]
     return found
 
 
+def is_intervenant(conn: Connection, agent_id: int) -> bool:
+    """Whether the agent is an intervenant wherever it works: an agenda
+    without a login, which receives nothing (no feed, no email, no Outlook)."""
+    roles = set(roles_of(conn, agent_id).values())
+    return roles == {"intervenant"}
+
+
+def secretariat_organisations(conn: Connection, agent_id: int) -> set[int]:
+    """The organisations where the agent belongs to a secrétariat service."""
+    rows = conn.execute(
+        select(services.c.organisation_id)
+        .join(agent_services, agent_services.c.service_id == services.c.id)
+        .where(agent_services.c.agent_id == agent_id, services.c.secretariat)
+    )
+    return set(rows.scalars())
+
+
 def organisation_agents(conn: Connection, organisation_id: int) -> list[Record]:
     query = (
         select(*_AGENT_PUBLIC, agent_roles.c.role)

@@ -71,6 +71,8 @@ services = Table(
     Column("id", Integer, primary_key=True),
     _organisation_id(),
     Column("name", String(200), nullable=False),
+    # Its members see every agenda and search every motif of the organisation.
+    Column("secretariat", Boolean, nullable=False, server_default="0"),
     UniqueConstraint("organisation_id", "name"),
 )
 

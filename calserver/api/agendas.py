@@ -132,10 +132,12 @@ def _agenda_routes(app: web.Application, agenda: str, build) -> None:  # type: i
             _require(ctx, login, owner, agenda, "r")
             zone = agent_zone(conn, agent_id)
             path = f"{owner['login']}/{agenda}"
+            # A colleague reads another agent's absences as CalDAV shows them.
+            masked = ctx.rights.masks(login, owner["login"], agenda)
             described = []
             for href, text in agenda_writer.event_texts(conn, path):
                 try:
-                    described.append(_describe(href, text, zone))
+                    described.append(_describe(href, events.masked(text) if masked else text, zone))
                 except BookingRefused:
                     continue  # not an event the engine reads (a client's VTODO, say)
             return described
@@ -268,6 +270,21 @@ def _lieu_of(conn: Connection, lieu_id: int | None, organisation_id: int) -> dic
     return lieu
 
 
+def _rdv_end(
+    start: datetime, minutes: int | None, ends_at: str | None, zone: str, default: timedelta
+) -> datetime:
+    """Where an RDV ends: after the minutes or at the end the agent set, else
+    ``default`` after its start.  Whether that duration is allowed is the
+    booking rules' call (``booking.rules.check_duration``)."""
+    if minutes is not None and ends_at is not None:
+        raise ApiError(422, "invalid-value", "give duration_in_min or ends_at, not both")
+    if minutes is not None:
+        return start + timedelta(minutes=minutes)
+    if ends_at is not None:
+        return parse_moment(ends_at, zone, "ends_at")
+    return start + default
+
+
 async def create_rdv(request: web.Request) -> web.Response:
     login = await login_of(request)
     rdv = await body(request, schemas.RdvIn)
@@ -288,13 +305,15 @@ async def create_rdv(request: web.Request) -> web.Response:
         ]
         home = (usagers[0]["postcode"], usagers[0]["city"]) if usagers else (None, None)
         start = parse_moment(rdv.starts_at, zone, "starts_at")
+        length = timedelta(minutes=motif["duration_minutes"])
+        end = _rdv_end(start, rdv.duration_in_min, rdv.ends_at, zone, length)
         names = ", ".join(a.name for a in attendees)
         uid = _new_uid()
         text = events.build_event(
             zone=zone,
             uid=uid,
             start=start,
-            end=start + timedelta(minutes=motif["duration_minutes"]),
+            end=end,
             summary=f"{motif['name']} : {names}" if names else motif["name"],
             motif_ids=[motif["id"]],
             lieu_id=rdv.lieu_id,
@@ -359,9 +378,13 @@ def _change_rdv(
         zone = organisation["time_zone"]
         values = schemas.given(change)
         start = end = None
-        if "starts_at" in values:
-            start = parse_moment(values["starts_at"], zone, "starts_at")
-            end = start + timedelta(minutes=motif["duration_minutes"])
+        if values.keys() & {"starts_at", "duration_in_min", "ends_at"}:
+            raw = values.get("starts_at")
+            start = parse_moment(raw, zone, "starts_at") if raw else parsed.start
+            length = parsed.end - parsed.start  # a move keeps the RDV's duration
+            end = _rdv_end(
+                start, values.get("duration_in_min"), values.get("ends_at"), zone, length
+            )
         lieu = None
         if "lieu_id" in values:
             found = _lieu_of(conn, values["lieu_id"], organisation["id"])

@@ -80,6 +80,10 @@ class Service(_Out):
     id: int
     organisation_id: int
     name: str
+    secretariat: Annotated[
+        bool,
+        Meta(description="its members see every agenda and search every motif of the organisation"),
+    ]
 
 
 class Lieu(_Out):

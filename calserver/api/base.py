@@ -99,7 +99,13 @@ def context(request: web.Request) -> ApiContext:
     return request.app[CONTEXT]
 
 
-REFUSAL_STATUS = {Why.RULE: 422, Why.MISSING: 404, Why.TAKEN: 409, Why.OVERLOADED: 503}
+REFUSAL_STATUS = {
+    Why.RULE: 422,
+    Why.MISSING: 404,
+    Why.TAKEN: 409,
+    Why.OVERLOADED: 503,
+    Why.FORBIDDEN: 403,
+}
 
 
 _PATTERN_FAILURE = re.compile(r"^Expected `str` matching regex .* - at `(?P<at>[^`]+)`$", re.S)

@@ -77,6 +77,8 @@ def _made(request: web.Request, with_availability: bool, token: str) -> dict:
 
 
 def _new_token(conn: Connection, agent_id: int) -> str:
+    if scheduling.is_intervenant(conn, agent_id):
+        raise forbidden("an intervenant receives nothing: it has no feed")
     token = secrets.token_urlsafe(TOKEN_BYTES)
     feeds.set_token(conn, agent_id, token)
     return token

@@ -67,15 +67,28 @@ _SLOT_QUERY = (
         schema={"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
     ),
 )
+_SEARCH_SCOPE = (
+    "A basic agent searches the motifs of its own services (403 out-of-scope for another "
+    "service's); admins and members of a secrétariat service, every motif of the "
+    "organisation.  A plage without motifs (written by a plain calendar client) offers the "
+    "motifs of its agent's services to agents only, never with public=true."
+)
 _MOTIF_RULES = (
     "Enforced: duration a multiple of 5 minutes, from 5 to 720; booking delays between 30 "
     "minutes and one year, the maximum longer than the minimum; colour #rrggbb; a name, "
     "location type and organisation that no other motif has (409)."
 )
 _AGENDA_RIGHTS = (
-    "Rights are the CalDAV rights of the agenda: the agent, the agents who share a service "
-    "with it (RDVs only) and the admins of its organisations; others get 404, or 403 when "
-    "they may read but not write."
+    "Rights are the CalDAV rights of the agenda: the agent and the admins of its "
+    "organisations; the agents who share a service with it, and the members of a secrétariat "
+    "service of its organisations, read and write its RDVs and read its absences masked "
+    "(title 'Indisponible', no lieu or motif); the agents of an intervenant's services read "
+    "and write all its agendas; others get 404, or 403 when they may read but not write."
+)
+_RDV_DURATION = (
+    "The RDV lasts the motif's duration unless the agent sets duration_in_min or ends_at: a "
+    "multiple of 5 minutes (422 wrong-duration) that fits inside the plage d'ouverture (422 "
+    "outside-plage); usagers always get the motif's duration."
 )
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -89,7 +102,9 @@ OPERATIONS: tuple[Operation, ...] = (
                           "in its schema."),
     Operation("get", ORG + "/services", "Services", answer=answers.Service, many=True),
     Operation("post", ORG + "/services", "Create a service (admin)", schemas.ServiceIn,
-              answers.Service, 201, (403, 409), description="409 when the name is taken."),
+              answers.Service, 201, (403, 409),
+              description="409 when the name is taken.  The members of a secrétariat service "
+                          "see every agenda and search every motif of the organisation."),
     Operation("get", ORG + "/agents", "Agents with role and services", answer=answers.Member,
               many=True),
     Operation("post", ORG + "/agents", "Create an agent (admin)", schemas.AgentIn,
@@ -142,9 +157,9 @@ OPERATIONS: tuple[Operation, ...] = (
               description="Checked like every write: a motif of the agent's organisations, "
                           "still offered; an open lieu of that organisation; usagers of that "
                           "organisation; inside one occurrence of a plage of the agent that "
-                          "offers the motif (and lieu); the motif's duration; no holiday, "
-                          "absence, blocking event or other RDV (409 slot-unavailable). "
-                          "404: no such agent. Other refusals are 422 with the rule's code."),
+                          "offers the motif (and lieu); no holiday, absence, blocking event "
+                          "or other RDV (409 slot-unavailable). 404: no such agent. Other "
+                          "refusals are 422 with the rule's code. " + _RDV_DURATION),
     Operation("get", AGENT + "/rdvs", "RDVs starting in a window (every RDV without dates)",
               answer=answers.Rdv, many=True, errors=(403,),
               query=(Query("from", _MOMENT), Query("to", _MOMENT))),
@@ -152,7 +167,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("patch", AGENT + "/rdvs/{uid}", "Move, relocate or set the status of an RDV",
               schemas.RdvPatch, answers.Rdv, errors=(403, 409),
               description="A move or a reinstatement is checked like a booking (409 when the "
-                          "slot is taken); a status alone is always accepted."),
+                          "slot is taken); a status alone is always accepted.  A move keeps "
+                          "the RDV's duration; duration_in_min or ends_at sets another. "
+                          + _RDV_DURATION),
     Operation("delete", AGENT + "/rdvs/{uid}", "Cancel (revoke) an RDV; it stays, revoked",
               answer=answers.Rdv, errors=(403,)),
     Operation("get", AGENT + "/rdvs/{uid}/notifications",
@@ -172,7 +189,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", AGENT + "/feed/rotate", "A new feed URL (shown once); the old one is 404",
               answer=answers.Feed, errors=(403,)),
     Operation("get", "/creneaux", "Available slots of a motif", answer=answers.Creneaux,
-              errors=(404,),
+              errors=(403, 404),
               query=(
                   Query("motif", "the motif's id", True, {"type": "integer", "minimum": 1}),
                   Query("from", _MOMENT, True),
@@ -180,16 +197,16 @@ OPERATIONS: tuple[Operation, ...] = (
                   *_SLOT_QUERY,
               ),
               description="Searches from a year back to two years ahead; 503 (search-too-long) "
-                          "when the search runs out of its 5 seconds."),
+                          "when the search runs out of its 5 seconds. " + _SEARCH_SCOPE),
     Operation("get", "/creneaux/next", "Next available slot of a motif",
-              answer=answers.NextCreneau, errors=(404,),
+              answer=answers.NextCreneau, errors=(403, 404),
               query=(
                   Query("motif", "the motif's id", True, {"type": "integer", "minimum": 1}),
                   Query("from", _MOMENT + "; now when left out or past"),
                   *_SLOT_QUERY,
               ),
               description="Looks up to a year ahead (public: up to the motif's maximum delay); "
-                          "creneau is null when nothing is free."),
+                          "creneau is null when nothing is free. " + _SEARCH_SCOPE),
     Operation("get", ENDPOINTS, "Webhook endpoints (admin)", answer=answers.WebhookEndpoint,
               many=True, errors=(403,)),
     Operation("post", ENDPOINTS, "Create a webhook endpoint; its secret is shown once",

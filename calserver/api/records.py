@@ -117,7 +117,8 @@ async def create_service(request: web.Request) -> web.Response:
                 raise scheduling.Duplicate(
                     f"the service {new.name!r} already exists", existing["id"]
                 )
-        return scheduling.service(conn, agents.service_id(conn, org, new.name)) or {}
+        created = agents.service_id(conn, org, new.name, secretariat=new.secretariat)
+        return scheduling.service(conn, created) or {}
 
     ctx = context(request)
     return json(await ctx.run(ctx.write, write), status=201)

@@ -104,6 +104,8 @@ class OrganisationPatch(_In):
 
 class ServiceIn(_In):
     name: Name
+    # Its members see every agenda and search every motif of the organisation.
+    secretariat: bool = False
 
 
 class AgentIn(_In):
@@ -229,13 +231,39 @@ class AbsenceIn(_In):
     until: LocalDate | None = None
 
 
+# An RDV's length set by the agent; the booking rules check it (a multiple of
+# 5 minutes, inside the plage), the schema says it without enforcing it twice.
+RdvMinutes = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=24 * 60,
+        description="minutes, a multiple of 5 (default: the motif's duration); the RDV "
+        "must fit in its plage d'ouverture",
+        extra_json_schema={"multipleOf": 5},
+    ),
+]
+RdvEnd = Annotated[
+    str,
+    Meta(
+        min_length=10,
+        max_length=40,
+        description="ISO 8601, instead of duration_in_min: a multiple of 5 minutes after "
+        "the start, inside the plage d'ouverture",
+    ),
+]
+
+
 class RdvIn(_In):
-    """An RDV of the motif's duration from ``starts_at``, in the agenda of
-    ``agent_id``; usagers of the motif's organisation."""
+    """An RDV from ``starts_at`` in the agenda of ``agent_id``, of the motif's
+    duration unless the agent sets ``duration_in_min`` or ``ends_at``; usagers
+    of the motif's organisation."""
 
     agent_id: Id
     motif_id: Id
     starts_at: Moment
+    duration_in_min: RdvMinutes | None = None
+    ends_at: RdvEnd | None = None
     lieu_id: Id | None = None
     usager_ids: list[Id] = []
     status: Status = "unknown"
@@ -244,7 +272,12 @@ class RdvIn(_In):
 
 
 class RdvPatch(_In):
+    """A move keeps the RDV's duration unless ``duration_in_min`` or
+    ``ends_at`` sets another."""
+
     starts_at: Moment | UnsetType = UNSET
+    duration_in_min: RdvMinutes | UnsetType = UNSET
+    ends_at: RdvEnd | UnsetType = UNSET
     lieu_id: Id | None | UnsetType = UNSET
     status: Status | UnsetType = UNSET
 

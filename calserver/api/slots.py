@@ -58,14 +58,16 @@ def _creneau(c: Creneau, zone: str) -> dict:
     }
 
 
-def _motif_zone(conn: Connection, login: str, motif_id: int) -> str:
+def _motif_zone(conn: Connection, login: str, motif_id: int) -> tuple[str, int]:
+    """The zone of the motif's organisation and the searching agent's id
+    (404 unless the agent works there)."""
     motif = scheduling.motif(conn, motif_id)
     if motif is None:
         raise not_found("this motif")
-    role_in(conn, login, motif["organisation_id"])
+    agent_id, _ = role_in(conn, login, motif["organisation_id"])
     organisation = scheduling.organisation(conn, motif["organisation_id"])
     assert organisation is not None
-    return organisation["time_zone"]
+    return organisation["time_zone"], agent_id
 
 
 def _slot_params(request: web.Request) -> tuple[int, int | None, list[int] | None, bool]:
@@ -96,14 +98,14 @@ async def creneaux(request: web.Request) -> web.Response:
             raise ApiError(422, "missing-parameter", f"the parameter {name!r} is required")
 
     def read(conn: Connection, deadline: float) -> dict:
-        zone = _motif_zone(conn, login, motif_id)
+        zone, searcher = _motif_zone(conn, login, motif_id)
         start = parse_moment(request.query["from"], zone, "from")
         end = parse_moment(request.query["to"], zone, "to", end_of_day=True)
         if end <= start:
             raise ApiError(422, "invalid-parameter", "'to' must come after 'from'")
         if end - start > MAX_WINDOW:
             raise ApiError(422, "invalid-parameter", "ask for at most 93 days at a time")
-        query = agenda.SlotQuery(motif_id, start, end, public, lieu_id, agents)
+        query = agenda.SlotQuery(motif_id, start, end, public, lieu_id, agents, searcher)
         found = agenda.find_creneaux(conn, query, deadline=deadline)
         return {
             "motif_id": motif_id,
@@ -120,7 +122,7 @@ async def next_creneau(request: web.Request) -> web.Response:
     motif_id, lieu_id, agents, public = _slot_params(request)
 
     def read(conn: Connection, deadline: float) -> dict:
-        zone = _motif_zone(conn, login, motif_id)
+        zone, searcher = _motif_zone(conn, login, motif_id)
         now = datetime.now(UTC)
         raw = request.query.get("from")
         start = max(parse_moment(raw, zone, "from"), now) if raw else now
@@ -131,7 +133,9 @@ async def next_creneau(request: web.Request) -> web.Response:
             if public
             else min(start + NEXT_LOOKAHEAD, now + limits.SEARCH_AHEAD)
         )
-        query = agenda.SlotQuery(motif_id, start, max(start, horizon), public, lieu_id, agents)
+        query = agenda.SlotQuery(
+            motif_id, start, max(start, horizon), public, lieu_id, agents, searcher
+        )
         found = agenda.next_availability(conn, query, now, deadline)
         return {"creneau": _creneau(found, zone) if found else None}
 

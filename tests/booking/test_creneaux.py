@@ -136,7 +136,7 @@ def test_min_and_max_delays_for_public_booking() -> None:
             at(f"2027-06-{d:02d}T09:00"),
             at(f"2027-06-{d:02d}T10:00"),
             1,
-            None,
+            frozenset({2}),
             frozenset({1}),
         )
         for d in range(7, 12)
@@ -160,6 +160,23 @@ def test_min_and_max_delays_for_public_booking() -> None:
     # The same search for an agent ignores the delays.
     agent_view = find_creneaux(Search(motif, s.start, s.end, s.now), plages, [])
     assert len(agent_view) == 10
+
+
+def test_a_plage_without_motifs_is_offered_to_agents_only() -> None:
+    """A plage a plain calendar client wrote (no X-CALSERVER-MOTIF) offers
+    the motifs of the agent's services to agents; never online."""
+    motif = Motif(2, 1, "Accueil", bookable_by="everyone")
+    bare = PlageOccurrence(
+        1, 1, at("2027-06-07T09:00"), at("2027-06-07T10:00"), 1, None, frozenset({1})
+    )
+    window = (local("2027-06-07T00:00"), local("2027-06-08T00:00"), local("2027-06-01T08:00"))
+    for_agents = find_creneaux(Search(motif, *window), [bare], [])
+    assert starts(for_agents) == ["2027-06-07 09:00", "2027-06-07 09:30"]
+    assert find_creneaux(Search(motif, *window, public=True), [bare], []) == []
+    named = bare._replace(motif_ids=frozenset({2}))
+    assert len(find_creneaux(Search(motif, *window, public=True), [named], [])) == 2
+    other_service = bare._replace(agent_service_ids=frozenset({9}))
+    assert find_creneaux(Search(motif, *window), [other_service], []) == []
 
 
 def test_both_dst_switches_keep_a_0900_plage_at_0900() -> None:
@@ -261,7 +278,7 @@ def test_public_delay_filters_the_grid_it_does_not_shift_it() -> None:
     motif = Motif(2, 1, "Court", duration_minutes=30, min_delay_minutes=30)
     plages = [
         PlageOccurrence(
-            1, 1, at("2027-06-07T09:00"), at("2027-06-07T12:00"), 1, None, frozenset({1})
+            1, 1, at("2027-06-07T09:00"), at("2027-06-07T12:00"), 1, frozenset({2}), frozenset({1})
         )
     ]
     s = Search(

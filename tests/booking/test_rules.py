@@ -9,7 +9,14 @@ import pytest
 
 from booking.model import Busy, Motif, Organisation, PlageOccurrence, ts
 from booking.public_holidays import holiday_intervals
-from booking.rules import BookingRefused, RdvContext, RdvWrite, Why, check_rdv
+from booking.rules import (
+    BookingRefused,
+    RdvContext,
+    RdvWrite,
+    Why,
+    check_rdv,
+    check_search_scope,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 MOTIF = Motif(1, 1, "Accueil", duration_minutes=30, bookable_by="everyone", min_delay_minutes=60)
@@ -54,7 +61,7 @@ def test_a_good_rdv_passes() -> None:
 def test_each_rule_refuses_with_its_own_code() -> None:
     taken = Busy(1, ts(at(9, 30)), ts(at(10)), "rdv", "other")
     away = Busy(1, ts(at(10)), ts(at(11)), "absence", "a")
-    assert refusal(rdv(at(9, 30), minutes=45), context()) == "wrong-duration"
+    assert refusal(rdv(at(9, 30), minutes=32), context()) == "wrong-duration"
     assert refusal(rdv(at(11, 45)), context()) == "outside-plage"
     assert refusal(rdv(at(9, 30)), context([taken])) == "slot-unavailable"
     assert refusal(rdv(at(10)), context([away])) == "agent-unavailable"
@@ -67,6 +74,46 @@ def test_each_rule_refuses_with_its_own_code() -> None:
     whit = holiday_intervals(Organisation(1), monday, monday + timedelta(hours=1))
     ctx = RdvContext(Organisation(1), MOTIF, [plage], [], whit, NOW)
     assert refusal(rdv(monday), ctx) == "holiday"
+
+
+def test_an_agent_sets_the_duration_in_steps_of_five_minutes_inside_the_plage() -> None:
+    for minutes in (5, 20, 45, 150):
+        check_rdv(rdv(at(9, 30), minutes=minutes), context())
+    with pytest.raises(BookingRefused) as caught:
+        check_rdv(rdv(at(9, 30), minutes=47), context())
+    assert (caught.value.code, caught.value.why) == ("wrong-duration", Why.RULE)
+    assert "multiple of 5 minutes; 47 minutes is not one" in caught.value.message
+    with pytest.raises(BookingRefused) as caught:
+        check_rdv(rdv(at(11), minutes=90), context())
+    assert caught.value.code == "outside-plage"
+    assert "would end at 12:30, after its plage d'ouverture (until 12:00)" in caught.value.message
+
+
+def test_usagers_always_get_the_motif_duration() -> None:
+    ctx = context(now=at(8, day=1))
+    check_rdv(rdv(at(9, 30), writer="usager"), ctx)
+    for minutes in (25, 45):
+        with pytest.raises(BookingRefused) as caught:
+            check_rdv(rdv(at(9, 30), minutes=minutes, writer="usager"), ctx)
+        assert caught.value.code == "wrong-duration"
+        assert "lasts 30 minutes" in caught.value.message
+
+
+def test_a_plage_without_motifs_takes_agents_bookings_only() -> None:
+    bare = PlageOccurrence(1, 1, ts(at(9)), ts(at(12)), 1, None, frozenset({MOTIF.service_id}))
+    ctx = RdvContext(PARIS_ORG, MOTIF, [bare], [], [], at(8, day=1))
+    check_rdv(rdv(at(9, 30)), ctx)
+    assert refusal(rdv(at(9, 30), writer="usager"), ctx) == "outside-plage"
+
+
+def test_search_scope_own_services_unless_admin_or_secretariat() -> None:
+    check_search_scope(MOTIF, "basic", frozenset({MOTIF.service_id}), False)
+    check_search_scope(MOTIF, "admin", frozenset(), False)
+    check_search_scope(MOTIF, "basic", frozenset({7}), True)
+    with pytest.raises(BookingRefused) as caught:
+        check_search_scope(MOTIF, "basic", frozenset({7}), False)
+    assert (caught.value.code, caught.value.why) == ("out-of-scope", Why.FORBIDDEN)
+    assert "Accueil" in caught.value.message
 
 
 def test_the_slot_conflict_is_told_as_taken() -> None:

@@ -264,11 +264,11 @@ DAV_CASES = [
             "out-of-range", at(d + timedelta(days=11 * 366), 9), extra=o.rdv_extra()
         ),
     ),
-    # A stretched RDV: the old version stays.
+    # An RDV stretched off the 5-minute steps: the old version stays.
     DavCase(
         "wrong-duration",
-        "lasts 30 minutes",
-        _rdv("wrong-duration", minutes=45),
+        "multiple of 5 minutes; 32 minutes is not one",
+        _rdv("wrong-duration", minutes=32),
         before=lambda o, d: _put(o, "rdv/wrong-duration.ics", _rdv("wrong-duration")(o, d)),
     ),
 ]
@@ -391,6 +391,21 @@ def _ended_plage(office: Office, api: httpx.Client, day: date) -> httpx.Response
     return _plage(recurrence=weekly, until=(day - timedelta(days=7)).isoformat())(office, api, day)
 
 
+def _other_service_motif(office: Office, api: httpx.Client, day: date) -> None:
+    with httpx.Client(base_url=api.base_url, auth=("admin", ADMIN_PASSWORD)) as admin:
+        path = f"/organisations/{office.org}"
+        service = _ok(admin.post(f"{path}/services", json={"name": "Social"}), 201)["id"]
+        motif = {"name": "Aide sociale", "service_id": service, "location_type": "phone"}
+        _ok(admin.post(f"{path}/motifs", json=motif), 201)
+
+
+def _other_service_search(office: Office, api: httpx.Client, day: date) -> httpx.Response:
+    """alice (PMI) searches the créneaux of a motif of another service."""
+    motifs = _ok(api.get(f"/organisations/{office.org}/motifs"))
+    (motif,) = [m for m in motifs if m["name"] == "Aide sociale"]
+    return api.get("/creneaux", params={"motif": motif["id"], "from": str(day), "to": str(day)})
+
+
 def _far_search(office: Office, api: httpx.Client, day: date) -> httpx.Response:
     far = (day + timedelta(days=3 * 366)).isoformat()
     return api.get("/creneaux", params={"motif": office.motif, "from": far, "to": far})
@@ -400,8 +415,7 @@ def _far_search(office: Office, api: httpx.Client, day: date) -> httpx.Response:
 # invalid-event (the API writes one well-formed VEVENT), invalid-plage (a plage
 # is a start and end time on one day, and end <= start is refused first as
 # invalid-value), invalid-status (the schema's enumeration refuses it first as
-# invalid-value), invalid-time and wrong-duration (the end is the start plus
-# the motif's duration).
+# invalid-value), invalid-time (a duration is at least one minute).
 API_CASES = [
     ApiCase(
         "agent-busy",
@@ -420,6 +434,14 @@ API_CASES = [
     ApiCase("unknown-motif", "no motif", _plage(motif_ids=[NO_SUCH_ID])),
     ApiCase("unknown-usager", "no usager", _book(usager_ids=[NO_SUCH_ID])),
     ApiCase("search-window", "a year back to two years ahead", _far_search),
+    ApiCase("wrong-duration", "multiple of 5 minutes", _book(duration_in_min=32)),
+    ApiCase(
+        "out-of-scope",
+        "a service you are not in",
+        _other_service_search,
+        403,
+        before=_other_service_motif,
+    ),
     # Over CalDAV a series that ends before it starts, or has over 10,000
     # occurrences, is refused earlier, as invalid calendar data by Radicale.
     ApiCase("invalid-recurrence", "before its first occurrence", _ended_plage),

@@ -117,14 +117,16 @@ def test_agents_of_one_service_share_their_rdv_agenda(team: Team) -> None:
 
 
 def test_colleague_cannot_touch_plages_or_absences(team: Team) -> None:
+    """A colleague writes neither; reads absences (masked, see
+    tests/protocol/test_agent_rules.py), never plages."""
     with team.client("alice") as alice:
-        for agenda in ("plages", "indisponibilites"):
+        for agenda, listing in (("plages", 403), ("indisponibilites", 207)):
             assert _put(team, alice, team.url("bob", f"{agenda}/x.ics"), "x") == 403
             assert _absent(team, "bob", f"{agenda}/x.ics")
             answer = alice.request(
                 "PROPFIND", team.url("bob", f"{agenda}/"), headers={"Depth": "1"}
             )
-            assert answer.status_code == 403
+            assert answer.status_code == listing
 
 
 def test_other_service_sees_nothing(team: Team) -> None:

@@ -1,7 +1,7 @@
 """services: a secrétariat flag
 
 Revision ID: 0014_service_secretariat
-Revises: 0010_m365
+Revises: 0013_m365_delegated
 
 The members of a secrétariat service see every agenda and search every motif
 of their organisations (domain.md, "Actors and roles").  Existing services are

@@ -182,13 +182,17 @@ def _report(server: Server, calendar: str, start: str, end: str) -> httpx.Respon
     )
 
 
-def test_a_secondly_event_in_an_ordinary_calendar_is_stored_capped(
-    module_server: Server, calendar: str
+# Whole days from the start past its reach (2.8 hours of seconds, 6.9 days of minutes).
+@pytest.mark.parametrize(("frequency", "reach"), [("SECONDLY", 1), ("MINUTELY", 8)])
+def test_a_sub_daily_event_in_an_ordinary_calendar_is_stored_capped(
+    module_server: Server, calendar: str, frequency: str, reach: int
 ) -> None:
+    """Stored as written, indexed no further than its reach (10,000
+    instances: under 3 hours of seconds, under 7 days of minutes)."""
     server, uid = module_server, f"dense-{calendar[-8:]}"
     start = at(monday(1), 9)
     path = f"{calendar}/dense.ics"
-    answer = _put(server, path, event(uid, start, rrule="FREQ=SECONDLY"))
+    answer = _put(server, path, event(uid, start, rrule=f"FREQ={frequency}"))
     assert answer.status_code == 201, answer.text
     assert _exists(server, path)
     database = Database(server.database_url)
@@ -207,8 +211,8 @@ def test_a_secondly_event_in_an_ordinary_calendar_is_stored_capped(
     day = f"{start:%Y%m%d}"
     hit = _report(server, calendar, f"{day}T080000Z", f"{day}T080100Z")
     assert hit.status_code == 207 and "dense.ics" in hit.text
-    # A day later and a year later: past the series' reach (10,000 seconds).
-    for later in (start + timedelta(days=1), start + timedelta(days=365)):
+    # Past the series' reach, and a year later.
+    for later in (start + timedelta(days=reach), start + timedelta(days=365)):
         far = _report(
             server,
             calendar,
@@ -282,7 +286,7 @@ def test_an_rdv_in_year_0001_or_9999_is_refused(office: Office) -> None:
         assert _precondition(answer) in ("out-of-range", "invalid-event")
         assert not _exists(office.server, path)
     with office.api() as admin:
-        for starts_at in ("0001-01-01T09:00:00", "8999-12-30T09:00:00"):
+        for starts_at in ("0001-01-01T09:00:00", "8999-12-30T09:00:00", "9999-12-31T23:45:00"):
             rdv = {
                 "agent_id": office.agent,
                 "motif_id": office.motif,

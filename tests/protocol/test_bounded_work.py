@@ -333,6 +333,7 @@ def test_plages_and_absences_out_of_range_are_refused(office: Office) -> None:
     path = f"{office.login}/indisponibilites/long.ics"
     answer = _put(office.server, path, text)
     assert answer.status_code == 403, answer.text
+    assert "Too many recurrence rule entries" in answer.text
     assert not _exists(office.server, path)
 
 

@@ -26,17 +26,18 @@ from tests.protocol.office import ok
 API = "/api/v1"
 ATTACKERS = 16
 # Bounds on the normal client's 95th percentile, on this 2-core machine shared
-# with other test suites (load average 8 to 18 while measured).  Before the
-# gate: a 6.6 s median under the flood alone (7.4 s p95).  With the gate, its
-# threads at the lowest priority and a paused 503, measured (docs/hardening.md):
-# flood alone 53-149 ms on SQLite, 108-232 ms on PostgreSQL; heavy searches,
-# with or without the flood, 40-166 ms on SQLite, 283-973 ms on PostgreSQL,
-# whose every query wakes a server process that waits its turn for a core.
+# with other projects' test suites (load average 8 to 22 while measured, the
+# client's own median at rest up to 150 ms on PostgreSQL).  Before the gate: a
+# 6.6 s median under the flood alone (7.4 s p95).  Measured with the gate, its
+# threads at the lowest priority and a paused 503 (docs/hardening.md): flood
+# alone 53-218 ms on SQLite, 157-485 ms on PostgreSQL; heavy searches, with or
+# without the flood, 26-337 ms on SQLite, 213-774 ms on PostgreSQL, whose
+# every query wakes a server process that waits its turn for a core.
 P95_BOUND = {
-    ("flood", "sqlite"): 0.3,
-    ("flood", "postgresql"): 0.5,
-    ("searches", "sqlite"): 0.3,
-    ("searches", "postgresql"): 1.5,
+    ("flood", "sqlite"): 0.5,
+    ("flood", "postgresql"): 1.0,
+    ("searches", "sqlite"): 0.75,
+    ("searches", "postgresql"): 2.0,
 }
 
 

@@ -76,8 +76,8 @@ def _p95(at_rest: list[float], latencies: list[float], statuses: Counter) -> flo
         f"{statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms; "
         f"hostile answers: {dict(statuses)}"
     )
-    five_hundreds = [s for s in statuses if int(s.split()[1]) >= 500]
-    assert five_hundreds in ([], ["attack 503"], ["search 503"], ["attack 503", "search 503"])
+    five_hundreds = {s for s in statuses if int(s.split()[1]) >= 500}
+    assert five_hundreds <= {"attack 503", "search 503"}  # busy, or a search out of time
     assert statuses["attack 401"] > 0  # hashes did run (the rest: 503 busy, or 429)
     return p95
 

@@ -26,6 +26,7 @@ from calserver.api import (
     webhooks,
 )
 from calserver.auth_gate import AuthGate
+from calserver.background import background_pool
 from calserver.config import Settings
 from calserver.wsgi_bridge import WSGIBridge
 from feeds.builder import FeedSettings
@@ -235,11 +236,10 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     api_context = base.ApiContext(
         db, gate, dav.rights, settings.realm, api_executor, settings.base_url
     )
-    # Créneaux searches get a quarter of the threads (one of the default four):
-    # however many are asked at once, the other API requests and feeds keep theirs.
-    searches = ThreadPoolExecutor(
-        max_workers=max(1, settings.threads // 4), thread_name_prefix="search"
-    )
+    # Créneaux searches get a quarter of the threads (one of the default four),
+    # at the lowest CPU priority: however many are asked at once, the other API
+    # requests and feeds keep their threads and come first for the cores.
+    searches = background_pool(max(1, settings.threads // 4), "search")
     # A thread waiting on the database gets the GIL back within 1 ms of its
     # answer (5 ms by default) while searches compute beside it.
     sys.setswitchinterval(0.001)

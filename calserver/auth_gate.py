@@ -26,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from calserver.background import background_pool
 from calserver.wsgi_bridge import Guard
 from plugins.auth import Auth
 from plugins.auth_throttle import Throttle
@@ -56,13 +56,20 @@ class AuthRefused(Exception):
 
 class AuthGate:
     def __init__(
-        self, auth: Auth, throttle: Throttle, *, verifications: int = 2, waiting: int = 8
+        self,
+        auth: Auth,
+        throttle: Throttle,
+        *,
+        verifications: int = 2,
+        waiting: int = 8,
+        busy_pause: float = 1.0,
     ) -> None:
         self.auth = auth
         self.throttle = throttle
-        self._executor = ThreadPoolExecutor(verifications, thread_name_prefix="verify")
+        self._executor = background_pool(verifications, "verify")
         self._capacity = verifications + waiting
         self._in_flight = 0
+        self._busy_pause = busy_pause
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -90,6 +97,11 @@ class AuthGate:
         if delay > 0:
             await asyncio.sleep(delay)
         if self._in_flight >= self._capacity:
+            # Held a moment before the answer (on the event loop, holding no
+            # thread): a client looping on 503 would otherwise ask a thousand
+            # times a second, and answering costs the loop what the known
+            # clients' requests need.
+            await asyncio.sleep(self._busy_pause)
             raise AuthRefused(
                 503, "busy", "too many logins at once; try again shortly", retry_after=1
             )

@@ -52,7 +52,7 @@ from radicale.app.base import Access
 from radicale.app.propfind import xml_propfind
 from radicale.item import filter as radicale_filter
 
-from booking.recurrence import never_occurs, rules_of
+from booking.recurrence import SERIES_BUDGET, never_occurs, rules_of
 from plugins import etag_listing, xml_depth
 from plugins import storage as sql_storage
 from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
@@ -116,6 +116,12 @@ def _calendar_data_problem(body: bytes) -> str:
         return f"The calendar data is not valid iCalendar: {e}".splitlines()[0][:300]
     if not components:
         return "The request body holds no calendar object."
+    try:
+        radicale_item.check_and_sanitize_items(
+            components, max_vevent_rrule_occurrence=SERIES_BUDGET, tag="VCALENDAR"
+        )
+    except ValueError as e:  # e.g. a repetition of more than SERIES_BUDGET instances
+        return f"The calendar object is not acceptable: {e}".splitlines()[0][:300]
     return (
         "The calendar object is not acceptable: it must hold one component type "
         "(VEVENT, VTODO or VJOURNAL) with one UID and valid dates."
@@ -200,6 +206,21 @@ def _report_hints(root: ET.Element | None) -> tuple[int | None, tuple[int, int] 
     return limit, window
 
 
+def _bad_request_reason(environ: types.WSGIEnviron, body: bytes) -> str | None:
+    """Say, for a person, why Radicale answered a bare 400 to a request
+    calserver refuses on purpose (a path the database cannot hold, XML nested
+    too deep); None for other 400s, whose reason Radicale keeps to its log."""
+    problem = unstorable(environ.get("PATH_INFO", ""))
+    if problem is not None:
+        return f"The path contains {problem}."
+    if body and xml_depth.too_deep(body):
+        return (
+            f"The XML body is nested deeper than {xml_depth.MAX_DEPTH} levels; "
+            "WebDAV requests need a dozen at most."
+        )
+    return None
+
+
 class Application(RadicaleApplication):
     def _reading(self, user: str) -> contextlib.AbstractContextManager[None]:
         """While a request of ``user`` reads, the storage masks what the
@@ -212,13 +233,19 @@ class Application(RadicaleApplication):
         if _unknown_charset(environ):
             answer = b"The Content-Type names a charset this server does not know.\n"
             return "415 Unsupported Media Type", headers, [answer]
+        body = _read_body(environ)
         try:
             parse_basic(environ.get("HTTP_AUTHORIZATION"))
-            return super()._handle_request(environ)
+            status, answer_headers, answer = super()._handle_request(environ)
         except (MalformedCredentials, WrongCredentials) as refused:
             challenge = f'Basic realm="{self._auth_realm}", charset="UTF-8"'
             headers.append(("WWW-Authenticate", challenge))
             return "401 Unauthorized", headers, [f"{refused}\n".encode()]
+        if status.startswith("400 "):
+            reason = _bad_request_reason(environ, body)
+            if reason is not None:
+                return status, headers, [f"{reason}\n".encode()]
+        return status, answer_headers, answer
 
     def _refusal(
         self,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import secrets
+import statistics
+import time
 
 import httpx
 import pytest
@@ -95,6 +97,26 @@ def test_unknown_login_answers_like_a_wrong_password(module_server: Server) -> N
     wrong_password, unknown_login = answer("admin"), answer("nobody-here")
     assert wrong_password == unknown_login
     assert [status for status, _, _ in wrong_password] == [401, 401]
+
+
+def test_unknown_login_takes_as_long_as_a_wrong_password(module_server: Server) -> None:
+    """An unknown login is verified against a dummy hash: answering it faster
+    would tell an attacker which logins exist.  Pairs of attempts back to back
+    from one address (under its free failures), so that both of a pair meet
+    the same load; the median of the pairs' ratios is compared."""
+    bob = _add_bob(module_server)
+    ratios: list[float] = []
+    with _client(module_server, address="127.0.2.1") as client:
+        for n in range(9):
+            took = []
+            for login in (bob, f"ghost-{secrets.token_hex(4)}"):
+                began = time.perf_counter()
+                assert _propfind(client, (login, f"try-{n}")).status_code == 401
+                took.append(time.perf_counter() - began)
+            ratios.append(took[1] / took[0])
+    ratio = statistics.median(ratios)
+    print(f"\nunknown login / wrong password, median of 9 pairs: {ratio:.2f}")
+    assert 0.5 < ratio < 2.0
 
 
 def test_repeated_failures_get_429_on_both_paths_and_lock_nobody_out(

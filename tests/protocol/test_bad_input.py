@@ -95,6 +95,24 @@ def test_control_characters_and_invalid_utf8_are_refused_on_every_calendar(
     assert _hrefs(server, calendar) == []
 
 
+@pytest.mark.parametrize("method", ["PUT", "GET", "PROPFIND", "DELETE"])
+def test_a_nul_in_a_caldav_path_is_400_and_nothing_stored(
+    server: Server, calendar: str, method: str
+) -> None:
+    """A path the database cannot hold (PostgreSQL refuses NUL in text)."""
+    answer = httpx.request(
+        method,
+        server.dav + calendar + "nul%00name.ics",
+        auth=AUTH,
+        content=event("nul-path", at(monday(), 9)).encode() if method == "PUT" else None,
+        headers={"Content-Type": "text/calendar", "Depth": "0"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert "The path contains a control character (U+0000)" in answer.text
+    assert _hrefs(server, calendar) == []
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
 def test_unknown_charset_is_415(server: Server, calendar: str) -> None:
     answer = httpx.put(
         server.dav + calendar + "c.ics",
@@ -112,6 +130,7 @@ def test_deeply_nested_xml_is_400(server: Server, method: str) -> None:
     target = server.dav + ("admin/deep/" if method == "MKCALENDAR" else "admin/agenda/")
     answer = httpx.request(method, target, auth=AUTH, content=deep, headers={"Depth": "0"})
     assert answer.status_code == 400
+    assert "nested deeper than 100 levels" in answer.text
     assert httpx.get(server.url + "/healthz").status_code == 200
     gone = httpx.request("PROPFIND", server.dav + "admin/deep/", auth=AUTH, headers={"Depth": "0"})
     assert gone.status_code == 404

@@ -16,9 +16,6 @@ from sqlalchemy import Connection, Select, func, select
 
 from storage.schema import agenda_events, agents, lieux, motifs, rdv_usagers, services, usagers
 
-# Ids per statement in the IN lists of the batched reads.
-BATCH = 500
-
 
 @dataclass(frozen=True)
 class RdvFilter:
@@ -81,25 +78,20 @@ def rdvs(conn: Connection, wanted: RdvFilter) -> list[dict]:
         .order_by(e.c.starts_at, e.c.item_id)
     )
     found = [dict(r) for r in conn.execute(_where(query, wanted)).mappings()]
-    people = _usagers_of(conn, [r["item_id"] for r in found])
+    people: dict[int, list[dict]] = {}
+    named = (
+        select(rdv_usagers.c.item_id, usagers.c.id, usagers.c.first_name, usagers.c.last_name)
+        .join(e, e.c.item_id == rdv_usagers.c.item_id)
+        .join(usagers, usagers.c.id == rdv_usagers.c.usager_id)
+        .order_by(rdv_usagers.c.item_id, usagers.c.id)
+    )
+    # The same filter again rather than a list of ids: one query whatever the size.
+    for item_id, usager_id, first_name, last_name in conn.execute(_where(named, wanted)):
+        people.setdefault(item_id, []).append(
+            {"id": usager_id, "first_name": first_name, "last_name": last_name}
+        )
     for row in found:
         row["usagers"] = people.get(row["item_id"], [])
-    return found
-
-
-def _usagers_of(conn: Connection, item_ids: list[int]) -> dict[int, list[dict]]:
-    found: dict[int, list[dict]] = {}
-    for i in range(0, len(item_ids), BATCH):
-        query = (
-            select(rdv_usagers.c.item_id, usagers.c.id, usagers.c.first_name, usagers.c.last_name)
-            .join(usagers, usagers.c.id == rdv_usagers.c.usager_id)
-            .where(rdv_usagers.c.item_id.in_(item_ids[i : i + BATCH]))
-            .order_by(rdv_usagers.c.item_id, usagers.c.id)
-        )
-        for item_id, usager_id, first_name, last_name in conn.execute(query):
-            found.setdefault(item_id, []).append(
-                {"id": usager_id, "first_name": first_name, "last_name": last_name}
-            )
     return found
 
 

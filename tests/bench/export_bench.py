@@ -138,7 +138,7 @@ def _bulk(
             start, end = local.astimezone(UTC), (local + timedelta(minutes=minutes)).astimezone(UTC)
             status = STATUSES[rng.randrange(len(STATUSES))]
             lieu = lieux[rng.randrange(len(lieux))]
-            chosen = rng.sample(people, rng.choice((1, 1, 2)))
+            chosen = sorted(rng.sample(people, rng.choice((1, 1, 2))))  # the export orders by id
             uid = f"export-{login}-{n}@bench"
             text = events.build_event(
                 zone="Europe/Paris", uid=uid, start=start, end=end, summary=MOTIFS[m][0],

@@ -24,6 +24,7 @@ first, while the agent's agenda can still be written.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
@@ -212,48 +213,42 @@ def _may_deactivate(conn: Connection, login: str, org: int, agent_id: int) -> No
         )
 
 
-async def deactivate(request: web.Request) -> web.Response:
-    login, org = await login_of(request), int_param(request, "org")
-    agent_id = int_param(request, "agent")
-    ctx = context(request)
+def _set_active(active: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler that deactivates (``active`` False) or reactivates an agent."""
 
-    def write(conn: Connection) -> tuple[dict, str]:
-        _may_deactivate(conn, login, org, agent_id)
-        for organisation, role in scheduling.roles_of(conn, agent_id).items():
-            if role == "admin":
-                keep_an_admin(conn, organisation, agent_id)
-        coming = rdv_lists.coming_rdvs(conn, agent_id, int(time.time()), CANCELLED_STATUSES)
-        if coming:
-            raise ApiError(
-                409,
-                "coming-rdvs",
-                f"this agent has {coming} RDV(s) to come: move or cancel them first",
-            )
-        agents.set_deactivated(conn, agent_id, int(time.time()))
-        scheduling.tell_agent(conn, agent_id)
-        member = _member(conn, org, agent_id)
-        return member, member["login"]
+    async def handler(request: web.Request) -> web.Response:
+        login, org = await login_of(request), int_param(request, "org")
+        assert org is not None
+        agent_id = int_param(request, "agent")
+        assert agent_id is not None
+        ctx = context(request)
 
-    member, owner = await ctx.run(ctx.write, write)
-    ctx.rights.forget(owner)
-    return json(member)
+        def write(conn: Connection) -> dict:
+            _may_deactivate(conn, login, org, agent_id)
+            if not active:
+                _may_leave(conn, agent_id)
+            agents.set_deactivated(conn, agent_id, None if active else int(time.time()))
+            scheduling.tell_agent(conn, agent_id)
+            return _member(conn, org, agent_id)
+
+        member = await ctx.run(ctx.write, write)
+        ctx.rights.forget(member["login"])  # this process's cached rights on its agendas
+        return json(member)
+
+    return handler
 
 
-async def reactivate(request: web.Request) -> web.Response:
-    login, org = await login_of(request), int_param(request, "org")
-    agent_id = int_param(request, "agent")
-    ctx = context(request)
-
-    def write(conn: Connection) -> tuple[dict, str]:
-        _may_deactivate(conn, login, org, agent_id)
-        agents.set_deactivated(conn, agent_id, None)
-        scheduling.tell_agent(conn, agent_id)
-        member = _member(conn, org, agent_id)
-        return member, member["login"]
-
-    member, owner = await ctx.run(ctx.write, write)
-    ctx.rights.forget(owner)
-    return json(member)
+def _may_leave(conn: Connection, agent_id: int) -> None:
+    """Every organisation keeps an admin, and the agent has no RDV to come
+    (its agendas are about to become read-only)."""
+    for organisation, role in scheduling.roles_of(conn, agent_id).items():
+        if role == "admin":
+            keep_an_admin(conn, organisation, agent_id)
+    coming = rdv_lists.coming_rdvs(conn, agent_id, int(time.time()), CANCELLED_STATUSES)
+    if coming:
+        raise ApiError(
+            409, "coming-rdvs", f"this agent has {coming} RDV(s) to come: move or cancel them first"
+        )
 
 
 async def patch_service(request: web.Request) -> web.Response:
@@ -277,6 +272,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/organisations", create_organisation)
     app.router.add_post(ORG + "/memberships", add_membership)
     app.router.add_patch(MEMBER + "/membership", patch_membership)
-    app.router.add_post(MEMBER + "/deactivate", deactivate)
-    app.router.add_post(MEMBER + "/reactivate", reactivate)
+    app.router.add_post(MEMBER + "/deactivate", _set_active(False))
+    app.router.add_post(MEMBER + "/reactivate", _set_active(True))
     app.router.add_patch(ORG + "/services/{id}", patch_service)

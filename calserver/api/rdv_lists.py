@@ -141,6 +141,14 @@ async def _rows(request: web.Request) -> tuple[list[dict], str, Asked, int]:
     return rows, zone, asked, org
 
 
+def _times(row: dict, zone: str) -> dict[str, str]:
+    """An indexed RDV's start and end (POSIX seconds) as ISO 8601 in the zone."""
+    return {
+        "starts_at": local_iso(datetime.fromtimestamp(row["starts_at"], UTC), zone),
+        "ends_at": local_iso(datetime.fromtimestamp(row["ends_at"], UTC), zone),
+    }
+
+
 def _row_json(row: dict, zone: str) -> dict:
     return {
         "id": row["uid"],
@@ -152,8 +160,7 @@ def _row_json(row: dict, zone: str) -> dict:
         "lieu_id": row["lieu_id"],
         "lieu_name": row["lieu_name"],
         "status": row["status"] or "unknown",
-        "starts_at": local_iso(datetime.fromtimestamp(row["starts_at"], UTC), zone),
-        "ends_at": local_iso(datetime.fromtimestamp(row["ends_at"], UTC), zone),
+        **_times(row, zone),
         "usagers": row["usagers"],
     }
 
@@ -267,33 +274,26 @@ async def usager_history(request: web.Request) -> web.Response:
         assert organisation is not None
         zone = organisation["time_zone"]
         now = time.time()
-        shown = [
-            {
+        found = rdv_lists.usager_rdvs(conn, org, usager_id, readable)
+
+        def shown(r: dict) -> dict:
+            return {
                 "id": r["uid"],
                 "agent_id": r["agent_id"],
                 "motif_id": r["motif_id"],
                 "lieu_id": r["lieu_id"],
                 "status": r["status"] or "unknown",
-                "starts_at": local_iso(datetime.fromtimestamp(r["starts_at"], UTC), zone),
-                "ends_at": local_iso(datetime.fromtimestamp(r["ends_at"], UTC), zone),
-                "_start": r["starts_at"],
+                **_times(r, zone),
             }
-            for r in rdv_lists.usager_rdvs(conn, org, usager_id, readable)
-        ]
-        upcoming = [r for r in shown if r["_start"] >= now]
-        past = [r for r in reversed(shown) if r["_start"] < now]
+
         return {
             "usager_id": usager_id,
-            "upcoming": [_public(r) for r in upcoming],
-            "past": [_public(r) for r in past],
-            "counts": _status_counts([r["status"] for r in shown]),
+            "upcoming": [shown(r) for r in found if r["starts_at"] >= now],
+            "past": [shown(r) for r in reversed(found) if r["starts_at"] < now],
+            "counts": _status_counts([r["status"] or "unknown" for r in found]),
         }
 
     return json(await ctx.run(ctx.read, read))
-
-
-def _public(row: dict) -> dict:
-    return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
 def add_routes(app: web.Application) -> None:

@@ -131,7 +131,8 @@ async def list_agents(request: web.Request) -> web.Response:
         role_in(conn, login, org)
         found = scheduling.organisation_agents(conn, org)
         services = scheduling.service_ids_of(conn, [a["id"] for a in found])
-        return [{**a, "service_ids": sorted(services[a["id"]])} for a in found]
+        here = {s["id"] for s in scheduling.organisation_services(conn, org)}
+        return [{**a, "service_ids": sorted(services[a["id"]] & here)} for a in found]
 
     ctx = context(request)
     return json(await ctx.run(ctx.read, read))

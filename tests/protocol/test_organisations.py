@@ -119,6 +119,9 @@ def sides(module_server: Server) -> Iterator[tuple[Side, Side]]:
         agents.create_agent(
             conn, "admin-b", organisation=other, role="admin", password="admin-b-password"
         )
+        # The first admin operates the server (an admin of every organisation
+        # through the API): here both sides' admins are ordinary ones.
+        agents.set_operator(conn, "admin", False)
     db.dispose()
     with httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD)) as admin:
         first = _ok(admin.get("/me"))["organisations"][0]["id"]

@@ -171,6 +171,7 @@ def _describe(
             lieu_id=parsed.lieu_id,
             status=status,
             sequence=parsed.sequence if sequence is None else sequence,
+            usager_ids=list(parsed.usager_ids),
             occurrences=[span] if holds_time(status) else [],
         )
     index = _index(parsed, agent_id, kind, zone, now, organisation_id=organisation_id)

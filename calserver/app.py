@@ -15,12 +15,14 @@ from aiohttp import web
 from calserver import outlook
 from calserver.access_log import access_log
 from calserver.api import (
+    admin,
     agendas,
     base,
     feed_links,
     m365,
     notices,
     openapi,
+    rdv_lists,
     records,
     slots,
     webhooks,
@@ -95,7 +97,7 @@ def add_api_routes(api: web.Application) -> None:
     """The JSON API's routes: the operations of ``openapi.OPERATIONS`` (a
     test holds the two equal) and the document itself."""
     api.router.add_get("/openapi.json", openapi.serve)
-    for module in (records, agendas, slots, feed_links, webhooks, notices, m365):
+    for module in (admin, rdv_lists, records, agendas, slots, feed_links, webhooks, notices, m365):
         module.add_routes(api)
 
 

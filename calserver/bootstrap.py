@@ -1,11 +1,12 @@
 """First start: schema up to date, and on an empty database an organisation
-with its first admin, so that a fresh install can be logged into at once."""
+with its first admin (an operator of the server), so that a fresh install can
+be logged into at once."""
 
 from __future__ import annotations
 
 import secrets
 
-from booking import agenda, agenda_outbox
+from booking import agenda, agenda_outbox, participations
 from calserver.config import Settings
 from storage import agents
 from storage.database import Database
@@ -13,6 +14,8 @@ from storage.database import Database
 # The migration that added the outbox: a database upgraded from before it has
 # records the outbox must learn for initial syncs to replay them.
 OUTBOX_SINCE = "0005"
+# The migration that added the usagers of each indexed RDV.
+PARTICIPATIONS_SINCE = "0015"
 
 
 def prepare_database(db: Database, settings: Settings) -> str | None:
@@ -27,6 +30,8 @@ def prepare_database(db: Database, settings: Settings) -> str | None:
             agenda.reindex(conn)
         if before is not None and before < OUTBOX_SINCE:
             agenda_outbox.learn_existing(conn)
+        if before is not None and before < PARTICIPATIONS_SINCE:
+            participations.backfill(conn)
         if agents.count_agents(conn):
             return None
         generated = None if settings.admin_password else secrets.token_urlsafe(12)
@@ -40,4 +45,6 @@ def prepare_database(db: Database, settings: Settings) -> str | None:
             role="admin",
             password=settings.admin_password or generated,
         )
+        # The first admin operates the server: it can create organisations.
+        agents.set_operator(conn, settings.admin_login, True)
         return generated

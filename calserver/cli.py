@@ -76,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
         help="read the password from standard input (else one is generated)",
     )
 
+    operator = commands.add_parser(
+        "operator",
+        help="make an agent an operator of the server (creates organisations, an admin of "
+        "every organisation through the API), or no longer one with --off",
+    )
+    operator.add_argument("login")
+    operator.add_argument("--off", action="store_true", help="no longer an operator")
+
     load = commands.add_parser(
         "import", help="load a folder of .ics files (one object each) into an agenda"
     )
@@ -231,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"password of {args.login!r} changed")
             if generated:
                 print(f"password: {password}")
+        elif args.command == "operator":
+            with db.transaction(write=True) as conn:
+                agents.set_operator(conn, args.login, not args.off)
+            print(f"{args.login!r} is {'no longer ' if args.off else ''}an operator")
         elif args.command == "import":
             count = import_folder(db, args.collection.strip("/"), args.folder)
             print(f"{count} objects imported into {args.collection}")

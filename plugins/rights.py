@@ -10,7 +10,8 @@
   services: they read and write all its agendas;
 - everybody logged in may list the root (children are filtered by these rules);
 - nobody else sees anything;
-- nobody deletes or replaces whole an agent's rdv, plages or indisponibilites.
+- nobody deletes or replaces whole an agent's rdv, plages or indisponibilites;
+- a deactivated agent's agendas are read-only for its admins, hidden from others.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ class Rights(rights.BaseRights):
         self._relations[key] = (now, relation)
         return relation
 
+    def forget(self, owner: str) -> None:
+        """Drop what this process remembers about ``owner``'s agendas (after a
+        deactivation; other processes see it within RELATION_TTL_SECONDS)."""
+        for key in [k for k in self._relations if k[1] == owner]:
+            self._relations.pop(key, None)
+
     def authorization(self, user: str, user_groups: set, path: str) -> str:
         if not user:
             return ""
@@ -67,6 +74,9 @@ class Rights(rights.BaseRights):
         if owner == user:
             return granted
         relation = self._relation(user, owner)
+        if not relation.owner_active:
+            # A deactivated agent's agendas stay, read-only, for its admins.
+            return "Rr" if relation.is_admin else ""
         if relation.is_admin:
             return granted
         if not (relation.shares_service or relation.secretariat):

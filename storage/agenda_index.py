@@ -19,7 +19,14 @@ from sqlalchemy import Connection, and_, bindparam, delete, insert, select, text
 
 from storage import calendars
 from storage.calendars import CollectionRow
-from storage.schema import agenda_events, agenda_occurrences, agents, collections, items
+from storage.schema import (
+    agenda_events,
+    agenda_occurrences,
+    agents,
+    collections,
+    items,
+    rdv_usagers,
+)
 
 # Namespace of PostgreSQL advisory locks taken per agent ("cal" in ASCII).
 AGENT_LOCK_NAMESPACE = 0x63616C
@@ -52,6 +59,8 @@ class IndexedEvent:
     status: str | None = None
     sequence: int = 0
     motif_ids: list[int] | None = None
+    # An RDV's usagers (``rdv_usagers``).
+    usager_ids: list[int] = field(default_factory=list)
     # Occurrences stored for the engine: all of a plage's, only busy time otherwise.
     occurrences: list[tuple[int, int]] = field(default_factory=list)
 
@@ -87,6 +96,7 @@ def lock_agents(conn: Connection, agent_ids: Iterable[int]) -> None:
 def replace_event(conn: Connection, item_id: int, event: IndexedEvent | None) -> None:
     """Make the index say ``event`` for this item (None: the item books nothing)."""
     conn.execute(delete(agenda_occurrences).where(agenda_occurrences.c.item_id == item_id))
+    conn.execute(delete(rdv_usagers).where(rdv_usagers.c.item_id == item_id))
     conn.execute(delete(agenda_events).where(agenda_events.c.item_id == item_id))
     if event is None:
         return
@@ -108,6 +118,7 @@ def replace_event(conn: Connection, item_id: int, event: IndexedEvent | None) ->
             expanded_until=event.expanded_until,
         )
     )
+    set_usagers(conn, item_id, event.usager_ids)
     if event.occurrences:
         conn.execute(
             insert(agenda_occurrences),
@@ -122,6 +133,17 @@ def replace_event(conn: Connection, item_id: int, event: IndexedEvent | None) ->
                 for s, e in pieces(event.occurrences)
             ],
         )
+
+
+def set_usagers(conn: Connection, item_id: int, usager_ids: Iterable[int]) -> None:
+    """Add the usagers of an indexed RDV (once each)."""
+    unique = sorted(set(usager_ids))
+    if unique:
+        conn.execute(insert(rdv_usagers), [{"item_id": item_id, "usager_id": u} for u in unique])
+
+
+def items_with_usagers(conn: Connection) -> set[int]:
+    return set(conn.execute(select(rdv_usagers.c.item_id).distinct()).scalars())
 
 
 def pieces(spans: Iterable[tuple[int, int]]) -> Iterator[tuple[int, int]]:

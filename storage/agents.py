@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
 
 from storage import calendars, outbox, scheduling
 from storage.schema import agent_roles, agent_services, agents, organisations, services
@@ -54,6 +54,7 @@ class Relation:
     secretariat: bool = False
     # The owner is an intervenant (no login) of a service the agent belongs to.
     manages: bool = False
+    owner_active: bool = True  # False: the owner was deactivated
 
 
 def hash_password(password: str) -> str:
@@ -208,10 +209,14 @@ def set_password(conn: Connection, login: str, password: str) -> None:
         raise AgentError(f"no agent with login {login!r} that can log in")
 
 
-_PASSWORD_HASH = select(agents.c.password_hash).where(agents.c.login == bindparam("login"))
+_PASSWORD_HASH = select(agents.c.password_hash).where(
+    agents.c.login == bindparam("login"), agents.c.deactivated_at.is_(None)
+)
 
 
 def password_hash(conn: Connection, login: str) -> str | None:
+    """The hash a login's password is checked against; None for an unknown
+    login, an intervenant or a deactivated agent (none of them logs in)."""
     # Read on every authenticated request, hence the prebuilt statement.
     return conn.execute(_PASSWORD_HASH, {"login": login}).scalar_one_or_none()
 
@@ -254,14 +259,89 @@ def relation(conn: Connection, user: str, owner: str) -> Relation:
         .join(them, them.c.id == their_role.c.agent_id)
         .where(them.c.login == owner, services.c.secretariat),
     )
+    deactivated = conn.execute(
+        select(agents.c.deactivated_at).where(agents.c.login == owner)
+    ).scalar_one_or_none()
     return Relation(
         is_self=False,
         is_admin=is_admin,
         shares_service=shares,
         secretariat=secretariat,
         manages=shares and owner_is_intervenant,
+        owner_active=deactivated is None,
     )
 
 
 def _found(conn: Connection, query: Select) -> bool:
     return conn.execute(query).first() is not None
+
+
+# -- the admin API: operators, memberships, deactivation -----------------------
+
+
+def is_operator(conn: Connection, login: str) -> bool:
+    found = conn.execute(
+        select(agents.c.operator).where(agents.c.login == login, agents.c.deactivated_at.is_(None))
+    ).scalar_one_or_none()
+    return bool(found)
+
+
+def set_operator(conn: Connection, login: str, operator: bool) -> None:
+    """Make ``login`` an operator of the server (or not): the command line's
+    ``calserver operator``; no API sets it."""
+    updated = conn.execute(
+        update(agents)
+        .where(agents.c.login == login, agents.c.password_hash.is_not(None))
+        .values(operator=operator)
+    ).rowcount
+    if not updated:
+        raise AgentError(f"no agent with login {login!r} that can log in")
+
+
+def active_admins(conn: Connection, organisation: int) -> list[int]:
+    """Ids of the organisation's admins who are not deactivated."""
+    query = (
+        select(agent_roles.c.agent_id)
+        .join(agents, agents.c.id == agent_roles.c.agent_id)
+        .where(
+            agent_roles.c.organisation_id == organisation,
+            agent_roles.c.role == "admin",
+            agents.c.deactivated_at.is_(None),
+        )
+        .order_by(agent_roles.c.agent_id)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def add_membership(conn: Connection, agent_id: int, organisation: int, role: str) -> None:
+    conn.execute(
+        insert(agent_roles).values(agent_id=agent_id, organisation_id=organisation, role=role)
+    )
+
+
+def set_role(conn: Connection, agent_id: int, organisation: int, role: str) -> None:
+    conn.execute(
+        update(agent_roles)
+        .where(agent_roles.c.agent_id == agent_id, agent_roles.c.organisation_id == organisation)
+        .values(role=role)
+    )
+
+
+def set_services(
+    conn: Connection, agent_id: int, organisation: int, service_ids: list[int]
+) -> None:
+    """The agent's services in this organisation become ``service_ids``; its
+    services elsewhere stay."""
+    theirs = select(services.c.id).where(services.c.organisation_id == organisation)
+    conn.execute(
+        delete(agent_services).where(
+            agent_services.c.agent_id == agent_id, agent_services.c.service_id.in_(theirs)
+        )
+    )
+    for service in sorted(set(service_ids)):
+        conn.execute(insert(agent_services).values(agent_id=agent_id, service_id=service))
+
+
+def set_deactivated(conn: Connection, agent_id: int, at: int | None) -> None:
+    """Deactivate the agent at ``at`` (POSIX seconds), or reactivate it (None)."""
+    conn.execute(update(agents).where(agents.c.id == agent_id).values(deactivated_at=at))

@@ -41,8 +41,9 @@ AGENDA_MODELS = ("rdv", "absence", "plage_ouverture")
 # Every column of a usager but these is personal data: a column added later is
 # personal until it is named here.
 USAGER_PLAIN_FIELDS = frozenset({"id", "organisation_id", "created_at"})
-# Not even a digest: free text an agent wrote about a person.
-UNTOLD_FIELDS = {"usager": frozenset({"notes"})}
+# Not even a digest: free text an agent wrote about a person, and the names'
+# search key (derived from the names, which are told).
+UNTOLD_FIELDS = {"usager": frozenset({"notes", "search_key"})}
 INITIAL_SYNC = "initial_sync"
 # PostgreSQL channel a committed event is announced on (workers LISTEN to it).
 CHANNEL = "calserver_outbox"

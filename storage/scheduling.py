@@ -27,6 +27,7 @@ from storage.schema import (
     services,
     usagers,
 )
+from storage.text import folded, name_key
 
 Record = dict[str, Any]
 
@@ -37,6 +38,7 @@ _AGENT_PUBLIC = (
     agents.c.email,
     agents.c.other_calendars_block,
     agents.c.feed_with_availability,
+    agents.c.deactivated_at.is_(None).label("active"),
 )
 
 
@@ -63,6 +65,10 @@ def _holder(table: Table, *columns: str) -> Callable[[Record], Select]:
 
 
 _UNIQUE = {
+    "services": _Unique(
+        "this organisation already has a service of this name",
+        _holder(services, "organisation_id", "name"),
+    ),
     "organisations": _Unique(
         "an organisation with this slug already exists", _holder(organisations, "slug")
     ),
@@ -177,6 +183,16 @@ def organisation(conn: Connection, organisation_id: int) -> Record | None:
     return _one(conn, organisations, organisation_id)
 
 
+def organisation_ids(conn: Connection) -> list[int]:
+    return list(conn.execute(select(organisations.c.id).order_by(organisations.c.id)).scalars())
+
+
+def organisation_by_slug(conn: Connection, slug: str) -> int | None:
+    return conn.execute(
+        select(organisations.c.id).where(organisations.c.slug == slug)
+    ).scalar_one_or_none()
+
+
 def update_organisation(conn: Connection, organisation_id: int, values: Record) -> Record | None:
     return _update(conn, organisations, organisation_id, values)
 
@@ -186,6 +202,16 @@ def organisation_services(conn: Connection, organisation_id: int) -> list[Record
 
 
 def service(conn: Connection, service_id: int) -> Record | None:
+    return _one(conn, services, service_id)
+
+
+def update_service(conn: Connection, service_id: int, values: Record) -> Record | None:
+    """Rename, disable or enable a service (``Duplicate`` when the name is
+    another service's of the organisation).  Services are not told to the
+    outbox: RDV-SP's webhooks have no service model."""
+    if values:
+        statement = update(services).where(services.c.id == service_id).values(**values)
+        _written(conn, services, statement, values, service_id)
     return _one(conn, services, service_id)
 
 
@@ -268,7 +294,7 @@ def organisation_agents(conn: Connection, organisation_id: int) -> list[Record]:
 
 def agents_of_service(conn: Connection, service_id: int) -> list[int]:
     """Agents of the service who can hold RDVs in its organisation (any role:
-    an intervenant has an agenda too)."""
+    an intervenant has an agenda too), deactivated ones left out."""
     query = (
         select(agent_services.c.agent_id)
         .join(services, services.c.id == agent_services.c.service_id)
@@ -277,7 +303,8 @@ def agents_of_service(conn: Connection, service_id: int) -> list[int]:
             (agent_roles.c.agent_id == agent_services.c.agent_id)
             & (agent_roles.c.organisation_id == services.c.organisation_id),
         )
-        .where(agent_services.c.service_id == service_id)
+        .join(agents, agents.c.id == agent_services.c.agent_id)
+        .where(agent_services.c.service_id == service_id, agents.c.deactivated_at.is_(None))
         .order_by(agent_services.c.agent_id)
     )
     return list(conn.execute(query).scalars())
@@ -341,9 +368,12 @@ def usagers_of(conn: Connection, organisation_id: int) -> list[Record]:
     return _of_organisation(conn, usagers, organisation_id)
 
 
-def _usager_values(values: Record) -> Record:
+def _usager_values(values: Record, current: Record | None = None) -> Record:
     if "email" in values:
-        return {**values, "email": normalised_email(values["email"])}
+        values = {**values, "email": normalised_email(values["email"])}
+    if "first_name" in values or "last_name" in values:
+        names = {**(current or {}), **values}
+        values = {**values, "search_key": name_key(names["last_name"], names["first_name"])}
     return values
 
 
@@ -354,7 +384,20 @@ def create_usager(conn: Connection, values: Record) -> Record:
 
 
 def update_usager(conn: Connection, usager_id: int, values: Record) -> Record | None:
-    return _update(conn, usagers, usager_id, _usager_values(values))
+    return _update(conn, usagers, usager_id, _usager_values(values, usager(conn, usager_id)))
+
+
+def search_usagers(
+    conn: Connection, organisation_id: int, words: list[str], limit: int
+) -> list[Record]:
+    """The organisation's usagers with a name word starting with each of
+    ``words`` (folded: case and accents ignored), by last then first name."""
+    query = select(usagers).where(usagers.c.organisation_id == organisation_id)
+    for word in words:
+        escaped = "".join("\\" + c if c in "\\%_" else c for c in folded(word))
+        query = query.where(usagers.c.search_key.like(f"% {escaped}%", escape="\\"))
+    query = query.order_by(usagers.c.last_name, usagers.c.first_name, usagers.c.id).limit(limit)
+    return [dict(r) for r in conn.execute(query).mappings()]
 
 
 def learn_existing_records(conn: Connection) -> int:

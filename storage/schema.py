@@ -73,6 +73,8 @@ services = Table(
     Column("name", String(200), nullable=False),
     # Its members see every agenda and search every motif of the organisation.
     Column("secretariat", Boolean, nullable=False, server_default="0"),
+    # Disabled: kept for the motifs and agents that name it, offered to no new one.
+    Column("enabled", Boolean, nullable=False, server_default="1"),
     UniqueConstraint("organisation_id", "name"),
 )
 
@@ -96,6 +98,12 @@ agents = Table(
     # Which RDV changes of its agendas the agent is emailed: all, others (not
     # its own), soon (the old or new date is today or tomorrow), none.
     Column("rdv_notifications_level", String(8), nullable=False, server_default="others"),
+    # The server's operator: creates organisations and acts as an admin of
+    # every one through the API.  Set only by the command line.
+    Column("operator", Boolean, nullable=False, server_default="0"),
+    # When the agent was deactivated (POSIX seconds); NULL: active.  A
+    # deactivated agent cannot log in and its agendas are read-only.
+    Column("deactivated_at", BigInteger, nullable=True),
 )
 
 # An agent's role in one organisation: admin, basic or intervenant.
@@ -244,6 +252,9 @@ usagers = Table(
     # The usager's own choices of channel for notifications.
     Column("notify_by_email", Boolean, nullable=False, server_default="1"),
     Column("notify_by_sms", Boolean, nullable=False, server_default="1"),
+    # " dupont marie": the names' words, lower-cased without accents, each
+    # after a space, for the search by first letters (storage.text.name_key).
+    Column("search_key", String(420), nullable=False, server_default=""),
     # An email is one usager's within an organisation; stored trimmed and
     # lower-cased (storage.scheduling.normalised_email); NULLs do not collide.
     Index("ix_usagers_organisation_id_email", "organisation_id", "email", unique=True),
@@ -277,6 +288,22 @@ agenda_events = Table(
     Column("expanded_until", BigInteger, nullable=False),
     Index("ix_agenda_events_agent_kind_start", "agent_id", "kind", "starts_at"),
     Index("ix_agenda_events_public_id", "public_id", unique=True),
+    # An organisation's RDV lists, exports and statistics over a period.
+    Index("ix_agenda_events_organisation_kind_start", "organisation_id", "kind", "starts_at"),
+)
+
+# The usagers of each indexed RDV, for a usager's history and the RDV lists.
+rdv_usagers = Table(
+    "rdv_usagers",
+    metadata,
+    Column(
+        "item_id",
+        Integer,
+        ForeignKey("agenda_events.item_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("usager_id", Integer, primary_key=True),
+    Index("ix_rdv_usagers_usager_id", "usager_id"),
 )
 
 # Occurrences that matter for booking: every plage occurrence, and the busy

@@ -51,11 +51,13 @@ class Agent(_Out):
     email: str | None
     other_calendars_block: bool
     feed_with_availability: bool
+    active: Annotated[bool, Meta(description="false: deactivated (no login, agendas read-only)")]
 
 
 class Me(Agent):
     organisations: list[Membership]
     service_ids: list[int]
+    operator: Annotated[bool, Meta(description="an operator of the server: creates organisations")]
 
 
 class Member(Agent):
@@ -84,6 +86,7 @@ class Service(_Out):
         bool,
         Meta(description="its members see every agenda and search every motif of the organisation"),
     ]
+    enabled: bool
 
 
 class Lieu(_Out):
@@ -127,6 +130,81 @@ class Usager(_Out):
     created_at: Instant
     notify_by_email: bool
     notify_by_sms: bool
+
+
+class Person(_Out):
+    id: int
+    first_name: str
+    last_name: str
+
+
+class RdvRow(_Out):
+    """An RDV of an organisation's list; times in the organisation's zone."""
+
+    id: Annotated[str, Meta(description="its UID in the agent's agenda")]
+    agent_id: int
+    agent_name: str
+    motif_id: int | None
+    motif_name: str | None
+    service_name: str | None
+    lieu_id: int | None
+    lieu_name: str | None
+    status: Status
+    starts_at: Instant
+    ends_at: Instant
+    usagers: list[Person]
+
+
+class UsagerRdv(_Out):
+    id: str
+    agent_id: int
+    motif_id: int | None
+    lieu_id: int | None
+    status: Status
+    starts_at: Instant
+    ends_at: Instant
+
+
+class StatusCounts(_Out):
+    unknown: int
+    seen: int
+    noshow: int
+    excused: int
+    revoked: int
+
+
+class UsagerHistory(_Out):
+    """A usager's RDVs in the agendas the reader may see: to come (by start)
+    and past (latest first), and how many of each status."""
+
+    usager_id: int
+    upcoming: list[UsagerRdv]
+    past: list[UsagerRdv]
+    counts: StatusCounts
+
+
+class MotifCount(_Out):
+    motif_id: int | None
+    motif_name: str | None
+    count: int
+
+
+class WeekCount(_Out):
+    week: Annotated[str, Meta(description="ISO week, e.g. 2026-W48")]
+    starts_on: Annotated[str, Meta(extra_json_schema={"format": "date"})]
+    count: int
+
+
+class Statistics(_Out):
+    """RDVs starting in [from, to), counted by motif, status and ISO week
+    (weeks in the organisation's zone, every week of the period listed)."""
+
+    from_: Instant = field(name="from")
+    to: Instant
+    total: int
+    by_motif: list[MotifCount]
+    by_status: StatusCounts
+    by_week: list[WeekCount]
 
 
 class AgendaEntry(_Out):

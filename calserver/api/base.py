@@ -37,7 +37,7 @@ from calserver.access_log import route_template
 from calserver.auth_gate import AuthGate, AuthRefused
 from plugins.credentials import WrongCredentials
 from plugins.rights import Rights
-from storage import scheduling
+from storage import agents, scheduling
 from storage.database import Database
 from storage.text import unstorable
 
@@ -333,11 +333,19 @@ def utc_iso_ms(milliseconds: int | None) -> str | None:
 
 
 def role_in(conn: Connection, login: str, organisation_id: int) -> tuple[int, str]:
-    """(agent id, role) of the logged-in agent in the organisation, or 404."""
+    """(agent id, role) of the logged-in agent in the organisation, or 404.
+    An operator of the server is an admin of every organisation it is not a
+    member of (the API only: CalDAV rights are the memberships')."""
     agent = scheduling.agent_by_login(conn, login)
     if agent is None:
         raise not_found("this organisation")
     role = scheduling.roles_of(conn, agent["id"]).get(organisation_id)
+    if (
+        role is None
+        and agents.is_operator(conn, login)
+        and scheduling.organisation(conn, organisation_id) is not None
+    ):
+        role = "admin"
     if role is None or role == "intervenant":
         raise not_found("this organisation")
     return agent["id"], role

@@ -23,7 +23,8 @@ from typing import Any, NamedTuple
 import msgspec
 from aiohttp import web
 
-from calserver.api import answers, schemas
+from booking.model import RDV_STATUSES
+from calserver.api import answers, exports, schemas
 from calserver.api.base import MAX_BODY
 
 
@@ -47,6 +48,8 @@ class Operation(NamedTuple):
     description: str = ""
     many: bool = False
     body_required: bool = True
+    # A file rather than JSON: its media type (the answer is then not a schema).
+    media: str | None = None
 
 
 ORG = "/organisations/{org}"
@@ -78,6 +81,33 @@ _MOTIF_RULES = (
     "minutes and one year, the maximum longer than the minimum; colour #rrggbb; a name, "
     "location type and organisation that no other motif has (409)."
 )
+_PERIOD = (
+    Query("from", "the period's start: " + _MOMENT, required=True),
+    Query("to", "the period's end: " + _MOMENT, required=True),
+)
+_RDV_FILTERS = (
+    *_PERIOD,
+    Query("agent", "only this agent's RDVs", schema={"type": "integer", "minimum": 1}),
+    Query("motif", "only this motif", schema={"type": "integer", "minimum": 1}),
+    Query("lieu", "only at this lieu", schema={"type": "integer", "minimum": 1}),
+    Query(
+        "status",
+        "comma-separated statuses: " + ", ".join(RDV_STATUSES),
+        schema={"type": "string", "pattern": "^[a-z]+(,[a-z]+)*$"},
+    ),
+)
+_LISTS = (
+    "The RDVs starting in the period in the agendas you may read (an admin: every agent's; "
+    "a basic agent: its own and its service colleagues'), by start, times in the "
+    "organisation's zone.  At most two years; a filter naming what is not the "
+    "organisation's (or an agent whose RDVs you may not see) is a 422, filters matching "
+    "nothing give an empty answer."
+)
+_FILE = (
+    "  Columns (French headers): Date, Début, Fin, Durée (min), Statut, Motif, Service, Lieu, "
+    "Agent, Usagers (first and last names only), Identifiant."
+)
+_LAST_ADMIN = "409 last-admin when the organisation would be left without an active admin."
 _AGENDA_RIGHTS = (
     "Rights are the CalDAV rights of the agenda: the agent and the admins of its "
     "organisations; the agents who share a service with it, and the members of a secrétariat "
@@ -94,6 +124,14 @@ _RDV_DURATION = (
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/me", "The logged-in agent, its organisations and services",
               answer=answers.Me),
+    Operation("get", "/organisations", "Organisations: an operator's every one, an agent's own",
+              answer=answers.Organisation, many=True),
+    Operation("post", "/organisations", "Create an organisation (operators)",
+              schemas.OrganisationIn, answers.Organisation, 201, (403, 409),
+              description="Operators are agents flagged by `calserver operator LOGIN` (the "
+                          "first admin of a new installation is one); they are admins of every "
+                          "organisation through the API, so they give a new one its first admin "
+                          "(POST .../agents or .../memberships).  409 when the slug is taken."),
     Operation("get", ORG, "An organisation and its settings", answer=answers.Organisation,
               description="Members of the organisation only (404 for others)."),
     Operation("patch", ORG, "Change settings (admin)", schemas.OrganisationPatch,
@@ -105,13 +143,50 @@ OPERATIONS: tuple[Operation, ...] = (
               answers.Service, 201, (403, 409),
               description="409 when the name is taken.  The members of a secrétariat service "
                           "see every agenda and search every motif of the organisation."),
+    Operation("patch", ORG + "/services/{id}",
+              "Rename, disable or enable a service, or make it a secrétariat (admin)",
+              schemas.ServicePatch, answers.Service, errors=(403, 409),
+              description="A disabled service keeps its motifs and agents and takes no new "
+                          "ones (422 disabled-service).  409 when the name is taken."),
     Operation("get", ORG + "/agents", "Agents with role and services", answer=answers.Member,
               many=True),
+    Operation("post", ORG + "/memberships", "Add an agent of another organisation (admin)",
+              schemas.MembershipIn, answers.Member, 201, (403, 409),
+              description="An admin adds an agent of an organisation it also administers; an "
+                          "operator anyone (422 unknown-agent otherwise).  Services: enabled "
+                          "services of this organisation.  409 when already a member."),
+    Operation("patch", ORG + "/agents/{agent}/membership",
+              "Change an agent's role or services here (admin)", schemas.MembershipPatch,
+              answers.Member, errors=(403, 409),
+              description="service_ids replaces the agent's services in this organisation.  "
+                          + _LAST_ADMIN),
+    Operation("post", ORG + "/agents/{agent}/deactivate", "Deactivate an agent (admin)",
+              answer=answers.Member, errors=(403, 409),
+              description="The agent can no longer log in (CalDAV and API); its agendas and "
+                          "history stay, read-only for its admins; no slot of it is offered.  "
+                          "Only an operator or an admin of every organisation of the agent.  "
+                          + _LAST_ADMIN + "  409 coming-rdvs while RDVs are still to come."),
+    Operation("post", ORG + "/agents/{agent}/reactivate", "Reactivate an agent (admin)",
+              answer=answers.Member, errors=(403,)),
     Operation("post", ORG + "/agents", "Create an agent (admin)", schemas.AgentIn,
               answers.Agent, 201, (403,),
               description="A login taken anywhere on the server is a 422 (invalid-agent)."),
     Operation("patch", ORG + "/agents/{agent}", "Agent settings (the agent or an admin)",
               schemas.AgentPatch, answers.Agent, errors=(403,)),
+    Operation("get", ORG + "/rdvs", "The organisation's RDVs, filtered", answer=answers.RdvRow,
+              many=True, query=_RDV_FILTERS, description=_LISTS),
+    Operation("get", ORG + "/rdvs.csv", "The same list as CSV", query=_RDV_FILTERS,
+              media=exports.CSV_TYPE,
+              description=_LISTS + _FILE + "  UTF-8 with a byte order mark, fields separated "
+                                           "by ';', CRLF line ends, streamed."),
+    Operation("get", ORG + "/rdvs.xlsx", "The same list as an Excel workbook",
+              query=_RDV_FILTERS, media=exports.XLSX_TYPE,
+              description=_LISTS + _FILE + "  One sheet, RDV; dates and times as cells."),
+    Operation("get", ORG + "/statistics", "RDVs counted by motif, status and week (admin)",
+              answer=answers.Statistics, errors=(403,), query=_RDV_FILTERS,
+              description="Every RDV of the organisation starting in the period (at most two "
+                          "years), with the same filters as the lists; weeks are ISO weeks in "
+                          "the organisation's zone, every week of the period listed."),
     Operation("get", ORG + "/lieux", "Lieux", answer=answers.Lieu, many=True),
     Operation("post", ORG + "/lieux", "Create a lieu (admin)", schemas.LieuIn, answers.Lieu,
               201, (403,)),
@@ -125,12 +200,18 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", ORG + "/motifs/{id}", "A motif", answer=answers.Motif),
     Operation("patch", ORG + "/motifs/{id}", "Change a motif (admin)", schemas.MotifPatch,
               answers.Motif, errors=(403, 409), description=_MOTIF_RULES),
-    Operation("get", ORG + "/usagers", "Usagers", answer=answers.Usager, many=True),
+    Operation("get", ORG + "/usagers", "Usagers, or those a search finds", answer=answers.Usager,
+              many=True,
+              query=(Query("q", "words, each the first letters of one of the usager's names "
+                                "(case and accents ignored): at most 50 usagers, by name"),)),
     Operation("post", ORG + "/usagers", "Create a usager (any member)", schemas.UsagerIn,
               answers.Usager, 201, (409,),
               description="The email is stored trimmed and lower-cased; another usager of the "
                           "organisation with the same email is a 409 whose existing_id names "
                           "it, and nothing is written."),
+    Operation("get", ORG + "/usagers/{id}/rdvs", "A usager's RDVs: to come, past, by status",
+              answer=answers.UsagerHistory,
+              description="In the agendas you may read; past ones latest first."),
     Operation("get", ORG + "/usagers/{id}", "A usager", answer=answers.Usager),
     Operation("patch", ORG + "/usagers/{id}", "Change a usager (any member)",
               schemas.UsagerPatch, answers.Usager, errors=(409,),
@@ -305,6 +386,9 @@ def _error_responses(operation: Operation) -> dict[int, dict]:
 
 
 def _success(operation: Operation) -> dict:
+    if operation.media is not None:
+        file = {"type": "string", "contentMediaType": operation.media}
+        return {"description": "The file", "content": {operation.media: {"schema": file}}}
     if operation.answer is None:
         return {"description": "Done; no body"}
     schema: dict = {"$ref": f"#/components/schemas/{operation.answer.__name__}"}

@@ -50,6 +50,7 @@ async def me(request: web.Request) -> web.Response:
             **agent,
             "organisations": [{"id": o, "role": r} for o, r in sorted(roles.items())],
             "service_ids": sorted(services),
+            "operator": agents.is_operator(conn, login),
         }
 
     ctx = context(request)
@@ -131,7 +132,8 @@ async def list_agents(request: web.Request) -> web.Response:
         role_in(conn, login, org)
         found = scheduling.organisation_agents(conn, org)
         services = scheduling.service_ids_of(conn, [a["id"] for a in found])
-        return [{**a, "service_ids": sorted(services[a["id"]])} for a in found]
+        here = {s["id"] for s in scheduling.organisation_services(conn, org)}
+        return [{**a, "service_ids": sorted(services[a["id"]] & here)} for a in found]
 
     ctx = context(request)
     return json(await ctx.run(ctx.read, read))
@@ -190,6 +192,8 @@ class RecordKind:
     update: Callable[[Connection, int, dict], dict | None]
     admin_only: bool
     check: Callable[[Connection, int, dict], None] | None = None
+    # The list's ``q`` parameter: records whose name words start with its words.
+    search: Callable[[Connection, int, str], list[dict]] | None = None
     # The record as answered, when it differs from the row (times as ISO 8601).
     shown: Callable[[dict], dict] = dict
 
@@ -204,10 +208,26 @@ def _check_motif(conn: Connection, org: int, fields: dict) -> None:
         raise ApiError(
             422, "unknown-service", "the motif's service is not one of this organisation"
         )
+    if not service["enabled"] and "id" not in fields:  # a new motif ("id": a change)
+        raise ApiError(422, "disabled-service", f"the service {service['name']!r} is disabled")
 
 
 def _usager(row: dict) -> dict:
-    return {**row, "created_at": utc_iso(row["created_at"])}
+    shown = {k: v for k, v in row.items() if k != "search_key"}
+    return {**shown, "created_at": utc_iso(row["created_at"])}
+
+
+# A search answers at most this many usagers, the closest names first.
+SEARCH_LIMIT = 50
+
+
+def _search_usagers(conn: Connection, org: int, query: str) -> list[dict]:
+    words = query.split()
+    if not words or len(query) > 200:
+        raise ApiError(
+            422, "invalid-parameter", "'q' is one to a few words of at most 200 characters"
+        )
+    return scheduling.search_usagers(conn, org, words, SEARCH_LIMIT)
 
 
 KINDS = (
@@ -224,7 +244,7 @@ KINDS = (
     RecordKind(
         "usager", "usagers", schemas.UsagerIn, schemas.UsagerPatch,
         scheduling.usager, scheduling.usagers_of, scheduling.create_usager,
-        scheduling.update_usager, admin_only=False, shown=_usager,
+        scheduling.update_usager, admin_only=False, shown=_usager, search=_search_usagers,
     ),
 )  # fmt: skip
 
@@ -245,9 +265,15 @@ def _handlers(kind: RecordKind) -> dict[str, Callable[[web.Request], Any]]:
     async def list_all(request: web.Request) -> web.Response:
         login, org = await login_of(request), int_param(request, "org")
 
+        query = request.query.get("q") if kind.search else None
+
         def read(conn: Connection) -> list[dict]:
             role_in(conn, login, org)
-            return [kind.shown(record) for record in kind.list_of(conn, org)]
+            if kind.search and query is not None:
+                found = kind.search(conn, org, query)
+            else:
+                found = kind.list_of(conn, org)
+            return [kind.shown(record) for record in found]
 
         ctx = context(request)
         return json(await ctx.run(ctx.read, read))

@@ -102,14 +102,59 @@ class OrganisationPatch(_In):
     contact_address: Address | None | UnsetType = UNSET
 
 
+class OrganisationIn(_In):
+    """A new organisation (operators only); its first admin is then created
+    with ``POST /organisations/{org}/agents`` or added with ``.../memberships``."""
+
+    name: Name
+    slug: Annotated[
+        str,
+        Meta(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$", description="for public URLs"),
+    ]
+    time_zone: TimeZone = "Europe/Paris"
+    holiday_zone: HolidayZone = "metropole"
+    pentecost_worked: bool = False
+    contact_email: Email | None = None
+    contact_phone: Phone | None = None
+    contact_address: Address | None = None
+
+
 class ServiceIn(_In):
     name: Name
     # Its members see every agenda and search every motif of the organisation.
     secretariat: bool = False
 
 
+class ServicePatch(_In):
+    name: Name | UnsetType = UNSET
+    # False: kept for the motifs and agents it has, offered to no new one.
+    enabled: bool | UnsetType = UNSET
+    # True: its members see every agenda and search every motif of the organisation.
+    secretariat: bool | UnsetType = UNSET
+
+
+Login = Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+MemberRole = Literal["admin", "basic"]
+
+
+class MembershipIn(_In):
+    """An agent who already works in another organisation, added to this one."""
+
+    login: Login
+    role: MemberRole = "basic"
+    service_ids: Annotated[list[Id], Meta(max_length=50)] = []
+
+
+class MembershipPatch(_In):
+    """The agent's role and services in this organisation (its services in
+    other organisations stay)."""
+
+    role: MemberRole | UnsetType = UNSET
+    service_ids: Annotated[list[Id], Meta(max_length=50)] | UnsetType = UNSET
+
+
 class AgentIn(_In):
-    login: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
+    login: Login
     role: Literal["admin", "basic", "intervenant"] = "basic"
     services: list[Name] = []
     display_name: Annotated[str, Meta(max_length=200)] = ""

@@ -12,6 +12,7 @@ import httpx
 from alembic import command as alembic
 from sqlalchemy import insert
 
+from storage import agents
 from storage.database import Database
 from storage.schema import organisations, usagers
 from tests.conftest import CALSERVER, run_cli, start_server
@@ -169,3 +170,29 @@ def test_migrate_refusing_usagers_sharing_an_email_says_why_in_one_line(tmp_path
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("calserver: cannot make usagers' emails unique")
     assert "ids): 1, 2." in done.stderr
+
+
+def test_operator_flag_is_set_and_removed_by_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'operators.db'}"
+    assert (
+        run_cli(url, "add-agent", "bob", "--password-stdin", stdin="bob-password\n").returncode == 0
+    )
+
+    def operator(login: str) -> bool:
+        db = Database(url)
+        try:
+            with db.transaction(write=False) as conn:
+                return agents.is_operator(conn, login)
+        finally:
+            db.dispose()
+
+    # The first admin of a new installation operates the server; others do not.
+    assert operator("admin") and not operator("bob")
+    done = run_cli(url, "operator", "bob")
+    assert done.returncode == 0 and "'bob' is an operator" in done.stdout
+    assert operator("bob")
+    assert run_cli(url, "operator", "bob", "--off").returncode == 0
+    assert not operator("bob")
+    unknown = run_cli(url, "operator", "nobody")
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert unknown.stderr.strip() == "calserver: no agent with login 'nobody' that can log in"

@@ -129,6 +129,70 @@ CASES: dict[tuple[str, str], tuple[Call, Call, int]] = {
         lambda w: httpx.get(w.office.server.url + API + "/me"),
         401,
     ),
+    ("get", "/organisations"): (
+        lambda w: w.agent.get("/organisations"),
+        lambda w: httpx.get(w.office.server.url + API + "/organisations"),
+        401,
+    ),
+    ("post", "/organisations"): (
+        lambda w: w.admin.post("/organisations", json={"name": "Contrat", "slug": "contrat"}),
+        lambda w: w.agent.post("/organisations", json={"name": "Contrat", "slug": "contrat-x"}),
+        403,
+    ),
+    ("patch", "/organisations/{org}/services/{id}"): (
+        lambda w: w.admin.patch(f"{w.org}/services/{_service(w)}", json={"enabled": True}),
+        lambda w: w.agent.patch(f"{w.org}/services/{_service(w)}", json={"enabled": True}),
+        403,
+    ),
+    ("post", "/organisations/{org}/memberships"): (
+        lambda w: w.admin.post(f"/organisations/{_second_org(w)}/memberships",
+                               json={"login": w.office.login}),
+        lambda w: w.admin.post(f"/organisations/{_second_org(w)}/memberships",
+                               json={"login": w.office.login}),
+        409,
+    ),
+    ("patch", "/organisations/{org}/agents/{agent}/membership"): (
+        lambda w: w.admin.patch(f"{w.org}/agents/{w.office.agent}/membership",
+                                json={"service_ids": [_service(w)]}),
+        lambda w: w.agent.patch(f"{w.org}/agents/{w.office.agent}/membership",
+                                json={"role": "admin"}),
+        403,
+    ),
+    ("post", "/organisations/{org}/agents/{agent}/deactivate"): (
+        lambda w: w.admin.post(f"{w.org}/agents/{_leaving(w)}/deactivate"),
+        lambda w: w.admin.post(f"{w.org}/agents/{_admin_id(w)}/deactivate"),
+        409,
+    ),
+    ("post", "/organisations/{org}/agents/{agent}/reactivate"): (
+        lambda w: w.admin.post(f"{w.org}/agents/{_leaving(w)}/reactivate"),
+        lambda w: w.agent.post(f"{w.org}/agents/{_leaving(w)}/reactivate"),
+        403,
+    ),
+    ("get", "/organisations/{org}/rdvs"): (
+        lambda w: w.agent.get(f"{w.org}/rdvs", params=_period()),
+        lambda w: w.agent.get(f"{w.org}/rdvs", params={"from": today().isoformat()}),
+        422,
+    ),
+    ("get", "/organisations/{org}/rdvs.csv"): (
+        lambda w: w.agent.get(f"{w.org}/rdvs.csv", params=_period()),
+        lambda w: w.agent.get(f"{w.org}/rdvs.csv", params={**_period(), "status": "lost"}),
+        422,
+    ),
+    ("get", "/organisations/{org}/rdvs.xlsx"): (
+        lambda w: w.admin.get(f"{w.org}/rdvs.xlsx", params=_period()),
+        lambda w: w.admin.get(f"/organisations/{MISSING}/rdvs.xlsx", params=_period()),
+        404,
+    ),
+    ("get", "/organisations/{org}/statistics"): (
+        lambda w: w.admin.get(f"{w.org}/statistics", params=_period()),
+        lambda w: w.agent.get(f"{w.org}/statistics", params=_period()),
+        403,
+    ),
+    ("get", "/organisations/{org}/usagers/{id}/rdvs"): (
+        lambda w: w.agent.get(f"{w.org}/usagers/{w.usager['id']}/rdvs"),
+        lambda w: w.agent.get(f"{w.org}/usagers/{MISSING}/rdvs"),
+        404,
+    ),
     ("get", "/organisations/{org}"): (
         lambda w: w.agent.get(w.org),
         lambda w: w.agent.get(f"/organisations/{MISSING}"),
@@ -459,6 +523,32 @@ def _plage(w: World) -> dict:
             "first_day": day, "start_time": "19:00", "end_time": "20:00"}  # fmt: skip
 
 
+def _service(w: World) -> int:
+    return ok(w.admin.get(f"{w.org}/services"))[0]["id"]
+
+
+def _second_org(w: World) -> int:
+    """An organisation the operator made, for memberships (made once)."""
+    found = {o["slug"]: o["id"] for o in ok(w.admin.get("/organisations"))}
+    if "contrat-membres" in found:
+        return found["contrat-membres"]
+    made = w.admin.post("/organisations", json={"name": "Membres", "slug": "contrat-membres"})
+    return ok(made, 201)["id"]
+
+
+def _leaving(w: World) -> int:
+    """An agent without RDVs to come, who may be deactivated (made once)."""
+    found = {m["login"]: m["id"] for m in ok(w.admin.get(f"{w.org}/agents"))}
+    if "contract-leaving" in found:
+        return found["contract-leaving"]
+    body = {"login": "contract-leaving", "password": "contract-leaving-1"}
+    return ok(w.admin.post(f"{w.org}/agents", json=body), 201)["id"]
+
+
+def _period() -> dict:
+    return {"from": today().isoformat(), "to": (today() + timedelta(days=365)).isoformat()}
+
+
 def _admin_id(w: World) -> int:
     return ok(w.admin.get("/me"))["id"]
 
@@ -489,7 +579,11 @@ def _problems(document: dict, op: Operation, answer: httpx.Response) -> list[str
         response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
     if "content" not in response:
         return [] if answer.content == b"" else [f"{where}: a body where none is documented"]
-    if answer.headers.get("Content-Type", "").split(";")[0] != "application/json":
+    kind = answer.headers.get("Content-Type", "").split(";")[0]
+    if "application/json" not in response["content"]:  # a file (CSV, XLSX)
+        documented = sorted(response["content"])
+        return [] if kind in documented else [f"{where}: {kind} where {documented} is documented"]
+    if kind != "application/json":
         return [f"{where}: not JSON ({answer.headers.get('Content-Type')})"]
     schema = response["content"]["application/json"]["schema"]
     validator = OAS31Validator(

@@ -2,10 +2,9 @@
 agendas, records, usagers, feeds or créneaux, over CalDAV and the API, even
 where both name a service "PMI".
 
-The API has no route that creates an organisation, nor does the ``calserver``
-command (``add-agent --organisation`` needs an existing one): the second
-organisation and its first admin are created in-process on the server's
-database with ``storage.agents``; everything else goes through the API.
+The second organisation and its first admin are created in-process on the
+server's database with ``storage.agents`` (``tests/protocol/test_admin_api.py``
+does it through the API, as an operator); everything else goes through the API.
 """
 
 from __future__ import annotations
@@ -120,6 +119,9 @@ def sides(module_server: Server) -> Iterator[tuple[Side, Side]]:
         agents.create_agent(
             conn, "admin-b", organisation=other, role="admin", password="admin-b-password"
         )
+        # The first admin operates the server (an admin of every organisation
+        # through the API): here both sides' admins are ordinary ones.
+        agents.set_operator(conn, "admin", False)
     db.dispose()
     with httpx.Client(base_url=server.url + API, auth=("admin", ADMIN_PASSWORD)) as admin:
         first = _ok(admin.get("/me"))["organisations"][0]["id"]

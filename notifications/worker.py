@@ -87,7 +87,7 @@ class Outgoing:
     recipient: str | None = None  # masked, for the receipt
     skip: str | None = None
     error: str | None = None  # it could not be prepared: failed for good
-    message: Any = None  # (address, EmailMessage), or (number, text) for an SMS
+    message: Any = None  # (address, email Message), or (number, text) for an SMS
     segments: int | None = None  # an SMS's
 
 

@@ -4,7 +4,7 @@ notifications cost a booking.
 One command, from the repository root (``--quick``: small sizes, a smoke
 check of the harness whose targets are only guides):
 
-    .venv/bin/python -m tests.bench.notification_bench [--rdvs 500000] [--bookings 120] [--runs 3]
+    .venv/bin/python -m tests.bench.notification_bench [--rdvs 500000] [--runs 8] [--base found]
 
 1. **Due reminders**: a SQLite database holding the reminders (email and SMS
    rows) of ``--rdvs`` future RDVs, due over the next 90 days, plus those of
@@ -242,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.notification_bench")
     parser.add_argument("--rdvs", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--bookings", type=int, default=120, help="bookings per round")
-    parser.add_argument("--runs", type=int, default=3, help="rounds of each arm")
+    parser.add_argument("--bookings", type=int, default=40, help="bookings per round")
+    parser.add_argument("--runs", type=int, default=8, help="rounds of each arm")
     parser.add_argument(
         "--base",
         default=None,

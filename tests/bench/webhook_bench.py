@@ -2,7 +2,7 @@
 
 One command, from the repository root (5 to 10 minutes on 2 cores):
 
-    .venv/bin/python -m tests.bench.webhook_bench [--bookings 120] [--events 2000] [--runs 3]
+    .venv/bin/python -m tests.bench.webhook_bench [--bookings 40] [--runs 8] [--base found]
 
 1. **Booking p50, webhooks on / off**, over HTTP through the API (``POST
    /rdvs``, each on a free slot), this tree, in interleaved rounds of
@@ -359,8 +359,8 @@ def verdicts(booking: dict, share: dict, rate: dict, delay: dict) -> list[Verdic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.webhook_bench")
-    parser.add_argument("--bookings", type=int, default=120, help="bookings per round")
-    parser.add_argument("--runs", type=int, default=3, help="rounds of each arm")
+    parser.add_argument("--bookings", type=int, default=40, help="bookings per round")
+    parser.add_argument("--runs", type=int, default=8, help="rounds of each arm")
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--changes", type=int, default=40)
     parser.add_argument(

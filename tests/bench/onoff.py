@@ -7,8 +7,8 @@ on (an endpoint receiving every RDV; the usager's confirmation emailed and
 texted), the worker doing that work while the bookings go on.  On a shared
 machine two servers measured minutes apart differ by more than the 10 % at
 stake, so the arms are measured in **interleaved rounds** on one running
-server (off, on, off, on...), each round's p50 kept, and the ratio is of the
-medians of those p50s.
+server (off, on, then on, off, ...), each round's p50 kept, and the ratio is
+of the medians of those p50s.
 
 A ``Deployment`` is one way to run the workers, on a fresh SQLite database:
 ``in-process`` (``calserver serve`` with its workers, the default) or
@@ -155,6 +155,7 @@ def book(deployment: Deployment, count: int, fields: dict[str, Any]) -> list[flo
     office = deployment.office
     timings: list[float] = []
     with office.client("alice") as alice:
+        ok(alice.get("/me"))  # untimed: the connection made, the login known
         while len(timings) < count:
             booking = {
                 "agent_id": office.alice,
@@ -204,13 +205,15 @@ def rounds(
     """``runs`` times, each deployment's arms in turn, ``bookings`` each:
     every round's p50 (ms) and the CPU time its server and worker processes
     used per booking (ms, the work after the round included), by deployment
-    and arm."""
+    and arm.  The arms' order flips from one run to the next (off, on; on,
+    off; ...): the round that follows another server's, or the other arm's,
+    is not always the same arm's."""
     found: dict[str, dict[str, dict[str, list[float]]]] = {
         d.name: {arm.name: {"p50": [], "cpu": []} for arm in arms} for d, arms in plan
     }
     for run in range(runs):
         for deployment, arms in plan:
-            for arm in arms:
+            for arm in arms if run % 2 == 0 else arms[::-1]:
                 arm.before(deployment)
                 used = cpu_s(deployment.pids)
                 p50 = statistics.median(book(deployment, bookings, arm.fields(deployment)))

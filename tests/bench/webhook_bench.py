@@ -51,7 +51,7 @@ from booking.agenda import AgendaWrite
 from booking.rules import BookingRefused
 from plugins import agenda_writer, timezone_cache
 from plugins import storage as plugins_storage
-from storage import agents, deliveries, outbox, scheduling
+from storage import agents, outbox, scheduling
 from storage.database import Database
 from tests.bench import onoff
 from tests.bench import results as results_file
@@ -69,24 +69,6 @@ def _hooks(found: dict, path: str) -> dict[str, int]:
     return found["hooks"].get(path, {"delivered": 0, "verified": 0, "distinct": 0})
 
 
-def _dispatched(deployment: Deployment, timeout: float = 30.0) -> None:
-    """Wait until the worker has dispatched every event written so far: an
-    endpoint made before that would be handed the "off" round's last events
-    (a worker process of its own looks only every second)."""
-    db = Database(deployment.server.database_url)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            with db.transaction(write=False) as conn:
-                if not deliveries.has_pending_events(conn):
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{deployment.name}: events still pending after {timeout} s")
-            time.sleep(0.05)
-    finally:
-        db.dispose()
-
-
 def _webhook_arms(deployment: Deployment, sinks: Sinks, bookings: int) -> list[Arm]:
     """off: the organisation has no endpoint; on: one subscribed to RDVs at
     the sinks' receiver, created before the round and deleted once the
@@ -97,7 +79,7 @@ def _webhook_arms(deployment: Deployment, sinks: Sinks, bookings: int) -> list[A
     rounds_on = [0]
 
     def subscribe(d: Deployment) -> None:
-        _dispatched(d)
+        onoff.dispatched(d)  # else the new endpoint gets the last round's events
         with d.office.client() as admin:
             body = {"target_url": sinks.receiver_url + path, "subscriptions": ["rdv"]}
             created = ok(admin.post(url, json={**body, "initial_sync": False}), 201)
@@ -126,6 +108,7 @@ def booking_p50(root: Path, bookings: int, runs: int, before: Path | None) -> di
         plan = []
         if before is not None:
             old = deploy(before, root / "booking-before", "before the outbox")
+            old.outbox = False
             deployments.append(old)
             plan.append((old, [Arm("before", lambda d: {})]))
         for name in (IN_PROCESS, WORKER_PROCESS):

@@ -24,10 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
+
+from sqlalchemy import Connection
 
 from notifications import email, gsm, ics, phones, render, sms
 from notifications.outcome import FAILED, RETRY, SENT, Outcome, failed, retry
@@ -37,6 +40,7 @@ from storage.outbox import now_ms
 from webhooks.retry import RetryPolicy
 
 log = logging.getLogger("calserver.notifications")
+_T = TypeVar("_T")
 SKIPPED = "skipped"
 
 
@@ -87,7 +91,7 @@ class Outgoing:
     recipient: str | None = None  # masked, for the receipt
     skip: str | None = None
     error: str | None = None  # it could not be prepared: failed for good
-    message: Any = None  # (address, EmailMessage), or (number, text) for an SMS
+    message: Any = None  # (address, email Message), or (number, text) for an SMS
     segments: int | None = None  # an SMS's
 
 
@@ -111,6 +115,22 @@ def _description(content: render.Content) -> str:
     return f"Infos et annulation : {content.link}"
 
 
+class _Reads:
+    """What a round's messages read, each record once.  The email and the SMS
+    of one change, and the messages of a burst of bookings, name the same
+    organisation, motif, lieu, usager and RDV; all are read in the round's
+    one read transaction, so a record read twice would be the same."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._found: dict[tuple[Callable[..., Any], int], Any] = {}
+
+    def get(self, read: Callable[[Connection, int], _T], key: int) -> _T:
+        if (read, key) not in self._found:
+            self._found[(read, key)] = read(self.conn, key)
+        return self._found[(read, key)]
+
+
 class Notifier:
     def __init__(self, db: Database, settings: NotifierSettings) -> None:
         self.db = db
@@ -127,13 +147,14 @@ class Notifier:
 
     def _prepare(self, claimed: list[notifications.Claimed]) -> list[Outgoing]:
         with self.db.transaction(write=False) as conn:
-            return [self._prepared(conn, c) for c in claimed]
+            reads = _Reads(conn)
+            return [self._prepared(reads, c) for c in claimed]
 
-    def _prepared(self, conn: Any, claimed: notifications.Claimed) -> Outgoing:
+    def _prepared(self, reads: _Reads, claimed: notifications.Claimed) -> Outgoing:
         """One message, or a failure of its own: a row that cannot be built
         (a snapshot or record that makes no sense) fails alone, the others go."""
         try:
-            return self._outgoing(conn, claimed)
+            return self._outgoing(reads, claimed)
         except Exception as e:
             log.error("notification %s could not be prepared: %s", claimed.id, type(e).__name__)
             outgoing = Outgoing(claimed, f"{claimed.audience}_{claimed.kind}")
@@ -185,16 +206,16 @@ class Notifier:
 
     # -- what a message says ------------------------------------------------
 
-    def _outgoing(self, conn: Any, claimed: notifications.Claimed) -> Outgoing:
+    def _outgoing(self, reads: _Reads, claimed: notifications.Claimed) -> Outgoing:
         rdv = claimed.rdv
         outgoing = Outgoing(claimed, f"{claimed.audience}_{claimed.kind}")
         starts_at = datetime.fromisoformat(rdv["starts_at"])
         if starts_at <= datetime.now(UTC):
             outgoing.skip = "the RDV has started"
             return outgoing
-        organisation = scheduling.organisation(conn, claimed.organisation_id) or {}
-        motif = scheduling.motif(conn, rdv["motif_id"]) if rdv.get("motif_id") else None
-        lieu = scheduling.lieu(conn, rdv["lieu_id"]) if rdv.get("lieu_id") else None
+        organisation = reads.get(scheduling.organisation, claimed.organisation_id) or {}
+        motif = reads.get(scheduling.motif, rdv["motif_id"]) if rdv.get("motif_id") else None
+        lieu = reads.get(scheduling.lieu, rdv["lieu_id"]) if rdv.get("lieu_id") else None
         zone = organisation.get("time_zone", "Europe/Paris")
         link = None
         if claimed.audience == "usager" and claimed.link_token and claimed.kind != "cancelled":
@@ -203,7 +224,7 @@ class Notifier:
         # The ICS supersedes what calendars hold: the agenda's SEQUENCE now
         # (a reminder's snapshot may be older), never less than the snapshot's
         # (a deleted RDV's CANCEL carries its bumped one).
-        indexed = agenda_index.indexed_event(conn, claimed.item_id)
+        indexed = reads.get(agenda_index.indexed_event, claimed.item_id)
         sequence = max(int(rdv.get("sequence") or 0), indexed.sequence if indexed else 0)
         if claimed.audience == "agent":
             link = f"{self.settings.base_url}/backoffice/rdvs/{public_id}"
@@ -229,14 +250,14 @@ class Notifier:
             previous_starts_at=_moment(rdv.get("previous_starts_at")),
         )
         if claimed.audience == "agent":
-            agent = scheduling.agent(conn, claimed.recipient_id)
+            agent = reads.get(scheduling.agent, claimed.recipient_id)
             address = agent["email"] if agent else None
             attendee = (agent["display_name"], address) if agent and address else None
             # The agent's CalDAV agenda holds the event under its UID: the
             # invitation must name that one, or accepting it duplicates it.
             uid = rdv.get("uuid") or f"{public_id}@calserver"
             return self._email(outgoing, content, address, rdv, (uid, sequence), attendee)
-        usager = scheduling.usager(conn, claimed.recipient_id)
+        usager = reads.get(scheduling.usager, claimed.recipient_id)
         if usager is None:
             outgoing.skip = "the usager no longer exists"
             return outgoing

@@ -68,6 +68,9 @@ class WorkerSettings:
     )
     purge_every_s: float = 600.0
     purge_batch: int = 500
+    # After a round that found some work but less than a batch (a trickle:
+    # each booking's commit wakes the worker), the next waits this long.
+    pace_s: float = 0.1
 
     @property
     def lease_ms(self) -> int:
@@ -85,16 +88,18 @@ class Worker:
         self._busy: dict[int, int] = {}  # endpoint id -> deliveries in flight
         self._lanes: set[asyncio.Task[None]] = set()
         self._next_purge = 0.0
+        self._paced_until = 0.0  # time.monotonic() before which no round starts
 
     @property
     def in_flight(self) -> int:
         return sum(self._busy.values())
 
-    def _take(self, limit: int, busy: frozenset[int]) -> list[deliveries.Claimed]:
+    def _take(self, limit: int, busy: frozenset[int]) -> tuple[int, list[deliveries.Claimed]]:
+        """The events dispatched, and the deliveries claimed."""
         with self.db.transaction(write=True) as conn:
             now = now_ms()
-            deliveries.dispatch(conn, now)
-            return deliveries.claim(conn, now, self.settings.lease_ms, limit, busy)
+            dispatched = deliveries.dispatch(conn, now)
+            return dispatched, deliveries.claim(conn, now, self.settings.lease_ms, limit, busy)
 
     def _bodies(self, claimed: list[deliveries.Claimed]) -> dict[int, bytes | payload.Unbuilt]:
         with self.db.transaction(write=False) as conn:
@@ -222,9 +227,23 @@ class Worker:
         room = min(self.settings.batch, self.settings.capacity - self.in_flight)
         if room <= 0:
             return 0
-        claimed = await asyncio.to_thread(self._take, room, frozenset(self._busy))
+        dispatched, claimed = await asyncio.to_thread(self._take, room, frozenset(self._busy))
+        if (dispatched or claimed) and len(claimed) < room:
+            self._paced_until = time.monotonic() + self.settings.pace_s
         self._start_lanes(client, claimed)
         return len(claimed)
+
+    async def _pace(self, stop: asyncio.Event) -> None:
+        """Wait out the pace a trickle of work set (see ``round``).  In the
+        server's process each booking's commit wakes the worker: a round per
+        booking (dispatch and claim, the bodies, the log of attempts: two
+        write transactions) would compete with the requests for SQLite's one
+        writer and the process's CPU.  Paced, the events of a burst of
+        bookings go out in one round every ``pace_s``.  An idle worker's
+        first event, and a backlog (a full claim), go at once."""
+        wait = self._paced_until - time.monotonic()
+        if wait > 0:
+            await asyncio.wait([asyncio.create_task(stop.wait())], timeout=wait)
 
     def wake(self) -> None:
         self._wake.set()
@@ -244,6 +263,7 @@ class Worker:
         try:
             async with delivery.session(self.settings.policy, self.settings.capacity) as client:
                 while not stop.is_set():
+                    await self._pace(stop)
                     self._wake.clear()
                     sleep = self.settings.poll_s
                     try:

@@ -4,7 +4,7 @@ notifications cost a booking.
 One command, from the repository root (``--quick``: small sizes, a smoke
 check of the harness whose targets are only guides):
 
-    .venv/bin/python -m tests.bench.notification_bench [--rdvs 500000] [--bookings 120] [--runs 3]
+    .venv/bin/python -m tests.bench.notification_bench [--rdvs 500000] [--runs 8] [--base found]
 
 1. **Due reminders**: a SQLite database holding the reminders (email and SMS
    rows) of ``--rdvs`` future RDVs, due over the next 90 days, plus those of
@@ -15,12 +15,19 @@ check of the harness whose targets are only guides):
    time) as a guide.  The same at a hundredth of the size shows the cost
    does not grow with the table (a guide).  Checked: both return exactly the
    rows due in that minute.
-2. **Booking p50 with notifications on**, over HTTP through the API, every
-   RDV with a usager who has an email and a mobile number: the code before
-   notifications (a snapshot of ``--base``) against this tree sending
-   through an SMTP server (aiosmtpd) and an SMS provider on loopback;
-   ``--runs`` times each, medians.  Checked: every usager's confirmation
-   arrived.
+2. **Booking p50, notifications on / off**, over HTTP through the API, this
+   tree, every RDV with a usager who has an email and a mobile number, in
+   interleaved rounds of ``--bookings`` (``tests.bench.onoff``): *off*, the
+   RDV's switch ``notify_usagers`` off (the API's documented switch: no
+   message and no reminder is written for the usager, the outbox row is);
+   *on*, the switch on, the worker sending each confirmation through an SMTP
+   server (aiosmtpd) and an SMS provider on loopback while the bookings go
+   on.  For two deployments of the worker, each with its own server: in the
+   server's process (the default: the verdict) and in a ``calserver worker``
+   process of its own (a guide).  ``--runs`` rounds of each arm, the median
+   of the rounds' p50s.  With ``--base``, the tree of that commit (before
+   notifications) is booked in the same rounds, as a guide.  Checked: every
+   "on" booking's confirmation arrived by email and by SMS, no "off" one's.
 """
 
 from __future__ import annotations
@@ -35,19 +42,24 @@ from pathlib import Path
 from storage import notifications
 from storage.database import Database
 from storage.outbox import now_ms
+from tests.bench import onoff
 from tests.bench import results as results_file
 from tests.bench.caldav_bench import _snapshot
+from tests.bench.onoff import IN_PROCESS, WORKER_PROCESS, Arm, Deployment, deploy
 from tests.bench.servers import REPO
-from tests.bench.verdicts import Target, Verdict, check, guarded
-from tests.bench.webhook_bench import _book_all, _serve
-from tests.notifications.fakes import SMS_TOKEN, SmsProvider, SmtpServer, wait_for
-from tests.protocol.pmi_office import ok, set_up
+from tests.bench.sinks import Sinks
+from tests.bench.verdicts import Kind, Target, Verdict, check, guarded
+from tests.notifications.fakes import SMS_TOKEN
+from tests.protocol.pmi_office import ok
 
 DUE_NOW = 40
 DAY_MS = 86_400_000
 FIND_MS = Target("finding the next minute's reminders, ms", 20)
 CLAIM_MS = Target("claiming them (lease, links renewed), ms", 20)
-ON_OVER_OFF = Target("booking p50, notifications on / before notifications", 1.10)
+# The verdict is the deployment the README recommends (workers in the
+# server's process, the default); the other is reported.
+ON_OVER_OFF = Target("booking p50, notifications on / off", 1.10)
+BEFORE_GUIDE = Target("booking p50, notifications on / before them", 1.10, kind=Kind.GUIDE)
 CHUNK = 20_000
 
 
@@ -115,37 +127,76 @@ NOTIFYING = (
 )
 
 
-def booking_p50(sources: dict[str, Path], root: Path, bookings: int, runs: int) -> dict:
-    smtp, provider = SmtpServer().start(), SmsProvider().start()
-    found: dict[str, list[float]] = {"before": [], "on": []}
-    arrived = 0
+def _notification_arms(deployment: Deployment, sinks: Sinks, bookings: int) -> list[Arm]:
+    """off: the RDV's ``notify_usagers`` switch off; on: the switch on, and
+    after the round, wait for its confirmations (an email and an SMS each)."""
+    usager = [deployment.office.usager]
+    address, number = _contact(deployment)
+    rounds_on = [0]
+
+    def arrived(_d: Deployment) -> None:
+        rounds_on[0] += 1
+        sinks.wait("emails", address, rounds_on[0] * bookings)
+        sinks.wait("sms", number, rounds_on[0] * bookings)
+
+    return [
+        Arm("off", lambda d: {"usager_ids": usager, "notify_usagers": False}),
+        Arm("on", lambda d: {"usager_ids": usager, "notify_usagers": True}, after=arrived),
+    ]
+
+
+def _contact(deployment: Deployment) -> tuple[str, str]:
+    """The usager's address and mobile number (E.164) in this deployment."""
+    n = {IN_PROCESS: 1, WORKER_PROCESS: 2}.get(deployment.name, 3)
+    return f"bench-{deployment.name.replace(' ', '-')}@example.org", f"+3361234560{n}"
+
+
+def _reachable(deployment: Deployment) -> None:
+    """Give the office's usager an email and a mobile number."""
+    address, number = _contact(deployment)
+    phone = "0" + number.removeprefix("+33")
+    with deployment.office.client() as admin:
+        url = f"/organisations/{deployment.office.org}/usagers/{deployment.office.usager}"
+        ok(admin.patch(url, json={"phone": phone, "email": address}))
+
+
+def booking_p50(root: Path, bookings: int, runs: int, before: Path | None) -> dict:
+    """Booking p50, notifications off and on, for each deployment of the
+    worker (and, as a guide, the tree ``before`` notifications), in
+    interleaved rounds."""
+    sinks = Sinks()
+    extra = NOTIFYING.format(smtp=sinks.smtp_port, sms=sinks.sms_url)
+    deployments: list[Deployment] = []
     try:
-        for run in range(runs):
-            for name in found:
-                extra = NOTIFYING.format(smtp=smtp.port, sms=provider.url) if name == "on" else ""
-                source = sources["before" if name == "before" else "tree"]
-                server = _serve(source, root / f"booking-{name}-{run}", False, extra)
-                try:
-                    office = set_up(server)
-                    with office.client() as admin:
-                        usager = {"phone": "06 12 34 56 78", "email": f"bench-{run}@example.org"}
-                        url = f"/organisations/{office.org}/usagers/{office.usager}"
-                        ok(admin.patch(url, json=usager))
-                    found[name].append(
-                        statistics.median(_book_all(office, bookings, [office.usager]))
-                    )
-                    if name == "on":
-                        address = f"bench-{run}@example.org"
-                        wait_for(lambda a=address: len(smtp.mailbox.to(a)) >= bookings, timeout=120)
-                        arrived += len(smtp.mailbox.to(address))
-                finally:
-                    server.stop()
-                print(f"  booking run {run + 1} {name}: p50 {found[name][-1]:.1f} ms", flush=True)
+        plan = []
+        if before is not None:
+            old = deploy(before, root / "booking-before", "before notifications", extra)
+            deployments.append(old)
+            _reachable(old)
+            arm = Arm("before", lambda d: {"usager_ids": [d.office.usager]})
+            plan.append((old, [arm]))
+        for name in (IN_PROCESS, WORKER_PROCESS):
+            where = root / f"booking-{name.replace(' ', '-')}"
+            deployment = deploy(REPO, where, name, extra)
+            deployments.append(deployment)
+            _reachable(deployment)
+            plan.append((deployment, _notification_arms(deployment, sinks, bookings)))
+        found = onoff.medians(onoff.rounds(plan, runs, bookings))
+        time.sleep(1)  # a late or duplicate message would come now
+        arrived = sinks.counts()
     finally:
-        smtp.stop()
-        provider.stop()
-    medians = {name: statistics.median(values) for name, values in found.items()}
-    return {**medians, "ratio": medians["on"] / medians["before"], "emails": arrived}
+        for deployment in deployments:
+            deployment.stop()
+        sinks.close()
+    for deployment in deployments:
+        if deployment.name in (IN_PROCESS, WORKER_PROCESS):
+            address, number = _contact(deployment)
+            found[deployment.name]["expected"] = bookings * runs
+            found[deployment.name]["emails"] = arrived["emails"].get(address, 0)
+            found[deployment.name]["sms"] = arrived["sms"].get(number, 0)
+    if before is not None:
+        found["before"] = found.pop("before notifications")["before"]
+    return found
 
 
 def before_notifications() -> str:
@@ -159,57 +210,78 @@ def before_notifications() -> str:
 def verdicts(big: dict, small: dict, booking: dict, args: argparse.Namespace) -> list[Verdict]:
     gated = not args.quick
     due_rows = 2 * DUE_NOW
-    return [
+    found = [
         FIND_MS.judge(big["find_ms"], gated, f"{big['rdvs']} RDVs"),
         FIND_MS.judge(small["find_ms"], False, f"{small['rdvs']} RDVs"),
         CLAIM_MS.judge(big["claim_ms"], False, f"{big['rdvs']} RDVs"),
-        ON_OVER_OFF.judge(booking["ratio"], gated),
+        ON_OVER_OFF.judge(booking[IN_PROCESS]["ratio"], gated, IN_PROCESS),
+        ON_OVER_OFF.judge(booking[WORKER_PROCESS]["ratio"], False, WORKER_PROCESS),
+    ]
+    if "before" in booking:
+        found.append(BEFORE_GUIDE.judge(booking[IN_PROCESS]["on"] / booking["before"]))
+    found += [
         check("the next minute's reminders are found", due_rows, big["found"]),
         check("the claim takes the next minute's reminders", due_rows, big["claimed"]),
-        check("every booking's confirmation emailed", args.bookings * args.runs, booking["emails"]),
     ]
+    for name in (IN_PROCESS, WORKER_PROCESS):
+        arm = booking[name]
+        found += [
+            check(
+                f"each 'on' booking emailed once, no 'off' one ({name})",
+                arm["expected"],
+                arm["emails"],
+            ),
+            check(
+                f"each 'on' booking texted once, no 'off' one ({name})", arm["expected"], arm["sms"]
+            ),
+        ]
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.notification_bench")
     parser.add_argument("--rdvs", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--bookings", type=int, default=120)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--base", default=None, help="the code before notifications (git rev)")
+    parser.add_argument("--bookings", type=int, default=40, help="bookings per round")
+    parser.add_argument("--runs", type=int, default=8, help="rounds of each arm")
+    parser.add_argument(
+        "--base",
+        default=None,
+        help="also book the tree of this git rev, as a guide ('found': the commit before "
+        "notifications)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes; targets as guides")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rdvs, args.bookings, args.runs, args.repeat = 20_000, 20, 1, 10
+        args.rdvs, args.bookings, args.runs, args.repeat = 20_000, 20, 2, 10
     context = results_file.run_context("tests.bench.notification_bench", argv)
     return guarded(lambda: run_all(args, context))
 
 
 def run_all(args: argparse.Namespace, context: dict[str, object]) -> int:
     root = Path(tempfile.mkdtemp(prefix="notification-bench-"))
-    base = args.base or before_notifications()
+    base = before_notifications() if args.base == "found" else args.base
     print(f"due reminders among {args.rdvs} RDVs ...", flush=True)
     big = claim_ms(root, args.rdvs, args.repeat)
     small = claim_ms(root, max(args.rdvs // 100, 1), args.repeat)
-    sources = {"before": _snapshot(base, root / "before-src"), "tree": REPO}
-    print(f"booking p50 ({args.bookings} bookings x {args.runs} runs) ...", flush=True)
-    booking = booking_p50(sources, root, args.bookings, args.runs)
-    table = "\n".join(
-        [
-            "| measure | value |",
-            "|---|---|",
-            f"| next minute found, {big['rdvs']} RDVs | {big['find_ms']:.2f} ms |",
-            f"| next minute found, {small['rdvs']} RDVs | {small['find_ms']:.2f} ms |",
-            f"| next minute claimed, {big['rdvs']} RDVs | {big['claim_ms']:.2f} ms |",
-            f"| booking p50, before notifications ({base}) | {booking['before']:.1f} ms |",
-            f"| booking p50, notifications on | {booking['on']:.1f} ms |",
-            f"| ratio on / before | {booking['ratio']:.3f} |",
-        ]
-    )
+    before = _snapshot(base, root / "before-src") if base else None
+    print(f"booking p50 ({args.bookings} bookings x {args.runs} rounds) ...", flush=True)
+    booking = booking_p50(root, args.bookings, args.runs, before)
+    lines = [
+        "| measure | value |",
+        "|---|---|",
+        f"| next minute found, {big['rdvs']} RDVs | {big['find_ms']:.2f} ms |",
+        f"| next minute found, {small['rdvs']} RDVs | {small['find_ms']:.2f} ms |",
+        f"| next minute claimed, {big['rdvs']} RDVs | {big['claim_ms']:.2f} ms |",
+    ]
+    for name in (IN_PROCESS, WORKER_PROCESS):
+        lines += onoff.table_rows(name, booking[name])
+    if before is not None:
+        lines.append(f"| booking p50, before notifications ({base}) | {booking['before']:.1f} ms |")
     return results_file.report(
         "notification-bench",
         context,
-        table,
+        "\n".join(lines),
         verdicts(big, small, booking, args),
         {"base": base, "sizes": vars(args), "claim": [big, small], "booking": booking},
         quick=args.quick,

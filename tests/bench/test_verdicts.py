@@ -126,16 +126,50 @@ def test_caldav_a_failed_request_fails_the_run_only_from_calserver() -> None:
     assert exit_code(found) == FAILED
 
 
+def _arms(ratio: float, **counts: int) -> dict:
+    return {"off": 20.0, "on": 20.0 * ratio, "ratio": ratio, "expected": 10, **counts}
+
+
 def test_the_webhook_bench_fails_on_a_missed_target_or_a_lost_delivery() -> None:
     from tests.bench import webhook_bench
+    from tests.bench.onoff import IN_PROCESS, WORKER_PROCESS
 
-    booking, share = {"ratio_webhooks_main": 1.05}, {"share": 0.05}
+    hooks = {"distinct": 10, "delivered": 10, "verified": 10}
+    booking = {IN_PROCESS: _arms(1.05, **hooks), WORKER_PROCESS: _arms(1.3, **hooks)}
+    share = {"share": 0.05}
     rate = {"per_second": 500.0, "events": 10, "distinct": 10, "delivered": 10, "verified": 10}
     delay = {"p50_ms": 10.0, "changes": 5, "seen": 5}
+    # The separate worker process is a guide; the verdict is the in-process one.
     assert exit_code(webhook_bench.verdicts(booking, share, rate, delay)) == 0
-    slow = webhook_bench.verdicts({"ratio_webhooks_main": 1.2}, share, rate, delay)
-    assert exit_code(slow) == 1
+    slow = {**booking, IN_PROCESS: _arms(1.2, **hooks)}
+    assert exit_code(webhook_bench.verdicts(slow, share, rate, delay)) == 1
+    # "before" is a guide: it never fails the run.
+    older = {**booking, "before": 10.0}
+    assert exit_code(webhook_bench.verdicts(older, share, rate, delay)) == 0
     lost = webhook_bench.verdicts(booking, share, {**rate, "distinct": 9, "delivered": 9}, delay)
     assert exit_code(lost) == 1
     twice = webhook_bench.verdicts(booking, share, {**rate, "delivered": 11}, delay)
     assert exit_code(twice) == 1
+    lost_booking = {**booking, WORKER_PROCESS: _arms(1.0, **{**hooks, "distinct": 9})}
+    assert exit_code(webhook_bench.verdicts(lost_booking, share, rate, delay)) == 1
+
+
+def test_the_notification_bench_fails_on_a_missed_ratio_or_a_missing_message() -> None:
+    from argparse import Namespace
+
+    from tests.bench import notification_bench
+    from tests.bench.onoff import IN_PROCESS, WORKER_PROCESS
+
+    claim = {"rdvs": 500_000, "find_ms": 0.5, "claim_ms": 5.0, "found": 80, "claimed": 80}
+    small = {**claim, "rdvs": 5000}
+    sent = {"emails": 10, "sms": 10}
+    booking = {IN_PROCESS: _arms(1.05, **sent), WORKER_PROCESS: _arms(1.5, **sent)}
+    args = Namespace(quick=False)
+    assert exit_code(notification_bench.verdicts(claim, small, booking, args)) == 0
+    slow = {**booking, IN_PROCESS: _arms(1.11, **sent)}
+    assert exit_code(notification_bench.verdicts(claim, small, slow, args)) == 1
+    assert exit_code(notification_bench.verdicts(claim, small, slow, Namespace(quick=True))) == 0
+    unsent = {**booking, WORKER_PROCESS: _arms(1.0, emails=10, sms=9)}
+    assert exit_code(notification_bench.verdicts(claim, small, unsent, args)) == 1
+    extra = {**booking, IN_PROCESS: _arms(1.0, emails=11, sms=10)}
+    assert exit_code(notification_bench.verdicts(claim, small, extra, args)) == 1

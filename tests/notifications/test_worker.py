@@ -9,6 +9,7 @@ from email.message import EmailMessage
 
 import icalendar
 import pytest
+from sqlalchemy import event
 
 from booking import notifications as planner
 from notifications.email import SmtpSettings
@@ -189,6 +190,33 @@ async def test_a_message_that_cannot_be_prepared_fails_alone(db: Database) -> No
         assert notifications.next_due_ms(conn) is None
     assert (failed["status"], failed["error"]) == ("failed", "could not be prepared: KeyError")
     assert (skipped["status"], skipped["error"]) == ("skipped", "the usager no longer exists")
+
+
+async def test_a_round_reads_each_record_once(db: Database) -> None:
+    """The email and the SMS of two bookings of one usager: one read of the
+    usager and of the organisation for the round, not one per message."""
+    org, usager = _with_usager(db, "a@b.fr")
+    ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
+    rows = [
+        notifications.Scheduled(item, org, "usager", usager, channel, "created", ahead, 0)
+        for item in (7, 8)
+        for channel in ("email", "sms")
+    ]
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, rows, now_ms())
+    statements: list[str] = []
+
+    def seen(*args: object) -> None:  # conn, cursor, statement, parameters...
+        statements.append(str(args[2]))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        assert await Notifier(db, NotifierSettings()).round() == 4
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert sum(1 for s in reads if "FROM usagers" in s) == 1
+    assert sum(1 for s in reads if "FROM organisations" in s) == 1
 
 
 async def test_a_slow_smtp_exchange_ends_before_the_lease(db: Database) -> None:

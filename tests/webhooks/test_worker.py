@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from sqlalchemy import insert
@@ -216,3 +216,53 @@ async def test_the_worker_applies_the_retention_as_it_runs(
         stop.set()
         await asyncio.wait_for(task, 15)
     assert worker.delivered == 1
+
+
+async def _running(worker: Worker) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    return stop, asyncio.create_task(worker.run(stop))
+
+
+async def test_a_trickle_of_commits_goes_out_in_paced_rounds(db: Database, org: Org) -> None:
+    """Each commit wakes the worker (in the server, each booking's): an idle
+    worker's first event goes at once, the ones written within its pace go
+    together one pace after that round, not in a round per commit."""
+    org.endpoint("/paced", ["lieu"])
+    stop, task = await _running(Worker(db, replace(SETTINGS, pace_s=1.0)))
+    try:
+        await asyncio.sleep(1.1)  # its first round dispatched the set-up's events: paced
+        written = time.time()
+        await asyncio.to_thread(org.lieu, "L0")
+        await arrived(org.receiver, "/paced", 1, timeout=0.9)
+        for n in range(1, 4):
+            await asyncio.to_thread(org.lieu, f"L{n}")
+            await asyncio.sleep(0.05)
+        later = [r.at for r in (await arrived(org.receiver, "/paced", 4))[1:]]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    assert min(later) >= written + 1.0  # held for the pace...
+    assert max(later) - min(later) < 0.5  # ...then sent in one round
+
+
+async def test_a_backlog_is_not_paced(db: Database, org: Org) -> None:
+    """Full claims follow each other at once: the pace only gathers a trickle."""
+    org.endpoint("/backlog", ["lieu"])
+
+    def five_lieux() -> None:
+        with db.transaction(write=True) as conn:
+            for n in range(5):
+                scheduling.create_lieu(
+                    conn, {"organisation_id": org.id, "name": f"L{n}", "address": "1 rue A"}
+                )
+
+    stop, task = await _running(Worker(db, replace(SETTINGS, pace_s=2.0, batch=2)))
+    try:
+        await asyncio.sleep(2.1)  # its first round dispatched the set-up's events: paced
+        written = time.time()
+        await asyncio.to_thread(five_lieux)
+        arrivals = [r.at for r in await arrived(org.receiver, "/backlog", 5, timeout=1.9)]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    assert max(arrivals) < written + 2.0

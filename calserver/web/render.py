@@ -15,22 +15,8 @@ import jinja2
 from aiohttp import web
 
 from calserver.web.sessions import csrf_token
+from notifications.render import DAYS, MONTHS
 
-DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 
 
@@ -52,7 +38,7 @@ def time_fr(moment: datetime) -> str:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("calserver.web", "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
+        autoescape=jinja2.select_autoescape(disabled_extensions=("txt",), default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

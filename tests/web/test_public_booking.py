@@ -12,7 +12,7 @@ import httpx
 import icalendar
 import pytest
 
-from tests.conftest import Server, start_server
+from tests.conftest import ADMIN_PASSWORD, Server, start_server
 from tests.notifications.fakes import SmtpServer, wait_for
 from tests.web import journey
 from tests.web.office import AFTER, BEFORE, PublicOffice, ok, set_up, slot
@@ -329,3 +329,74 @@ def test_no_usager_data_in_the_log(stack: Stack) -> None:
     log = Path(stack.server.log_path).read_text(errors="replace")
     for secret in ("journey@example.org", "Usagère", "06 12 34 56 78", "Secretname"):
         assert secret not in log
+
+
+def test_an_invitation_books_without_identity_or_email_once(stack: Stack) -> None:
+    office = stack.office
+    day = office.day + timedelta(days=3)
+    wanted = slot(day, "10:30")
+    with office.admin() as admin:
+        created = ok(
+            admin.post(
+                f"/organisations/{office.org}/invitations",
+                json={
+                    "first_name": "Dominique",
+                    "last_name": "Invitée",
+                    "email": "invitee@example.org",
+                    "motif_id": office.motif,
+                    "reference": "DS-1234",
+                },
+            ),
+            201,
+        )
+    link = created["link"]
+    assert link.startswith(f"{office.server.url}/prendre-rdv/{office.slug}/invitation/")
+    with httpx.Client(timeout=30) as client:
+        arrived = client.get(link)
+        assert arrived.status_code == 303
+        assert arrived.headers["Location"].endswith(f"/motifs/{office.motif}")
+        form = client.get(
+            f"{office.url}/motifs/{office.motif}/identite",
+            params={"lieu": office.lieu, "debut": wanted},
+        )
+        assert "Dominique Invitée" in form.text and 'name="email"' not in form.text
+        data = {"lieu": str(office.lieu), "debut": wanted, "csrf": journey.csrf(form)}
+        booked = client.post(f"{office.url}/motifs/{office.motif}/invitation", data=data)
+        assert booked.status_code == 303, booked.text[:300]
+        assert (
+            "Votre rendez-vous est confirmé"
+            in client.get(office.server.url + booked.headers["Location"]).text
+        )
+        assert client.get(link).status_code == 409  # used
+    assert stack.smtp.mailbox.to("invitee@example.org") == []  # no email check
+    with office.admin() as admin:
+        shown = ok(admin.get(f"/organisations/{office.org}/invitations/{created['id']}"))
+        assert shown["rdv_id"] and shown["reference"] == "DS-1234"
+        agent = ok(admin.get(f"/organisations/{office.org}/agents"))
+        login = next(a["login"] for a in agent if a["id"] == shown["rdv_agent_id"])
+    ics = httpx.get(
+        f"{office.server.url}/dav/{login}/rdv/{shown['rdv_id']}.ics", auth=("admin", ADMIN_PASSWORD)
+    )
+    assert f"X-CALSERVER-INVITATION:{created['id']}" in ics.text
+
+
+def test_an_invitation_for_another_motif_cannot_book_this_one(stack: Stack) -> None:
+    office = stack.office
+    wanted = slot(office.day + timedelta(days=3), "11:00")
+    with office.admin() as admin:
+        created = ok(
+            admin.post(
+                f"/organisations/{office.org}/invitations",
+                json={"first_name": "Lou", "last_name": "Autre", "motif_id": office.phone_motif},
+            ),
+            201,
+        )
+    with httpx.Client(timeout=30) as client:
+        client.get(created["link"])
+        form = client.get(
+            f"{office.url}/motifs/{office.motif}/identite",
+            params={"lieu": office.lieu, "debut": wanted},
+        )
+        data = {"lieu": str(office.lieu), "debut": wanted, "csrf": journey.csrf(form)}
+        refused = client.post(f"{office.url}/motifs/{office.motif}/invitation", data=data)
+        assert refused.status_code == 403

@@ -25,9 +25,15 @@ def day_fr(moment: datetime) -> str:
     return f"{DAYS[moment.weekday()]} {moment.day} {MONTHS[moment.month - 1]} {moment.year}"
 
 
+SHORT_MONTHS = (
+    "janv.", "févr.", "mars", "avr.", "mai", "juin",
+    "juil.", "août", "sept.", "oct.", "nov.", "déc.",
+)  # fmt: skip
+
+
 def short_day_fr(moment: datetime) -> str:
     """``lun. 7 déc.``: a column heading of the week of créneaux."""
-    return f"{DAYS[moment.weekday()][:3]}. {moment.day} {MONTHS[moment.month - 1][:4].rstrip('.')}."
+    return f"{DAYS[moment.weekday()][:3]}. {moment.day} {SHORT_MONTHS[moment.month - 1]}"
 
 
 def time_fr(moment: datetime) -> str:

@@ -125,3 +125,24 @@ def slot(day: date, hour_minute: str) -> str:
 
 def next_day(day: date, days: int) -> date:
     return day + timedelta(days=days)
+
+
+def take_slot(office: PublicOffice, wanted: str) -> None:
+    """Every agent's RDV at ``wanted`` (local time), booked by the admin
+    through the API: the slot is then gone for usagers."""
+    with office.admin() as admin:
+        other = ok(
+            admin.post(
+                f"/organisations/{office.org}/usagers", json={"first_name": "A", "last_name": "B"}
+            ),
+            201,
+        )
+        for agent in office.agents.values():
+            rdv = {
+                "agent_id": agent,
+                "motif_id": office.motif,
+                "lieu_id": office.lieu,
+                "starts_at": wanted,
+                "usager_ids": [other["id"]],
+            }
+            ok(admin.post("/rdvs", json=rdv), 201)

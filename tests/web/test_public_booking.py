@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ADMIN_PASSWORD, Server, start_server
 from tests.notifications.fakes import SmtpServer, wait_for
 from tests.web import journey
-from tests.web.office import AFTER, BEFORE, PublicOffice, ok, set_up, slot
+from tests.web.office import AFTER, BEFORE, PublicOffice, ok, set_up, slot, take_slot
 
 
 @dataclass
@@ -259,28 +259,7 @@ def test_a_slot_taken_before_the_code_offers_the_nearest(stack: Stack) -> None:
         asked = journey.ask(client, office.url, office.motif, wanted, office.lieu, email=email)
         request_url = office.server.url + asked.headers["Location"]
         code, _ = journey.code_and_link(_mail(stack, email))
-        with office.admin() as admin:  # both agents' 09:00 taken meanwhile
-            other = ok(
-                admin.post(
-                    f"/organisations/{office.org}/usagers",
-                    json={"first_name": "A", "last_name": "B"},
-                ),
-                201,
-            )
-            for agent in office.agents.values():
-                ok(
-                    admin.post(
-                        "/rdvs",
-                        json={
-                            "agent_id": agent,
-                            "motif_id": office.motif,
-                            "lieu_id": office.lieu,
-                            "starts_at": wanted,
-                            "usager_ids": [other["id"]],
-                        },
-                    ),
-                    201,
-                )
+        take_slot(office, wanted)  # both agents' 09:00 taken meanwhile
         answer = journey.type_code(client, request_url, code)
         assert answer.status_code == 303 and answer.headers["Location"].endswith("/autre-creneau")
         nearest = client.get(office.server.url + answer.headers["Location"])

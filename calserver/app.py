@@ -19,6 +19,7 @@ from calserver.api import (
     agendas,
     base,
     feed_links,
+    invitations,
     m365,
     notices,
     openapi,
@@ -30,6 +31,8 @@ from calserver.api import (
 from calserver.auth_gate import AuthGate
 from calserver.background import background_pool
 from calserver.config import Settings
+from calserver.web import booking as booking_pages
+from calserver.web import site
 from calserver.wsgi_bridge import WSGIBridge
 from feeds.builder import FeedSettings
 from feeds.handler import FeedService
@@ -97,7 +100,8 @@ def add_api_routes(api: web.Application) -> None:
     """The JSON API's routes: the operations of ``openapi.OPERATIONS`` (a
     test holds the two equal) and the document itself."""
     api.router.add_get("/openapi.json", openapi.serve)
-    for module in (admin, rdv_lists, records, agendas, slots, feed_links, webhooks, notices, m365):
+    modules = (admin, rdv_lists, records, agendas, slots, feed_links, webhooks, notices, m365)
+    for module in (*modules, invitations):
         module.add_routes(api)
 
 
@@ -114,6 +118,17 @@ def _api(
     api[m365.BOX] = box
     add_api_routes(api)
     return api
+
+
+def add_pages(app: web.Application, ctx: site.WebContext) -> None:
+    """The HTML pages: each feature's sub-application under its prefix, and
+    the static files they share."""
+    key = site.session_key(ctx.db)
+    for prefix, add_routes in (
+        (site.STATIC_PREFIX, site.add_static),
+        (booking_pages.PREFIX, booking_pages.add_routes),
+    ):
+        app.add_subapp(prefix, site.pages_app(ctx, key, add_routes))
 
 
 def target_policy(settings: Settings) -> TargetPolicy:
@@ -257,6 +272,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     )
     feed_service = FeedService(db, feed_settings, settings.base_url, api_executor)
     app.router.add_get("/feeds/{token}.ics", feed_handler(feed_service))
+    add_pages(app, site.WebContext(db, api_executor, settings.base_url, settings.smtp, searches))
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)
     app.router.add_get("/healthz", _healthz(db))

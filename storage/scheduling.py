@@ -21,6 +21,7 @@ from storage.schema import (
     agent_roles,
     agent_services,
     agents,
+    invitations,
     lieux,
     motifs,
     organisations,
@@ -187,10 +188,9 @@ def organisation_ids(conn: Connection) -> list[int]:
     return list(conn.execute(select(organisations.c.id).order_by(organisations.c.id)).scalars())
 
 
-def organisation_by_slug(conn: Connection, slug: str) -> int | None:
-    return conn.execute(
-        select(organisations.c.id).where(organisations.c.slug == slug)
-    ).scalar_one_or_none()
+def organisation_by_slug(conn: Connection, slug: str) -> Record | None:
+    row = conn.execute(select(organisations).where(organisations.c.slug == slug)).mappings().first()
+    return dict(row) if row else None
 
 
 def update_organisation(conn: Connection, organisation_id: int, values: Record) -> Record | None:
@@ -383,6 +383,18 @@ def create_usager(conn: Connection, values: Record) -> Record:
     return _insert(conn, usagers, {"created_at": int(time.time()), **_usager_values(values)})
 
 
+def usager_by_email(conn: Connection, values: Record) -> tuple[Record, bool]:
+    """The organisation's usager with ``values``' email, made from ``values``
+    when there is none (or no email): (record, whether it was made)."""
+    try:
+        return create_usager(conn, values), True
+    except Duplicate as e:
+        assert e.existing_id is not None
+        found = usager(conn, e.existing_id)
+        assert found is not None
+        return found, False
+
+
 def update_usager(conn: Connection, usager_id: int, values: Record) -> Record | None:
     return _update(conn, usagers, usager_id, _usager_values(values, usager(conn, usager_id)))
 
@@ -426,6 +438,7 @@ KINDS = {
     "motif": motifs,
     "usager": usagers,
     "agent": agents,
+    "invitation": invitations,
 }
 
 

@@ -94,7 +94,9 @@ async def create_organisation(request: web.Request) -> web.Response:
         _require_operator(conn, login)
         existing = scheduling.organisation_by_slug(conn, slug)
         if existing is not None:
-            raise scheduling.Duplicate("an organisation with this slug already exists", existing)
+            raise scheduling.Duplicate(
+                "an organisation with this slug already exists", existing["id"]
+            )
         created = agents.create_organisation(conn, name, slug, settings.pop("time_zone"))
         return scheduling.update_organisation(conn, created, settings) or {}
 

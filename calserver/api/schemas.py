@@ -91,8 +91,19 @@ class _In(Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+Slug = Annotated[
+    str,
+    Meta(
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$",
+        description="the public booking page's address: /prendre-rdv/<slug> (lower-case "
+        "letters, digits and hyphens)",
+    ),
+]
+
+
 class OrganisationPatch(_In):
     name: Name | UnsetType = UNSET
+    slug: Slug | UnsetType = UNSET
     time_zone: TimeZone | UnsetType = UNSET
     holiday_zone: HolidayZone | UnsetType = UNSET
     pentecost_worked: bool | UnsetType = UNSET
@@ -379,3 +390,20 @@ class M365ConnectionIn(_In):
     client_secret: Annotated[str, Meta(min_length=1, max_length=1000)] | None = None
     certificate: Annotated[str, Meta(min_length=1, max_length=20_000)] | None = None
     private_key: Annotated[str, Meta(min_length=1, max_length=20_000)] | None = None
+
+
+class InvitationIn(_In):
+    """An invitation for a usager: the link books without typing an identity
+    or checking an email.  The usager is the organisation's one with this
+    email (made when there is none; names and phone of an existing one are
+    kept)."""
+
+    first_name: Name
+    last_name: Name
+    email: UsagerEmail | None = None
+    phone: Phone | None = None
+    motif_id: Id | None = None
+    service_id: Id | None = None
+    lieu_id: Id | None = None
+    reference: Annotated[str, Meta(max_length=100)] | None = None
+    valid_days: Annotated[int, Meta(ge=1, le=365)] = 30

@@ -166,6 +166,17 @@ def _check_public_slot(rdv: RdvWrite, ctx: RdvContext, motif: Motif) -> None:
 USAGER_CHANGE_LIMIT = timedelta(hours=4)
 # The status a usager's own cancellation gives (revoked is the service's).
 USAGER_CANCELLED = "excused"
+# The codes of ``check_usager_change``'s refusals, whose messages are French.
+USAGER_REFUSALS = frozenset(
+    {
+        "rdv-cancelled",
+        "rdv-started",
+        "too-late-to-change",
+        "usager-change",
+        "not-cancellable",
+        "not-movable",
+    }
+)
 
 
 @dataclass(frozen=True)

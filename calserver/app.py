@@ -26,6 +26,8 @@ from calserver.api import (
 )
 from calserver.auth_gate import AuthGate
 from calserver.config import Settings
+from calserver.web import booking as booking_pages
+from calserver.web import site
 from calserver.wsgi_bridge import WSGIBridge
 from feeds.builder import FeedSettings
 from feeds.handler import FeedService
@@ -109,6 +111,17 @@ def _api(
     api[m365.BOX] = box
     add_api_routes(api)
     return api
+
+
+def add_pages(app: web.Application, ctx: site.WebContext) -> None:
+    """The HTML pages: each feature's sub-application under its prefix, and
+    the static files they share."""
+    key = site.session_key(ctx.db)
+    for prefix, add_routes in (
+        (site.STATIC_PREFIX, site.add_static),
+        (booking_pages.PREFIX, booking_pages.add_routes),
+    ):
+        app.add_subapp(prefix, site.pages_app(ctx, key, add_routes))
 
 
 def target_policy(settings: Settings) -> TargetPolicy:
@@ -228,6 +241,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     )
     feed_service = FeedService(db, feed_settings, settings.base_url, api_executor)
     app.router.add_get("/feeds/{token}.ics", feed_handler(feed_service))
+    add_pages(app, site.WebContext(db, api_executor, settings.base_url, settings.smtp, searches))
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)
     app.router.add_get("/healthz", _healthz(db))

@@ -20,6 +20,11 @@ success forgets the failures of that (login, address) only: an attacker
 holding one valid account cannot use it to reset its address.
 
 Plain data and an injected clock; the counts are per process.
+
+``RateLimit`` is the same bounded, forgetting count used the other way round
+(the public pages' verification emails, codes and letter checks): each
+attempt counts, whether it succeeds or not, and past ``allowed`` attempts of
+one key within a quiet period the key waits until the period has passed.
 """
 
 from __future__ import annotations
@@ -121,3 +126,40 @@ class Throttle:
             return 0.0
         backoff = self.limits.first_backoff * 2.0 ** min(failures.count - free, 30)
         return max(0.0, failures.last + min(backoff, self.limits.max_backoff) - now)
+
+
+class RateLimit:
+    """At most ``allowed`` attempts per key: past that, a key waits until
+    ``window`` seconds have passed without an attempt (the count is then
+    forgotten).  Refused attempts are not counted, so a waiting key is freed on
+    time however often it knocks."""
+
+    def __init__(
+        self,
+        allowed: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.allowed = allowed
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts = _Counts(Limits(forget_after=window, max_keys=max_keys))
+        self._window = window
+
+    def take(self, *keys: object) -> float:
+        """Count one attempt for every key and return 0, or, when one of the
+        keys has had its ``allowed`` attempts, count nothing and return the
+        seconds until it may try again."""
+        with self._lock:
+            now = self._clock()
+            waits = []
+            for key in keys:
+                found = self._counts.get(key, now)
+                if found is not None and found.count >= self.allowed:
+                    waits.append(found.last + self._window - now)
+            if waits:
+                return max(0.0, *waits)
+            for key in keys:
+                self._counts.add(key, now)
+            return 0.0

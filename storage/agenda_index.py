@@ -333,3 +333,20 @@ def placed_rdv(
     if row is None:
         return None
     return PlacedRdv(row.item_id, row.path, row.owner, row.href, row.text, _event(row))
+
+
+def plage_offers(conn: Connection, organisation_id: int, after: int) -> set[tuple[int, int | None]]:
+    """(motif id, lieu id) of every plage of the organisation that names its
+    motifs and runs after ``after``: what online booking may offer (a plage
+    that names no motif offers nothing to usagers)."""
+    e = agenda_events
+    query = select(e.c.motif_ids, e.c.lieu_id).where(
+        e.c.kind == "plage",
+        e.c.organisation_id == organisation_id,
+        e.c.ends_at > after,
+        e.c.motif_ids.is_not(None),
+    )
+    found: set[tuple[int, int | None]] = set()
+    for motif_ids, lieu_id in conn.execute(query):
+        found.update((motif_id, lieu_id) for motif_id in json.loads(motif_ids))
+    return found

@@ -177,6 +177,11 @@ def organisation(conn: Connection, organisation_id: int) -> Record | None:
     return _one(conn, organisations, organisation_id)
 
 
+def organisation_by_slug(conn: Connection, slug: str) -> Record | None:
+    row = conn.execute(select(organisations).where(organisations.c.slug == slug)).mappings().first()
+    return dict(row) if row else None
+
+
 def update_organisation(conn: Connection, organisation_id: int, values: Record) -> Record | None:
     return _update(conn, organisations, organisation_id, values)
 

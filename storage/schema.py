@@ -602,3 +602,65 @@ m365_sync_log = Table(
     Column("error", String(200), nullable=True),
     Index("ix_m365_sync_log_agent_id", "agent_id", "id"),
 )
+
+# -- public pages ------------------------------------------------------------
+
+# Keys the server keeps for itself (the public pages' session and CSRF key):
+# made once by whichever process needs one first, shared by every process.
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+
+# A booking waiting for its usager to confirm their email (link or 6-digit
+# code, 30 minutes).  Personal data: deleted a day after it expires.  ``id`` is
+# random (it names the request in URLs); codes, links and the browser session
+# that asked are kept as HMACs only.
+booking_requests = Table(
+    "booking_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    _organisation_id(),
+    Column("motif_id", Integer, nullable=False),
+    Column("lieu_id", Integer, nullable=True),
+    Column("starts_at", BigInteger, nullable=False),
+    Column("first_name", String(200), nullable=False),
+    Column("last_name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("phone", String(40), nullable=True),
+    Column("notify_by_email", Boolean, nullable=False, server_default="1"),
+    Column("notify_by_sms", Boolean, nullable=False, server_default="1"),
+    Column("code_hash", String(64), nullable=False),
+    Column("link_hash", String(64), nullable=False),
+    Column("session_hash", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("verified", Boolean, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+    # Set once booked: where the RDV is.
+    Column("agent_id", Integer, nullable=True),
+    Column("rdv_uid", String(400), nullable=True),
+)
+
+# An invitation another system (Démarches Simplifiées...) made for a usager:
+# a link that books without typing an identity or checking an email.  The
+# link's token is kept as an HMAC.
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _organisation_id(),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("usager_id", Integer, ForeignKey("usagers.id", ondelete="CASCADE"), nullable=False),
+    Column("service_id", Integer, nullable=True),
+    Column("motif_id", Integer, nullable=True),
+    Column("lieu_id", Integer, nullable=True),
+    # The other system's own reference (a dossier number), sent back in webhooks.
+    Column("reference", String(100), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("agent_id", Integer, nullable=True),
+    Column("rdv_uid", String(400), nullable=True),
+)

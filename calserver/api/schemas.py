@@ -91,8 +91,19 @@ class _In(Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+Slug = Annotated[
+    str,
+    Meta(
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$",
+        description="the public booking page's address: /prendre-rdv/<slug> (lower-case "
+        "letters, digits and hyphens)",
+    ),
+]
+
+
 class OrganisationPatch(_In):
     name: Name | UnsetType = UNSET
+    slug: Slug | UnsetType = UNSET
     time_zone: TimeZone | UnsetType = UNSET
     holiday_zone: HolidayZone | UnsetType = UNSET
     pentecost_worked: bool | UnsetType = UNSET

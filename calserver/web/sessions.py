@@ -126,7 +126,14 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
             or not hmac.compare_digest(sent, csrf_token(request))
         ):
             raise web.HTTPForbidden(reason="csrf")
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as redirect:
+        # A redirect raised after the session changed (letters typed, a
+        # login) must carry the cookie; error pages send it themselves.
+        if redirect.status < 400:
+            send_session(request, redirect)
+        raise
     send_session(request, response)
     return response
 

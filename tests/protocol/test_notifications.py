@@ -28,10 +28,10 @@ from tests.conftest import run_cli, start_server
 from tests.dates import working_monday
 from tests.ics import event
 from tests.notifications.fakes import (
-    SMS_TOKEN,
     SmsProvider,
     SmtpServer,
     both_running,
+    server_config,
     wait_for,
 )
 from tests.protocol.pmi_office import Office, ok, set_up
@@ -61,16 +61,7 @@ def stack(
     fakes: tuple[SmtpServer, SmsProvider],
 ) -> Iterator[Stack]:
     smtp, provider = fakes
-    smtp.mailbox.messages.clear()  # the other database's run used the same numbers
-    provider.received.clear()
-    config = (
-        f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
-        "timeout_seconds = 2\n"
-        f"[sms]\nprovider = json_http\nurl = {provider.url}\ntoken = {SMS_TOKEN}\n"
-        "sender = MAIRIE\ntimeout_seconds = 2\n"
-        "[notifications]\nretry_first_ms = 300\npoll_seconds = 1\n"
-        "[logging]\nlevel = debug\n"
-    )
+    config = server_config(smtp, provider)
     workdir = tmp_path_factory.mktemp("notifications")
     server = start_server(module_database_url, workdir, extra_config=config)
     try:

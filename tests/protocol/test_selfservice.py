@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
@@ -23,7 +24,13 @@ import sqlalchemy
 
 from tests.conftest import start_server
 from tests.dates import working_monday
-from tests.notifications.fakes import SMS_TOKEN, SmsProvider, SmtpServer, both_running, wait_for
+from tests.notifications.fakes import (
+    SmsProvider,
+    SmtpServer,
+    both_running,
+    server_config,
+    wait_for,
+)
 from tests.protocol.pmi_office import Office, ok, set_up
 from tests.protocol.visitor import Visitor, text_of
 
@@ -53,16 +60,7 @@ def stack(
     fakes: tuple[SmtpServer, SmsProvider],
 ) -> Iterator[Stack]:
     smtp, provider = fakes
-    smtp.mailbox.messages.clear()
-    provider.received.clear()
-    config = (
-        f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
-        "timeout_seconds = 2\n"
-        f"[sms]\nprovider = json_http\nurl = {provider.url}\ntoken = {SMS_TOKEN}\n"
-        "sender = MAIRIE\ntimeout_seconds = 2\n"
-        "[notifications]\nretry_first_ms = 300\npoll_seconds = 1\n"
-        "[logging]\nlevel = debug\n"
-    )
+    config = server_config(smtp, provider)
     server = start_server(
         module_database_url, tmp_path_factory.mktemp("selfservice"), extra_config=config
     )
@@ -442,3 +440,22 @@ def test_pages_answer_in_french_without_a_stack_trace(stack: Stack) -> None:
         assert answer.status_code in (400, 403)
         assert "Traceback" not in answer.text
         assert httpx.codes.is_error(visitor.get("/r/1/AAAAAAAA/deplacer?semaine=bad").status_code)
+
+
+def test_two_usagers_moving_to_one_slot_get_it_once(stack: Stack) -> None:
+    _, first, first_link = _booked_with_link(stack, _at(stack, 1, "10:00"))
+    _, second, second_link = _booked_with_link(stack, _at(stack, 1, "10:30"))
+    visitors = [_opened(stack, first_link), _opened(stack, second_link)]
+    for visitor, link in zip(visitors, (first_link, second_link), strict=True):
+        assert visitor.get(link).status_code == 200
+    wanted = {"creneau": _at(stack, 1, "11:30")}
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(
+                lambda pair: pair[0].post(f"{pair[1]}/deplacer/confirmer", wanted),
+                zip(visitors, (first_link, second_link), strict=True),
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [303, 409]
+    starts = [_api_rdv(stack, rdv["id"])["starts_at"][:16] for rdv in (first, second)]
+    assert starts.count(wanted["creneau"]) == 1

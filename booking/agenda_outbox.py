@@ -69,6 +69,8 @@ def _state(
         )
         if not parsed.notify_usagers:  # only when off: older states lack the key
             state["notify_usagers"] = False
+        if parsed.invitation_id is not None:  # booked with another system's invitation
+            state["invitation_id"] = parsed.invitation_id
         return state
     rule = parsed.master.get("RRULE")
     organisations = (

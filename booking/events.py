@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -31,6 +31,8 @@ X_USAGER = "X-CALSERVER-USAGER"
 # FALSE: the usagers of this RDV are sent no notification (the booking agent's
 # choice); absent or anything else: they are.
 X_NOTIFY = "X-CALSERVER-NOTIFY-USAGERS"
+# The invitation (another system's link) an RDV was booked with.
+X_INVITATION = "X-CALSERVER-INVITATION"
 
 
 @dataclass
@@ -49,6 +51,7 @@ class ParsedEvent:
     sequence: int
     usager_ids: list[int]
     notify_usagers: bool = True
+    invitation_id: int | None = None
 
     @property
     def rdv_status(self) -> str:
@@ -99,6 +102,7 @@ def _parse(text: str, zone: str) -> ParsedEvent:
         raise BookingRefused("invalid-event", "the event has no start (DTSTART)")
     start, end = span(master, ZoneInfo(zone))
     lieu = _ints(master.get(X_LIEU, []), X_LIEU)
+    invitation = _ints(master.get(X_INVITATION, []), X_INVITATION)
     status = str(master.get(X_STATUS, "")).strip().lower() or None
     return ParsedEvent(
         uid=str(master.get("UID", "")),
@@ -115,6 +119,7 @@ def _parse(text: str, zone: str) -> ParsedEvent:
         sequence=int(master.get("SEQUENCE", 0)),
         usager_ids=_ints(master.get(X_USAGER, []), X_USAGER),
         notify_usagers=str(master.get(X_NOTIFY, "TRUE")).strip().upper() != "FALSE",
+        invitation_id=invitation[0] if invitation else None,
     )
 
 
@@ -200,6 +205,7 @@ def build_event(
     status: str | None = None,
     attendees: Sequence[Attendee] = (),
     notify_usagers: bool = True,
+    invitation_id: int | None = None,
     now: datetime | None = None,
 ) -> str:
     """One VEVENT in its own VCALENDAR, times in the organisation's zone
@@ -251,10 +257,50 @@ def build_event(
         event.add(X_USAGER, str(attendee.usager_id))
     if not notify_usagers:
         event.add(X_NOTIFY, "FALSE")
+    if invitation_id is not None:
+        event.add(X_INVITATION, str(invitation_id))
     calendar = _calendar()
     calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical().decode("utf-8")
+
+
+def build_rdv(
+    *,
+    zone: str,
+    uid: str,
+    start: datetime,
+    motif: dict,
+    lieu: dict | None,
+    organisation_id: int,
+    usagers: Sequence[dict],
+    status: str = "unknown",
+    notify_usagers: bool = True,
+    invitation_id: int | None = None,
+) -> str:
+    """An RDV as every path writes it (the API, the public page): the motif's
+    duration, its usagers as ATTENDEEs, SUMMARY "motif : names", LOCATION
+    from the modality."""
+    attendees = [
+        Attendee(u["id"], f"{u['first_name']} {u['last_name']}", u["email"]) for u in usagers
+    ]
+    home = (usagers[0]["postcode"], usagers[0]["city"]) if usagers else (None, None)
+    names = ", ".join(a.name for a in attendees)
+    return build_event(
+        zone=zone,
+        uid=uid,
+        start=start,
+        end=start + timedelta(minutes=motif["duration_minutes"]),
+        summary=f"{motif['name']} : {names}" if names else motif["name"],
+        motif_ids=[motif["id"]],
+        lieu_id=lieu["id"] if lieu else None,
+        location=location_text(motif["location_type"], lieu, *home),
+        organisation_id=organisation_id,
+        status=status,
+        attendees=attendees,
+        notify_usagers=notify_usagers,
+        invitation_id=invitation_id,
+    )
 
 
 def location_text(

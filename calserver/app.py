@@ -17,6 +17,7 @@ from calserver.api import (
     agendas,
     base,
     feed_links,
+    invitations,
     m365,
     notices,
     openapi,
@@ -94,7 +95,7 @@ def add_api_routes(api: web.Application) -> None:
     """The JSON API's routes: the operations of ``openapi.OPERATIONS`` (a
     test holds the two equal) and the document itself."""
     api.router.add_get("/openapi.json", openapi.serve)
-    for module in (records, agendas, slots, feed_links, webhooks, notices, m365):
+    for module in (records, agendas, slots, feed_links, webhooks, notices, m365, invitations):
         module.add_routes(api)
 
 

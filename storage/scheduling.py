@@ -21,6 +21,7 @@ from storage.schema import (
     agent_roles,
     agent_services,
     agents,
+    invitations,
     lieux,
     motifs,
     organisations,
@@ -371,6 +372,7 @@ KINDS = {
     "motif": motifs,
     "usager": usagers,
     "agent": agents,
+    "invitation": invitations,
 }
 
 

@@ -120,6 +120,12 @@ def _user(record: dict | None) -> Data | None:
     }
 
 
+def _invitation(record: dict | None) -> Data | None:
+    if record is None:
+        return None
+    return {"id": record["id"], "reference": record["reference"]}
+
+
 def _zone(related: Related, organisation_id: int) -> str:
     found = related.get("organisation", organisation_id)
     return found["time_zone"] if found else DEFAULT_ZONE
@@ -145,6 +151,8 @@ def _rdv(related: Related, event: outbox.Event) -> Data:
     else:
         address = ""
     created_by = _CREATED_BY.get(state.get("created_by") or "agent", "agent")
+    invitation_id = state.get("invitation_id")
+    invitation = related.get("invitation", invitation_id) if invitation_id else None
     return {
         "id": event.record_id,
         "uuid": state["uuid"],
@@ -162,6 +170,8 @@ def _rdv(related: Related, event: outbox.Event) -> Data:
         "created_by": created_by,
         "created_by_type": created_by.capitalize(),
         "created_by_id": None,
+        # calserver's own: the invitation (another system's link) it was booked with.
+        "invitation": _invitation(invitation),
         "organisation": _organisation(organisation),
         "motif": _motif(motif),
         "lieu": _lieu(lieu),
@@ -240,7 +250,7 @@ def _wanted(events: list[outbox.Event]) -> dict[str, set[int]]:
             wanted["agent"].update(data.get("agent_ids") or [])
             wanted["usager"].update(data.get("usager_ids") or [])
             wanted["motif"].update(data.get("motif_ids") or [])
-            for kind in ("motif", "lieu"):
+            for kind in ("motif", "lieu", "invitation"):
                 if data.get(f"{kind}_id"):
                     wanted[kind].add(data[f"{kind}_id"])
     return wanted

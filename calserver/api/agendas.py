@@ -282,26 +282,16 @@ async def create_rdv(request: web.Request) -> web.Response:
         zone = organisation["time_zone"]
         lieu = _lieu_of(conn, rdv.lieu_id, organisation["id"])
         usagers = usagers_of_rdv(conn, rdv.usager_ids, organisation["id"])
-        attendees = [
-            events.Attendee(u["id"], f"{u['first_name']} {u['last_name']}", u["email"])
-            for u in usagers
-        ]
-        home = (usagers[0]["postcode"], usagers[0]["city"]) if usagers else (None, None)
-        start = parse_moment(rdv.starts_at, zone, "starts_at")
-        names = ", ".join(a.name for a in attendees)
         uid = _new_uid()
-        text = events.build_event(
+        text = events.build_rdv(
             zone=zone,
             uid=uid,
-            start=start,
-            end=start + timedelta(minutes=motif["duration_minutes"]),
-            summary=f"{motif['name']} : {names}" if names else motif["name"],
-            motif_ids=[motif["id"]],
-            lieu_id=rdv.lieu_id,
-            location=events.location_text(motif["location_type"], lieu, *home),
+            start=parse_moment(rdv.starts_at, zone, "starts_at"),
+            motif=motif,
+            lieu=lieu,
             organisation_id=organisation["id"],
+            usagers=usagers,
             status=rdv.status,
-            attendees=attendees,
             notify_usagers=rdv.notify_usagers,
         )
         path = f"{owner['login']}/rdv"

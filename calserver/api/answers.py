@@ -300,3 +300,23 @@ class M365Call(_Out):
     duration_ms: int
     request_id: str | None
     error: str | None
+
+
+class Invitation(_Out):
+    id: int
+    organisation_id: int
+    usager_id: int
+    motif_id: int | None
+    service_id: int | None
+    lieu_id: int | None
+    reference: str | None
+    created_at: Instant
+    expires_at: Instant
+    # Once booked: the RDV's agent and id (its UID).
+    rdv_agent_id: int | None
+    rdv_id: str | None
+
+
+class InvitationCreated(Invitation):
+    # The link to hand to the usager; shown in this answer only.
+    link: str

@@ -214,6 +214,15 @@ OPERATIONS: tuple[Operation, ...] = (
               "Send one delivery again", answer=answers.Redelivered, status=202, errors=(403,)),
     Operation("post", ENDPOINTS + "/{id}/redeliver_failed", "Send every failed delivery again",
               answer=answers.Redelivered, status=202, errors=(403,)),
+    Operation("post", ORG + "/invitations", "Invite a usager to book online (admin)",
+              schemas.InvitationIn, answers.InvitationCreated, 201, (403,),
+              description="Answers the link to the public booking page to hand to the usager "
+                          "(shown once): it books for this usager without identity or email "
+                          "check, once, until it expires; the RDV's webhook names the "
+                          "invitation.  422 unknown-motif, unknown-service, unknown-lieu when "
+                          "they are not the organisation's."),
+    Operation("get", ORG + "/invitations/{id}", "An invitation, and the RDV it booked (admin)",
+              answer=answers.Invitation, errors=(403,)),
     Operation("put", M365, "Connect the organisation's Microsoft 365 tenant (admin)",
               schemas.M365ConnectionIn, answers.M365Connection, errors=(403,),
               description="The client secret is stored encrypted and never shown again.  503 "

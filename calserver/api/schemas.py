@@ -308,3 +308,20 @@ class M365ConnectionIn(_In):
     tenant_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9.\-]{1,100}$")]
     client_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9\-]{1,100}$")]
     client_secret: Annotated[str, Meta(min_length=1, max_length=1000)]
+
+
+class InvitationIn(_In):
+    """An invitation for a usager: the link books without typing an identity
+    or checking an email.  The usager is the organisation's one with this
+    email (made when there is none; names and phone of an existing one are
+    kept)."""
+
+    first_name: Name
+    last_name: Name
+    email: UsagerEmail | None = None
+    phone: Phone | None = None
+    motif_id: Id | None = None
+    service_id: Id | None = None
+    lieu_id: Id | None = None
+    reference: Annotated[str, Meta(max_length=100)] | None = None
+    valid_days: Annotated[int, Meta(ge=1, le=365)] = 30

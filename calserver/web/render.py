@@ -15,22 +15,8 @@ import jinja2
 from aiohttp import web
 
 from calserver.web.sessions import csrf_token
+from notifications.render import DAYS, MONTHS
 
-DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 
 
@@ -39,9 +25,15 @@ def day_fr(moment: datetime) -> str:
     return f"{DAYS[moment.weekday()]} {moment.day} {MONTHS[moment.month - 1]} {moment.year}"
 
 
+SHORT_MONTHS = (
+    "janv.", "févr.", "mars", "avr.", "mai", "juin",
+    "juil.", "août", "sept.", "oct.", "nov.", "déc.",
+)  # fmt: skip
+
+
 def short_day_fr(moment: datetime) -> str:
     """``lun. 7 déc.``: a column heading of the week of créneaux."""
-    return f"{DAYS[moment.weekday()][:3]}. {moment.day} {MONTHS[moment.month - 1][:4].rstrip('.')}."
+    return f"{DAYS[moment.weekday()][:3]}. {moment.day} {SHORT_MONTHS[moment.month - 1]}"
 
 
 def time_fr(moment: datetime) -> str:
@@ -52,7 +44,7 @@ def time_fr(moment: datetime) -> str:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("calserver.web", "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
+        autoescape=jinja2.select_autoescape(disabled_extensions=("txt",), default=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -110,6 +110,12 @@ def session_digest(request: web.Request, purpose: str) -> str:
     return _sign(request.app[POLICY].key, f"{purpose}:{session.id}".encode())
 
 
+def keyed_digest(request: web.Request, text: str) -> str:
+    """An HMAC of ``text`` under the server's key: what the database keeps of
+    a short secret (a 6-digit code) so that its table alone does not give it."""
+    return _sign(request.app[POLICY].key, text.encode())
+
+
 @web.middleware
 async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a POST without this session's CSRF token; send the session back."""
@@ -128,11 +134,9 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
             raise web.HTTPForbidden(reason="csrf")
     try:
         response = await handler(request)
-    except web.HTTPException as redirect:
-        # A redirect raised after the session changed (letters typed, a
-        # login) must carry the cookie; error pages send it themselves.
-        if redirect.status < 400:
-            send_session(request, redirect)
+    except web.HTTPException as e:  # a redirect: it carries the session too
+        if e.status < 400:
+            send_session(request, e)
         raise
     send_session(request, response)
     return response

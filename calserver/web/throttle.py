@@ -34,7 +34,7 @@ def key_of(value: str) -> str:
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
 
 
-def check(request: web.Request, limit: RateLimit, *keys: str) -> None:
+def check(request: web.Request, limit: RateLimit, *keys: object) -> None:
     """Count one attempt from this address and for each key, or refuse with 429."""
     wait = limit.take(("address", request.remote or ""), *keys)
     if wait > 0:

@@ -4,17 +4,14 @@ real SMTP server), the letters typed with the keyboard alone, a move through
 the week of créneaux, a cancellation then seen by a CalDAV client, the
 4-hour limit, and the back office's login and RDV page.  Every page is
 checked with axe-core (no serious or critical violation) and kept as
-screenshots 360 and 1280 pixels wide under ``$CALSERVER_ARTIFACTS``
-(``test-artifacts/`` by default)."""
+screenshots 360 and 1280 pixels wide under tests/artifacts/selfservice/.  The
+server here runs its notification worker: the link comes by email."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import caldav
@@ -22,16 +19,17 @@ import httpx
 import icalendar
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import Server, start_server
+from tests.browser.conftest import ARTIFACTS as SHARED_ARTIFACTS
+from tests.browser.conftest import SERIOUS
+from tests.conftest import Server, _migrated_database, start_server
 from tests.notifications.fakes import SmtpServer, wait_for
 from tests.protocol.pmi_office import Office, ok, set_up
 
 pytestmark = pytest.mark.slow
 PARIS = ZoneInfo("Europe/Paris")
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("CALSERVER_ARTIFACTS", "test-artifacts")) / "selfservice"
+ARTIFACTS = SHARED_ARTIFACTS / "selfservice"
 LINK = re.compile(r"/r/\d+/[A-Z0-9]{8}")
 WIDTHS = (360, 1280)
 
@@ -47,14 +45,17 @@ def smtp() -> Iterator[SmtpServer]:
 def office(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer
 ) -> Iterator[Office]:
-    workdir = tmp_path_factory.mktemp("browser")
-    database = workdir / "calserver.db"
-    shutil.copyfile(request.getfixturevalue("_sqlite_template"), database)
     config = (
         f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
         "[notifications]\npoll_seconds = 1\n"
     )
-    server: Server = start_server(f"sqlite:///{database}", workdir, extra_config=config)
+    with _migrated_database("sqlite", request, tmp_path_factory.mktemp("db")) as url:
+        yield from _office(
+            start_server(url, tmp_path_factory.mktemp("browser"), extra_config=config)
+        )
+
+
+def _office(server: Server) -> Iterator[Office]:
     try:
         made = set_up(server)
         with made.client() as admin:
@@ -74,17 +75,6 @@ def office(
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        found = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking"]
-        )
-        yield found
-        found.close()
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR")
@@ -95,11 +85,12 @@ def page(browser: Browser) -> Iterator[Page]:
 
 def _checked(page: Page, name: str) -> None:
     """axe-core finds nothing serious or critical; screenshots at both widths."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     results = Axe().run(page)
     bad = [
         (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
         for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
+        if v["impact"] in SERIOUS
     ]
     assert bad == [], f"{name}: {bad}"
     for width in WIDTHS:

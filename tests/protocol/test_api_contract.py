@@ -376,6 +376,16 @@ CASES: dict[tuple[str, str], tuple[Call, Call, int]] = {
         lambda w: w.agent.post(f"{w.endpoints}/{w.endpoint['id']}/redeliver_failed"),
         403,
     ),
+    ("post", "/organisations/{org}/invitations"): (
+        lambda w: w.admin.post(f"{w.org}/invitations", json=_invitation(w)),
+        lambda w: w.agent.post(f"{w.org}/invitations", json=_invitation(w)),
+        403,
+    ),
+    ("get", "/organisations/{org}/invitations/{id}"): (
+        lambda w: w.admin.get(f"{w.org}/invitations/{_invitation_id(w)}"),
+        lambda w: w.admin.get(f"{w.org}/invitations/{MISSING}"),
+        404,
+    ),
     ("put", "/organisations/{org}/m365/connection"): (
         lambda w: _connect(w),
         lambda w: w.agent.put(f"{w.org}/m365/connection", json=M365_CONNECTION),
@@ -435,6 +445,15 @@ def _plage(w: World) -> dict:
     day = (today() + timedelta(days=2)).isoformat()
     return {"motif_ids": [w.office.motif], "lieu_id": w.office.lieu,
             "first_day": day, "start_time": "19:00", "end_time": "20:00"}  # fmt: skip
+
+
+def _invitation(w: World) -> dict:
+    return {"first_name": "Dominique", "last_name": "Martin", "motif_id": w.office.motif,
+            "reference": "dossier-42", "valid_days": 7}  # fmt: skip
+
+
+def _invitation_id(w: World) -> int:
+    return ok(w.admin.post(f"{w.org}/invitations", json=_invitation(w)), 201)["id"]
 
 
 def _admin_id(w: World) -> int:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from storage import agents, outbox, scheduling
+from storage import agents, outbox, public_booking, scheduling
 from storage.database import Database
 from webhooks.payload import Unbuilt, bodies
 
@@ -84,6 +84,32 @@ def test_an_rdv_in_rdv_sp_shape(db: Database) -> None:
     assert (user["last_name"], user["phone_number"]) == ("Durand", "0612345678")
     assert rdv["participations"][0]["user"] == user
     assert b"secret note" not in raw
+
+
+def test_an_rdv_booked_with_an_invitation_names_it(db: Database) -> None:
+    o = _office(db)
+    with db.transaction(write=True) as conn:
+        invitation = public_booking.create_invitation(
+            conn,
+            {"organisation_id": o["org"], "token_hash": "h" * 64, "usager_id": o["usager"]["id"],
+             "reference": "dossier-42", "created_at": 0, "expires_at": 10},
+        )  # fmt: skip
+    state = {
+        "uuid": "r-2@calserver", "agent_ids": [o["alice"]], "organisation_ids": [o["org"]],
+        "organisation_id": o["org"], "motif_id": o["motif"], "lieu_id": o["lieu"],
+        "status": "unknown", "usager_ids": [o["usager"]["id"]], "sequence": 0,
+        "created_by": "usager", "invitation_id": invitation["id"],
+        "starts_at": "2030-01-07T08:00:00+00:00", "ends_at": "2030-01-07T08:30:00+00:00",
+    }  # fmt: skip
+    with db.transaction(write=False) as conn:
+        sent = json.loads(body(conn, _event("rdv", 13, o["org"], state)))
+        plain = json.loads(
+            body(conn, _event("rdv", 14, o["org"], {**state, "invitation_id": None}))
+        )
+    assert sent["data"]["invitation"] == {"id": invitation["id"], "reference": "dossier-42"}
+    assert sent["data"]["created_by"] == "user"
+    assert plain["data"]["invitation"] is None
+    assert "h" * 64 not in json.dumps(sent)
 
 
 def test_records_and_availability(db: Database) -> None:

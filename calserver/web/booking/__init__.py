@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from calserver.web.booking import pages
+from calserver.web.booking import confirm, invitation, pages
 
 PREFIX = "/prendre-rdv"
 
 
 def add_routes(app: web.Application) -> None:
     pages.add_routes(app)
+    confirm.add_routes(app)
+    invitation.add_routes(app)

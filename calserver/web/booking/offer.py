@@ -117,6 +117,7 @@ def nearest(
 ) -> list[Creneau]:
     """The free slots closest to ``wanted`` (before or after), for a usager
     whose slot was taken meanwhile."""
+    wanted = min(max(wanted, now), horizon(motif, now))  # a slot typed into a URL
     start = max(now, wanted - NEAREST_WINDOW)
     end = min(wanted + NEAREST_WINDOW, horizon(motif, now))
     if end <= start:
@@ -128,3 +129,20 @@ def nearest(
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def bookable_time(motif: dict, start: datetime, now: datetime) -> bool:
+    """Whether ``start`` lies where a public search may look (a slot typed
+    into a URL may lie anywhere)."""
+    return now <= start <= horizon(motif, now)
+
+
+def offered_at(
+    conn: Connection, motif: dict, lieu_id: int | None, start: datetime, now: datetime
+) -> bool:
+    """Whether the public search offers this very slot now."""
+    if not bookable_time(motif, start, now):
+        return False
+    end = start + timedelta(minutes=motif["duration_minutes"])
+    found = agenda.find_creneaux(conn, _query(motif, lieu_id, start, end), now)
+    return any(c.start == start for c in found)

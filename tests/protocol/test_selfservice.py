@@ -11,8 +11,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
 
@@ -22,30 +21,20 @@ import icalendar
 import pytest
 import sqlalchemy
 
-from tests.conftest import start_server
-from tests.dates import working_monday
 from tests.notifications.fakes import (
     SmsProvider,
     SmtpServer,
     both_running,
-    server_config,
     wait_for,
 )
-from tests.protocol.pmi_office import Office, ok, set_up
+from tests.protocol.notified_office import Stack, notified_office
+from tests.protocol.pmi_office import ok
 from tests.protocol.visitor import Visitor, text_of
 
 PARIS = ZoneInfo("Europe/Paris")
 LINK = re.compile(r"(/r/(\d+)/([A-Z0-9]{8}))")
 _numbers = itertools.count(10)
 USAGERS: list[dict] = []
-
-
-@dataclass
-class Stack:
-    office: Office
-    smtp: SmtpServer
-    sms: SmsProvider
-    day: date
 
 
 @pytest.fixture(scope="module")
@@ -59,33 +48,14 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     fakes: tuple[SmtpServer, SmsProvider],
 ) -> Iterator[Stack]:
-    smtp, provider = fakes
-    config = server_config(smtp, provider)
-    server = start_server(
-        module_database_url, tmp_path_factory.mktemp("selfservice"), extra_config=config
-    )
-    try:
-        office = set_up(server)
-        with office.client() as admin:
-            ok(
-                admin.patch(
-                    f"/organisations/{office.org}/motifs/{office.motif}",
-                    json={
-                        "bookable_by": "everyone",
-                        "usager_can_move": True,
-                        "instructions_after": "Apportez le carnet de santé.",
-                    },
-                )
-            )
-            ok(
-                admin.patch(
-                    f"/organisations/{office.org}",
-                    json={"contact_phone": "01 40 00 00 00", "contact_email": "pmi@mairie.fr"},
-                )
-            )
-        yield Stack(office, smtp, provider, max(working_monday(2), office.day))
-    finally:
-        server.stop()
+    with notified_office(
+        module_database_url,
+        tmp_path_factory.mktemp("selfservice"),
+        fakes,
+        motif={"bookable_by": "everyone", "usager_can_move": True},
+        organisation={"contact_email": "pmi@mairie.fr"},
+    ) as stack:
+        yield stack
 
 
 def _usager(stack: Stack, last_name: str) -> dict:

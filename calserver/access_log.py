@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -22,6 +23,21 @@ def route_template(request: web.Request) -> str:
     """The request's route as declared (``/feeds/{token}.ics``), for logs."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "(no route)"
+
+
+def log_failure(logger: logging.Logger, what: str, request: web.Request, error: Exception) -> None:
+    """An unexpected failure of a request: its route, the exception's type and
+    where it was raised; never its message, which may quote request data."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    logger.error(
+        "%s %s %s failed: %s at %s:%s",
+        what,
+        request.method,
+        route_template(request),
+        type(error).__name__,
+        frame.filename,
+        frame.lineno,
+    )
 
 
 @web.middleware

@@ -342,6 +342,18 @@ def create_usager(conn: Connection, values: Record) -> Record:
     return _insert(conn, usagers, {"created_at": int(time.time()), **_usager_values(values)})
 
 
+def usager_by_email(conn: Connection, values: Record) -> tuple[Record, bool]:
+    """The organisation's usager with ``values``' email, made from ``values``
+    when there is none (or no email): (record, whether it was made)."""
+    try:
+        return create_usager(conn, values), True
+    except Duplicate as e:
+        assert e.existing_id is not None
+        found = usager(conn, e.existing_id)
+        assert found is not None
+        return found, False
+
+
 def update_usager(conn: Connection, usager_id: int, values: Record) -> Record | None:
     return _update(conn, usagers, usager_id, _usager_values(values))
 

@@ -16,9 +16,7 @@ the log names the exception type only, never request data.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,8 +30,9 @@ from radicale.auth import AuthContext
 from sqlalchemy import Connection
 
 from booking.rules import BookingRefused, Why
-from calserver.access_log import route_template
+from calserver.access_log import log_failure
 from calserver.auth_gate import AuthGate, AuthRefused
+from calserver.blocking import Transactions
 from plugins.credentials import WrongCredentials
 from plugins.rights import Rights
 from storage import scheduling
@@ -69,24 +68,13 @@ def forbidden(message: str) -> ApiError:
 
 
 @dataclass
-class ApiContext:
+class ApiContext(Transactions):
     db: Database
     gate: AuthGate
     rights: Rights
     realm: str
     executor: ThreadPoolExecutor
     base_url: str  # where links point (Settings.base_url)
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
-    def write(self, fn: Callable[[Connection], T]) -> T:
-        with self.db.transaction(write=True) as conn:
-            return fn(conn)
-
-    def read(self, fn: Callable[[Connection], T]) -> T:
-        with self.db.transaction(write=False) as conn:
-            return fn(conn)
 
     def agenda_rights(self, login: str, owner: str, agenda: str) -> str:
         """What ``login`` may do with the items of ``owner``'s agenda, exactly
@@ -154,16 +142,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return _error(e.status, e.reason.lower().replace(" ", "-"), e.reason)
     except Exception as e:
-        # Where, not what: exception messages may quote request data.
-        frame = traceback.extract_tb(e.__traceback__)[-1]
-        log.error(
-            "API request %s %s failed: %s at %s:%s",
-            request.method,
-            route_template(request),
-            type(e).__name__,
-            frame.filename,
-            frame.lineno,
-        )
+        log_failure(log, "API request", request, e)
         return _error(
             500, "internal-error", "something went wrong on our side; nothing was changed"
         )

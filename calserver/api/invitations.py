@@ -63,21 +63,17 @@ def _check_targets(conn: Connection, org: int, invitation: schemas.InvitationIn)
 
 
 def _usager(conn: Connection, org: int, invitation: schemas.InvitationIn) -> int:
-    try:
-        created = scheduling.create_usager(
-            conn,
-            {
-                "organisation_id": org,
-                "first_name": invitation.first_name,
-                "last_name": invitation.last_name,
-                "email": invitation.email,
-                "phone": invitation.phone,
-            },
-        )
-    except scheduling.Duplicate as e:
-        assert e.existing_id is not None
-        return e.existing_id
-    return created["id"]
+    found, _ = scheduling.usager_by_email(
+        conn,
+        {
+            "organisation_id": org,
+            "first_name": invitation.first_name,
+            "last_name": invitation.last_name,
+            "email": invitation.email,
+            "phone": invitation.phone,
+        },
+    )
+    return found["id"]
 
 
 async def create(request: web.Request) -> web.Response:

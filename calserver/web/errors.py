@@ -9,12 +9,11 @@ personal)."""
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from calserver.access_log import route_template
+from calserver.access_log import log_failure
 from calserver.web.render import page
 from calserver.web.sessions import send_session
 
@@ -95,13 +94,5 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
             response.headers["Allow"] = e.headers.get("Allow", "")
         return response
     except Exception as e:
-        frame = traceback.extract_tb(e.__traceback__)[-1]
-        log.error(
-            "page %s %s failed: %s at %s:%s",
-            request.method,
-            route_template(request),
-            type(e).__name__,
-            frame.filename,
-            frame.lineno,
-        )
+        log_failure(log, "page", request, e)
         return error_page(request, 500)

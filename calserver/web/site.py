@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import jinja2
 from aiohttp import web
-from sqlalchemy import Connection
 
+from calserver.blocking import Transactions
 from calserver.web.errors import error_pages
 from calserver.web.headers import security_headers
 from calserver.web.render import TEMPLATES, environment
@@ -39,7 +39,7 @@ SESSION_KEY_NAME = "web-session"
 
 
 @dataclass
-class WebContext:
+class WebContext(Transactions):
     db: Database
     executor: ThreadPoolExecutor
     base_url: str
@@ -50,19 +50,8 @@ class WebContext:
     limits: PageLimits = field(default_factory=PageLimits)
     templates: jinja2.Environment = field(default_factory=environment)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
-
     async def search(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.searches, fn, *args)
-
-    def write(self, fn: Callable[[Connection], T]) -> T:
-        with self.db.transaction(write=True) as conn:
-            return fn(conn)
-
-    def read(self, fn: Callable[[Connection], T]) -> T:
-        with self.db.transaction(write=False) as conn:
-            return fn(conn)
 
 
 CONTEXT = web.AppKey("web_context", WebContext)

@@ -7,45 +7,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, _migrated_database, start_server
-from tests.notifications.fakes import SmtpServer
-from tests.web.office import PublicOffice, set_up
+from tests.conftest import _migrated_database
+from tests.web.office import Stack, running
 
 CHROMIUM = os.environ.get("CALSERVER_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 SERIOUS = ("serious", "critical")
 
 
-@dataclass
-class Stack:
-    server: Server
-    smtp: SmtpServer
-    office: PublicOffice
-
-
 @pytest.fixture(scope="module")
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """A server on SQLite (the browser drives pages; the databases are the
-    protocol tests' business) with its SMTP server and an office."""
-    smtp = SmtpServer().start()
-    config = (
-        f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
-        "[notifications]\nworker = false\n[webhooks]\nworker = false\n"
-    )
-    with _migrated_database("sqlite", request, tmp_path_factory.mktemp("db")) as url:
-        server = start_server(url, tmp_path_factory.mktemp("browser"), extra_config=config)
-        try:
-            yield Stack(server, smtp, set_up(server))
-        finally:
-            server.stop()
-            smtp.stop()
+    """On SQLite only: the browser drives pages, the databases are the
+    protocol tests' business."""
+    database = _migrated_database("sqlite", request, tmp_path_factory.mktemp("db"))
+    with database as url, running(url, tmp_path_factory.mktemp("browser")) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import ARTIFACTS, SERIOUS, Stack
+from tests.browser.conftest import ARTIFACTS, SERIOUS
 from tests.notifications.fakes import wait_for
 from tests.web import journey
-from tests.web.office import ok, slot, take_slot
+from tests.web.office import Stack, ok, slot, take_slot
 
 pytestmark = pytest.mark.slow
 DESKTOP = {"width": 1280, "height": 900}

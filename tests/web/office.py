@@ -5,14 +5,18 @@ agent-only motif; a second lieu, then disabled, with a plage of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 import httpx
 
-from tests.conftest import ADMIN_PASSWORD, Server
+from tests.conftest import ADMIN_PASSWORD, Server, start_server
 from tests.dates import working_monday
+from tests.notifications.fakes import SmtpServer
 
 API = "/api/v1"
 WEEKDAYS = ["MO", "TU", "WE", "TH", "FR"]
@@ -146,3 +150,31 @@ def take_slot(office: PublicOffice, wanted: str) -> None:
                 "usager_ids": [other["id"]],
             }
             ok(admin.post("/rdvs", json=rdv), 201)
+
+
+@dataclass
+class Stack:
+    """A server with its SMTP server (aiosmtpd) and an office."""
+
+    server: Server
+    smtp: SmtpServer
+    office: PublicOffice
+
+
+@contextlib.contextmanager
+def running(database_url: str, workdir: Path) -> Iterator[Stack]:
+    """A server sending its emails to a local SMTP server (no worker: the
+    pages' own emails only), with an office set up."""
+    smtp = SmtpServer().start()
+    config = (
+        f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
+        "[notifications]\nworker = false\n[webhooks]\nworker = false\n"
+    )
+    try:
+        server = start_server(database_url, workdir, extra_config=config)
+        try:
+            yield Stack(server, smtp, set_up(server))
+        finally:
+            server.stop()
+    finally:
+        smtp.stop()

@@ -4,7 +4,6 @@ aiosmtpd on loopback): the journey, what it refuses, and what it never shows."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,34 +11,16 @@ import httpx
 import icalendar
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Server, start_server
-from tests.notifications.fakes import SmtpServer, wait_for
+from tests.conftest import ADMIN_PASSWORD
+from tests.notifications.fakes import wait_for
 from tests.web import journey
-from tests.web.office import AFTER, BEFORE, PublicOffice, ok, set_up, slot, take_slot
-
-
-@dataclass
-class Stack:
-    server: Server
-    smtp: SmtpServer
-    office: PublicOffice
+from tests.web.office import AFTER, BEFORE, Stack, ok, running, slot, take_slot
 
 
 @pytest.fixture(scope="module")
 def stack(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    smtp = SmtpServer().start()
-    config = (
-        f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
-        "[notifications]\nworker = false\n[webhooks]\nworker = false\n"
-    )
-    server = start_server(
-        module_database_url, tmp_path_factory.mktemp("public"), extra_config=config
-    )
-    try:
-        yield Stack(server, smtp, set_up(server))
-    finally:
-        server.stop()
-        smtp.stop()
+    with running(module_database_url, tmp_path_factory.mktemp("public")) as found:
+        yield found
 
 
 def _mail(stack: Stack, address: str, count: int = 1):  # type: ignore[no-untyped-def]

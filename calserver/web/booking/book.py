@@ -57,32 +57,29 @@ def usager_for(conn: Connection, organisation_id: int, identity: Identity) -> di
     made when there is none.  An existing record keeps its names (the
     organisation's agents may have corrected them); the usager's own choice
     of notifications is taken, and a phone where it had none."""
-    try:
-        return scheduling.create_usager(
-            conn,
-            {
-                "organisation_id": organisation_id,
-                "first_name": identity.first_name,
-                "last_name": identity.last_name,
-                "email": identity.email,
-                "phone": identity.phone,
-                "notify_by_email": identity.notify_by_email,
-                "notify_by_sms": identity.notify_by_sms,
-            },
-        )
-    except scheduling.Duplicate as e:
-        assert e.existing_id is not None
-        existing = scheduling.usager(conn, e.existing_id)
-        assert existing is not None
-        changes: dict = {
+    found, made = scheduling.usager_by_email(
+        conn,
+        {
+            "organisation_id": organisation_id,
+            "first_name": identity.first_name,
+            "last_name": identity.last_name,
+            "email": identity.email,
+            "phone": identity.phone,
             "notify_by_email": identity.notify_by_email,
             "notify_by_sms": identity.notify_by_sms,
-        }
-        if identity.phone and not existing["phone"]:
-            changes["phone"] = identity.phone
-        updated = scheduling.update_usager(conn, existing["id"], changes)
-        assert updated is not None
-        return updated
+        },
+    )
+    if made:
+        return found
+    changes: dict = {
+        "notify_by_email": identity.notify_by_email,
+        "notify_by_sms": identity.notify_by_sms,
+    }
+    if identity.phone and not found["phone"]:
+        changes["phone"] = identity.phone
+    updated = scheduling.update_usager(conn, found["id"], changes)
+    assert updated is not None
+    return updated
 
 
 def book(

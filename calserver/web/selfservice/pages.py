@@ -21,7 +21,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -30,6 +30,7 @@ from sqlalchemy import Connection
 from booking.rules import USAGER_REFUSALS, BookingRefused, Why
 from calserver import usager_rdv
 from calserver.usager_rdv import UsagerRdv
+from calserver.web import week
 from calserver.web.booking import params
 from calserver.web.booking.offer import MODALITIES
 from calserver.web.errors import PageError
@@ -233,37 +234,22 @@ async def move_page(request: web.Request) -> web.Response:
     rdv = await _rdv(request, link)
     if not rdv.can_move:
         raise PageError(422, rdv.refusal or "Ce rendez-vous ne peut pas être déplacé en ligne.")
-    wanted = params.day(request.query.get("semaine"))
     now = _now()
-    zone = ZoneInfo(rdv.zone)
-    today = now.astimezone(zone).date()
-    last_day = rdv.horizon.astimezone(zone).date()
-    first = min(max(wanted or today, today), last_day)
-    start = params.midnight(first, rdv.zone)
+    span = week.window(params.day(request.query.get("semaine")), now, rdv.horizon, rdv.zone)
 
-    def read(conn: Connection) -> tuple[list, object]:
-        found = usager_rdv.creneaux(conn, rdv, start, start + timedelta(days=7), now)
-        following = None
-        if not found:
-            following = usager_rdv.next_creneau(conn, rdv, start + timedelta(days=7), now)
-        return found, following
+    def read(conn: Connection) -> week.Week:
+        found = usager_rdv.creneaux(conn, rdv, span.start, span.end, now)
+        return week.laid_out(
+            span, found, lambda after: usager_rdv.next_creneau(conn, rdv, after, now)
+        )
 
-    found, following = await ctx.search(ctx.read, read)
-    days = []
-    for offset in range(7):
-        day = first + timedelta(days=offset)
-        if day > last_day:
-            break
-        slots = [c for c in found if c.start.astimezone(zone).date() == day]
-        days.append((params.midnight(day, rdv.zone), slots))
     values = _values(link, rdv, "Choisissez un nouveau créneau")
     values.update(
-        days=days,
-        following=following,
-        previous=(first - timedelta(days=7)).isoformat() if first > today else None,
-        next=(first + timedelta(days=7)).isoformat()
-        if first + timedelta(days=7) <= last_day
-        else None,
+        week=await ctx.search(ctx.read, read),
+        week_href=lambda day: f"{link.path}/deplacer?semaine={day}",
+        slot_href=lambda c: (
+            f"{link.path}/deplacer/confirmer?creneau=" + params.slot_text(c.start, rdv.zone)
+        ),
     )
     return page(request, "selfservice/move.html", values)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,9 +24,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import ARTIFACTS as SHARED_ARTIFACTS
 from tests.browser.conftest import SERIOUS
-from tests.conftest import Server, _migrated_database, start_server
-from tests.notifications.fakes import SmtpServer, wait_for
-from tests.protocol.pmi_office import Office, ok, set_up
+from tests.conftest import _migrated_database
+from tests.notifications.fakes import SmtpServer, both_running, wait_for
+from tests.protocol.notified_office import Stack, notified_office
+from tests.protocol.pmi_office import Office, ok
 
 pytestmark = pytest.mark.slow
 PARIS = ZoneInfo("Europe/Paris")
@@ -35,44 +37,26 @@ WIDTHS = (360, 1280)
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
+def notified(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The notified office on SQLite (the databases are the protocol tests'
+    business): its worker sends the link by email."""
+    database = _migrated_database("sqlite", request, tmp_path_factory.mktemp("db"))
+    with database as url, contextmanager(both_running)() as fakes:
+        motif = {"bookable_by": "everyone", "usager_can_move": True}
+        with notified_office(url, tmp_path_factory.mktemp("browser"), fakes, motif) as found:
+            yield found
 
 
 @pytest.fixture(scope="module")
-def office(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, smtp: SmtpServer
-) -> Iterator[Office]:
-    config = (
-        f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
-        "[notifications]\npoll_seconds = 1\n"
-    )
-    with _migrated_database("sqlite", request, tmp_path_factory.mktemp("db")) as url:
-        yield from _office(
-            start_server(url, tmp_path_factory.mktemp("browser"), extra_config=config)
-        )
+def office(notified: Stack) -> Office:
+    return notified.office
 
 
-def _office(server: Server) -> Iterator[Office]:
-    try:
-        made = set_up(server)
-        with made.client() as admin:
-            ok(
-                admin.patch(
-                    f"/organisations/{made.org}/motifs/{made.motif}",
-                    json={
-                        "bookable_by": "everyone",
-                        "usager_can_move": True,
-                        "instructions_after": "Apportez le carnet de santé.",
-                    },
-                )
-            )
-            ok(admin.patch(f"/organisations/{made.org}", json={"contact_phone": "01 40 00 00 00"}))
-        yield made
-    finally:
-        server.stop()
+@pytest.fixture(scope="module")
+def smtp(notified: Stack) -> SmtpServer:
+    return notified.smtp
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ from tests.ics import event
 from tests.notifications.fakes import (
     SmsProvider,
     SmtpServer,
-    both_running,
     wait_for,
 )
 from tests.protocol.notified_office import Stack, notified_office
@@ -37,11 +36,6 @@ from tests.protocol.pmi_office import ok
 PARIS = ZoneInfo("Europe/Paris")
 ALICE_EMAIL = "alice@agents.example.org"
 USAGERS: list[dict] = []  # every usager made here: the log must name none
-
-
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[SmtpServer, SmsProvider]]:
-    yield from both_running()
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ import sqlalchemy
 from tests.notifications.fakes import (
     SmsProvider,
     SmtpServer,
-    both_running,
     wait_for,
 )
 from tests.protocol.notified_office import Stack, notified_office
@@ -35,11 +34,6 @@ PARIS = ZoneInfo("Europe/Paris")
 LINK = re.compile(r"(/r/(\d+)/([A-Z0-9]{8}))")
 _numbers = itertools.count(10)
 USAGERS: list[dict] = []
-
-
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[SmtpServer, SmsProvider]]:
-    yield from both_running()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from plugins.auth_throttle import Limits, Throttle
+from plugins.auth_throttle import Limits, RateLimit, Throttle
 
 LIMITS = Limits(
     pair_free=3,
@@ -103,3 +103,16 @@ def test_memory_is_bounded_dropping_the_oldest(throttle: Throttle) -> None:
         throttle.failed(f"spray{n}", f"10.1.{n // 250}.{n % 250}")
     assert throttle.retry_after("old", "10.9.9.9") == 0
     assert len(throttle._pairs._by_key) == LIMITS.max_keys
+
+
+def test_a_rate_limit_refuses_past_its_allowance_until_a_quiet_window(clock: Clock) -> None:
+    limit = RateLimit(3, 60.0, clock=clock)
+    assert [limit.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limit.take("a") == 60.0  # refused, and not counted
+    assert limit.take("b") == 0.0  # another key has its own count
+    clock.now += 30
+    assert limit.take("a") == 30.0  # knocking does not push the window back
+    clock.now += 31
+    assert limit.take("a") == 0.0
+    assert limit.take("a", "c") == 0.0 and limit.take("a", "c") == 0.0
+    assert limit.take("c") == 0.0 and limit.take("c") > 0  # "c" counted with "a"

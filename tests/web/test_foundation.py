@@ -16,7 +16,7 @@ from calserver.web import site
 from calserver.web.errors import PageError
 from calserver.web.render import page
 from calserver.web.sessions import COOKIE, csrf_token
-from calserver.web.throttle import check
+from calserver.web.throttle import Limit, check
 from plugins.auth_throttle import RateLimit
 from tests.conftest import Server
 
@@ -71,7 +71,7 @@ def test_odd_addresses_get_a_french_page_never_a_500(module_server: Server, path
 
 
 def _app(secure: bool = False) -> web.Application:
-    limit = RateLimit(2, 60.0)
+    limit = Limit(RateLimit(10, 60.0), RateLimit(2, 60.0))
 
     async def form(request: web.Request) -> web.Response:
         return page(request, "error.html", {"status": 200, "title": "Formulaire", "message": ""})

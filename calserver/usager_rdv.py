@@ -36,6 +36,8 @@ from booking.selfservice import letters_match
 from plugins import agenda_writer
 from storage import agenda_index, notifications, scheduling
 
+NOT_ONLINE = "Ce rendez-vous ne peut pas être déplacé en ligne : contactez le service."
+
 
 @dataclass(frozen=True)
 class UsagerRdv:
@@ -56,10 +58,24 @@ class UsagerRdv:
     lieu_address: str | None
     instructions: str
     organisation: dict[str, str | None]
-    can_cancel: bool  # what the page offers; the write is checked again
-    can_move: bool
-    refusal: str | None  # why neither, in the usager's words
+    # Why the usager may not cancel / move it now, in their words (None: they
+    # may; the write is checked again).
+    cancel_refusal: str | None
+    move_refusal: str | None
     horizon: datetime  # the latest start the motif's public delays allow
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.cancel_refusal is None
+
+    @property
+    def can_move(self) -> bool:
+        return self.move_refusal is None
+
+    @property
+    def refusal(self) -> str | None:
+        """Why neither, when one reason says it."""
+        return self.cancel_refusal if self.cancel_refusal == self.move_refusal else None
 
 
 def link_usager(conn: Connection, item_id: int, token: str, now: datetime) -> int | None:
@@ -107,8 +123,9 @@ def usager_rdv(conn: Connection, item_id: int, usager_id: int, now: datetime) ->
     move = UsagerChange(
         parsed.start, status, status, True, cancel.can_cancel, cancel.can_move
     )  # fmt: skip
-    cancel_refusal, move_refusal = _allowed(cancel, now), _allowed(move, now)
-    movable = move_refusal is None and motif["bookable_by"] == "everyone" and motif["enabled"]
+    move_refusal = _allowed(move, now)
+    if move_refusal is None and not (motif["bookable_by"] == "everyone" and motif["enabled"]):
+        move_refusal = NOT_ONLINE
     return UsagerRdv(
         item_id=item_id,
         usager_id=usager_id,
@@ -130,9 +147,8 @@ def usager_rdv(conn: Connection, item_id: int, usager_id: int, now: datetime) ->
             "email": organisation.get("contact_email"),
             "address": organisation.get("contact_address"),
         },
-        can_cancel=cancel_refusal is None,
-        can_move=movable,
-        refusal=cancel_refusal if cancel_refusal == move_refusal else None,
+        cancel_refusal=_allowed(cancel, now),
+        move_refusal=move_refusal,
         horizon=now + timedelta(minutes=motif["max_delay_minutes"]),
     )
 

@@ -195,8 +195,8 @@ async def letters(request: web.Request) -> web.Response:
 async def cancel_page(request: web.Request) -> web.Response:
     link = await _verified(request)
     rdv = await _rdv(request, link)
-    if not rdv.can_cancel:
-        raise PageError(422, rdv.refusal or "Ce rendez-vous ne peut pas être annulé en ligne.")
+    if rdv.cancel_refusal is not None:
+        raise PageError(422, rdv.cancel_refusal)
     return page(request, "selfservice/cancel.html", _values(link, rdv, "Annuler le rendez-vous"))
 
 
@@ -232,8 +232,8 @@ async def move_page(request: web.Request) -> web.Response:
     ctx = context(request)
     check(request, ctx.limits.searches)
     rdv = await _rdv(request, link)
-    if not rdv.can_move:
-        raise PageError(422, rdv.refusal or "Ce rendez-vous ne peut pas être déplacé en ligne.")
+    if rdv.move_refusal is not None:
+        raise PageError(422, rdv.move_refusal)
     now = _now()
     span = week.window(params.day(request.query.get("semaine")), now, rdv.horizon, rdv.zone)
 
@@ -257,8 +257,8 @@ async def move_page(request: web.Request) -> web.Response:
 async def _move_target(request: web.Request, raw: str | None) -> tuple[Link, UsagerRdv, datetime]:
     link = await _verified(request)
     rdv = await _rdv(request, link)
-    if not rdv.can_move:
-        raise PageError(422, rdv.refusal or "Ce rendez-vous ne peut pas être déplacé en ligne.")
+    if rdv.move_refusal is not None:
+        raise PageError(422, rdv.move_refusal)
     return link, rdv, params.slot(raw, rdv.zone).astimezone(UTC)
 
 

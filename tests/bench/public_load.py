@@ -10,6 +10,12 @@ One command, from the repository root::
     .venv/bin/python -m tests.bench.public_load --database postgresql://postgres@127.0.0.1/bench
     .venv/bin/python -m tests.bench.public_load --quick         # 10 usagers, 10 agents
 
+Each usager reads every page ``--think`` seconds on average (2 s by
+default, from half to one and a half times that; people do not click
+faster), the 50 starting within the first of those: their journeys overlap
+all along.  ``--think 0`` sends every click at once, a worst case no crowd
+of people makes.
+
 Times are the server's own (its access log: route template and duration of
 each request), per page.  Targets: no 5xx, no double booking (no agent holds
 two RDVs that overlap; every confirmed usager holds exactly one RDV), the
@@ -103,14 +109,20 @@ def set_up(server: Server, agents: int, first_day: str) -> Office:
     return Office("mairie-bench", org, service["id"], motif, lieu, ids, first_day)
 
 
-def usager(server: Server, smtp: SmtpServer, office: Office, n: int, seed: int) -> Outcome:
-    """One usager's journey; what came of it."""
+def usager(
+    server: Server, smtp: SmtpServer, office: Office, n: int, seed: int, think: float
+) -> Outcome:
+    """One usager's journey, reading each page ``think`` seconds on average
+    (from half to one and a half times), starting within the first ``think``;
+    what came of it."""
     rng = random.Random(seed + n)
     outcome = Outcome()
+    time.sleep(rng.uniform(0, think))
     base = f"{server.url}/prendre-rdv/{office.slug}"
     email = f"usager{n:04d}@example.org"
 
     def get(url: str, kind: str, **kw: object) -> httpx.Response:
+        time.sleep(rng.uniform(0.5 * think, 1.5 * think))
         answer = client.get(url, **kw)  # type: ignore[arg-type]
         outcome.weights[kind] = len(answer.content)
         if answer.status_code >= 500:
@@ -221,6 +233,12 @@ def run(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--database", default="", help="a database URL (default: a new SQLite)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=2.0,
+        help="seconds a usager reads each page, on average (0: every click at once)",
+    )
     parser.add_argument("--quick", action="store_true", help="10 usagers, 10 agents")
     args = parser.parse_args(argv)
     if args.quick:
@@ -246,7 +264,7 @@ def run(argv: list[str] | None = None) -> int:
 
             def one(n: int) -> None:
                 try:
-                    outcomes[n] = usager(server, smtp, office, n, args.seed)
+                    outcomes[n] = usager(server, smtp, office, n, args.seed, args.think)
                 except Exception as e:  # a failed journey is a result, not a crash
                     outcomes[n] = Outcome(errors=[f"{type(e).__name__}: {e}"])
 
@@ -286,7 +304,7 @@ def run(argv: list[str] | None = None) -> int:
             weights[kind] = max(weights.get(kind, 0), size)
     journey_weight = sum(v for k, v in weights.items() if k not in ("autre-creneau", "ics")) + css
     lines = [
-        f"{args.usagers} usagers, {args.agents} agents, {elapsed:.1f} s; "
+        f"{args.usagers} usagers, {args.agents} agents, think {args.think:g} s, {elapsed:.1f} s; "
         f"{sum(o.retried for o in outcomes)} slot(s) taken meanwhile and rebooked",
         f"{'page':<24}{'n':>5}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'HTML bytes':>12}",
     ]
@@ -302,7 +320,7 @@ def run(argv: list[str] | None = None) -> int:
     )
     verdicts.append(Verdict("journey weight, HTML + CSS (bytes)", Kind.GUIDE, True, journey_weight))
     data = {
-        "sizes": {"usagers": args.usagers, "agents": args.agents},
+        "sizes": {"usagers": args.usagers, "agents": args.agents, "think_s": args.think},
         "elapsed_s": round(elapsed, 1),
         "times_ms": {
             k: {"n": len(v), "p50": statistics.median(v), "p95": percentile(v, 0.95)}

@@ -112,6 +112,9 @@ def test_the_journey_by_mouse_on_a_desktop(stack: Stack, browser: Browser) -> No
     with page.expect_download() as download:
         page.get_by_role("link", name="Ajouter à mon agenda (.ics)").click()
     assert b"BEGIN:VEVENT" in download.value.path().read_bytes()
+    page.goto(f"{office.url}/nulle-part")
+    expect(page.get_by_role("heading", name="Page introuvable")).to_be_visible()
+    visit.check("erreur-404")
     visit.close()
     login = _booked_agent(stack, email)
     assert login is not None and _caldav_sees(stack, login, "Souris")

@@ -37,9 +37,11 @@ from booking.rules import (
     BookingRefused,
     RdvContext,
     RdvWrite,
+    UsagerChange,
     Why,
     check_rdv,
     check_search_scope,
+    check_usager_change,
 )
 from storage import agenda_index, calendars, scheduling
 from storage.agenda_index import IndexedEvent
@@ -326,6 +328,17 @@ def _prepare_rdv(
         != (agent_id, "rdv", _ts(parsed.start), _ts(parsed.end), motif_id, parsed.lieu_id)
         or (not holds_time(old.status or "unknown") and holds_time(status))
     )
+    if writer == "usager" and old is not None:
+        placed = (agent_id, _ts(parsed.start), _ts(parsed.end), motif_id, parsed.lieu_id)
+        change = UsagerChange(
+            starts_at=_dt(old.starts_at),
+            status=old.status or "unknown",
+            new_status=status,
+            moved=placed != (old.agent_id, old.starts_at, old.ends_at, old.motif_id, old.lieu_id),
+            can_cancel=bool(motif_record["usager_can_cancel"]),
+            can_move=bool(motif_record["usager_can_move"]),
+        )
+        check_usager_change(change, now)
     if moved and holds_time(status):
         _check_offered(conn, motif_record, parsed.lieu_id)
     if moved:

@@ -208,3 +208,68 @@ def _check_public_slot(rdv: RdvWrite, ctx: RdvContext, motif: Motif) -> None:
             "this slot is not open for online booking (too soon, too far ahead "
             "or off the slot grid)",
         )
+
+
+# A usager changes their RDV online until this long before it starts
+# (RDV-SP's MIN_DELAY_FOR_CANCEL); later they call the service.
+USAGER_CHANGE_LIMIT = timedelta(hours=4)
+# The status a usager's own cancellation gives (revoked is the service's).
+USAGER_CANCELLED = "excused"
+# The codes of ``check_usager_change``'s refusals, whose messages are French.
+USAGER_REFUSALS = frozenset(
+    {
+        "rdv-cancelled",
+        "rdv-started",
+        "too-late-to-change",
+        "usager-change",
+        "not-cancellable",
+        "not-movable",
+    }
+)
+
+
+@dataclass(frozen=True)
+class UsagerChange:
+    """An existing RDV as a usager would change it: its state before, the
+    status asked, whether its time or place changes, and what its motif lets
+    usagers do."""
+
+    starts_at: datetime
+    status: str
+    new_status: str
+    moved: bool
+    can_cancel: bool
+    can_move: bool
+
+
+def check_usager_change(change: UsagerChange, now: datetime) -> None:
+    """Raise BookingRefused unless a usager may make this change: cancel (as
+    ``excused``) when the motif allows it, or move when the motif allows it,
+    either up to ``USAGER_CHANGE_LIMIT`` before the start.  Nothing else: a
+    usager neither reinstates nor marks an RDV seen.  Messages are French:
+    they are read by the usager."""
+    if change.status in CANCELLED_STATUSES:
+        raise BookingRefused("rdv-cancelled", "Ce rendez-vous est déjà annulé.")
+    if change.starts_at <= now:
+        raise BookingRefused("rdv-started", "Ce rendez-vous a déjà commencé ou est passé.")
+    if change.starts_at - now < USAGER_CHANGE_LIMIT:
+        hours = int(USAGER_CHANGE_LIMIT.total_seconds() // 3600)
+        raise BookingRefused(
+            "too-late-to-change",
+            f"Un rendez-vous ne peut plus être annulé ni déplacé en ligne moins de {hours} heures "
+            "avant son début : appelez le service.",
+        )
+    if change.new_status in CANCELLED_STATUSES:
+        if change.new_status != USAGER_CANCELLED or change.moved:
+            raise BookingRefused("usager-change", "Vous pouvez seulement annuler ce rendez-vous.")
+        if not change.can_cancel:
+            raise BookingRefused(
+                "not-cancellable", "Ce rendez-vous ne peut pas être annulé en ligne."
+            )
+        return
+    if change.new_status != change.status:
+        raise BookingRefused(
+            "usager-change", "Vous pouvez seulement annuler ou déplacer ce rendez-vous."
+        )
+    if change.moved and not change.can_move:
+        raise BookingRefused("not-movable", "Ce rendez-vous ne peut pas être déplacé en ligne.")

@@ -31,8 +31,8 @@ from calserver.api import (
 from calserver.auth_gate import AuthGate
 from calserver.background import background_pool
 from calserver.config import Settings
+from calserver.web import backoffice, selfservice, site
 from calserver.web import booking as booking_pages
-from calserver.web import site
 from calserver.wsgi_bridge import WSGIBridge
 from feeds.builder import FeedSettings
 from feeds.handler import FeedService
@@ -120,13 +120,16 @@ def _api(
     return api
 
 
-def add_pages(app: web.Application, ctx: site.WebContext) -> None:
+def add_pages(app: web.Application, ctx: site.WebContext, api: base.ApiContext) -> None:
     """The HTML pages: each feature's sub-application under its prefix, and
-    the static files they share."""
+    the static files they share.  The back office logs agents in through the
+    API's gate and reads rights and changes RDVs as the API does."""
     key = site.session_key(ctx.db)
     for prefix, add_routes in (
         (site.STATIC_PREFIX, site.add_static),
         (booking_pages.PREFIX, booking_pages.add_routes),
+        (selfservice.PREFIX, selfservice.add_routes),
+        (backoffice.PREFIX, lambda sub: backoffice.add_routes(sub, api, api.gate)),
     ):
         app.add_subapp(prefix, site.pages_app(ctx, key, add_routes))
 
@@ -272,7 +275,8 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     )
     feed_service = FeedService(db, feed_settings, settings.base_url, api_executor)
     app.router.add_get("/feeds/{token}.ics", feed_handler(feed_service))
-    add_pages(app, site.WebContext(db, api_executor, settings.base_url, settings.smtp, searches))
+    web_context = site.WebContext(db, api_executor, settings.base_url, settings.smtp, searches)
+    add_pages(app, web_context, api_context)
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)
     app.router.add_get("/healthz", _healthz(db))

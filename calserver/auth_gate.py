@@ -81,9 +81,17 @@ class AuthGate:
             credentials = parse_basic(header)
         except MalformedCredentials:
             raise AuthRefused(401, "unauthenticated", "malformed credentials") from None
-        if credentials is None or self.auth.known(*credentials):
-            return credentials
-        login, password = credentials
+        if credentials is None:
+            return None
+        await self.check_pair(*credentials, address)
+        return credentials
+
+    async def check_pair(self, login: str, password: str, address: str) -> None:
+        """Let a login and password go on (a Basic header's, or a login form's:
+        the back office), or raise ``AuthRefused``: the same throttle, queue
+        and verification whichever way they came."""
+        if self.auth.known(login, password):
+            return
         wait = self.throttle.retry_after(login, address)
         if wait > 0:
             log.warning("Login throttled from %s", address)
@@ -118,7 +126,6 @@ class AuthGate:
             self.throttle.failed(login, address)
             raise AuthRefused(401, "unauthenticated", str(WrongCredentials()))
         self.throttle.succeeded(login, address)
-        return credentials
 
     def caldav_guard(self, realm: str) -> Guard:
         """The CalDAV bridge's check before a request takes a thread: None to

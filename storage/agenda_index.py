@@ -322,6 +322,42 @@ def agents_blocking_other_calendars(conn: Connection, agent_ids: Sequence[int]) 
     )
 
 
+class PlacedRdv(NamedTuple):
+    """Where an indexed RDV lives: its agenda's path and owner, its href and
+    text, and what the index says of it."""
+
+    item_id: int
+    collection_path: str
+    owner: str
+    href: str
+    text: str
+    event: IndexedEvent
+
+
+def placed_rdv(
+    conn: Connection, *, item_id: int | None = None, public: str | None = None
+) -> PlacedRdv | None:
+    """The RDV with this item id or public id (``public_id``), None when no
+    RDV has it (an item of another kind, a deleted one)."""
+    e = agenda_events
+    query = (
+        select(e, items.c.href, items.c.text, collections.c.path, collections.c.owner)
+        .join(items, items.c.id == e.c.item_id)
+        .join(collections, collections.c.id == items.c.collection_id)
+        .where(e.c.kind == "rdv")
+    )
+    if item_id is not None:
+        query = query.where(e.c.item_id == item_id)
+    elif public is not None:
+        query = query.where(e.c.public_id == public)
+    else:
+        return None
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return PlacedRdv(row.item_id, row.path, row.owner, row.href, row.text, _event(row))
+
+
 def plage_offers(conn: Connection, organisation_id: int, after: int) -> set[tuple[int, int | None]]:
     """(motif id, lieu id) of every plage of the organisation that names its
     motifs and runs after ``after``: what online booking may offer (a plage

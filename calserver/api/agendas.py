@@ -352,40 +352,52 @@ def _stored_rdv(conn: Connection, owner: dict, uid: str) -> tuple[str, str, str]
     return path, href, text
 
 
+def change_rdv(
+    ctx: ApiContext,
+    conn: Connection,
+    login: str,
+    agent_id: int,
+    uid: str,
+    change: schemas.RdvPatch,
+) -> dict:
+    """Change an RDV's time, lieu or status as ``login`` (the API's PATCH and
+    DELETE, the back office's status form): rights of the agenda, then the
+    agenda writer's one check."""
+    set_author(conn, login)
+    owner = _owner(conn, agent_id)
+    _require(ctx, login, owner, "rdv", "w")
+    path, href, text = _stored_rdv(conn, owner, uid)
+    zone = agent_zone(conn, agent_id)
+    parsed = events.parse(text, zone)
+    if not parsed.motif_ids:
+        raise ApiError(422, "unknown-motif", "this RDV has no motif: change it over CalDAV")
+    motif, organisation = _motif_in_reach(conn, parsed.motif_ids[0], agent_id)
+    zone = organisation["time_zone"]
+    values = schemas.given(change)
+    start = end = None
+    if values.keys() & {"starts_at", "duration_in_min", "ends_at"}:
+        raw = values.get("starts_at")
+        start = parse_moment(raw, zone, "starts_at") if raw else parsed.start
+        length = parsed.end - parsed.start  # a move keeps the RDV's duration
+        end = _rdv_end(start, values.get("duration_in_min"), values.get("ends_at"), zone, length)
+    lieu = None
+    if "lieu_id" in values:
+        found = _lieu_of(conn, values["lieu_id"], organisation["id"])
+        lieu = (values["lieu_id"], events.location_text(motif["location_type"], found))
+    new_text = events.rescheduled(
+        parsed, zone, start=start, end=end, lieu=lieu, status=values.get("status")
+    )
+    stored = agenda_writer.put_event(conn, path, href, new_text)
+    return _rdv_json(agent_id, stored.text or "", zone)
+
+
 def _change_rdv(
     request: web.Request, login: str, agent_id: int, uid: str, change: schemas.RdvPatch
 ):  # type: ignore[no-untyped-def]
     ctx = context(request)
 
     def write(conn: Connection) -> dict:
-        set_author(conn, login)
-        owner = _owner(conn, agent_id)
-        _require(ctx, login, owner, "rdv", "w")
-        path, href, text = _stored_rdv(conn, owner, uid)
-        zone = agent_zone(conn, agent_id)
-        parsed = events.parse(text, zone)
-        if not parsed.motif_ids:
-            raise ApiError(422, "unknown-motif", "this RDV has no motif: change it over CalDAV")
-        motif, organisation = _motif_in_reach(conn, parsed.motif_ids[0], agent_id)
-        zone = organisation["time_zone"]
-        values = schemas.given(change)
-        start = end = None
-        if values.keys() & {"starts_at", "duration_in_min", "ends_at"}:
-            raw = values.get("starts_at")
-            start = parse_moment(raw, zone, "starts_at") if raw else parsed.start
-            length = parsed.end - parsed.start  # a move keeps the RDV's duration
-            end = _rdv_end(
-                start, values.get("duration_in_min"), values.get("ends_at"), zone, length
-            )
-        lieu = None
-        if "lieu_id" in values:
-            found = _lieu_of(conn, values["lieu_id"], organisation["id"])
-            lieu = (values["lieu_id"], events.location_text(motif["location_type"], found))
-        new_text = events.rescheduled(
-            parsed, zone, start=start, end=end, lieu=lieu, status=values.get("status")
-        )
-        stored = agenda_writer.put_event(conn, path, href, new_text)
-        return _rdv_json(agent_id, stored.text or "", zone)
+        return change_rdv(ctx, conn, login, agent_id, uid, change)
 
     return ctx.run(ctx.write, write)
 

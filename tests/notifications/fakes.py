@@ -141,6 +141,22 @@ def both_running() -> Iterator[tuple[SmtpServer, SmsProvider]]:
     provider.stop()
 
 
+def server_config(smtp: SmtpServer, provider: SmsProvider) -> str:
+    """A server's configuration sending through these fakes, retrying soon,
+    logging at debug level (a test may then check the log holds no personal
+    data).  Clears what the fakes received for an earlier server."""
+    smtp.mailbox.messages.clear()
+    provider.received.clear()
+    return (
+        f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
+        "timeout_seconds = 2\n"
+        f"[sms]\nprovider = json_http\nurl = {provider.url}\ntoken = {SMS_TOKEN}\n"
+        "sender = MAIRIE\ntimeout_seconds = 2\n"
+        "[notifications]\nretry_first_ms = 300\npoll_seconds = 1\n"
+        "[logging]\nlevel = debug\n"
+    )
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> object:
     """Poll ``condition`` every 50 ms until it is truthy; its value."""
     deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.notifications.fakes import SmsProvider, SmtpServer, both_running
 from tests.webhooks.receiver import Receiver
 
 
@@ -15,3 +16,10 @@ def receiver() -> Iterator[Receiver]:
     found = Receiver().start()
     yield found
     found.close()
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[SmtpServer, SmsProvider]]:
+    """An SMTP server and an SMS provider on loopback for a module's server
+    (``tests.protocol.notified_office``)."""
+    yield from both_running()

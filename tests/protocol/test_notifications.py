@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,34 +23,19 @@ import pytest
 
 from booking.model import Organisation
 from booking.reminders import reminder_moment
-from tests.conftest import run_cli, start_server
-from tests.dates import working_monday
+from tests.conftest import run_cli
 from tests.ics import event
 from tests.notifications.fakes import (
-    SMS_TOKEN,
     SmsProvider,
     SmtpServer,
-    both_running,
     wait_for,
 )
-from tests.protocol.pmi_office import Office, ok, set_up
+from tests.protocol.notified_office import Stack, notified_office
+from tests.protocol.pmi_office import ok
 
 PARIS = ZoneInfo("Europe/Paris")
 ALICE_EMAIL = "alice@agents.example.org"
 USAGERS: list[dict] = []  # every usager made here: the log must name none
-
-
-@dataclass
-class Stack:
-    office: Office
-    smtp: SmtpServer
-    sms: SmsProvider
-    day: date
-
-
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[SmtpServer, SmsProvider]]:
-    yield from both_running()
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +44,10 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     fakes: tuple[SmtpServer, SmsProvider],
 ) -> Iterator[Stack]:
-    smtp, provider = fakes
-    smtp.mailbox.messages.clear()  # the other database's run used the same numbers
-    provider.received.clear()
-    config = (
-        f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
-        "timeout_seconds = 2\n"
-        f"[sms]\nprovider = json_http\nurl = {provider.url}\ntoken = {SMS_TOKEN}\n"
-        "sender = MAIRIE\ntimeout_seconds = 2\n"
-        "[notifications]\nretry_first_ms = 300\npoll_seconds = 1\n"
-        "[logging]\nlevel = debug\n"
-    )
-    workdir = tmp_path_factory.mktemp("notifications")
-    server = start_server(module_database_url, workdir, extra_config=config)
-    try:
-        office = set_up(server)
+    with notified_office(
+        module_database_url, tmp_path_factory.mktemp("notifications"), fakes
+    ) as stack:
+        office = stack.office
         with office.client() as admin:
             for agent, address in ((office.alice, ALICE_EMAIL), (office.bob, None)):
                 ok(
@@ -82,20 +55,7 @@ def stack(
                         f"/organisations/{office.org}/agents/{agent}", json={"email": address}
                     )
                 )
-            ok(
-                admin.patch(
-                    f"/organisations/{office.org}/motifs/{office.motif}",
-                    json={"instructions_after": "Apportez le carnet de santé."},
-                )
-            )
-            ok(
-                admin.patch(
-                    f"/organisations/{office.org}", json={"contact_phone": "01 40 00 00 00"}
-                )
-            )
-        yield Stack(office, smtp, provider, max(working_monday(2), office.day))
-    finally:
-        server.stop()
+        yield stack
 
 
 def _usager(stack: Stack, tag: str, phone: str | None = "06 12 34 56 00", **kw: object) -> dict:

@@ -8,12 +8,13 @@ carries ids, a day and a slot's local time, never anything personal.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import Connection
 
+from calserver.web import week
 from calserver.web.booking import offer as offers
 from calserver.web.booking import params
 from calserver.web.booking.offer import MODALITIES, Offer
@@ -142,35 +143,21 @@ async def creneaux_page(request: web.Request) -> web.Response:
         motif = chosen_motif(offer, motif_id)
         lieu = chosen_lieu(offer, motif, raw_lieu)
         zone = offer.organisation["time_zone"]
-        today = now.astimezone(ZoneInfo(zone)).date()
-        last_day = offers.horizon(motif, now).astimezone(ZoneInfo(zone)).date()
-        first = min(max(wanted_day or today, today), last_day)
-        start = params.midnight(first, zone)
+        span = week.window(wanted_day, now, offers.horizon(motif, now), zone)
         lieu_id = lieu["id"] if lieu else None
-        found = offers.week(conn, motif, lieu_id, start, now)
-        following = None
-        if not found:
-            following = offers.next_slot(conn, motif, lieu_id, now, start + timedelta(days=7))
-        days = []
-        for i in range(7):
-            day = first + timedelta(days=i)
-            if day > last_day:
-                break
-            slots = [c for c in found if c.start.astimezone(ZoneInfo(zone)).date() == day]
-            days.append((params.midnight(day, zone), slots))
+        found = offers.week(conn, motif, lieu_id, span.start, now)
+        lieu_query = f"lieu={lieu_id}&" if lieu_id else ""
+        rdv_path = f"/prendre-rdv/{slug}/motifs/{motif_id}/rdv?{lieu_query}debut="
         return {
             **base_values(offer),
             "motif": motif,
             "service": offer.service(motif["service_id"]),
             "lieu": lieu,
-            "days": days,
-            "following": following,
-            "previous": (first - timedelta(days=7)).isoformat() if first > today else None,
-            "next": (first + timedelta(days=7)).isoformat()
-            if first + timedelta(days=7) <= last_day
-            else None,
-            "lieu_query": f"lieu={lieu_id}&" if lieu_id else "",
-            "slot_text": lambda c: params.slot_text(c.start, zone),
+            "week": week.laid_out(
+                span, found, lambda after: offers.next_slot(conn, motif, lieu_id, now, after)
+            ),
+            "week_href": lambda day: f"?{lieu_query}semaine={day}",
+            "slot_href": lambda c: rdv_path + params.slot_text(c.start, zone),
             "title": "Choisissez un créneau",
         }
 

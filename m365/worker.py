@@ -22,7 +22,10 @@ until an admin sets the connection again.
 property) and repairs drift through the same sync: an event of a live RDV
 is adopted with the digest of what the mailbox holds (a hand edit then
 reads as a difference and is patched back), a live RDV without an event is
-recreated, and an event of ours that is no RDV any more is deleted.  The
+recreated, and an event of ours that is no RDV any more is deleted.  An
+event of a live RDV of the same agent in another organisation is left to
+that organisation's reconciliation (an agent of several organisations has
+them all in its one mailbox).  The
 worker reconciles every connected agent every ``reconcile_every_s``;
 ``calserver m365-reconcile`` does it on demand.
 """
@@ -51,6 +54,7 @@ from storage.database import Database
 from storage.outbox import now_ms
 
 log = logging.getLogger("calserver.m365")
+UID_SUFFIX = "@calserver"  # an RDV's UID is its public id and this
 DAY_MS = 86_400_000
 
 
@@ -409,11 +413,23 @@ class Pusher:
             route, _, zone = self._route(conn, agent_id, organisation_id)
             start, end = self._window(zone)
             live = {
-                f"{r.public_id}@calserver": r.item_id
+                f"{r.public_id}{UID_SUFFIX}": r.item_id
                 for r in feeds.rdvs(conn, agent_id, start, end)
                 if r.organisation_id in (None, organisation_id)
             }
         return route, zone, live
+
+    def _elsewhere(self, agent_id: int, organisation_id: int, uids: set[str]) -> set[str]:
+        """Of these UIDs, those of the agent's live RDVs (any date) in another
+        organisation.  An agent of several organisations has the RDVs of all
+        of them pushed into its one mailbox, and each organisation reconciles
+        its own: to this one such an event is neither a stray to delete nor an
+        event to adopt, else the reconciliations would delete each other's
+        events and recreate them in turn (gone from Outlook in between)."""
+        public = {u.removesuffix(UID_SUFFIX): u for u in uids if u.endswith(UID_SUFFIX)}
+        with self.db.transaction(write=False) as conn:
+            found = feeds.organisations_of_rdvs(conn, agent_id, public)
+        return {public[p] for p, org in found.items() if org not in (None, organisation_id)}
 
     async def reconcile(self, client: GraphClient, agent_id: int, organisation_id: int) -> dict:
         """Repair one agent's mailbox; what was found and done."""
@@ -437,10 +453,15 @@ class Pusher:
             report["error"] = answer.status or answer.error
             return report
         report["events"] = len(found)
+        unknown = {uid for e in found if (uid := graph_event.uid_of(e) or "") not in live}
+        elsewhere = await asyncio.to_thread(self._elsewhere, agent_id, organisation_id, unknown)
         seen: dict[int, dict[str, Any]] = {}
         strays = []
         for remote in found:
-            item_id = live.get(graph_event.uid_of(remote) or "")
+            uid = graph_event.uid_of(remote) or ""
+            if uid in elsewhere:  # another organisation's RDV: its reconciliation's
+                continue
+            item_id = live.get(uid)
             if item_id is None or item_id in seen:  # not an RDV (any more), or a duplicate
                 strays.append(remote["id"])
             else:

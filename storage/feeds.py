@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Select, and_, bindparam, select, update
@@ -124,6 +125,18 @@ def rdvs(conn: Connection, agent_id: int, start: int, end: int) -> list[FeedRdv]
         .order_by(e.c.starts_at, e.c.item_id)
     )
     return [FeedRdv(*row) for row in conn.execute(query)]
+
+
+def organisations_of_rdvs(
+    conn: Connection, agent_id: int, public_ids: Collection[str]
+) -> dict[str, int | None]:
+    """Of these public ids, the agent's RDVs not cancelled (any date):
+    public id -> organisation."""
+    if not public_ids:
+        return {}
+    e = agenda_events
+    query = _rdv_rows().where(e.c.agent_id == agent_id, e.c.public_id.in_(list(public_ids)))
+    return {row.public_id: row.organisation_id for row in conn.execute(query)}
 
 
 def live_rdvs(conn: Connection, item_ids: list[int]) -> dict[int, tuple[int, FeedRdv]]:

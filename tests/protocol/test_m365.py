@@ -28,7 +28,7 @@ from tests.conftest import run_cli, start_server
 from tests.dates import working_days
 from tests.ics import event
 from tests.m365.graph import Fault, GraphServer
-from tests.protocol.pmi_office import Office, book_on, ok, set_up
+from tests.protocol.pmi_office import WEEKDAYS, Office, book_on, ok, set_up
 
 TENANT, CLIENT, SECRET = "tenant-a", "client-a", "secret-a"
 ALICE = "alice@pmi.example.org"
@@ -308,3 +308,58 @@ def test_no_usager_data_reaches_graph(
     for value in (*person.values(), notes):
         assert value.encode() not in sent
         assert json.dumps(value)[1:-1].encode() not in sent
+
+
+def _second_organisation(setup: Setup) -> tuple[int, int, int, int]:
+    """A second organisation made by the operator, alice a member with
+    afternoon plages there, connected to the same tenant: (organisation,
+    motif, lieu, usager)."""
+    office = setup.office
+    with office.client() as operator:
+        body = {"name": "CCAS Outlook", "slug": "ccas-outlook", "time_zone": "Europe/Paris"}
+        org = ok(operator.post("/organisations", json=body), 201)["id"]
+        path = f"/organisations/{org}"
+        pmi = ok(operator.post(f"{path}/services", json={"name": "PMI"}), 201)["id"]
+        add = {"login": "alice", "role": "basic", "service_ids": [pmi]}
+        ok(operator.post(f"{path}/memberships", json=add), 201)
+        lieu_body = {"name": "Centre social", "address": "2 rue Haute, 75011 Paris"}
+        lieu = ok(operator.post(f"{path}/lieux", json=lieu_body), 201)["id"]
+        motif_body = {"name": "Entretien", "service_id": pmi}
+        motif = ok(operator.post(f"{path}/motifs", json=motif_body), 201)["id"]
+        person = {"first_name": "Lou", "last_name": "Martin", "email": "lou@example.org"}
+        usager = ok(operator.post(f"{path}/usagers", json=person), 201)["id"]
+        plage = {"motif_ids": [motif], "lieu_id": lieu, "first_day": office.day.isoformat(),
+                 "start_time": "14:00", "end_time": "17:00",
+                 "recurrence": {"frequency": "weekly", "weekdays": WEEKDAYS}}  # fmt: skip
+        ok(operator.post(f"/agents/{office.alice}/plages", json=plage), 201)
+        secret = {"tenant_id": TENANT, "client_id": CLIENT, "client_secret": SECRET}
+        ok(operator.put(f"{path}/m365/connection", json=secret))
+    return org, motif, lieu, usager
+
+
+def test_reconciliation_leaves_another_organisations_events(setup: Setup) -> None:
+    """Alice works in two organisations, both pushing to her one mailbox: the
+    reconciliation of each leaves the other's events alone (no ping-pong of
+    deletions and recreations), and still deletes a true stray."""
+    day = _day(setup, 1, 2)
+    _, motif, lieu, usager = _second_organisation(setup)
+    _book(setup, day, "09:00")
+    with setup.office.client("alice") as alice:
+        booking = {"agent_id": setup.office.alice, "motif_id": motif, "lieu_id": lieu,
+                   "starts_at": f"{day}T14:00", "usager_ids": [usager]}  # fmt: skip
+        ok(alice.post("/rdvs", json=booking), 201)
+    pushed = setup.graph.wait(lambda: len(found := setup.ours(day)) == 2 and found)
+    stray = setup.graph.add_by_hand(
+        ALICE,
+        {
+            "subject": "ours, but no RDV",
+            "start": {"dateTime": f"{day}T16:00:00", "timeZone": "Europe/Paris"},
+            "singleValueExtendedProperties": [{"id": PROPERTY_ID, "value": "gone2@calserver"}],
+        },
+    )
+    for _ in range(2):  # a ping-pong would show on the first or the second round
+        done = run_cli(setup.office.server.database_url, "m365-reconcile", config=setup.config)
+        assert done.returncode == 0, done.stderr
+        assert sorted(e["id"] for e in setup.ours(day)) == sorted(e["id"] for e in pushed)
+    assert stray not in {e["id"] for e in setup.graph.events(ALICE)}
+    assert not [r for r in setup.graph.requests("DELETE") if any(e["id"] in r.path for e in pushed)]

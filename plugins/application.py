@@ -22,7 +22,8 @@
 - GET of a whole calendar is exported already encoded (half the memory).
 - A PROPFIND Depth 1 on a calendar for etags (and content types, resource
   types, modification dates) writes the items' responses from their database
-  rows (``plugins.etag_listing``) after Radicale's own checks.
+  rows (``plugins.etag_listing``) after Radicale's own checks; so does a first
+  sync-collection (no token) for etags and content types.
 """
 
 from __future__ import annotations
@@ -364,6 +365,49 @@ class Application(RadicaleApplication):
         answer = head[:end] + items + head[end:]
         return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
 
+    def _sync_listing(
+        self,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        root: ET.Element,
+        properties: list[str],
+        request_info: dict,
+    ) -> types.WSGIResponse | None:
+        """Radicale's answer to a first sync-collection on a calendar, with the
+        items' responses written from their heads; None when Radicale must
+        answer (sharing, refusals, anything but a plain readable calendar).
+
+        The checks are Radicale's ``do_REPORT``'s: read access to the path and
+        to the collection found; the items of a readable collection are all
+        listed.
+        """
+        if self._sharing._enabled:
+            return None
+        access = Access(self._rights, user, user_groups, path)
+        if "r" not in access.permissions:  # else Radicale may answer free-busy only
+            return None
+        with self._storage.acquire_lock("r", user):
+            found = self._storage.initial_sync_heads(path)
+            if found is None or not access.check("r", found[0]):
+                return None
+        collection, token, heads = found
+        multistatus = ET.Element(xmlutils.make_clark("D:multistatus"))
+        ET.SubElement(multistatus, xmlutils.make_clark("D:sync-token")).text = token
+        head = self._xml_response(multistatus, request_info)
+        end = head.rfind(b"</")
+        items = etag_listing.item_responses(
+            base_prefix + pathutils.unstrip_path(collection.path, True),
+            heads,
+            properties,
+            self._encoding,
+        )
+        headers = {"Content-Type": f"text/xml; charset={self._encoding}"}
+        request_info["status"] = client.MULTI_STATUS
+        answer = head[:end] + items + head[end:]
+        return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
+
     def do_REPORT(
         self,
         environ: types.WSGIEnviron,
@@ -378,13 +422,20 @@ class Application(RadicaleApplication):
         texts = root is None or root.tag not in UNFILTERED_REPORTS
         truncated: list[bool] = []
         report: Callable[..., types.WSGIResponse] = super().do_REPORT
+        properties = etag_listing.initial_sync_properties(root)
         with (
             _bound(sql_storage.sync_limit, limit),
             _bound(sql_storage.sync_truncated, truncated),
             _bound(sql_storage.expand_range, window),
             _bound(sql_storage.texts_needed, texts),
         ):
-            status, headers, answer, xml_request = report(
+            listing = None
+            if properties is not None:
+                assert root is not None
+                listing = self._sync_listing(
+                    base_prefix, path, user, user_groups, root, properties, request_info
+                )
+            status, headers, answer, xml_request = listing or report(
                 environ, base_prefix, path, user, user_groups, request_info
             )
         if any(truncated) and status == client.MULTI_STATUS and isinstance(answer, bytes):

@@ -351,6 +351,21 @@ class Storage(storage.BaseStorage):
                 return None
             return Collection(self, row), calendars.list_item_heads(conn, row.id)
 
+    def initial_sync_heads(self, path: str) -> tuple[Collection, str, list[ItemHead]] | None:
+        """The calendar at ``path``, the token and item heads ``sync("")`` would
+        answer (``sync_limit`` honoured, ``sync_truncated`` told), for a first
+        sync-collection answered without building Radicale items; None when
+        ``path`` is not a calendar (Radicale answers)."""
+        with self.db.connection() as conn:
+            row = calendars.get_collection(conn, pathutils.strip_path(path))
+            if row is None or row.props.get("tag") != "VCALENDAR":
+                return None
+            heads, reached, truncated = calendars.initial_sync_heads(conn, row, sync_limit.get())
+        flag = sync_truncated.get()
+        if flag is not None:
+            flag.append(truncated)
+        return Collection(self, row), calendars.sync_token(row, reached), heads
+
     def create_collection(
         self,
         href: str,

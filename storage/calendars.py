@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Row,
     Select,
     bindparam,
     delete,
@@ -509,23 +511,49 @@ def changes_since(
             .where(changes.c.collection_id == collection.id, changes.c.revision > since)
             .group_by(changes.c.href)
         )
+    rows, reached, truncated = _up_to_limit(conn, query, last, collection, limit)
+    return [r[0] for r in rows], reached, truncated
+
+
+def initial_sync_heads(
+    conn: Connection, collection: CollectionRow, limit: int | None
+) -> tuple[list[ItemHead], int, bool]:
+    """What ``changes_since(since=None)`` lists, as item heads in its order."""
+    last = items.c.revision.label("last")
+    query = select(items.c.href, items.c.etag, items.c.component, items.c.modified_at, last).where(
+        items.c.collection_id == collection.id
+    )
+    rows, reached, truncated = _up_to_limit(conn, query, last, collection, limit)
+    return [ItemHead(*r[:4]) for r in rows], reached, truncated
+
+
+def _up_to_limit(
+    conn: Connection,
+    query: Select,
+    last: ColumnElement[int],
+    collection: CollectionRow,
+    limit: int | None,
+) -> tuple[Sequence[Row], int, bool]:
+    """Rows of a sync listing (href first, revision ``last``) oldest first, at
+    most ``limit`` of them cut at a revision boundary; with the revision
+    reached and whether the listing was cut."""
     query = query.order_by(last, query.selected_columns[0])
     if limit is not None:
         query = query.limit(limit + 1)
     rows = conn.execute(query).all()
-    if limit is not None and len(rows) > limit:
-        # Cut at a revision boundary so that no href of the same revision is lost.
-        kept = rows[:limit]
-        boundary = kept[-1].last
-        if rows[limit].last == boundary:
-            below = [r for r in kept if r.last < boundary]
-            if below:
-                kept, boundary = below, below[-1].last
-            else:
-                # One revision holds more hrefs than the limit (a bulk import):
-                # return that whole revision rather than make no progress.
-                kept = [r for r in rows if r.last == boundary]
-                kept += conn.execute(query.limit(None).offset(len(rows))).all()
-                kept = [r for r in kept if r.last == boundary]
-        return [r[0] for r in kept], boundary, True
-    return [r[0] for r in rows], collection.revision, False
+    if limit is None or len(rows) <= limit:
+        return rows, collection.revision, False
+    # Cut at a revision boundary so that no href of the same revision is lost.
+    kept = rows[:limit]
+    boundary = kept[-1].last
+    if rows[limit].last == boundary:
+        below = [r for r in kept if r.last < boundary]
+        if below:
+            kept, boundary = below, below[-1].last
+        else:
+            # One revision holds more hrefs than the limit (a bulk import):
+            # return that whole revision rather than make no progress.
+            kept = [r for r in rows if r.last == boundary]
+            kept += conn.execute(query.limit(None).offset(len(rows))).all()
+            kept = [r for r in kept if r.last == boundary]
+    return kept, boundary, True

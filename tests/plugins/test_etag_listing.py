@@ -166,3 +166,95 @@ def test_other_requests_are_left_to_radicale(call: Call, heads_used: list[int]) 
         call("alice", "PROPFIND", "/alice/rdv/", body, depth=depth)
     call("alice", "PROPFIND", "/alice/rdv/", _propfind_body(("getetag",)), depth="0")
     assert not heads_used
+
+
+def _sync_body(properties: tuple[str, ...], token: str = "", limit: int | None = None) -> bytes:
+    props = "".join(f"<D:{p}/>" for p in properties)
+    nresults = f"<D:limit><D:nresults>{limit}</D:nresults></D:limit>" if limit else ""
+    return (
+        f'<D:sync-collection xmlns:D="DAV:"><D:sync-token>{token}</D:sync-token>'
+        f"<D:sync-level>1</D:sync-level><D:prop>{props}</D:prop>{nresults}</D:sync-collection>"
+    ).encode()
+
+
+@pytest.fixture
+def generic_sync(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Switch the heads listing of first syncs off: Radicale answers them."""
+    return lambda: monkeypatch.setattr(Application, "_sync_listing", lambda *a, **k: None)
+
+
+@pytest.mark.parametrize(
+    ("properties", "limit"),
+    [
+        (("getetag",), None),
+        (("getcontenttype", "getetag"), None),
+        (("getetag", "getetag"), None),
+        (("getetag",), 3),
+        (("getetag",), 1),
+        (("getetag",), 100),
+    ],
+)
+def test_first_sync_same_bytes_as_radicale(
+    call: Call,
+    generic_sync: Callable[[], None],
+    heads_used: list[int],
+    properties: tuple[str, ...],
+    limit: int | None,
+) -> None:
+    body = _sync_body(properties, limit=limit)
+    fast = call("alice", "REPORT", "/alice/rdv/", body, depth="1")
+    assert heads_used
+    generic_sync()
+    slow = call("alice", "REPORT", "/alice/rdv/", body, depth="1")
+    assert fast == slow
+    assert fast[0].startswith("207")
+    listed = fast[1].count(b"<response><href>/dav/alice/rdv/")
+    assert listed == (len(HREFS) + 1 if limit is None else min(limit, len(HREFS) + 1))
+    assert (b"507 Insufficient Storage" in fast[1]) == (limit is not None and limit <= len(HREFS))
+
+
+def test_first_sync_then_the_rest_from_its_token(call: Call, heads_used: list[int]) -> None:
+    """A limited first sync's token leads a generic sync to exactly the rest."""
+    first = call("alice", "REPORT", "/alice/rdv/", _sync_body(("getetag",), limit=2))
+    token = first[1].split(b"<sync-token>")[1].split(b"</sync-token>")[0].decode()
+    rest = call("alice", "REPORT", "/alice/rdv/", _sync_body(("getetag",), token=token))
+    assert len(heads_used) == 1
+    hrefs = [quote(h).encode() for h in [*HREFS, "todo.ics"]]
+    assert [h for h in hrefs if b"/" + h + b"<" in first[1]] == hrefs[:2]
+    assert [h for h in hrefs if b"/" + h + b"<" in rest[1]] == hrefs[2:]
+
+
+def test_first_sync_refusals_are_radicale_s(
+    call: Call, generic_sync: Callable[[], None], heads_used: list[int]
+) -> None:
+    body = _sync_body(("getetag",))
+    asked = [
+        ("bob", "/alice/rdv/"),  # same service: shared agenda
+        ("carol", "/alice/rdv/"),  # another service: nothing
+        ("bob", "/alice/plages/"),  # colleague, not a shared agenda
+        ("alice", "/alice/absent/"),  # no such collection
+        ("alice", "/alice/"),  # the principal: not a calendar
+        ("alice", "/alice/rdv/plain.ics"),  # an item
+    ]
+    fast = [call(login, "REPORT", path, body) for login, path in asked]
+    assert len(heads_used) == 1  # only bob's sync of alice's rdv
+    assert fast[0][0].startswith("207") and b"plain.ics" in fast[0][1]
+    assert not any(b"plain.ics" in answer for _, answer, _ in fast[1:3])
+    generic_sync()
+    assert fast == [call(login, "REPORT", path, body) for login, path in asked]
+
+
+def test_other_syncs_are_left_to_radicale(call: Call, heads_used: list[int]) -> None:
+    token = call("alice", "REPORT", "/alice/rdv/", _sync_body(("getetag",)))[1]
+    heads_used.clear()
+    current = token.split(b"<sync-token>")[1].split(b"</sync-token>")[0].decode()
+    bodies = [
+        _sync_body(("getetag",), token=current),
+        _sync_body(("getetag", "getlastmodified")),
+        _sync_body(("getetag", "calendar-data")),
+        b'<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level>'
+        b"</D:sync-collection>",
+    ]
+    for body in bodies:
+        assert call("alice", "REPORT", "/alice/rdv/", body)[0].startswith("207")
+    assert not heads_used

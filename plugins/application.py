@@ -49,10 +49,12 @@ from radicale.app.propfind import xml_propfind
 from radicale.item import filter as radicale_filter
 
 from booking.recurrence import never_occurs, rules_of
-from plugins import etag_listing, xml_depth
+from plugins import etag_listing, expand_report, xml_depth
 from plugins import storage as sql_storage
 from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
 from plugins.errors import WriteRefused
+from plugins.expansion import TooManyInstances
+from plugins.expansion import expand as expansion_of
 from storage.text import unstorable
 
 DAV_LIMIT = "{DAV:}limit"
@@ -408,6 +410,74 @@ class Application(RadicaleApplication):
         answer = head[:end] + items + head[end:]
         return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
 
+    def _expand_listing(
+        self,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        root: ET.Element,
+        query: expand_report.ExpandQuery,
+        request_info: dict,
+    ) -> types.WSGIResponse | None:
+        """A calendar-query with ``<C:expand>`` (or limit-recurrence-set) on a
+        calendar, answered from the items' kept expansions; None when Radicale
+        must answer (sharing, refusals, anything but a plain readable calendar,
+        an item that cannot be expanded).  The checks are ``do_REPORT``'s."""
+        if self._sharing._enabled:
+            return None
+        access = Access(self._rights, user, user_groups, path)
+        if "r" not in access.permissions:  # else Radicale may answer free-busy only
+            return None
+        cache = self._storage.expansions
+        window = query.instances_window
+        with self._storage.acquire_lock("r", user):
+            found = self._storage.events_in_range(path, *window)
+            if found is None or not access.check("r", found[0]):
+                return None
+            collection, rows = found
+            kept = {row.href: cache.get(row.etag) for row in rows}
+            wanted = [
+                row.href
+                for row in rows
+                if query.limit_set is not None
+                or (expansion := kept[row.href]) is None
+                or not expansion.covers(*window)
+            ]
+            texts = collection.load_texts(wanted) if wanted else {}
+        cap = self.configuration.get("reporting", "max_expand_occurrence")
+        answers: list[expand_report.Answer] = []
+        try:
+            for row in rows:
+                expansion = kept[row.href]
+                if expansion is None:
+                    expansion = expansion_of(texts[row.href], row.t_start, row.t_end)
+                    cache.put(row.etag, expansion)
+                if not expansion.covers(*window):
+                    expansion = expansion.beyond(texts[row.href], *window, cap)
+                answer = expand_report.answer_for(
+                    query, row.href, row.etag, texts.get(row.href), expansion
+                )
+                if answer is not None:
+                    answers.append(answer)
+        except TooManyInstances:
+            return httputils.BAD_REQUEST
+        except ValueError:  # not readable by icalendar: Radicale says what it makes of it
+            return None
+        if cap and sum(answer.instances for answer in answers) > cap:
+            return httputils.BAD_REQUEST
+        headers = {"Content-Type": f"text/xml; charset={self._encoding}"}
+        request_info["status"] = client.MULTI_STATUS
+        answer = b"".join(
+            expand_report.multistatus(
+                base_prefix + pathutils.unstrip_path(collection.path, True),
+                query,
+                answers,
+                self._encoding,
+            )
+        )
+        return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
+
     def do_REPORT(
         self,
         environ: types.WSGIEnviron,
@@ -434,6 +504,11 @@ class Application(RadicaleApplication):
                 assert root is not None
                 listing = self._sync_listing(
                     base_prefix, path, user, user_groups, root, properties, request_info
+                )
+            elif (query := expand_report.parse(root)) is not None:
+                assert root is not None
+                listing = self._expand_listing(
+                    base_prefix, path, user, user_groups, root, query, request_info
                 )
             status, headers, answer, xml_request = listing or report(
                 environ, base_prefix, path, user, user_groups, request_info

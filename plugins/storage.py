@@ -31,6 +31,7 @@ from booking import agenda, agenda_outbox
 from booking.rules import BookingRefused
 from plugins.calendar_export import export_calendar
 from plugins.errors import WriteRefused, booking_precondition
+from plugins.expansion import ExpansionCache
 from plugins.item_index import item_write, prepared_item
 from storage import agenda_index, calendars
 from storage.calendars import CollectionRow, ItemHead, ItemRow
@@ -290,6 +291,8 @@ class Storage(storage.BaseStorage):
     def __init__(self, configuration: radicale_config.Configuration, db: Database) -> None:
         super().__init__(configuration)
         self.db = db
+        # Items' expansions, kept across requests (see plugins.expansion).
+        self.expansions = ExpansionCache()
 
     @types.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
@@ -350,6 +353,19 @@ class Storage(storage.BaseStorage):
             if calendars.child_collections(conn, sane):
                 return None
             return Collection(self, row), calendars.list_item_heads(conn, row.id)
+
+    def events_in_range(
+        self, path: str, start: int, end: int
+    ) -> tuple[Collection, list[ItemRow]] | None:
+        """The calendar at ``path`` and its VEVENT items (without texts) with an
+        occurrence overlapping [start, end), for expanding queries; None when
+        ``path`` is not a calendar (Radicale answers)."""
+        with self.db.connection() as conn:
+            row = calendars.get_collection(conn, pathutils.strip_path(path))
+            if row is None or row.props.get("tag") != "VCALENDAR":
+                return None
+            found = calendars.items_in_range(conn, row.id, "VEVENT", start, end, texts=False)
+        return Collection(self, row), [item for item, _ in found]
 
     def initial_sync_heads(self, path: str) -> tuple[Collection, str, list[ItemHead]] | None:
         """The calendar at ``path``, the token and item heads ``sync("")`` would

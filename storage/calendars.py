@@ -343,19 +343,27 @@ def has_uid(conn: Connection, collection_id: int, uid: str) -> bool:
 
 
 def items_in_range(
-    conn: Connection, collection_id: int, component: str | None, start: int, end: int
+    conn: Connection,
+    collection_id: int,
+    component: str | None,
+    start: int,
+    end: int,
+    *,
+    texts: bool = True,
 ) -> list[tuple[ItemRow, bool]]:
     """Items with an occurrence overlapping [start, end), and whether that is certain.
 
     Certain (True) when the stored ranges are exact for that window; False for a
     series whose stored occurrences stop before ``end`` (the caller then tests it).
+    With ``texts=False`` their ``text`` is None.
     """
     occurrence_in_window = exists().where(
         item_ranges.c.item_id == items.c.id,
         item_ranges.c.r_start < end,
         item_ranges.c.r_end > start,
     )
-    query = select(*_ITEM_COLUMNS, items.c.ranges_until).where(
+    columns = _ITEM_COLUMNS if texts else _ITEM_COLUMNS_NO_TEXT
+    query = select(*columns, items.c.ranges_until).where(
         items.c.collection_id == collection_id,
         items.c.t_start < end,
         items.c.t_end > start,

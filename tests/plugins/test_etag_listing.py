@@ -3,10 +3,7 @@ generic PROPFIND says, and only to whom Radicale says it."""
 
 from __future__ import annotations
 
-import base64
-import io
 import itertools
-import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -15,12 +12,11 @@ import pytest
 
 from plugins import etag_listing
 from plugins.application import Application
-from plugins.caldav import build_caldav
 from plugins.item_index import item_write, prepared_item
-from storage import agents, calendars
+from storage import calendars
 from storage.database import Database
 from tests.ics import event
-from tests.team import PASSWORDS, create_team
+from tests.plugins.conftest import Call
 
 # Hrefs a client may choose: escapes, non-ASCII, XML's special characters.
 HREFS = ["plain.ics", "a b.ics", "x@y.ics", "Zoé – été.ics", "100%&<>.ics", "~q_-.ics"]
@@ -30,8 +26,6 @@ TODO = (
     "DTSTAMP:20260101T000000Z\r\nSUMMARY:Rappeler\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
 )
 
-Call = Callable[..., tuple[str, bytes, list[tuple[str, str]]]]
-
 
 def _propfind_body(properties: tuple[str, ...]) -> bytes:
     props = "".join(f"<D:{p}/>" for p in properties)
@@ -39,37 +33,8 @@ def _propfind_body(properties: tuple[str, ...]) -> bytes:
 
 
 @pytest.fixture
-def call(db: Database) -> Iterator[Call]:
-    """Call the CalDAV application in-process as ``login``."""
-    with db.transaction(write=True) as conn:
-        create_team(conn, agents.create_organisation(conn, "Org", "org"))
-    app = build_caldav(db, max_content_length=1 << 20, realm="test").application
-
-    def request(
-        login: str, method: str, path: str, body: bytes = b"", **headers: str
-    ) -> tuple[str, bytes, list[tuple[str, str]]]:
-        credentials = base64.b64encode(f"{login}:{PASSWORDS[login]}".encode()).decode()
-        environ = {
-            "REQUEST_METHOD": method,
-            "SCRIPT_NAME": "/dav",
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.url_scheme": "http",
-            "HTTP_AUTHORIZATION": f"Basic {credentials}",
-            **{f"HTTP_{name.upper()}": value for name, value in headers.items()},
-        }
-        started: list[tuple[str, list[tuple[str, str]]]] = []
-        chunks = app(environ, lambda status, headers, _exc=None: started.append((status, headers)))
-        status, headers = started[0]
-        return status, b"".join(chunks), sorted(headers)
-
+def call(db: Database, dav: Call) -> Iterator[Call]:
+    """The in-process CalDAV application with a few items in alice's rdv agenda."""
     # Listing data, stored as a PUT stores it but without the booking rules
     # (these plain events have no motif): what is tested is the listing.
     texts = {href: event(f"uid-{n}", datetime(2027, 1, 4, 9) + timedelta(days=n))
@@ -80,7 +45,7 @@ def call(db: Database) -> Iterator[Call]:
         assert agenda is not None
         for href, text in texts.items():
             calendars.put_item(conn, agenda, item_write(prepared_item(text, agenda.path), href))
-    yield request
+    yield dav
 
 
 @pytest.fixture

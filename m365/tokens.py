@@ -10,7 +10,9 @@ is ``Refused``: the connection is broken and retrying would not help.
 
 msal is blocking (requests): callers run ``token`` in a thread.  Its HTTP
 session trusts ``ca_bundle`` when set (a private authority, the tests' one)
-and every request has the configured timeout.
+and every request has the configured timeout (``m365.http_session``).  msal
+and requests are imported when a first token is asked for: a server without
+Microsoft 365 connections never loads them (about 8 MiB).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-import msal
-import requests
+if TYPE_CHECKING:
+    import msal
 
 SCOPES = ["https://graph.microsoft.com/.default"]
 REFUSALS = frozenset({"invalid_client", "invalid_grant", "unauthorized_client"})
@@ -47,25 +49,6 @@ class Credentials:
         return hashlib.sha256(raw.encode()).hexdigest()
 
 
-class _TimedSession(requests.Session):
-    """Every request with a timeout (requests has none by default) and, when
-    configured, the CA bundle: requests lets ``REQUESTS_CA_BUNDLE`` win over a
-    session's ``verify``, so it is passed on each request."""
-
-    def __init__(self, timeout_s: float, ca_bundle: str | None) -> None:
-        super().__init__()
-        self.timeout_s = timeout_s
-        self.ca_bundle = ca_bundle
-
-    def request(  # type: ignore[override]
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout_s)
-        if self.ca_bundle:
-            kwargs.setdefault("verify", self.ca_bundle)
-        return super().request(method, url, *args, **kwargs)
-
-
 class TokenSource:
     def __init__(self, authority_url: str, ca_bundle: str | None, timeout_s: float) -> None:
         self.authority_url = authority_url.rstrip("/")
@@ -74,10 +57,11 @@ class TokenSource:
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._lock = threading.Lock()
 
-    def _session(self) -> requests.Session:
-        return _TimedSession(self.timeout_s, self.ca_bundle)
-
     def _app(self, credentials: Credentials) -> msal.ConfidentialClientApplication:
+        import msal
+
+        from m365.http_session import TimedSession
+
         with self._lock:
             app = self._apps.get(credentials.key)
             if app is None:
@@ -88,7 +72,7 @@ class TokenSource:
                         authority=f"{self.authority_url}/{credentials.tenant_id}",
                         validate_authority=False,
                         instance_discovery=False,
-                        http_client=self._session(),
+                        http_client=TimedSession(self.timeout_s, self.ca_bundle),
                     )
                 except ValueError as e:  # the tenant's discovery document is unreachable
                     raise Unavailable(str(e)[:200]) from None
@@ -96,6 +80,8 @@ class TokenSource:
             return app
 
     def token(self, credentials: Credentials) -> str:
+        import requests
+
         try:
             answer = self._app(credentials).acquire_token_for_client(scopes=SCOPES)
         except requests.RequestException as e:
@@ -118,6 +104,8 @@ class TokenSource:
             app = self._apps.get(credentials.key)
         if app is None:
             return
+        import msal
+
         cache = app.token_cache
         for found in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
             cache.remove_at(found)

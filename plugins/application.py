@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import codecs
 import io
+import itertools
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -198,18 +200,36 @@ def _report_hints(root: ET.Element | None) -> tuple[int | None, tuple[int, int] 
 
 
 class Application(RadicaleApplication):
-    def _handle_request(self, environ: types.WSGIEnviron) -> tuple[str, list, list[bytes]]:
+    def _handle_request(
+        self, environ: types.WSGIEnviron
+    ) -> tuple[str, list, list[bytes] | Iterator[bytes]]:
         headers = [("Content-Type", "text/plain; charset=utf-8")]
         if _unknown_charset(environ):
             answer = b"The Content-Type names a charset this server does not know.\n"
             return "415 Unsupported Media Type", headers, [answer]
         try:
             parse_basic(environ.get("HTTP_AUTHORIZATION"))
-            return super()._handle_request(environ)
+            holder: list[Iterator[bytes]] = []
+            with _bound(sql_storage.answer_pieces, holder):
+                status, answer_headers, answers = super()._handle_request(environ)
+            if holder:
+                return status, *_streamed(answer_headers, holder[0])
+            return status, answer_headers, answers
         except (MalformedCredentials, WrongCredentials) as refused:
             challenge = f'Basic realm="{self._auth_realm}", charset="UTF-8"'
             headers.append(("WWW-Authenticate", challenge))
             return "401 Unauthorized", headers, [f"{refused}\n".encode()]
+
+    @staticmethod
+    def _in_pieces(pieces: Iterator[bytes]) -> bytes:
+        """The body to give Radicale for an answer made in pieces: empty, the
+        pieces being sent after it (see ``_streamed``); the whole answer when
+        no request is under way (a direct call)."""
+        holder = sql_storage.answer_pieces.get()
+        if holder is None:
+            return b"".join(pieces)
+        holder.append(pieces)
+        return b""
 
     def _refusal(
         self,
@@ -364,7 +384,7 @@ class Application(RadicaleApplication):
             "Content-Type": f"text/xml; charset={self._encoding}",
         }
         request_info["status"] = client.MULTI_STATUS
-        answer = head[:end] + items + head[end:]
+        answer = self._in_pieces(itertools.chain([head[:end]], items, [head[end:]]))
         return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
 
     def _sync_listing(
@@ -407,7 +427,9 @@ class Application(RadicaleApplication):
         )
         headers = {"Content-Type": f"text/xml; charset={self._encoding}"}
         request_info["status"] = client.MULTI_STATUS
-        answer = head[:end] + items + head[end:]
+        truncated = sql_storage.sync_truncated.get()
+        rest = [_insufficient_storage(base_prefix + path)] if truncated and any(truncated) else []
+        answer = self._in_pieces(itertools.chain([head[:end]], items, rest, [head[end:]]))
         return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
 
     def _expand_listing(
@@ -446,7 +468,7 @@ class Application(RadicaleApplication):
             ]
             texts = collection.load_texts(wanted) if wanted else {}
         cap = self.configuration.get("reporting", "max_expand_occurrence")
-        answers: list[expand_report.Answer] = []
+        matches: list[expand_report.Match] = []
         try:
             for row in rows:
                 expansion = kept[row.href]
@@ -455,24 +477,24 @@ class Application(RadicaleApplication):
                     cache.put(row.etag, expansion)
                 if not expansion.covers(*window):
                     expansion = expansion.beyond(texts[row.href], *window, cap)
-                answer = expand_report.answer_for(
+                match = expand_report.match(
                     query, row.href, row.etag, texts.get(row.href), expansion
                 )
-                if answer is not None:
-                    answers.append(answer)
+                if match is not None:
+                    matches.append(match)
         except TooManyInstances:
             return httputils.BAD_REQUEST
         except ValueError:  # not readable by icalendar: Radicale says what it makes of it
             return None
-        if cap and sum(answer.instances for answer in answers) > cap:
+        if cap and sum(len(match.instances) for match in matches) > cap:
             return httputils.BAD_REQUEST
         headers = {"Content-Type": f"text/xml; charset={self._encoding}"}
         request_info["status"] = client.MULTI_STATUS
-        answer = b"".join(
+        answer = self._in_pieces(
             expand_report.multistatus(
                 base_prefix + pathutils.unstrip_path(collection.path, True),
                 query,
-                answers,
+                matches,
                 self._encoding,
             )
         )
@@ -510,16 +532,39 @@ class Application(RadicaleApplication):
                 listing = self._expand_listing(
                     base_prefix, path, user, user_groups, root, query, request_info
                 )
-            status, headers, answer, xml_request = listing or report(
+            if listing is not None:
+                return listing
+            status, headers, answer, xml_request = report(
                 environ, base_prefix, path, user, user_groups, request_info
             )
         if any(truncated) and status == client.MULTI_STATUS and isinstance(answer, bytes):
-            answer = _append_insufficient_storage(answer, base_prefix + path)
+            end = answer.rfind(b"</")
+            answer = answer[:end] + _insufficient_storage(base_prefix + path) + answer[end:]
         return status, headers, answer, xml_request
 
 
-def _append_insufficient_storage(answer: bytes, href: str) -> bytes:
-    """Add RFC 6578's 507 response for the collection to a truncated sync answer."""
+def _streamed(
+    headers: list[tuple[str, str]], pieces: Iterator[bytes]
+) -> tuple[list[tuple[str, str]], Iterator[bytes]]:
+    """The headers and body of an answer sent in pieces: no Content-Length
+    (the length is not known before the end), each piece compressed as it
+    comes when Radicale chose gzip for the answer."""
+    kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
+    if ("Content-Encoding", "gzip") in kept:
+        return kept, _gzipped(pieces)
+    return kept, pieces
+
+
+def _gzipped(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    for piece in pieces:
+        if packed := compressor.compress(piece):
+            yield packed
+    yield compressor.flush()
+
+
+def _insufficient_storage(href: str) -> bytes:
+    """RFC 6578's 507 response for the collection, ending a truncated sync answer."""
     response = ET.Element(xmlutils.make_clark("D:response"))
     ET.SubElement(response, xmlutils.make_clark("D:href")).text = href
     ET.SubElement(
@@ -527,6 +572,4 @@ def _append_insufficient_storage(answer: bytes, href: str) -> bytes:
     ).text = "HTTP/1.1 507 Insufficient Storage"
     error = ET.SubElement(response, xmlutils.make_clark("D:error"))
     ET.SubElement(error, xmlutils.make_clark("D:number-of-matches-within-limits"))
-    fragment = ET.tostring(response, encoding="utf-8", xml_declaration=False)
-    end = answer.rfind(b"</")
-    return answer[:end] + fragment + answer[end:]
+    return ET.tostring(response, encoding="utf-8", xml_declaration=False)

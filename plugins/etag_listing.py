@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from http import client
 from xml.sax.saxutils import escape
 
@@ -38,6 +38,7 @@ _MIMETYPE = xmlutils.OBJECT_MIMETYPES["VCALENDAR"]
 # What ``urllib.parse.quote`` (Radicale's href encoding) leaves as it is.
 _UNQUOTED = re.compile(rb"[^A-Za-z0-9_.~/-]")
 _PERCENT = [b"%%%02X" % byte for byte in range(256)]
+PIECE = 500  # responses encoded and sent together
 
 
 def quote_href(href: str) -> str:
@@ -87,9 +88,10 @@ def initial_sync_properties(root: ET.Element | None) -> list[str] | None:
 
 def item_responses(
     collection_href: str, heads: Iterable[ItemHead], properties: Sequence[str], encoding: str
-) -> bytes:
+) -> Iterator[bytes]:
     """One ``DAV:response`` per item, as Radicale writes them inside the
-    multistatus of a PROPFIND or of a REPORT (the same for these properties).
+    multistatus of a PROPFIND or of a REPORT (the same for these properties),
+    encoded ``PIECE`` responses at a time.
 
     ``collection_href`` is the collection's unquoted href with its trailing
     slash; every property asked for is found (200) for a calendar object.
@@ -117,4 +119,8 @@ def item_responses(
                 content_type=escape(content_type),
             )
         )
-    return "".join(parts).encode(encoding)
+        if len(parts) == PIECE:
+            yield "".join(parts).encode(encoding)
+            parts = []
+    if parts:
+        yield "".join(parts).encode(encoding)

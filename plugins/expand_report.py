@@ -101,48 +101,52 @@ def parse(root: ET.Element | None) -> ExpandQuery | None:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """One item's response: its href (unquoted), etag and calendar data."""
+class Match:
+    """An item the query finds: its href (unquoted), etag, and what its answer
+    is written from (the instances found, the expansion, the text)."""
 
     href: str
     etag: str
-    data: str
-    instances: int  # how many instances the query found in the item
+    instances: list[tuple[int, int, int, int, int]]
+    expansion: Expansion
+    text: str | None
+
+    def calendar_data(self, query: ExpandQuery) -> str:
+        if query.limit_set is None:
+            return self.expansion.calendar_data(self.instances)
+        assert self.text is not None
+        return self.expansion.limited(self.text, *query.limit_set)
 
 
-def answer_for(
+def match(
     query: ExpandQuery, href: str, etag: str, text: str | None, expansion: Expansion
-) -> Answer | None:
-    """The item's answer to the query (``text`` is needed with
-    limit-recurrence-set only); None when it has no instance in it."""
+) -> Match | None:
+    """The item's match (``text`` is needed with limit-recurrence-set only);
+    None when it has no instance in the query's window."""
     found = expansion.between(*query.instances_window)
-    if not found:
-        return None
-    if query.limit_set is None:
-        return Answer(href, etag, expansion.calendar_data(found), len(found))
-    assert text is not None
-    return Answer(href, etag, expansion.limited(text, *query.limit_set), len(found))
+    return Match(href, etag, found, expansion, text) if found else None
 
 
 def multistatus(
-    collection_href: str, query: ExpandQuery, answers: list[Answer], encoding: str
+    collection_href: str, query: ExpandQuery, matches: list[Match], encoding: str
 ) -> Iterator[bytes]:
     """The multistatus, a response at a time (Radicale's serialisation: DAV:
-    as the default namespace, CalDAV as ``C``)."""
+    as the default namespace, CalDAV as ``C``), each calendar-data written
+    only when its turn comes."""
     yield (
         f"<?xml version='1.0' encoding='{encoding}'?>\n"
         '<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
     ).encode(encoding)
     prefix = quote_href(collection_href)
-    for answer in answers:
+    for found in matches:
         props = "".join(
-            f"<getetag>{escape(answer.etag)}</getetag>"
+            f"<getetag>{escape(found.etag)}</getetag>"
             if tag == _ETAG
-            else f"<C:calendar-data>{escape(answer.data)}</C:calendar-data>"
+            else f"<C:calendar-data>{escape(found.calendar_data(query))}</C:calendar-data>"
             for tag in query.properties
         )
         yield (
-            f"<response><href>{prefix}{quote_href(answer.href)}</href><propstat><prop>"
+            f"<response><href>{prefix}{quote_href(found.href)}</href><propstat><prop>"
             f"{props}</prop><status>{_OK}</status></propstat></response>"
         ).encode(encoding)
     yield b"</multistatus>"

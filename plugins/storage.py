@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import email.utils
+import functools
 import posixpath
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,7 +30,7 @@ from sqlalchemy import Connection
 
 from booking import agenda, agenda_outbox
 from booking.rules import BookingRefused
-from plugins.calendar_export import export_calendar
+from plugins.calendar_export import export_pieces
 from plugins.errors import WriteRefused, booking_precondition
 from plugins.expansion import ExpansionCache
 from plugins.item_index import item_write, prepared_item
@@ -61,6 +62,11 @@ restamped: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
 # already encoded (see Collection.serialize).
 export_encoding: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "export_encoding", default=None
+)
+# Bound by the application for each request: an answer made in pieces is
+# handed here (its body given to Radicale is empty) and sent a piece at a time.
+answer_pieces: contextvars.ContextVar[list[Iterator[bytes]] | None] = contextvars.ContextVar(
+    "answer_pieces", default=None
 )
 
 
@@ -197,22 +203,41 @@ class Collection(storage.BaseCollection):
         return [self._item(r) for r in rows]
 
     def serialize(self, vcf_to_ics: bool = False, ShareActions: dict | None = None) -> str | bytes:
-        """The whole calendar; as bytes while ``export_encoding`` is bound.
+        """The whole calendar; encoded while ``export_encoding`` is bound, and
+        then handed in pieces to ``answer_pieces`` when that is bound too (the
+        answer's body is then empty: see ``plugins.application``).
 
-        Radicale sends a bytes answer as it is, and the encoded export takes
-        half the memory of the text (see ``plugins.calendar_export``).
+        The pieces read the texts a page at a time, each page in a short
+        transaction of its own, while the answer is being sent.
         """
         if self.tag != "VCALENDAR" or self._row is None:
             return super().serialize(vcf_to_ics, ShareActions or {})
         encoding = export_encoding.get()
-        with self._storage.db.connection() as conn:
-            exported = export_calendar(
-                calendars.iter_item_texts(conn, self._row.id),
-                self.get_meta("D:displayname"),
-                self.get_meta("C:calendar-description"),
-                encoding or "utf-8",
-            )
+        pieces = export_pieces(
+            functools.partial(self._texts, self._row.id),
+            self.get_meta("D:displayname"),
+            self.get_meta("C:calendar-description"),
+            encoding or "utf-8",
+        )
+        holder = answer_pieces.get()
+        if encoding and holder is not None:
+            holder.append(pieces)
+            return b""
+        exported = b"".join(pieces)
         return exported if encoding else exported.decode()
+
+    def _texts(self, collection_id: int) -> Iterator[str]:
+        """The collection's texts in order, a page per short transaction (no
+        transaction is left open between two pieces of an answer)."""
+        after = 0
+        while True:
+            with self._storage.db.connection() as conn:
+                page = calendars.item_texts_after(conn, collection_id, after)
+            if not page:
+                return
+            for _, text in page:
+                yield text
+            after = page[-1][0]
 
     def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
         wanted = list(dict.fromkeys(hrefs))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -294,17 +294,15 @@ _TEXT_PAGE = (
 )
 
 
-def iter_item_texts(conn: Connection, collection_id: int, page: int = 500) -> Iterator[str]:
-    """The collection's texts in item order, read a page at a time by key, so
-    that no more than a page is held whatever the driver buffers."""
-    after = 0
-    while True:
-        rows = conn.execute(_TEXT_PAGE, {"cid": collection_id, "after": after, "size": page}).all()
-        for row in rows:
-            yield row.text
-        if len(rows) < page:
-            return
-        after = rows[-1].id
+def item_texts_after(
+    conn: Connection, collection_id: int, after: int, page: int = 500
+) -> list[tuple[int, str]]:
+    """The next page of the collection's texts in item order, as (id, text),
+    after the item with id ``after`` (0 for the first page): read a page at a
+    time by key, so that no more than a page is held whatever the driver
+    buffers, and no transaction stays open between pages."""
+    rows = conn.execute(_TEXT_PAGE, {"cid": collection_id, "after": after, "size": page})
+    return [(row.id, row.text) for row in rows]
 
 
 def list_hrefs(conn: Connection, collection_id: int) -> list[str]:

@@ -51,3 +51,19 @@ def dav(db: Database) -> Iterator[Call]:
         return status, b"".join(chunks), sorted(headers)
 
     yield request
+
+
+Answer = tuple[str, bytes, list[tuple[str, str]]]
+
+
+def unsized(answer: Answer) -> Answer:
+    """An answer without its Content-Length, which an answer sent in pieces
+    does not have (checking first that a whole answer's is right)."""
+    status, body, headers = answer
+    length = dict(headers).get("Content-Length")
+    assert length is None or length == str(len(body)), (length, len(body))
+    return status, body, [(n, v) for n, v in headers if n != "Content-Length"]
+
+
+def streamed(answer: Answer) -> bool:
+    return "Content-Length" not in dict(answer[2])

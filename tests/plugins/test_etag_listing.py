@@ -16,7 +16,7 @@ from plugins.item_index import item_write, prepared_item
 from storage import calendars
 from storage.database import Database
 from tests.ics import event
-from tests.plugins.conftest import Call
+from tests.plugins.conftest import Call, streamed, unsized
 
 # Hrefs a client may choose: escapes, non-ASCII, XML's special characters.
 HREFS = ["plain.ics", "a b.ics", "x@y.ics", "Zoé – été.ics", "100%&<>.ics", "~q_-.ics"]
@@ -91,7 +91,8 @@ def test_same_bytes_as_radicale(
     assert heads_used
     generic()
     slow = call("alice", "PROPFIND", "/alice/rdv/", body, depth="1")
-    assert fast == slow
+    assert streamed(fast) and not streamed(slow)
+    assert unsized(fast) == unsized(slow)
     assert fast[0].startswith("207")
     for href in HREFS:
         assert f"<href>/dav/alice/rdv/{quote(href)}</href>".encode() in fast[1]
@@ -115,7 +116,8 @@ def test_colleague_gets_the_listing_other_service_gets_refused(
     assert [status[:3] for status, _, _ in fast[1:4]] == ["403", "403", "404"]
     assert not any(b"plain.ics" in answer for _, answer, _ in fast[1:3])
     generic()
-    assert fast == [call(login, "PROPFIND", path, body, depth="1") for login, path in asked]
+    slow = [call(login, "PROPFIND", path, body, depth="1") for login, path in asked]
+    assert [unsized(a) for a in fast] == [unsized(a) for a in slow]
 
 
 def test_other_requests_are_left_to_radicale(call: Call, heads_used: list[int]) -> None:
@@ -171,7 +173,8 @@ def test_first_sync_same_bytes_as_radicale(
     assert heads_used
     generic_sync()
     slow = call("alice", "REPORT", "/alice/rdv/", body, depth="1")
-    assert fast == slow
+    assert streamed(fast) and not streamed(slow)
+    assert unsized(fast) == unsized(slow)
     assert fast[0].startswith("207")
     listed = fast[1].count(b"<response><href>/dav/alice/rdv/")
     assert listed == (len(HREFS) + 1 if limit is None else min(limit, len(HREFS) + 1))
@@ -206,7 +209,8 @@ def test_first_sync_refusals_are_radicale_s(
     assert fast[0][0].startswith("207") and b"plain.ics" in fast[0][1]
     assert not any(b"plain.ics" in answer for _, answer, _ in fast[1:3])
     generic_sync()
-    assert fast == [call(login, "REPORT", path, body) for login, path in asked]
+    slow = [call(login, "REPORT", path, body) for login, path in asked]
+    assert [unsized(a) for a in fast] == [unsized(a) for a in slow]
 
 
 def test_other_syncs_are_left_to_radicale(call: Call, heads_used: list[int]) -> None:

@@ -36,12 +36,10 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, time
 from http import client
 from typing import Any
 
 import defusedxml.ElementTree as DefusedET
-import icalendar
 from defusedxml import DefusedXmlException
 from radicale import Application as RadicaleApplication
 from radicale import httputils, pathutils, types, xmlutils
@@ -50,13 +48,14 @@ from radicale.app.base import Access
 from radicale.app.propfind import xml_propfind
 from radicale.item import filter as radicale_filter
 
-from booking.recurrence import never_occurs, rules_of
+from booking.recurrence import never_occurs
 from plugins import etag_listing, expand_report, xml_depth
 from plugins import storage as sql_storage
 from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
 from plugins.errors import WriteRefused
 from plugins.expansion import TooManyInstances
 from plugins.expansion import expand as expansion_of
+from plugins.rule_scan import rules_with_starts
 from storage.text import unstorable
 
 DAV_LIMIT = "{DAV:}limit"
@@ -135,23 +134,13 @@ def _text_problem(body: bytes) -> str | None:
 
 def _recurrence_problem(text: str) -> str | None:
     """A repeating component whose rule never produces an occurrence: Radicale
-    would search for one until the year 9999 (minutes of CPU) before storing it."""
+    would search for one until the year 9999 (minutes of CPU) before storing it.
+    Read from the text's lines: Radicale's parse stays the PUT's only one."""
     if "RRULE" not in text.upper():
         return None
-    try:
-        calendar = icalendar.Calendar.from_ical(text)
-    except Exception:  # icalendar raises several kinds; Radicale's parser says why
-        return None
-    for component in calendar.walk():
-        start = component.get("DTSTART")
-        if start is None or not hasattr(start, "dt"):
-            continue
-        first = start.dt
-        if not isinstance(first, datetime):
-            first = datetime.combine(first, time())
-        for rule in rules_of(component):
-            if never_occurs(rule, first):
-                return f"The repetition {rule[:80]!r} never produces an occurrence."
+    for rule, first in rules_with_starts(text):
+        if never_occurs(rule, first):
+            return f"The repetition {rule[:80]!r} never produces an occurrence."
     return None
 
 

@@ -453,7 +453,15 @@ class Storage(storage.BaseStorage):
                 agenda_outbox.items_deleted(conn, [overwritten] if overwritten else [])
             calendars.move_item(conn, source, item.href or "", target, to_href)
             # The item arrives in another agenda: the rules of that agenda apply.
-            store_item(conn, target, item, to_href)
+            # Its row moved with its text and ranges: it is written again only
+            # when those rules restamp its text; else only its booking index is.
+            text = item.serialize()
+            prepared = _check(conn, target, to_href, text, "agent")
+            if prepared is not None and prepared.text != text:
+                restamped_item = prepared_item(prepared.text, target.path)
+                _write(conn, target, restamped_item, to_href, prepared, "agent")
+            else:
+                _index(conn, target, to_href, prepared, "agent")
 
     def verify(self) -> bool:
         return True
@@ -494,12 +502,24 @@ def _write(
 ) -> tuple[ItemRow, ItemRow | None]:
     write = item_write(item, href)
     old = calendars.put_item(conn, row, write)
-    if prepared is not None:
-        item_id = agenda_index.item_id(conn, row.id, href)
-        assert item_id is not None
-        agenda_index.replace_event(conn, item_id, prepared.index)
-        agenda_outbox.item_written(conn, item_id, prepared, writer)
+    _index(conn, row, href, prepared, writer)
     return write.stored(row.modified_at), old
+
+
+def _index(
+    conn: Connection,
+    row: CollectionRow,
+    href: str,
+    prepared: agenda.AgendaWrite | None,
+    writer: str,
+) -> None:
+    """The booking index and the outbox of the item stored at ``href``."""
+    if prepared is None:
+        return
+    item_id = agenda_index.item_id(conn, row.id, href)
+    assert item_id is not None
+    agenda_index.replace_event(conn, item_id, prepared.index)
+    agenda_outbox.item_written(conn, item_id, prepared, writer)
 
 
 def store_item(

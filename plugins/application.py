@@ -209,6 +209,15 @@ class Application(RadicaleApplication):
             headers.append(("WWW-Authenticate", challenge))
             return "401 Unauthorized", headers, [f"{refused}\n".encode()]
 
+    def _reader(self, path: str, user: str, user_groups: set) -> Access | None:
+        """The access of a reader of ``path`` whom calserver's own listings may
+        answer; None when Radicale must (sharing on, or no read right: Radicale
+        may then answer free-busy only, or refuse)."""
+        if self._sharing._enabled:
+            return None
+        access = Access(self._rights, user, user_groups, path)
+        return access if "r" in access.permissions else None
+
     @staticmethod
     def _in_pieces(pieces: Iterator[bytes]) -> bytes:
         """The body to give Radicale for an answer made in pieces: empty, the
@@ -335,10 +344,8 @@ class Application(RadicaleApplication):
         of the collection's path) for each item, so the items are listed
         exactly when the collection is listed with "r" or "w".
         """
-        if self._sharing._enabled:
-            return None
-        access = Access(self._rights, user, user_groups, path)
-        if "r" not in access.permissions:  # else Radicale may answer free-busy only
+        access = self._reader(path, user, user_groups)
+        if access is None:
             return None
         with self._storage.acquire_lock("r", user):
             found = self._storage.calendar_heads(path)
@@ -394,10 +401,8 @@ class Application(RadicaleApplication):
         to the collection found; the items of a readable collection are all
         listed.
         """
-        if self._sharing._enabled:
-            return None
-        access = Access(self._rights, user, user_groups, path)
-        if "r" not in access.permissions:  # else Radicale may answer free-busy only
+        access = self._reader(path, user, user_groups)
+        if access is None:
             return None
         with self._storage.acquire_lock("r", user):
             found = self._storage.initial_sync_heads(path)
@@ -435,10 +440,8 @@ class Application(RadicaleApplication):
         calendar, answered from the items' kept expansions; None when Radicale
         must answer (sharing, refusals, anything but a plain readable calendar,
         an item that cannot be expanded).  The checks are ``do_REPORT``'s."""
-        if self._sharing._enabled:
-            return None
-        access = Access(self._rights, user, user_groups, path)
-        if "r" not in access.permissions:  # else Radicale may answer free-busy only
+        access = self._reader(path, user, user_groups)
+        if access is None:
             return None
         cache = self._storage.expansions
         window = query.instances_window

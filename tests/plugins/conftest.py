@@ -6,6 +6,7 @@ import base64
 import io
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,16 @@ def unsized(answer: Answer) -> Answer:
 
 def streamed(answer: Answer) -> bool:
     return "Content-Length" not in dict(answer[2])
+
+
+def calls_of(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[int]:
+    """Count the calls of ``owner.name`` (a function or method) from now on."""
+    calls: list[int] = []
+    original = getattr(owner, name)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counting)
+    return calls

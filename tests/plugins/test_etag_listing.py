@@ -16,7 +16,7 @@ from plugins.item_index import item_write, prepared_item
 from storage import calendars
 from storage.database import Database
 from tests.ics import event
-from tests.plugins.conftest import Call, streamed, unsized
+from tests.plugins.conftest import Call, calls_of, streamed, unsized
 
 # Hrefs a client may choose: escapes, non-ASCII, XML's special characters.
 HREFS = ["plain.ics", "a b.ics", "x@y.ics", "Zoé – été.ics", "100%&<>.ics", "~q_-.ics"]
@@ -25,6 +25,15 @@ TODO = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VTODO\r\nUID:todo\r\n"
     "DTSTAMP:20260101T000000Z\r\nSUMMARY:Rappeler\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
 )
+# Who asks for which listing: only bob's of alice's rdv is answered from heads.
+ASKED = [
+    ("bob", "/alice/rdv/"),  # same service: shared agenda
+    ("carol", "/alice/rdv/"),  # another service: nothing
+    ("bob", "/alice/plages/"),  # colleague, not a shared agenda
+    ("alice", "/alice/absent/"),  # no such collection
+    ("alice", "/alice/"),  # the principal: not a calendar
+    ("alice", "/alice/rdv/plain.ics"),  # an item
+]
 
 
 def _propfind_body(properties: tuple[str, ...]) -> bytes:
@@ -57,15 +66,7 @@ def generic(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 @pytest.fixture
 def heads_used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the answers written from item heads."""
-    used: list[int] = []
-    original = etag_listing.item_responses
-
-    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
-        used.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(etag_listing, "item_responses", counting)
-    return used
+    return calls_of(monkeypatch, etag_listing, "item_responses")
 
 
 def test_quote_href_is_urllib_quote() -> None:
@@ -102,21 +103,13 @@ def test_colleague_gets_the_listing_other_service_gets_refused(
     call: Call, generic: Callable[[], None], heads_used: list[int]
 ) -> None:
     body = _propfind_body(("getetag",))
-    asked = [
-        ("bob", "/alice/rdv/"),  # same service: shared agenda
-        ("carol", "/alice/rdv/"),  # another service: nothing
-        ("bob", "/alice/plages/"),  # colleague, not a shared agenda
-        ("alice", "/alice/absent/"),  # no such collection
-        ("alice", "/alice/"),  # the principal: not a calendar
-        ("alice", "/alice/rdv/plain.ics"),  # an item
-    ]
-    fast = [call(login, "PROPFIND", path, body, depth="1") for login, path in asked]
+    fast = [call(login, "PROPFIND", path, body, depth="1") for login, path in ASKED]
     assert len(heads_used) == 1  # only bob's listing of alice's rdv
     assert fast[0][0].startswith("207") and b"plain.ics" in fast[0][1]
     assert [status[:3] for status, _, _ in fast[1:4]] == ["403", "403", "404"]
     assert not any(b"plain.ics" in answer for _, answer, _ in fast[1:3])
     generic()
-    slow = [call(login, "PROPFIND", path, body, depth="1") for login, path in asked]
+    slow = [call(login, "PROPFIND", path, body, depth="1") for login, path in ASKED]
     assert [unsized(a) for a in fast] == [unsized(a) for a in slow]
 
 
@@ -196,20 +189,12 @@ def test_first_sync_refusals_are_radicale_s(
     call: Call, generic_sync: Callable[[], None], heads_used: list[int]
 ) -> None:
     body = _sync_body(("getetag",))
-    asked = [
-        ("bob", "/alice/rdv/"),  # same service: shared agenda
-        ("carol", "/alice/rdv/"),  # another service: nothing
-        ("bob", "/alice/plages/"),  # colleague, not a shared agenda
-        ("alice", "/alice/absent/"),  # no such collection
-        ("alice", "/alice/"),  # the principal: not a calendar
-        ("alice", "/alice/rdv/plain.ics"),  # an item
-    ]
-    fast = [call(login, "REPORT", path, body) for login, path in asked]
+    fast = [call(login, "REPORT", path, body) for login, path in ASKED]
     assert len(heads_used) == 1  # only bob's sync of alice's rdv
     assert fast[0][0].startswith("207") and b"plain.ics" in fast[0][1]
     assert not any(b"plain.ics" in answer for _, answer, _ in fast[1:3])
     generic_sync()
-    slow = [call(login, "REPORT", path, body) for login, path in asked]
+    slow = [call(login, "REPORT", path, body) for login, path in ASKED]
     assert [unsized(a) for a in fast] == [unsized(a) for a in slow]
 
 

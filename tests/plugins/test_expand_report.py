@@ -17,7 +17,7 @@ from plugins.application import Application
 from plugins.item_index import item_write, prepared_item
 from storage import calendars
 from storage.database import Database
-from tests.plugins.conftest import Call
+from tests.plugins.conftest import Call, calls_of
 from tests.plugins.series import MARCH, SERIES, expected, found
 
 _CAL = "urn:ietf:params:xml:ns:caldav"
@@ -59,29 +59,13 @@ def call(db: Database, dav: Call) -> Iterator[Call]:
 @pytest.fixture
 def builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the items read to build an expansion."""
-    built: list[int] = []
-    original = expansion._Builder.__init__
-
-    def counting(self, text: str) -> None:  # type: ignore[no-untyped-def]
-        built.append(1)
-        original(self, text)
-
-    monkeypatch.setattr(expansion._Builder, "__init__", counting)
-    return built
+    return calls_of(monkeypatch, expansion, "_split")
 
 
 @pytest.fixture
 def answered(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the queries answered from expansions."""
-    used: list[int] = []
-    original = expand_report.multistatus
-
-    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
-        used.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(expand_report, "multistatus", counting)
-    return used
+    return calls_of(monkeypatch, expand_report, "multistatus")
 
 
 def test_expanded_month_is_recurring_ical_events_in_utc(

@@ -1,7 +1,11 @@
 """Serve a synchronous WSGI application (Radicale) from aiohttp.
 
 Each request runs in a worker thread so the event loop keeps serving other
-requests (feeds, pages, health checks) while CalDAV work is under way.  Bodies
+requests (feeds, pages, health checks) while CalDAV work is under way.  An
+answer the application returns as a list (Radicale's, built whole) is sent
+as it is, never joined into a copy; one it returns as an iterator is sent a
+piece at a time as the worker thread makes it (chunked), so that a large
+listing is never held whole.  Bodies
 over the configured size are refused with 413 before they are read, and a
 guard (the authentication gate) may answer a request before it takes a thread.  After a
 request the allocator may hand what it freed back to the system (see
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -77,18 +81,27 @@ class WSGIBridge:
             environ[key] = f"{environ[key]},{value}" if key in environ else value
         return environ
 
-    def _call(self, environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _call(
+        self, environ: dict[str, Any]
+    ) -> tuple[int, list[tuple[str, str]], list[bytes] | Iterator[bytes]]:
         started: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
             started[:] = [status, headers]
 
         chunks = self._app(environ, start_response)
-        body = b"".join(chunks)
-        del chunks
-        allocator.trim_if_grown()  # what the request built is freed by now
         status, headers = started
-        return int(status.split(" ", 1)[0]), headers, body
+        if isinstance(chunks, list):
+            allocator.trim_if_grown()  # what the request built is freed by now
+            return int(status.split(" ", 1)[0]), headers, chunks
+        return int(status.split(" ", 1)[0]), headers, iter(chunks)
+
+    def _next(self, chunks: Iterator[bytes]) -> bytes | None:
+        """The answer's next piece (None at its end), made in a worker thread."""
+        piece = next(chunks, None)
+        if piece is None:
+            allocator.trim_if_grown()
+        return piece
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > self._max_body:
@@ -103,10 +116,32 @@ class WSGIBridge:
                 return answer
         body = await request.read()
         environ = self._environ(request, body)
+        del body
         loop = asyncio.get_running_loop()
-        status, headers, payload = await loop.run_in_executor(self._executor, self._call, environ)
-        response = web.Response(status=status, body=payload)
+        status, headers, chunks = await loop.run_in_executor(self._executor, self._call, environ)
+        if isinstance(chunks, list):
+            # One answer built whole (most of Radicale's): sent as it is, not copied.
+            response = web.Response(
+                status=status, body=chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            )
+            for name, value in headers:
+                if name.lower() != "content-length":
+                    response.headers.add(name, value)
+            return response
+        # An answer made in pieces: each is sent as it comes, chunked.
+        streamed = web.StreamResponse(status=status)
         for name, value in headers:
             if name.lower() != "content-length":
-                response.headers.add(name, value)
-        return response
+                streamed.headers.add(name, value)
+        try:
+            await streamed.prepare(request)
+            while (
+                piece := await loop.run_in_executor(self._executor, self._next, chunks)
+            ) is not None:
+                await streamed.write(piece)
+            await streamed.write_eof()
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return streamed

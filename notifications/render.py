@@ -14,12 +14,13 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import jinja2
-
 from notifications import gsm
+
+if TYPE_CHECKING:
+    import jinja2
 
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 MONTHS = (
@@ -54,6 +55,9 @@ class Content:
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    # Imported on first use: a server that sends nothing never loads it.
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("notifications", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),

@@ -25,7 +25,8 @@
   (``plugins.rights.Rights.masks``).
 - A PROPFIND Depth 1 on a calendar for etags (and content types, resource
   types, modification dates) writes the items' responses from their database
-  rows (``plugins.etag_listing``) after Radicale's own checks.
+  rows (``plugins.etag_listing``) after Radicale's own checks; so does a first
+  sync-collection (no token) for etags and content types.
 """
 
 from __future__ import annotations
@@ -34,16 +35,16 @@ import codecs
 import contextlib
 import functools
 import io
+import itertools
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime, time
 from http import client
 from typing import Any
 
 import defusedxml.ElementTree as DefusedET
-import icalendar
 from defusedxml import DefusedXmlException
 from radicale import Application as RadicaleApplication
 from radicale import httputils, pathutils, types, xmlutils
@@ -52,12 +53,15 @@ from radicale.app.base import Access
 from radicale.app.propfind import xml_propfind
 from radicale.item import filter as radicale_filter
 
-from booking.recurrence import SERIES_BUDGET, never_occurs, rules_of
-from plugins import etag_listing, xml_depth
+from booking.recurrence import SERIES_BUDGET, never_occurs
+from plugins import etag_listing, expand_report, xml_depth
 from plugins import storage as sql_storage
 from plugins.credentials import MalformedCredentials, WrongCredentials, parse_basic
 from plugins.errors import WriteRefused
+from plugins.expansion import TooManyInstances
+from plugins.expansion import expand as expansion_of
 from plugins.rights import Rights
+from plugins.rule_scan import rules_with_starts
 from storage.text import unstorable
 
 DAV_LIMIT = "{DAV:}limit"
@@ -142,23 +146,13 @@ def _text_problem(body: bytes) -> str | None:
 
 def _recurrence_problem(text: str) -> str | None:
     """A repeating component whose rule never produces an occurrence: Radicale
-    would search for one until the year 9999 (minutes of CPU) before storing it."""
+    would search for one until the year 9999 (minutes of CPU) before storing it.
+    Read from the text's lines: Radicale's parse stays the PUT's only one."""
     if "RRULE" not in text.upper():
         return None
-    try:
-        calendar = icalendar.Calendar.from_ical(text)
-    except Exception:  # icalendar raises several kinds; Radicale's parser says why
-        return None
-    for component in calendar.walk():
-        start = component.get("DTSTART")
-        if start is None or not hasattr(start, "dt"):
-            continue
-        first = start.dt
-        if not isinstance(first, datetime):
-            first = datetime.combine(first, time())
-        for rule in rules_of(component):
-            if never_occurs(rule, first):
-                return f"The repetition {rule[:80]!r} never produces an occurrence."
+    for rule, first in rules_with_starts(text):
+        if never_occurs(rule, first):
+            return f"The repetition {rule[:80]!r} never produces an occurrence."
     return None
 
 
@@ -228,7 +222,9 @@ class Application(RadicaleApplication):
         assert isinstance(self._rights, Rights)
         return _bound(sql_storage.masked_for, functools.partial(self._rights.masks, user))
 
-    def _handle_request(self, environ: types.WSGIEnviron) -> tuple[str, list, list[bytes]]:
+    def _handle_request(
+        self, environ: types.WSGIEnviron
+    ) -> tuple[str, list, list[bytes] | Iterator[bytes]]:
         headers = [("Content-Type", "text/plain; charset=utf-8")]
         if _unknown_charset(environ):
             answer = b"The Content-Type names a charset this server does not know.\n"
@@ -236,7 +232,12 @@ class Application(RadicaleApplication):
         body = _read_body(environ)
         try:
             parse_basic(environ.get("HTTP_AUTHORIZATION"))
-            status, answer_headers, answer = super()._handle_request(environ)
+            holder: list[Iterator[bytes]] = []
+            with _bound(sql_storage.answer_pieces, holder):
+                status, answer_headers, answers = super()._handle_request(environ)
+            if holder:
+                return status, *_streamed(answer_headers, holder[0])
+            return status, answer_headers, answers
         except (MalformedCredentials, WrongCredentials) as refused:
             challenge = f'Basic realm="{self._auth_realm}", charset="UTF-8"'
             headers.append(("WWW-Authenticate", challenge))
@@ -246,6 +247,26 @@ class Application(RadicaleApplication):
             if reason is not None:
                 return status, headers, [f"{reason}\n".encode()]
         return status, answer_headers, answer
+
+    def _reader(self, path: str, user: str, user_groups: set) -> Access | None:
+        """The access of a reader of ``path`` whom calserver's own listings may
+        answer; None when Radicale must (sharing on, or no read right: Radicale
+        may then answer free-busy only, or refuse)."""
+        if self._sharing._enabled:
+            return None
+        access = Access(self._rights, user, user_groups, path)
+        return access if "r" in access.permissions else None
+
+    @staticmethod
+    def _in_pieces(pieces: Iterator[bytes]) -> bytes:
+        """The body to give Radicale for an answer made in pieces: empty, the
+        pieces being sent after it (see ``_streamed``); the whole answer when
+        no request is under way (a direct call)."""
+        holder = sql_storage.answer_pieces.get()
+        if holder is None:
+            return b"".join(pieces)
+        holder.append(pieces)
+        return b""
 
     def _refusal(
         self,
@@ -363,10 +384,8 @@ class Application(RadicaleApplication):
         of the collection's path) for each item, so the items are listed
         exactly when the collection is listed with "r" or "w".
         """
-        if self._sharing._enabled:
-            return None
-        access = Access(self._rights, user, user_groups, path)
-        if "r" not in access.permissions:  # else Radicale may answer free-busy only
+        access = self._reader(path, user, user_groups)
+        if access is None:
             return None
         with self._storage.acquire_lock("r", user):
             found = self._storage.calendar_heads(path)
@@ -401,7 +420,118 @@ class Application(RadicaleApplication):
             "Content-Type": f"text/xml; charset={self._encoding}",
         }
         request_info["status"] = client.MULTI_STATUS
-        answer = head[:end] + items + head[end:]
+        answer = self._in_pieces(itertools.chain([head[:end]], items, [head[end:]]))
+        return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
+
+    def _sync_listing(
+        self,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        root: ET.Element,
+        properties: list[str],
+        request_info: dict,
+    ) -> types.WSGIResponse | None:
+        """Radicale's answer to a first sync-collection on a calendar, with the
+        items' responses written from their heads; None when Radicale must
+        answer (sharing, refusals, anything but a plain readable calendar).
+
+        The checks are Radicale's ``do_REPORT``'s: read access to the path and
+        to the collection found; the items of a readable collection are all
+        listed.
+        """
+        access = self._reader(path, user, user_groups)
+        if access is None:
+            return None
+        with self._storage.acquire_lock("r", user):
+            found = self._storage.initial_sync_heads(path)
+            if found is None or not access.check("r", found[0]):
+                return None
+        collection, token, heads = found
+        multistatus = ET.Element(xmlutils.make_clark("D:multistatus"))
+        ET.SubElement(multistatus, xmlutils.make_clark("D:sync-token")).text = token
+        head = self._xml_response(multistatus, request_info)
+        end = head.rfind(b"</")
+        items = etag_listing.item_responses(
+            base_prefix + pathutils.unstrip_path(collection.path, True),
+            heads,
+            properties,
+            self._encoding,
+        )
+        headers = {"Content-Type": f"text/xml; charset={self._encoding}"}
+        request_info["status"] = client.MULTI_STATUS
+        truncated = sql_storage.sync_truncated.get()
+        rest = [_insufficient_storage(base_prefix + path)] if truncated and any(truncated) else []
+        answer = self._in_pieces(itertools.chain([head[:end]], items, rest, [head[end:]]))
+        return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
+
+    def _expand_listing(
+        self,
+        base_prefix: str,
+        path: str,
+        user: str,
+        user_groups: set,
+        root: ET.Element,
+        query: expand_report.ExpandQuery,
+        request_info: dict,
+    ) -> types.WSGIResponse | None:
+        """A calendar-query with ``<C:expand>`` (or limit-recurrence-set) on a
+        calendar, answered from the items' kept expansions; None when Radicale
+        must answer (sharing, refusals, anything but a plain readable calendar,
+        an item that cannot be expanded).  The checks are ``do_REPORT``'s."""
+        access = self._reader(path, user, user_groups)
+        if access is None:
+            return None
+        cache = self._storage.expansions
+        window = query.instances_window
+        with self._storage.acquire_lock("r", user):
+            found = self._storage.events_in_range(path, *window)
+            if found is None or not access.check("r", found[0]):
+                return None
+            collection, rows = found
+            if collection.masked:  # a colleague's absences: the generic path masks them
+                return None
+            kept = {row.href: cache.get(row.etag) for row in rows}
+            wanted = [
+                row.href
+                for row in rows
+                if query.limit_set is not None
+                or (expansion := kept[row.href]) is None
+                or not expansion.covers(*window)
+            ]
+            texts = collection.load_texts(wanted) if wanted else {}
+        cap = self.configuration.get("reporting", "max_expand_occurrence")
+        matches: list[expand_report.Match] = []
+        try:
+            for row in rows:
+                expansion = kept[row.href]
+                if expansion is None:
+                    expansion = expansion_of(texts[row.href], row.t_start, row.t_end)
+                    cache.put(row.etag, expansion)
+                if not expansion.covers(*window):
+                    expansion = expansion.beyond(texts[row.href], *window, cap)
+                match = expand_report.match(
+                    query, row.href, row.etag, texts.get(row.href), expansion
+                )
+                if match is not None:
+                    matches.append(match)
+        except TooManyInstances:
+            return httputils.BAD_REQUEST
+        except ValueError:  # not readable by icalendar: Radicale says what it makes of it
+            return None
+        if cap and sum(len(match.instances) for match in matches) > cap:
+            return httputils.BAD_REQUEST
+        headers = {"Content-Type": f"text/xml; charset={self._encoding}"}
+        request_info["status"] = client.MULTI_STATUS
+        answer = self._in_pieces(
+            expand_report.multistatus(
+                base_prefix + pathutils.unstrip_path(collection.path, True),
+                query,
+                matches,
+                self._encoding,
+            )
+        )
         return client.MULTI_STATUS, headers, answer, xmlutils.pretty_xml(root)
 
     def do_REPORT(
@@ -418,6 +548,7 @@ class Application(RadicaleApplication):
         texts = root is None or root.tag not in UNFILTERED_REPORTS
         truncated: list[bool] = []
         report: Callable[..., types.WSGIResponse] = super().do_REPORT
+        properties = etag_listing.initial_sync_properties(root)
         with (
             _bound(sql_storage.sync_limit, limit),
             _bound(sql_storage.sync_truncated, truncated),
@@ -425,16 +556,50 @@ class Application(RadicaleApplication):
             _bound(sql_storage.texts_needed, texts),
             self._reading(user),
         ):
+            listing = None
+            if properties is not None:
+                assert root is not None
+                listing = self._sync_listing(
+                    base_prefix, path, user, user_groups, root, properties, request_info
+                )
+            elif (query := expand_report.parse(root)) is not None:
+                assert root is not None
+                listing = self._expand_listing(
+                    base_prefix, path, user, user_groups, root, query, request_info
+                )
+            if listing is not None:
+                return listing
             status, headers, answer, xml_request = report(
                 environ, base_prefix, path, user, user_groups, request_info
             )
         if any(truncated) and status == client.MULTI_STATUS and isinstance(answer, bytes):
-            answer = _append_insufficient_storage(answer, base_prefix + path)
+            end = answer.rfind(b"</")
+            answer = answer[:end] + _insufficient_storage(base_prefix + path) + answer[end:]
         return status, headers, answer, xml_request
 
 
-def _append_insufficient_storage(answer: bytes, href: str) -> bytes:
-    """Add RFC 6578's 507 response for the collection to a truncated sync answer."""
+def _streamed(
+    headers: list[tuple[str, str]], pieces: Iterator[bytes]
+) -> tuple[list[tuple[str, str]], Iterator[bytes]]:
+    """The headers and body of an answer sent in pieces: no Content-Length
+    (the length is not known before the end), each piece compressed as it
+    comes when Radicale chose gzip for the answer."""
+    kept = [(name, value) for name, value in headers if name.lower() != "content-length"]
+    if ("Content-Encoding", "gzip") in kept:
+        return kept, _gzipped(pieces)
+    return kept, pieces
+
+
+def _gzipped(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    for piece in pieces:
+        if packed := compressor.compress(piece):
+            yield packed
+    yield compressor.flush()
+
+
+def _insufficient_storage(href: str) -> bytes:
+    """RFC 6578's 507 response for the collection, ending a truncated sync answer."""
     response = ET.Element(xmlutils.make_clark("D:response"))
     ET.SubElement(response, xmlutils.make_clark("D:href")).text = href
     ET.SubElement(
@@ -442,6 +607,4 @@ def _append_insufficient_storage(answer: bytes, href: str) -> bytes:
     ).text = "HTTP/1.1 507 Insufficient Storage"
     error = ET.SubElement(response, xmlutils.make_clark("D:error"))
     ET.SubElement(error, xmlutils.make_clark("D:number-of-matches-within-limits"))
-    fragment = ET.tostring(response, encoding="utf-8", xml_declaration=False)
-    end = answer.rfind(b"</")
-    return answer[:end] + fragment + answer[end:]
+    return ET.tostring(response, encoding="utf-8", xml_declaration=False)

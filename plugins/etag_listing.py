@@ -1,4 +1,5 @@
-"""The items' part of a PROPFIND Depth 1 on a calendar, written from item heads.
+"""The items' part of a PROPFIND Depth 1 or of an initial sync-collection on a
+calendar, written from item heads.
 
 Clients poll a calendar with PROPFIND Depth 1 for ``getetag`` (some add
 ``getcontenttype``, ``resourcetype`` or ``getlastmodified``) to see what
@@ -8,14 +9,16 @@ events that is most of a second and twenty megabytes for one request.  These
 properties are columns of the items table, so the items' responses are written
 here directly as the bytes Radicale's serialiser produces for them (the tests
 compare both answers byte for byte); the request's checks and the collection's
-own response stay Radicale's (see ``Application._etag_listing``).
+own response (or the sync token) stay Radicale's (see ``Application._etag_listing``
+and ``Application._sync_listing``).  A first sync-collection for etags lists
+the same items with the same responses, in the order of the change log.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from http import client
 from xml.sax.saxutils import escape
 
@@ -35,6 +38,7 @@ _MIMETYPE = xmlutils.OBJECT_MIMETYPES["VCALENDAR"]
 # What ``urllib.parse.quote`` (Radicale's href encoding) leaves as it is.
 _UNQUOTED = re.compile(rb"[^A-Za-z0-9_.~/-]")
 _PERCENT = [b"%%%02X" % byte for byte in range(256)]
+PIECE = 500  # responses encoded and sent together
 
 
 def quote_href(href: str) -> str:
@@ -56,10 +60,38 @@ def requested_properties(root: ET.Element | None) -> list[str] | None:
     return tags if all(tag in _PROPERTY_TEMPLATES for tag in tags) else None
 
 
+# What a REPORT answers found for an item (other properties it answers 404).
+_REPORT_PROPERTIES = frozenset(
+    xmlutils.make_clark(tag) for tag in ("D:getetag", "D:getcontenttype")
+)
+_SYNC_CHILDREN = frozenset(
+    xmlutils.make_clark(tag) for tag in ("D:sync-token", "D:sync-level", "D:prop", "D:limit")
+)
+
+
+def initial_sync_properties(root: ET.Element | None) -> list[str] | None:
+    """The properties an initial sync-collection (no token) asks for, in its
+    order, when item heads answer all of them; None for any other body."""
+    if root is None or root.tag != xmlutils.make_clark("D:sync-collection"):
+        return None
+    if any(child.tag not in _SYNC_CHILDREN for child in root):
+        return None
+    token = root.find(xmlutils.make_clark("D:sync-token"))
+    if token is not None and (token.text or "").strip():
+        return None
+    prop = root.find(xmlutils.make_clark("D:prop"))
+    if prop is None or len(prop) == 0:
+        return None
+    tags = [child.tag for child in prop]
+    return tags if all(tag in _REPORT_PROPERTIES for tag in tags) else None
+
+
 def item_responses(
     collection_href: str, heads: Iterable[ItemHead], properties: Sequence[str], encoding: str
-) -> bytes:
-    """One ``DAV:response`` per item, as Radicale writes them inside its multistatus.
+) -> Iterator[bytes]:
+    """One ``DAV:response`` per item, as Radicale writes them inside the
+    multistatus of a PROPFIND or of a REPORT (the same for these properties),
+    encoded ``PIECE`` responses at a time.
 
     ``collection_href`` is the collection's unquoted href with its trailing
     slash; every property asked for is found (200) for a calendar object.
@@ -87,4 +119,8 @@ def item_responses(
                 content_type=escape(content_type),
             )
         )
-    return "".join(parts).encode(encoding)
+        if len(parts) == PIECE:
+            yield "".join(parts).encode(encoding)
+            parts = []
+    if parts:
+        yield "".join(parts).encode(encoding)

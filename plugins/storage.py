@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import email.utils
+import functools
 import posixpath
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,8 +30,9 @@ from sqlalchemy import Connection
 
 from booking import agenda, agenda_outbox, events
 from booking.rules import BookingRefused
-from plugins.calendar_export import export_calendar
+from plugins.calendar_export import export_pieces
 from plugins.errors import WriteRefused, booking_precondition
+from plugins.expansion import ExpansionCache
 from plugins.item_index import item_write, prepared_item
 from storage import agenda_index, calendars
 from storage.calendars import CollectionRow, ItemHead, ItemRow
@@ -66,6 +68,11 @@ export_encoding: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # whether that agenda's items are read masked (``booking.events.masked``).
 masked_for: contextvars.ContextVar[Callable[[str, str], bool] | None] = contextvars.ContextVar(
     "masked_for", default=None
+)
+# Bound by the application for each request: an answer made in pieces is
+# handed here (its body given to Radicale is empty) and sent a piece at a time.
+answer_pieces: contextvars.ContextVar[list[Iterator[bytes]] | None] = contextvars.ContextVar(
+    "answer_pieces", default=None
 )
 
 
@@ -218,24 +225,45 @@ class Collection(storage.BaseCollection):
         return [self._item(r) for r in rows]
 
     def serialize(self, vcf_to_ics: bool = False, ShareActions: dict | None = None) -> str | bytes:
-        """The whole calendar; as bytes while ``export_encoding`` is bound.
+        """The whole calendar; encoded while ``export_encoding`` is bound, and
+        then handed in pieces to ``answer_pieces`` when that is bound too (the
+        answer's body is then empty: see ``plugins.application``).
 
-        Radicale sends a bytes answer as it is, and the encoded export takes
-        half the memory of the text (see ``plugins.calendar_export``).
+        The pieces read the texts a page at a time, each page in a short
+        transaction of its own, while the answer is being sent.
         """
         if self.tag != "VCALENDAR" or self._row is None:
             return super().serialize(vcf_to_ics, ShareActions or {})
         encoding = export_encoding.get()
-        mask = events.masked if self.masked else None
-        with self._storage.db.connection() as conn:
-            texts = calendars.iter_item_texts(conn, self._row.id)
-            exported = export_calendar(
-                map(mask, texts) if mask else texts,
-                self.get_meta("D:displayname"),
-                self.get_meta("C:calendar-description"),
-                encoding or "utf-8",
-            )
+        texts: Callable[[], Iterator[str]] = functools.partial(self._texts, self._row.id)
+        if self.masked:  # decided now: the pieces may be read after this request's bindings
+            unmasked = texts
+            texts = lambda: map(events.masked, unmasked())  # noqa: E731
+        pieces = export_pieces(
+            texts,
+            self.get_meta("D:displayname"),
+            self.get_meta("C:calendar-description"),
+            encoding or "utf-8",
+        )
+        holder = answer_pieces.get()
+        if encoding and holder is not None:
+            holder.append(pieces)
+            return b""
+        exported = b"".join(pieces)
         return exported if encoding else exported.decode()
+
+    def _texts(self, collection_id: int) -> Iterator[str]:
+        """The collection's texts in order, a page per short transaction (no
+        transaction is left open between two pieces of an answer)."""
+        after = 0
+        while True:
+            with self._storage.db.connection() as conn:
+                page = calendars.item_texts_after(conn, collection_id, after)
+            if not page:
+                return
+            for _, text in page:
+                yield text
+            after = page[-1][0]
 
     def get_multi(self, hrefs: Iterable[str]) -> Iterable[tuple[str, radicale_item.Item | None]]:
         wanted = list(dict.fromkeys(hrefs))
@@ -314,6 +342,8 @@ class Storage(storage.BaseStorage):
     def __init__(self, configuration: radicale_config.Configuration, db: Database) -> None:
         super().__init__(configuration)
         self.db = db
+        # Items' expansions, kept across requests (see plugins.expansion).
+        self.expansions = ExpansionCache()
 
     @types.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any, **kwargs: Any) -> Iterator[None]:
@@ -375,6 +405,34 @@ class Storage(storage.BaseStorage):
                 return None
             return Collection(self, row), calendars.list_item_heads(conn, row.id)
 
+    def events_in_range(
+        self, path: str, start: int, end: int
+    ) -> tuple[Collection, list[ItemRow]] | None:
+        """The calendar at ``path`` and its VEVENT items (without texts) with an
+        occurrence overlapping [start, end), for expanding queries; None when
+        ``path`` is not a calendar (Radicale answers)."""
+        with self.db.connection() as conn:
+            row = calendars.get_collection(conn, pathutils.strip_path(path))
+            if row is None or row.props.get("tag") != "VCALENDAR":
+                return None
+            found = calendars.items_in_range(conn, row.id, "VEVENT", start, end, texts=False)
+        return Collection(self, row), [item for item, _ in found]
+
+    def initial_sync_heads(self, path: str) -> tuple[Collection, str, list[ItemHead]] | None:
+        """The calendar at ``path``, the token and item heads ``sync("")`` would
+        answer (``sync_limit`` honoured, ``sync_truncated`` told), for a first
+        sync-collection answered without building Radicale items; None when
+        ``path`` is not a calendar (Radicale answers)."""
+        with self.db.connection() as conn:
+            row = calendars.get_collection(conn, pathutils.strip_path(path))
+            if row is None or row.props.get("tag") != "VCALENDAR":
+                return None
+            heads, reached, truncated = calendars.initial_sync_heads(conn, row, sync_limit.get())
+        flag = sync_truncated.get()
+        if flag is not None:
+            flag.append(truncated)
+        return Collection(self, row), calendars.sync_token(row, reached), heads
+
     def create_collection(
         self,
         href: str,
@@ -421,7 +479,15 @@ class Storage(storage.BaseStorage):
                 agenda_outbox.items_deleted(conn, [overwritten] if overwritten else [])
             calendars.move_item(conn, source, item.href or "", target, to_href)
             # The item arrives in another agenda: the rules of that agenda apply.
-            store_item(conn, target, item, to_href)
+            # Its row moved with its text and ranges: it is written again only
+            # when those rules restamp its text; else only its booking index is.
+            text = item.serialize()
+            prepared = _check(conn, target, to_href, text, "agent")
+            if prepared is not None and prepared.text != text:
+                restamped_item = prepared_item(prepared.text, target.path)
+                _write(conn, target, restamped_item, to_href, prepared, "agent")
+            else:
+                _index(conn, target, to_href, prepared, "agent")
 
     def verify(self) -> bool:
         return True
@@ -462,12 +528,24 @@ def _write(
 ) -> tuple[ItemRow, ItemRow | None]:
     write = item_write(item, href)
     old = calendars.put_item(conn, row, write)
-    if prepared is not None:
-        item_id = agenda_index.item_id(conn, row.id, href)
-        assert item_id is not None
-        agenda_index.replace_event(conn, item_id, prepared.index)
-        agenda_outbox.item_written(conn, item_id, prepared, writer)
+    _index(conn, row, href, prepared, writer)
     return write.stored(row.modified_at), old
+
+
+def _index(
+    conn: Connection,
+    row: CollectionRow,
+    href: str,
+    prepared: agenda.AgendaWrite | None,
+    writer: str,
+) -> None:
+    """The booking index and the outbox of the item stored at ``href``."""
+    if prepared is None:
+        return
+    item_id = agenda_index.item_id(conn, row.id, href)
+    assert item_id is not None
+    agenda_index.replace_event(conn, item_id, prepared.index)
+    agenda_outbox.item_written(conn, item_id, prepared, writer)
 
 
 def store_item(

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Row,
     Select,
     bindparam,
     delete,
@@ -292,17 +294,15 @@ _TEXT_PAGE = (
 )
 
 
-def iter_item_texts(conn: Connection, collection_id: int, page: int = 500) -> Iterator[str]:
-    """The collection's texts in item order, read a page at a time by key, so
-    that no more than a page is held whatever the driver buffers."""
-    after = 0
-    while True:
-        rows = conn.execute(_TEXT_PAGE, {"cid": collection_id, "after": after, "size": page}).all()
-        for row in rows:
-            yield row.text
-        if len(rows) < page:
-            return
-        after = rows[-1].id
+def item_texts_after(
+    conn: Connection, collection_id: int, after: int, page: int = 500
+) -> list[tuple[int, str]]:
+    """The next page of the collection's texts in item order, as (id, text),
+    after the item with id ``after`` (0 for the first page): read a page at a
+    time by key, so that no more than a page is held whatever the driver
+    buffers, and no transaction stays open between pages."""
+    rows = conn.execute(_TEXT_PAGE, {"cid": collection_id, "after": after, "size": page})
+    return [(row.id, row.text) for row in rows]
 
 
 def list_hrefs(conn: Connection, collection_id: int) -> list[str]:
@@ -341,19 +341,27 @@ def has_uid(conn: Connection, collection_id: int, uid: str) -> bool:
 
 
 def items_in_range(
-    conn: Connection, collection_id: int, component: str | None, start: int, end: int
+    conn: Connection,
+    collection_id: int,
+    component: str | None,
+    start: int,
+    end: int,
+    *,
+    texts: bool = True,
 ) -> list[tuple[ItemRow, bool]]:
     """Items with an occurrence overlapping [start, end), and whether that is certain.
 
     Certain (True) when the stored ranges are exact for that window; False for a
     series whose stored occurrences stop before ``end`` (the caller then tests it).
+    With ``texts=False`` their ``text`` is None.
     """
     occurrence_in_window = exists().where(
         item_ranges.c.item_id == items.c.id,
         item_ranges.c.r_start < end,
         item_ranges.c.r_end > start,
     )
-    query = select(*_ITEM_COLUMNS, items.c.ranges_until).where(
+    columns = _ITEM_COLUMNS if texts else _ITEM_COLUMNS_NO_TEXT
+    query = select(*columns, items.c.ranges_until).where(
         items.c.collection_id == collection_id,
         items.c.t_start < end,
         items.c.t_end > start,
@@ -509,23 +517,49 @@ def changes_since(
             .where(changes.c.collection_id == collection.id, changes.c.revision > since)
             .group_by(changes.c.href)
         )
+    rows, reached, truncated = _up_to_limit(conn, query, last, collection, limit)
+    return [r[0] for r in rows], reached, truncated
+
+
+def initial_sync_heads(
+    conn: Connection, collection: CollectionRow, limit: int | None
+) -> tuple[list[ItemHead], int, bool]:
+    """What ``changes_since(since=None)`` lists, as item heads in its order."""
+    last = items.c.revision.label("last")
+    query = select(items.c.href, items.c.etag, items.c.component, items.c.modified_at, last).where(
+        items.c.collection_id == collection.id
+    )
+    rows, reached, truncated = _up_to_limit(conn, query, last, collection, limit)
+    return [ItemHead(*r[:4]) for r in rows], reached, truncated
+
+
+def _up_to_limit(
+    conn: Connection,
+    query: Select,
+    last: ColumnElement[int],
+    collection: CollectionRow,
+    limit: int | None,
+) -> tuple[Sequence[Row], int, bool]:
+    """Rows of a sync listing (href first, revision ``last``) oldest first, at
+    most ``limit`` of them cut at a revision boundary; with the revision
+    reached and whether the listing was cut."""
     query = query.order_by(last, query.selected_columns[0])
     if limit is not None:
         query = query.limit(limit + 1)
     rows = conn.execute(query).all()
-    if limit is not None and len(rows) > limit:
-        # Cut at a revision boundary so that no href of the same revision is lost.
-        kept = rows[:limit]
-        boundary = kept[-1].last
-        if rows[limit].last == boundary:
-            below = [r for r in kept if r.last < boundary]
-            if below:
-                kept, boundary = below, below[-1].last
-            else:
-                # One revision holds more hrefs than the limit (a bulk import):
-                # return that whole revision rather than make no progress.
-                kept = [r for r in rows if r.last == boundary]
-                kept += conn.execute(query.limit(None).offset(len(rows))).all()
-                kept = [r for r in kept if r.last == boundary]
-        return [r[0] for r in kept], boundary, True
-    return [r[0] for r in rows], collection.revision, False
+    if limit is None or len(rows) <= limit:
+        return rows, collection.revision, False
+    # Cut at a revision boundary so that no href of the same revision is lost.
+    kept = rows[:limit]
+    boundary = kept[-1].last
+    if rows[limit].last == boundary:
+        below = [r for r in kept if r.last < boundary]
+        if below:
+            kept, boundary = below, below[-1].last
+        else:
+            # One revision holds more hrefs than the limit (a bulk import):
+            # return that whole revision rather than make no progress.
+            kept = [r for r in rows if r.last == boundary]
+            kept += conn.execute(query.limit(None).offset(len(rows))).all()
+            kept = [r for r in kept if r.last == boundary]
+    return kept, boundary, True

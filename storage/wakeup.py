@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 from storage.database import Database
@@ -22,6 +21,8 @@ from storage.outbox import CHANNEL, now_ms
 async def listen(db: Database, wake: Callable[[], None], log: logging.Logger) -> None:
     """PostgreSQL: call ``wake`` on every NOTIFY of the outbox channel (and
     once on connecting, for what was written while not listening)."""
+    import psycopg  # only a server on PostgreSQL listens: SQLite ones never load it
+
     url = make_url(db.url).set(drivername="postgresql")
     conninfo = url.render_as_string(hide_password=False)
     while True:

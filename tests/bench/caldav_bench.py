@@ -1,14 +1,19 @@
-"""CalDAV benchmark: calserver against stock Radicale 3.9 on the same workload.
+"""CalDAV benchmark: calserver against stock Radicale 3.9 and Xandikos 0.4 on
+the same workload, in one run.
 
     .venv/bin/python -m tests.bench.caldav_bench [--sizes 1000 10000] [--runs 5]
+        [--calserver-sizes 100000]
 
-For each size N both servers get the same N-1000 objects loaded directly, then
-the same 1000 PUTs over HTTP (500 from one client, 500 from 8 concurrent
-clients), then the same timed reads.  Every answer is checked against counts
-computed independently of both servers (see ``workload.expected``): a fast
-wrong answer is reported as wrong, and a failed request (error status,
-timeout) is recorded with its status and time instead of ending the run.
-Prints a table and writes the raw numbers as JSON; README.md explains both.
+For each size N every server gets the same N-1000 objects loaded directly,
+then the same 1000 PUTs over HTTP (500 from one client, 500 from 8 concurrent
+clients; the server's CPU time per PUT is read from /proc), then the same
+timed reads.  ``--calserver-sizes`` adds sizes run by calserver alone (its
+per-item costs and memory against its own at 10,000).  Every answer is checked
+against counts computed independently of the servers (see
+``workload.expected``): a fast wrong answer is reported as wrong, and a failed
+request (error status, timeout) is recorded with its status and time instead
+of ending the run.  Prints a table and writes the raw numbers as JSON;
+README.md explains both.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from tests.bench.servers import (
     Calserver,
     Radicale,
     Server,
+    Xandikos,
 )
 from tests.bench.verdicts import (
     Target,
@@ -249,6 +255,7 @@ class ServerResult:
     start_rss_kib: int  # after start and warm-up: the server's floor
     peak_rss_kib: int
     ops: dict[str, Measure]
+    put_cpu_ms: float | None = None  # server CPU time per PUT, over all the PUTs
 
 
 def bench_server(
@@ -278,8 +285,10 @@ def bench_server(
 
     ops: dict[str, Measure] = {}
     half = PUT_BATCH // 2
+    cpu_before = server.cpu_seconds()
     ops["put_1"] = put_all(url, objects[n_loaded : n_loaded + half], 1)
     ops["put_8"] = put_all(url, objects[n_loaded + half :], CLIENTS)
+    put_cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / PUT_BATCH
 
     def counted(method: str, body: str, count: Callable[[bytes], int], **headers: str) -> Operation:
         def operation() -> tuple[Reply, int | None]:
@@ -311,7 +320,13 @@ def bench_server(
     )
     ops["sync_incremental"] = _incremental_sync(session, url, sync, n, runs, seed)
     return ServerResult(
-        load_seconds, warmup_seconds, warmup_failure, start_rss_kib, server.peak_rss_kib(), ops
+        load_seconds,
+        warmup_seconds,
+        warmup_failure,
+        start_rss_kib,
+        server.peak_rss_kib(),
+        ops,
+        put_cpu_ms,
     )
 
 
@@ -374,24 +389,37 @@ LABELS = {
     "sync_incremental": f"sync-collection after {SYNC_CHANGES}",
     "get_collection": "GET whole collection",
 }
-# Targets at the largest size: Radicale time / calserver time at least this.
+PEERS = ("radicale", "xandikos")
+PEER_NAMES = {"radicale": "Radicale", "xandikos": "Xandikos"}
+# Targets at the largest size shared by all: peer time / calserver time at least this.
 TARGETS = {
-    op: Target(f"{LABELS[op]}: Radicale/calserver", limit, at_most=False)
-    for op, limit in (
-        ("put_1", 20.0),
-        ("put_8", 20.0),
-        ("report_week", 20.0),
-        ("sync_incremental", 20.0),
-        ("propfind_1", 2.0),
+    (peer, op): Target(f"{LABELS[op]}: {PEER_NAMES[peer]}/calserver", limit, at_most=False)
+    for peer, op, limit in (
+        ("radicale", "put_1", 40.0),
+        ("radicale", "put_8", 40.0),
+        ("radicale", "report_week", 50.0),
+        ("radicale", "expand_month", 15.0),
+        ("xandikos", "expand_month", 5.0),
+        ("radicale", "sync_initial", 10.0),
+        ("xandikos", "sync_initial", 5.0),
+        ("radicale", "sync_incremental", 20.0),
+        ("radicale", "propfind_1", 15.0),
+        ("xandikos", "propfind_1", 5.0),
+        ("radicale", "get_collection", 5.0),
     )
 }
 RSS_TARGET = Target("peak RSS (VmHWM) calserver/Radicale", 1.0)
-# calserver's own growth, largest size over smallest (seconds per object
-# returned for the week REPORT, seconds for the incremental sync).
+# calserver's own growth, largest size over the reference size (seconds per
+# PUT, per object returned for the week REPORT, seconds for the incremental
+# sync; peak RSS).
 SCALING_TARGETS = {
-    "report_week": Target("calserver one-week REPORT per object returned, largest/smallest N", 1.5),
-    "sync_incremental": Target("calserver incremental sync, largest/smallest N", 1.5),
+    "put_1": Target("calserver PUT (1 client), largest/reference N", 1.5),
+    "report_week": Target(
+        "calserver one-week REPORT per object returned, largest/reference N", 1.5
+    ),
+    "sync_incremental": Target("calserver incremental sync, largest/reference N", 1.5),
 }
+RSS_GROWTH = Target("calserver peak RSS, largest/reference N", 2.0)
 TARGET_SIZE = 10_000  # the targets hold from this size on (Radicale's costs grow with N)
 QUICK = {"sizes": [PUT_BATCH], "runs": 2}
 
@@ -413,63 +441,79 @@ def _cell(measure: Measure, op: str) -> str:
     return value + check
 
 
-def speedup(radicale: Measure, ours: Measure) -> tuple[float | None, str]:
-    """Radicale time / calserver time; a lower bound when only Radicale failed."""
+def speedup(peer: Measure, ours: Measure) -> tuple[float | None, str]:
+    """Peer time / calserver time; a lower bound when only the peer failed."""
     if ours.seconds is None or ours.wrong:
         return None, "-"
-    if radicale.seconds is not None:
-        ratio = radicale.seconds / ours.seconds
+    if peer.seconds is not None and not peer.wrong:
+        ratio = peer.seconds / ours.seconds
         return ratio, f"{ratio:.1f}x"
-    if radicale.failed_after:
-        ratio = radicale.failed_after / ours.seconds
-        return ratio, f">{ratio:.1f}x (Radicale failed)"
+    if peer.failed_after:
+        ratio = peer.failed_after / ours.seconds
+        return ratio, f">{ratio:.1f}x (failed)"
     return None, "-"
 
 
 def render(results: dict[int, dict[str, ServerResult]], expected: dict[int, Expected]) -> str:
     lines = []
     for n, by_server in results.items():
-        rad, ours = by_server.get("radicale"), by_server.get("calserver")
+        names = [name for name in (*PEERS, "calserver") if name in by_server]
+        peers = [p for p in PEERS if p in by_server and "calserver" in by_server]
+        ours = by_server.get("calserver")
         lines += [
             "",
             f"N = {n}  ({n - PUT_BATCH} loaded directly, {PUT_BATCH} PUT over HTTP;"
             f" expected: {expected[n].week_objects} objects in the week,"
             f" {expected[n].month_instances} instances in the month)",
-            f"{'operation':34} {'Radicale':34} {'calserver':34} Radicale/calserver",
+            f"{'operation':30} "
+            + "".join(f"{name:30} " for name in names)
+            + " ".join(f"{PEER_NAMES[p]}/calserver" for p in peers),
         ]
         for op, label in LABELS.items():
-            cells = [_cell(r.ops[op], op) if r else "-" for r in (rad, ours)]
-            ratio = speedup(rad.ops[op], ours.ops[op])[1] if rad and ours else "-"
-            lines.append(f"{label:34} {cells[0]:34} {cells[1]:34} {ratio}")
-        rss = [f"{r.peak_rss_kib / 1024:8.1f} MiB" if r else "-" for r in (rad, ours)]
-        share = f"ours/Radicale {ours.peak_rss_kib / rad.peak_rss_kib:.2f}" if rad and ours else "-"
-        lines.append(f"{'peak RSS (VmHWM)':34} {rss[0]:34} {rss[1]:34} {share}")
-        rss = [f"{r.start_rss_kib / 1024:8.1f} MiB" if r else "-" for r in (rad, ours)]
-        lines.append(f"{'RSS after start + warm-up':34} {rss[0]:34} {rss[1]:34}")
-        cells = [f"{r.load_seconds:8.3f} s" if r else "-" for r in (rad, ours)]
-        lines.append(f"{'direct load (not HTTP)':34} {cells[0]:34} {cells[1]:34}")
-        cells = [
-            (f"FAIL {r.warmup_failure}" if r.warmup_failure else f"{r.warmup_seconds:8.3f} s")
-            if r
-            else "-"
-            for r in (rad, ours)
-        ]
-        lines.append(f"{'first access (warm-up)':34} {cells[0]:34} {cells[1]:34}")
+            cells = "".join(f"{_cell(by_server[name].ops[op], op):30} " for name in names)
+            ratios = " ".join(
+                f"{speedup(by_server[p].ops[op], by_server['calserver'].ops[op])[1]:19}"
+                for p in peers
+            )
+            lines.append(f"{label:30} {cells}{ratios}")
+        rows = (
+            ("peak RSS (VmHWM)", lambda r: f"{r.peak_rss_kib / 1024:8.1f} MiB"),
+            ("RSS after start + warm-up", lambda r: f"{r.start_rss_kib / 1024:8.1f} MiB"),
+            (
+                "server CPU per PUT",
+                lambda r: "-" if r.put_cpu_ms is None else f"{r.put_cpu_ms:8.2f} ms",
+            ),
+            ("direct load (not HTTP)", lambda r: f"{r.load_seconds:8.3f} s"),
+            (
+                "first access (warm-up)",
+                lambda r: (
+                    f"FAIL {r.warmup_failure}" if r.warmup_failure else f"{r.warmup_seconds:8.3f} s"
+                ),
+            ),
+        )
+        for label, value in rows:
+            cells = "".join(f"{value(by_server[name]):30} " for name in names)
+            lines.append(f"{label:30} {cells}")
+        if ours is not None and "radicale" in by_server:
+            share = ours.peak_rss_kib / by_server["radicale"].peak_rss_kib
+            lines.append(f"{'peak RSS calserver/Radicale':30} {share:.2f}")
     return "\n".join(lines)
 
 
 def answer_checks(results: dict[int, dict[str, ServerResult]]) -> list[Verdict]:
     """Every timed answer of both servers against the workload's expected counts.
 
-    A wrong answer fails the run whoever gave it (from Radicale it means the
-    workload or the harness is wrong).  A request that failed fails the run
-    for calserver; for Radicale, the reference, it is reported (its one-month
-    expand can exceed the read timeout on a loaded machine) and a target on
-    that operation is judged on the lower bound, the time it spent failing."""
+    A wrong answer from calserver fails the run; from a peer it is reported
+    (Xandikos writes expanded instances its own way; from Radicale it would
+    mean the workload or the harness is wrong), and a target on that
+    operation then has no ratio.  A request that failed fails the run for
+    calserver; for a peer it is reported (Radicale's one-month expand can
+    exceed the read timeout on a loaded machine) and a target on that
+    operation is judged on the lower bound, the time it spent failing."""
     out: list[Verdict] = []
     for n, by_server in sorted(results.items()):
         for name, r in by_server.items():
-            reference = name == "radicale"
+            reference = name != "calserver"
             if r.warmup_failure:
                 out.append(failed(f"{name} first access at N={n}", r.warmup_failure, reference))
             for op, m in r.ops.items():
@@ -477,7 +521,9 @@ def answer_checks(results: dict[int, dict[str, ServerResult]]) -> list[Verdict]:
                 if m.failure:
                     out.append(failed(what, m.failure, reference))
                 elif m.mismatch:
-                    out.append(failed(what, m.mismatch))
+                    out.append(failed(what, m.mismatch, reference))
+                elif reference and m.wrong:
+                    out.append(failed(what, f"expected {m.expected}, got {m.answer}", True))
                 else:
                     out.append(check(what, m.expected, m.answer))
     return out
@@ -486,20 +532,27 @@ def answer_checks(results: dict[int, dict[str, ServerResult]]) -> list[Verdict]:
 def verdicts(
     results: dict[int, dict[str, ServerResult]], expected: dict[int, Expected], gated: bool
 ) -> list[Verdict]:
-    """The targets at the largest size and across sizes, then the answer checks.
-    The targets are set for N >= ``TARGET_SIZE``: below it they are guides."""
+    """The targets at the largest size all servers ran and across calserver's
+    sizes, then the answer checks.  The targets are set for N >= ``TARGET_SIZE``:
+    below it they are guides."""
     out: list[Verdict] = []
-    sizes = sorted(results)
-    big = sizes[-1]
-    gated = gated and big >= TARGET_SIZE
-    rad, ours = results[big].get("radicale"), results[big].get("calserver")
-    if rad and ours:
-        for op, target in TARGETS.items():
-            ratio = speedup(rad.ops[op], ours.ops[op])[0]
-            out.append(target.judge(ratio, gated, f"N={big}"))
-        out.append(RSS_TARGET.judge(ours.peak_rss_kib / rad.peak_rss_kib, gated, f"N={big}"))
-    small = sizes[0]
-    if small != big and all("calserver" in results[n] for n in (small, big)):
+    shared = [n for n in sorted(results) if len(results[n]) > 1] or sorted(results)
+    big = shared[-1]
+    ours = results[big].get("calserver")
+    if ours is not None:
+        for (peer, op), target in TARGETS.items():
+            if peer in results[big]:
+                ratio = speedup(results[big][peer].ops[op], ours.ops[op])[0]
+                out.append(target.judge(ratio, gated and big >= TARGET_SIZE, f"N={big}"))
+        if "radicale" in results[big]:
+            share = ours.peak_rss_kib / results[big]["radicale"].peak_rss_kib
+            out.append(RSS_TARGET.judge(share, gated and big >= TARGET_SIZE, f"N={big}"))
+    sizes = [n for n in sorted(results) if "calserver" in results[n]]
+    if len(sizes) > 1:
+        largest = sizes[-1]
+        reference = TARGET_SIZE if largest > TARGET_SIZE and TARGET_SIZE in sizes else sizes[0]
+        where = f"N={largest} vs N={reference}"
+        scaling_gated = gated and largest >= TARGET_SIZE
 
         def cost(n: int, op: str) -> float | None:
             seconds = results[n]["calserver"].ops[op].seconds
@@ -507,9 +560,15 @@ def verdicts(
             return None if seconds is None else seconds / per
 
         for op, target in SCALING_TARGETS.items():
-            a, b = cost(small, op), cost(big, op)
+            a, b = cost(reference, op), cost(largest, op)
             ratio = None if a is None or b is None else b / a
-            out.append(target.judge(ratio, gated, f"N={big} vs N={small}"))
+            out.append(target.judge(ratio, scaling_gated, where))
+        if largest > TARGET_SIZE:
+            growth = (
+                results[largest]["calserver"].peak_rss_kib
+                / results[reference]["calserver"].peak_rss_kib
+            )
+            out.append(RSS_GROWTH.judge(growth, scaling_gated, where))
     return out + answer_checks(results)
 
 
@@ -536,6 +595,7 @@ def _context(rev: str | None) -> dict[str, object]:
         "uncommitted_changes": rev is None
         and bool(results_file.git("status", "--porcelain", "--", *SERVER_CODE)),
         "radicale": importlib.metadata.version("radicale"),
+        "xandikos": Xandikos.version(),
         "python": platform.python_version(),
     }
 
@@ -551,6 +611,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[1000, 10000],
         help=f"calendar sizes N (each >= {PUT_BATCH})",
     )
+    parser.add_argument(
+        "--calserver-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="more sizes run by calserver alone (e.g. 100000: its costs against its own)",
+    )
     parser.add_argument("--runs", type=int, default=5, help="repetitions per timed read")
     parser.add_argument(
         "--quick",
@@ -560,7 +627,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=2027)
     parser.add_argument(
-        "--servers", nargs="+", choices=["radicale", "calserver"], default=["radicale", "calserver"]
+        "--servers",
+        nargs="+",
+        choices=[*PEERS, "calserver"],
+        default=[*PEERS, "calserver"],
     )
     parser.add_argument("--keep", action="store_true", help="keep the servers' data folders")
     parser.add_argument(
@@ -571,8 +641,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.sizes, args.runs = QUICK["sizes"], QUICK["runs"]
-    if min(args.sizes) < PUT_BATCH or args.runs < 1:
+        args.sizes, args.runs, args.calserver_sizes = QUICK["sizes"], QUICK["runs"], []
+    if min(args.sizes + args.calserver_sizes) < PUT_BATCH or args.runs < 1:
         parser.error(f"sizes must be >= {PUT_BATCH} and runs >= 1")
     return guarded(lambda: run(args, results_file.run_context("tests.bench.caldav_bench", argv)))
 
@@ -582,7 +652,8 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
     print(
         f"calserver {measured['calserver_commit']}"
         f"{' + uncommitted changes' if measured['uncommitted_changes'] else ''},"
-        f" Radicale {measured['radicale']}, {os.cpu_count()} CPUs",
+        f" Radicale {measured['radicale']}, Xandikos {measured['xandikos']},"
+        f" {os.cpu_count()} CPUs",
         flush=True,
     )
     results: dict[int, dict[str, ServerResult]] = {}
@@ -592,17 +663,22 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
         source = (
             _snapshot(args.calserver_rev, root / "calserver-src") if args.calserver_rev else REPO
         )
-        for n in sorted(args.sizes):
+        solo = set(args.calserver_sizes) - set(args.sizes)
+        for n in sorted({*args.sizes, *solo}):
             objects = workload.generate(n, args.seed)
             expected[n] = workload.expected(objects)
             results[n] = {}
-            for name in ("radicale", "calserver"):
-                if name not in args.servers:
+            for name in (*PEERS, "calserver"):
+                if name not in args.servers or (n in solo and name != "calserver"):
                     continue
                 workdir = root / f"{name}-{n}"
                 workdir.mkdir()
                 server: Server = (
-                    Radicale(workdir) if name == "radicale" else Calserver(workdir, source)
+                    Radicale(workdir)
+                    if name == "radicale"
+                    else Xandikos(workdir)
+                    if name == "xandikos"
+                    else Calserver(workdir, source)
                 )
                 print(f"N={n}: {name} ...", flush=True)
                 try:
@@ -621,9 +697,12 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
             shutil.rmtree(root, ignore_errors=True)
 
     ratios = {
-        n: {op: speedup(by["radicale"].ops[op], by["calserver"].ops[op])[0] for op in LABELS}
+        n: {
+            peer: {op: speedup(by[peer].ops[op], by["calserver"].ops[op])[0] for op in LABELS}
+            for peer in PEERS
+            if peer in by and "calserver" in by
+        }
         for n, by in results.items()
-        if len(by) == 2
     }
     return results_file.report(
         "caldav-bench",
@@ -632,6 +711,7 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
         verdicts(results, expected, gated=not args.quick),
         {
             "sizes": args.sizes,
+            "calserver_sizes": args.calserver_sizes,
             "runs": args.runs,
             "seed": args.seed,
             "put_batch": PUT_BATCH,
@@ -641,7 +721,7 @@ def run(args: argparse.Namespace, context: dict[str, object]) -> int:
             "results": {
                 n: {name: asdict(r) for name, r in by.items()} for n, by in results.items()
             },
-            "ratios_radicale_over_calserver": ratios,
+            "ratios_peer_over_calserver": ratios,
         },
         args.quick,
     )

@@ -1,10 +1,15 @@
-"""Start, load, measure and stop the two servers under comparison.
+"""Start, load, measure and stop the servers under comparison.
 
-Both get the same objects the same way: everything but the timed PUTs is
+All get the same objects the same way: everything but the timed PUTs is
 loaded directly (Radicale: its own file layout, written before it starts;
-calserver: its ``import`` command), because filling stock Radicale with 10,000
-events over HTTP takes about 45 minutes.  Each server runs in its own process
-so that its peak resident memory (VmHWM) can be read from /proc.
+Xandikos: its git-backed collection, committed before it starts; calserver:
+its ``import`` command), because filling stock Radicale with 10,000 events
+over HTTP takes about 45 minutes.  Each server runs in its own process so
+that its peak resident memory (VmHWM) and its CPU time can be read from /proc.
+
+Xandikos is not a dependency of calserver: it is installed from PyPI into the
+bench's own virtual environment (``.cache/xandikos-venv``, git-ignored) the
+first time it is benchmarked.
 """
 
 from __future__ import annotations
@@ -105,6 +110,12 @@ class Server(ABC):
         assert self.process is not None
         return _proc_status_kib(self.process.pid, "VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -167,6 +178,82 @@ class Radicale(Server):
             "owner_only",
             "--logging-level",
             "warning",
+        ], {}
+
+
+class Xandikos(Server):
+    """Xandikos 0.4 serving a git-backed calendar, from the bench's own venv.
+
+    It runs without authentication: its Basic authentication requires TLS
+    (``--autocert``), which would time the certificate handshakes instead; the
+    bench's credentials are sent and ignored, so Xandikos does slightly less
+    work per request than the two others, which check them.
+    """
+
+    name = "xandikos"
+    REQUIREMENT = "xandikos>=0.4,<0.5"
+    VENV = REPO / ".cache" / "xandikos-venv"
+
+    @classmethod
+    def executable(cls) -> Path:
+        """The venv's ``xandikos`` command, installing it on first use."""
+        command = cls.VENV / "bin" / "xandikos"
+        if not command.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(cls.VENV)], check=True)
+            pip = [str(cls.VENV / "bin" / "pip"), "install", "-q", cls.REQUIREMENT]
+            done = subprocess.run(pip, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SetupError(f"installing {cls.REQUIREMENT} failed:\n{done.stderr}")
+        return command
+
+    @classmethod
+    def version(cls) -> str:
+        done = subprocess.run(
+            [str(cls.VENV / "bin" / "python"), "-c",
+             "import importlib.metadata as m; print(m.version('xandikos'))"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return done.stdout.strip() or "not installed"
+
+    @property
+    def collection_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{USER}/{CALENDAR}/"
+
+    @property
+    def _folder(self) -> Path:
+        return self.workdir / "xandikos"
+
+    def load(self, objects: list[CalObject]) -> None:
+        (self._folder / USER).mkdir(parents=True)
+        command = [str(self.executable()), "create-collection", "-d", str(self._folder)]
+        done = subprocess.run(
+            [*command, "--type", "calendar", "--name", f"{USER}/{CALENDAR}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SetupError(f"xandikos create-collection failed:\n{done.stderr}")
+        calendar = self._folder / USER / CALENDAR
+        for obj in objects:
+            (calendar / obj.href).write_bytes(obj.text.encode())
+        git = ["git", "-C", str(calendar), "-c", "user.name=bench", "-c", "user.email=b@x"]
+        for args in (["add", "-A"], ["commit", "-q", "--allow-empty", "-m", "bench load"]):
+            done = subprocess.run([*git, *args], capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SetupError(f"git {args[0]} of the Xandikos calendar failed:\n{done.stderr}")
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        return [
+            str(self.executable()),
+            "serve",
+            "-d",
+            str(self._folder),
+            "-l",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--current-user-principal",
+            f"/{USER}/",
+            "--no-detect-systemd",
         ], {}
 
 

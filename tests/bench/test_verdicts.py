@@ -90,11 +90,11 @@ def _server(seconds: float, answer: int = 5, rss: int = 100_000) -> caldav_bench
 
 def test_caldav_verdicts_gate_the_targets_and_every_answer() -> None:
     expected = {1000: Expected(5, 5), 10000: Expected(5, 5)}
-    good = {n: {"radicale": _server(3.0), "calserver": _server(0.1)} for n in expected}
+    good = {n: {"radicale": _server(6.0), "calserver": _server(0.1)} for n in expected}
     found = caldav_bench.verdicts(good, expected, gated=True)
     assert exit_code(found) == OK
-    assert summary(found).startswith("8 targets met, 0 missed; 32 answer checks passed")
-    wrong = {**good, 10000: {"radicale": _server(3.0), "calserver": _server(0.1, answer=4)}}
+    assert summary(found).startswith("12 targets met, 0 missed; 32 answer checks passed")
+    wrong = {**good, 10000: {"radicale": _server(6.0), "calserver": _server(0.1, answer=4)}}
     found = caldav_bench.verdicts(wrong, expected, gated=True)
     assert exit_code(found) == FAILED
     assert "[WRONG       ] calserver REPORT one week (etag+data) at N=10000: expected 5, got 4" in (
@@ -111,14 +111,14 @@ def test_caldav_verdicts_gate_the_targets_and_every_answer() -> None:
 def test_caldav_a_failed_request_fails_the_run_only_from_calserver() -> None:
     expected = {10000: Expected(5, 5)}
     timed_out = caldav_bench.Measure(failure="ReadTimeout after 180.1 s", failed_after=180.1)
-    radicale, ours = _server(3.0), _server(0.1)
+    radicale, ours = _server(6.0), _server(0.1)
     radicale.ops["expand_month"] = timed_out
     found = caldav_bench.verdicts(
         {10000: {"radicale": radicale, "calserver": ours}}, expected, True
     )
     assert exit_code(found) == OK
     assert "[guide missed] radicale REPORT expand one month at N=10000 answers" in render(found)
-    radicale, ours = _server(3.0), _server(0.1)
+    radicale, ours = _server(6.0), _server(0.1)
     ours.ops["expand_month"] = timed_out
     found = caldav_bench.verdicts(
         {10000: {"radicale": radicale, "calserver": ours}}, expected, True
@@ -173,3 +173,30 @@ def test_the_notification_bench_fails_on_a_missed_ratio_or_a_missing_message() -
     assert exit_code(notification_bench.verdicts(claim, small, unsent, args)) == 1
     extra = {**booking, IN_PROCESS: _arms(1.0, emails=11, sms=10)}
     assert exit_code(notification_bench.verdicts(claim, small, extra, args)) == 1
+
+
+def test_caldav_verdicts_judge_each_peer_and_calserver_alone_at_a_larger_size() -> None:
+    expected = {10000: Expected(5, 5), 100000: Expected(5, 5)}
+    results = {
+        10000: {"radicale": _server(6.0), "xandikos": _server(1.0), "calserver": _server(0.1)},
+        100000: {"calserver": _server(0.12, rss=150_000)},
+    }
+    found = caldav_bench.verdicts(results, expected, gated=True)
+    text = render(found)
+    assert "REPORT expand one month: Xandikos/calserver >= 5 at N=10000" in text
+    assert "calserver peak RSS, largest/reference N <= 2 at N=100000 vs N=10000" in text
+    assert exit_code(found) == OK
+    results[10000]["xandikos"] = _server(0.4)  # only 4x: the Xandikos targets miss
+    assert exit_code(caldav_bench.verdicts(results, expected, gated=True)) == FAILED
+    results[10000]["xandikos"] = _server(1.0)
+    results[100000]["calserver"] = _server(0.2, rss=150_000)  # per-item costs doubled
+    assert exit_code(caldav_bench.verdicts(results, expected, gated=True)) == FAILED
+    results[100000]["calserver"] = _server(0.1, rss=250_000)  # memory 2.5x
+    assert exit_code(caldav_bench.verdicts(results, expected, gated=True)) == FAILED
+    # A peer's wrong answer is reported, not held against calserver.
+    results[100000]["calserver"] = _server(0.1, rss=150_000)
+    results[10000]["xandikos"] = _server(1.0, answer=4)
+    assert exit_code(caldav_bench.verdicts(results, expected, gated=True)) == FAILED  # no ratio
+    assert "xandikos REPORT expand one month at N=10000" in render(
+        caldav_bench.verdicts(results, expected, gated=True)
+    )

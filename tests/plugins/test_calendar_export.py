@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from radicale import item as radicale_item
 from radicale import storage as radicale_storage
 
-from plugins.calendar_export import export_calendar
+from plugins import calendar_export
+from plugins.calendar_export import export_pieces
 from tests.ics import event
 
 
@@ -38,13 +40,26 @@ class _RadicaleView(radicale_storage.BaseCollection):
 
 
 def test_export_matches_radicale_line_for_line() -> None:
-    ours = export_calendar(TEXTS, META["D:displayname"], META["C:calendar-description"]).decode()
+    pieces = export_pieces(lambda: TEXTS, META["D:displayname"], META["C:calendar-description"])
+    ours = b"".join(pieces).decode()
     assert ours == _RadicaleView().serialize()
     assert ours.count("BEGIN:VTIMEZONE") == 1
     assert ours.count("BEGIN:VEVENT") == 2 and "BEGIN:VTODO" in ours
 
 
 def test_export_of_an_empty_calendar_is_a_valid_envelope() -> None:
-    empty = export_calendar([], None, None)
+    empty = b"".join(export_pieces(lambda: [], None, None))
     assert empty.startswith(b"BEGIN:VCALENDAR\r\n") and empty.endswith(b"END:VCALENDAR\r\n")
     assert b"X-WR-CALNAME" not in empty
+
+
+def test_export_comes_in_pieces_each_timezone_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calendar_export, "PIECE", 1)
+    texts = TEXTS * 3
+    pieces = list(export_pieces(lambda: texts, "RDV", None))
+    # The envelope, the time zones, a piece per item's components, the end.
+    assert len(pieces) == 2 + len(texts) + 1
+    assert pieces[-1] == b"END:VCALENDAR\r\n"
+    whole = b"".join(pieces).decode()
+    assert whole.count("BEGIN:VTIMEZONE") == 1 and whole.count("BEGIN:VEVENT") == 6
+    assert whole.index("BEGIN:VTIMEZONE") < whole.index("BEGIN:VEVENT")

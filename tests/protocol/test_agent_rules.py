@@ -19,7 +19,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import caldav
 import httpx
@@ -326,7 +326,23 @@ def test_colleagues_read_absences_masked_over_caldav(org: Org) -> None:
                 ),
             )
             assert report.status_code == 207
-            for text in (item.text, whole, report.text):
+            # The expanding query, which calserver answers from kept expansions.
+            span = f'start="{day:%Y%m%d}T000000Z" end="{day + timedelta(days=1):%Y%m%d}T000000Z"'
+            expanded = dav.request(
+                "REPORT",
+                org.url("alice", "indisponibilites/"),
+                headers={"Depth": "1", "Content-Type": "application/xml"},
+                content=(
+                    '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                    f"<D:prop><C:calendar-data><C:expand {span}/></C:calendar-data></D:prop>"
+                    '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+                    f"<C:time-range {span}/></C:comp-filter></C:comp-filter></C:filter>"
+                    "</C:calendar-query>"
+                ),
+            )
+            assert expanded.status_code == 207
+            assert "SUMMARY:Indisponible" in expanded.text
+            for text in (item.text, whole, report.text, expanded.text):
                 assert not any(s in text for s in secrets), (who, text)
             # Read-only: no write, no delete, no new absence.
             assert (

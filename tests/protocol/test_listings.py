@@ -114,3 +114,46 @@ def test_whole_calendar_get_is_encoded_text(
     assert "SUMMARY:Zoé – été\r\n" in text
     assert text.count("BEGIN:VEVENT") == len(filled) + 1
     assert text.count("BEGIN:VTIMEZONE") == 1
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
+def test_large_answers_are_sent_in_pieces_whole_and_compressed_or_not(
+    module_server: Server, calendar: str, filled: dict[str, httpx.Response], encoding: str
+) -> None:
+    """PROPFIND, first sync, expand and whole-calendar GET come chunked (no
+    Content-Length), gzip-compressed when asked, and decode to the full answer."""
+    expand = (
+        '<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop>'
+        '<D:getetag/><C:calendar-data><C:expand start="20270101T000000Z" end="20270201T000000Z"/>'
+        '</C:calendar-data></D:prop><C:filter><C:comp-filter name="VCALENDAR">'
+        '<C:comp-filter name="VEVENT"><C:time-range start="20270101T000000Z" '
+        'end="20270201T000000Z"/></C:comp-filter></C:comp-filter></C:filter></C:calendar-query>'
+    )
+    n = len(filled)
+    asked = [  # the collection has its own etag in a PROPFIND
+        (
+            "PROPFIND",
+            '<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+            "<getetag>",
+            n + 1,
+        ),
+        (
+            "REPORT",
+            '<sync-collection xmlns="DAV:"><sync-token/><sync-level>1</sync-level>'
+            "<prop><getetag/></prop></sync-collection>",
+            "<getetag>",
+            n,
+        ),
+        ("REPORT", expand, "BEGIN:VEVENT", n),
+        ("GET", "", "BEGIN:VEVENT", n),
+    ]
+    with httpx.Client(auth=AUTH, headers={"Accept-Encoding": encoding}) as client:
+        for method, body, marker, count in asked:
+            answer = client.request(
+                method, module_server.url + calendar, content=body, headers={"Depth": "1"}
+            )
+            assert answer.status_code in (200, 207), answer.text
+            assert "Content-Length" not in answer.headers
+            assert answer.headers.get("Transfer-Encoding") == "chunked"
+            assert answer.headers.get("Content-Encoding", "identity") == encoding
+            assert answer.text.count(marker) == count, (method, answer.text)

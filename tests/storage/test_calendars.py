@@ -147,7 +147,12 @@ def test_texts_are_streamed_page_by_page_in_order(
     with db.transaction(write=True) as conn:
         for n in range(5):
             calendars.put_item(conn, agenda, _write(f"t{n}.ics", n, n + 1))
-        texts = list(calendars.iter_item_texts(conn, agenda.id, page=2))
+        pages, after = [], 0
+        while page := calendars.item_texts_after(conn, agenda.id, after, page=2):
+            pages.append([text for _, text in page])
+            after = page[-1][0]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    texts = [text for p in pages for text in p]
     assert [t.split("X:")[1].split("\r")[0] for t in texts] == [f"t{n}.ics" for n in range(5)]
 
 

@@ -234,14 +234,13 @@ class Application(RadicaleApplication):
             parse_basic(environ.get("HTTP_AUTHORIZATION"))
             holder: list[Iterator[bytes]] = []
             with _bound(sql_storage.answer_pieces, holder):
-                status, answer_headers, answers = super()._handle_request(environ)
-            if holder:
-                return status, *_streamed(answer_headers, holder[0])
-            return status, answer_headers, answers
+                status, answer_headers, answer = super()._handle_request(environ)
         except (MalformedCredentials, WrongCredentials) as refused:
             challenge = f'Basic realm="{self._auth_realm}", charset="UTF-8"'
             headers.append(("WWW-Authenticate", challenge))
             return "401 Unauthorized", headers, [f"{refused}\n".encode()]
+        if holder:
+            return status, *_streamed(answer_headers, holder[0])
         if status.startswith("400 "):
             reason = _bad_request_reason(environ, body)
             if reason is not None:

@@ -93,9 +93,19 @@ def session_of(request: web.Request) -> Session:
         raw = request.cookies.get(COOKIE)
         found = _decode(policy.key, raw, time.time()) if raw else None
         if found is None:
-            found = Session(secrets.token_urlsafe(16), int(time.time()), changed=True)
+            found = _new_session({})
         request["session"] = found
     return found
+
+
+def _new_session(values: dict[str, Any]) -> Session:
+    return Session(secrets.token_urlsafe(16), int(time.time()), values, changed=True)
+
+
+def restart_session(request: web.Request, values: dict[str, Any]) -> None:
+    """Replace this request's session by a new one holding ``values`` (a
+    login or logout: an id planted before it opens nothing after it)."""
+    request["session"] = _new_session(values)
 
 
 def csrf_token(request: web.Request) -> str:

@@ -21,7 +21,6 @@ same rights, the same booking check, the same notifications.
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,7 @@ from calserver.web.booking import params
 from calserver.web.booking.offer import MODALITIES
 from calserver.web.errors import PageError
 from calserver.web.render import page
-from calserver.web.sessions import Session, session_of
+from calserver.web.sessions import restart_session, session_of
 from calserver.web.site import context
 from storage import agenda_index, agents, scheduling
 
@@ -158,13 +157,12 @@ async def login(request: web.Request) -> web.Response:
     held = await ctx.run(ctx.read, read) if confirmed else None
     if held is None:
         return _login_page(request, suite, WRONG, 422)
-    # A new session at login: an id planted before it opens nothing.
-    request["session"] = Session(secrets.token_urlsafe(16), int(time.time()), {AGENT: held}, True)
+    restart_session(request, {AGENT: held})
     raise web.HTTPSeeOther(suite)
 
 
 async def logout(request: web.Request) -> web.Response:
-    request["session"] = Session(secrets.token_urlsafe(16), int(time.time()), {}, True)
+    restart_session(request, {})
     raise web.HTTPSeeOther(f"{PREFIX}/login?fait=deconnecte")
 
 

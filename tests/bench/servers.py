@@ -208,6 +208,7 @@ class Xandikos(Server):
 
     @classmethod
     def version(cls) -> str:
+        cls.executable()
         done = subprocess.run(
             [str(cls.VENV / "bin" / "python"), "-c",
              "import importlib.metadata as m; print(m.version('xandikos'))"],

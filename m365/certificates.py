@@ -1,13 +1,15 @@
 """Certificate credentials of an application connection: the admin gives
 the public certificate registered on the app and its private key (PEM); they
 are checked to belong together before anything is stored, so a wrong pair is
-a clear 422 now rather than a broken connection later."""
+a clear 422 now rather than a broken connection later.  cryptography's
+X.509 side (15 MiB) is imported when a certificate is checked, not at start."""
 
 from __future__ import annotations
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 class CertificateError(ValueError):
@@ -17,11 +19,16 @@ class CertificateError(ValueError):
 def thumbprint(certificate: str) -> str:
     """The certificate's SHA-256 thumbprint in hex (what Entra shows, and
     what msal sends as ``x5t#S256``)."""
+    from cryptography.hazmat.primitives import hashes
+
     return _load(certificate).fingerprint(hashes.SHA256()).hex()
 
 
 def check_pair(certificate: str, private_key: str) -> str:
     """The thumbprint, once the RSA key is shown to be the certificate's."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     cert = _load(certificate)
     try:
         key = serialization.load_pem_private_key(private_key.encode(), password=None)
@@ -37,6 +44,8 @@ def check_pair(certificate: str, private_key: str) -> str:
 
 
 def _load(certificate: str) -> x509.Certificate:
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(certificate.encode())
     except ValueError:

@@ -3,14 +3,15 @@ and agents' refresh tokens are kept as Fernet tokens whose key is in the
 configuration (``[m365] key`` or ``CALSERVER_M365_KEY``), never in the
 database, so a leaked dump alone does not open the tenant or a mailbox.  The
 same key seals the "Connecter Outlook" flow in the browser's cookie and
-signs its forms (``tag``)."""
+signs its forms (``tag``).
+
+cryptography is imported when a box is made: a server without ``[m365]
+key`` never loads it (a CalDAV-only process stays small)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-
-from cryptography.fernet import Fernet, InvalidToken
 
 
 class SecretError(ValueError):
@@ -19,6 +20,8 @@ class SecretError(ValueError):
 
 class SecretBox:
     def __init__(self, key: str) -> None:
+        from cryptography.fernet import Fernet
+
         try:
             self._fernet = Fernet(key.encode())
         except (ValueError, TypeError) as e:
@@ -30,6 +33,8 @@ class SecretBox:
 
     def open(self, sealed: str, ttl_s: int | None = None) -> str:
         """The secret; ``ttl_s``: refused when sealed longer ago than that."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(sealed.encode(), ttl=ttl_s).decode()
         except InvalidToken:
@@ -43,4 +48,6 @@ class SecretBox:
 
 def new_key() -> str:
     """A key for ``[m365] key`` (what ``calserver m365-key`` prints)."""
+    from cryptography.fernet import Fernet
+
     return Fernet.generate_key().decode()

@@ -21,6 +21,10 @@ is ``Refused``: the connection is broken and retrying would not help.
 msal is blocking (requests): callers run ``token`` in a thread.  Its HTTP
 session trusts ``ca_bundle`` when set (a private authority, the tests' one)
 and every request has the configured timeout.
+
+msal and requests (about 40 MiB together) are imported on the first token
+asked, not with this module: a server that never talks to Microsoft 365
+never loads them.
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msal
-import requests
-from cryptography.exceptions import UnsupportedAlgorithm
+if TYPE_CHECKING:
+    import msal
+    import requests
 
 SCOPES = ["https://graph.microsoft.com/.default"]
 # The delegated scope is "Calendars.ReadWrite offline_access", but msal
@@ -90,23 +94,40 @@ class Granted:
     expires_in: int
 
 
-class _TimedSession(requests.Session):
-    """Every request with a timeout (requests has none by default) and, when
-    configured, the CA bundle: requests lets ``REQUESTS_CA_BUNDLE`` win over a
-    session's ``verify``, so it is passed on each request."""
+def _request_error() -> type[Exception]:
+    """What requests raises when the platform cannot be reached."""
+    import requests
+
+    return requests.RequestException
+
+
+class _TimedClient:
+    """msal's HTTP client: every request with a timeout (requests has none by
+    default) and, when configured, the CA bundle (requests lets
+    ``REQUESTS_CA_BUNDLE`` win over a session's ``verify``, so it is passed
+    on each request)."""
 
     def __init__(self, timeout_s: float, ca_bundle: str | None) -> None:
-        super().__init__()
+        import requests
+
+        self._session = requests.Session()
         self.timeout_s = timeout_s
         self.ca_bundle = ca_bundle
 
-    def request(  # type: ignore[override]
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout_s)
         if self.ca_bundle:
             kwargs.setdefault("verify", self.ca_bundle)
-        return super().request(method, url, *args, **kwargs)
+        return self._session.request(method, url, **kwargs)
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self._send("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self._send("POST", url, **kwargs)
+
+    def close(self) -> None:
+        self._session.close()
 
 
 class TokenSource:
@@ -117,10 +138,10 @@ class TokenSource:
         self._apps: dict[str, msal.ConfidentialClientApplication] = {}
         self._lock = threading.Lock()
 
-    def _session(self) -> requests.Session:
-        return _TimedSession(self.timeout_s, self.ca_bundle)
-
     def app(self, credentials: Credentials) -> msal.ConfidentialClientApplication:
+        import msal
+        from cryptography.exceptions import UnsupportedAlgorithm
+
         with self._lock:
             app = self._apps.get(credentials.key)
             if app is None:
@@ -131,7 +152,7 @@ class TokenSource:
                         authority=f"{self.authority_url}/{credentials.tenant_id}",
                         validate_authority=False,
                         instance_discovery=False,
-                        http_client=self._session(),
+                        http_client=_TimedClient(self.timeout_s, self.ca_bundle),
                     )
                 except ValueError as e:  # the tenant's discovery document is unreachable
                     raise Unavailable(str(e)[:200]) from None
@@ -143,7 +164,7 @@ class TokenSource:
     def token(self, credentials: Credentials) -> str:
         try:
             answer = self.app(credentials).acquire_token_for_client(scopes=SCOPES)
-        except requests.RequestException as e:
+        except _request_error() as e:
             raise Unavailable(type(e).__name__) from None
         if "access_token" in answer:
             return answer["access_token"]
@@ -163,6 +184,8 @@ class TokenSource:
             app = self._apps.get(credentials.key)
         if app is None:
             return
+        import msal
+
         cache = app.token_cache
         for found in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
             cache.remove_at(found)
@@ -196,7 +219,7 @@ class DelegatedTokens:
                 return self.app().initiate_auth_code_flow(
                     DELEGATED_SCOPES, redirect_uri=redirect_uri, prompt="select_account"
                 )
-        except requests.RequestException as e:
+        except _request_error() as e:
             raise Unavailable(type(e).__name__) from None
 
     def finish(self, flow: dict[str, Any], answer: dict[str, str]) -> Granted:
@@ -206,7 +229,7 @@ class DelegatedTokens:
             found = self.app().acquire_token_by_auth_code_flow(flow, answer)
         except ValueError as e:  # msal: another state, or no code
             raise FlowError(str(e)[:150]) from None
-        except requests.RequestException as e:
+        except _request_error() as e:
             raise Unavailable(type(e).__name__) from None
         return self._granted(found)
 
@@ -223,7 +246,7 @@ class DelegatedTokens:
                 return cached[0], None
             try:
                 found = self.app().acquire_token_by_refresh_token(refresh_token, DELEGATED_SCOPES)
-            except requests.RequestException as e:
+            except _request_error() as e:
                 raise Unavailable(type(e).__name__) from None
             granted = self._granted(found, refresh_token)
             self._cached[grant] = (

@@ -200,7 +200,10 @@ def start_server(
     extra_config: str = "",
     env: dict[str, str] | None = None,
     plain_calendar: bool = True,
+    command: list[str] | None = None,
 ) -> Server:
+    """``command``: what runs in place of the ``calserver`` executable (the
+    config and ``serve`` arguments are added)."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / f"config-{port}.ini"
@@ -214,7 +217,7 @@ def start_server(
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(CALSERVER), "--config", str(config), "serve"],
+            [*(command or [str(CALSERVER)]), "--config", str(config), "serve"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,

@@ -12,6 +12,7 @@ a French locale opens it with its accents and columns right; CRLF line ends
 never a whole workbook in memory), dates and times as real date and time
 cells.  Text that a spreadsheet would run as a formula (``=...``; in CSV also
 ``+``, ``-``, ``@`` and control characters first) is kept as text.
+openpyxl (17 MiB) is imported by the first XLSX asked for, not at start.
 """
 
 from __future__ import annotations
@@ -20,11 +21,8 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from booking.model import RDV_STATUSES
 
@@ -49,6 +47,9 @@ STATUS_LABELS = {
     "revoked": "Annulé par le service",
 }
 assert tuple(STATUS_LABELS) == RDV_STATUSES
+if TYPE_CHECKING:
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
 CSV_TYPE = "text/csv"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Rows encoded per chunk of the streamed CSV.
@@ -109,6 +110,8 @@ def csv_chunks(rows: Iterable[dict], zone: ZoneInfo) -> Iterator[bytes]:
 def _xlsx_text(sheet: WriteOnlyWorksheet, value: object) -> object:
     """openpyxl stores a string starting with "=" as a formula: keep it text."""
     if isinstance(value, str) and value.startswith("="):
+        from openpyxl.cell import WriteOnlyCell
+
         cell = WriteOnlyCell(sheet, value)
         cell.data_type = "s"
         return cell
@@ -117,6 +120,8 @@ def _xlsx_text(sheet: WriteOnlyWorksheet, value: object) -> object:
 
 def xlsx(rows: Iterable[dict], zone: ZoneInfo) -> bytes:
     """The XLSX file: one sheet "RDV", the headers, one row per RDV."""
+    from openpyxl import Workbook
+
     book = Workbook(write_only=True)
     sheet = book.create_sheet("RDV")
     sheet.append(HEADERS)

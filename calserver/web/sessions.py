@@ -62,6 +62,9 @@ class Session:
         return self.values.pop(name, None)
 
 
+SESSION = web.RequestKey("session", Session)
+
+
 def _sign(key: bytes, payload: bytes) -> str:
     return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
@@ -87,14 +90,14 @@ def _decode(key: bytes, raw: str, now: float) -> Session | None:
 
 def session_of(request: web.Request) -> Session:
     """This request's session (made on first use; sent back with the answer)."""
-    found = request.get("session")
+    found = request.get(SESSION)
     if found is None:
         policy = request.app[POLICY]
         raw = request.cookies.get(COOKIE)
         found = _decode(policy.key, raw, time.time()) if raw else None
         if found is None:
             found = _new_session({})
-        request["session"] = found
+        request[SESSION] = found
     return found
 
 
@@ -105,7 +108,7 @@ def _new_session(values: dict[str, Any]) -> Session:
 def restart_session(request: web.Request, values: dict[str, Any]) -> None:
     """Replace this request's session by a new one holding ``values`` (a
     login or logout: an id planted before it opens nothing after it)."""
-    request["session"] = _new_session(values)
+    request[SESSION] = _new_session(values)
 
 
 def csrf_token(request: web.Request) -> str:
@@ -155,7 +158,7 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
 def send_session(request: web.Request, response: web.StreamResponse) -> None:
     """Set the cookie when the session is new or changed (error pages too:
     their forms need the token)."""
-    session = request.get("session")
+    session = request.get(SESSION)
     if session is None or not session.changed or response.prepared:
         return
     policy = request.app[POLICY]

@@ -53,6 +53,13 @@ HORIZON = timedelta(days=2 * 365)
 DEFAULT_ZONE = "Europe/Paris"
 # Collection kind -> what its events are for booking.
 KINDS = {"rdv": "rdv", "plages": "plage", "indisponibilites": "absence"}
+
+
+def rdv_agenda(login: str) -> str:
+    """The path of the agent's agenda of RDVs, where every path books."""
+    return f"{login}/rdv"
+
+
 BUSY_KINDS = ("absence", "rdv", "event")
 _NEXT_WINDOW = timedelta(days=14)
 

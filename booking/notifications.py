@@ -236,6 +236,21 @@ def _reminders(
     ]
 
 
+def _told(message: Message, old: State | None, new: State | None, snapshot: State) -> State:
+    """What a message says of the RDV: its state now, except for an agent it
+    was taken from (moved to a colleague), whose cancellation names the RDV
+    as that agent had it (its time, its lieu) with today's SEQUENCE."""
+    if (
+        message.audience == "agent"
+        and message.kind == CANCELLED
+        and old is not None
+        and new is not None
+        and message.recipient_id not in new.get("agent_ids", [])
+    ):
+        return {**old, "sequence": snapshot.get("sequence")}
+    return snapshot
+
+
 def schedule(
     conn: Connection,
     item_id: int,
@@ -280,7 +295,7 @@ def schedule(
             m.recipient_id,
             m.channel,
             m.kind,
-            snapshot,
+            _told(m, old, new, snapshot),
             _ms(now),
         )  # fmt: skip
         for m in messages

@@ -12,6 +12,13 @@ motif's permissions, the 4-hour limit, public delays, ``bookable_by``, the
 slot grid) under the agent's lock, and the change reaches the CalDAV agenda,
 the outbox and the notifications in the same transaction.
 
+A move offers the motif's public slots at the RDV's lieu with every agent of
+its service (the booking journey's créneaux step): it stays with its agent
+when that agent is free at the new time, else it goes to another agent free
+then, the item moved to that agent's agenda (one item, its id and so the
+usager's link kept; the old agent is told of a cancellation, the new one of
+an RDV, per their preferences).
+
 Nothing here returns another usager's data: a usager no longer on the RDV
 gets None, as an unknown link does.
 """
@@ -24,7 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from booking import events
-from booking.agenda import SlotQuery, find_creneaux, next_availability
+from booking.agenda import SlotQuery, find_creneaux, next_availability, rdv_agenda
 from booking.model import Creneau
 from booking.rules import (
     USAGER_CANCELLED,
@@ -36,6 +43,12 @@ from booking.selfservice import letters_match
 from plugins import agenda_writer
 from storage import agenda_index, notifications, scheduling
 
+WRITER = "usager"
+# Refusals that say the RDV's own agent cannot take the new time (busy,
+# absent, no plage then), while another agent of the service might.
+_NOT_THIS_AGENT = frozenset(
+    {"slot-unavailable", "agent-busy", "agent-unavailable", "outside-plage"}
+)
 NOT_ONLINE = "Ce rendez-vous ne peut pas être déplacé en ligne : contactez le service."
 
 
@@ -161,10 +174,12 @@ def _rewrite(
     *,
     start: datetime | None = None,
     status: str | None = None,
+    agent_id: int | None = None,
 ) -> UsagerRdv:
     """Store the usager's change through the agenda writer (writer
-    ``usager``); BookingRefused when a rule says no, LookupError when the RDV
-    is not theirs."""
+    ``usager``), in the agenda of ``agent_id`` when it is another agent's;
+    BookingRefused when a rule says no (nothing written), LookupError when
+    the RDV is not theirs."""
     rdv = usager_rdv(conn, item_id, usager_id, now)
     placed = agenda_index.placed_rdv(conn, item_id=item_id)
     if rdv is None or placed is None:
@@ -172,7 +187,14 @@ def _rewrite(
     parsed = events.parse(placed.text, rdv.zone)
     end = start + (rdv.ends_at - rdv.starts_at) if start is not None else None
     text = events.rescheduled(parsed, rdv.zone, start=start, end=end, status=status)
-    agenda_writer.put_event(conn, placed.collection_path, placed.href, text, writer="usager")
+    if agent_id is None or agent_id == rdv.agent_id:
+        agenda_writer.put_event(conn, placed.collection_path, placed.href, text, writer=WRITER)
+    else:
+        agent = scheduling.agent(conn, agent_id)
+        if agent is None:
+            raise LookupError(agent_id)
+        target = rdv_agenda(agent["login"])
+        agenda_writer.move_event(conn, placed.collection_path, placed.href, target, text, WRITER)
     changed = usager_rdv(conn, item_id, usager_id, now)
     assert changed is not None  # the usager stays on the RDV they changed
     return changed
@@ -186,24 +208,50 @@ def cancel(conn: Connection, item_id: int, usager_id: int, now: datetime) -> Usa
 def move(
     conn: Connection, item_id: int, usager_id: int, start: datetime, now: datetime
 ) -> UsagerRdv:
-    """Move to another start (same agent, motif and lieu)."""
-    return _rewrite(conn, item_id, usager_id, now, start=start)
+    """Move to another start (same motif and lieu): with the RDV's agent when
+    it is free then, else with the first other agent the search finds free
+    for that very slot.  The first refusal is the one raised when no agent
+    can take it."""
+    try:
+        return _rewrite(conn, item_id, usager_id, now, start=start)
+    except BookingRefused as refused:
+        if refused.code not in _NOT_THIS_AGENT:
+            raise
+        rdv = usager_rdv(conn, item_id, usager_id, now)
+        if rdv is None:
+            raise LookupError(item_id) from None
+        end = start + (rdv.ends_at - rdv.starts_at)
+        offered = find_creneaux(conn, _query(rdv, start, end), now)
+        slot = next((c for c in offered if c.start == start), None)
+        others = (
+            [a for a in (slot.agent_ids or (slot.agent_id,)) if a != rdv.agent_id] if slot else []
+        )
+        for agent_id in others:
+            try:
+                return _rewrite(conn, item_id, usager_id, now, start=start, agent_id=agent_id)
+            except BookingRefused as lost:
+                if lost.code not in _NOT_THIS_AGENT:
+                    raise
+        raise refused from None
 
 
 def _query(rdv: UsagerRdv, start: datetime, end: datetime) -> SlotQuery:
-    """The slots the RDV may move to: its motif's public slots with its agent
-    and lieu (a move stays in that agent's agenda)."""
-    return SlotQuery(
-        rdv.motif_id, start, end, public=True, lieu_id=rdv.lieu_id, agent_ids=[rdv.agent_id]
-    )
+    """The slots the RDV may move to: its motif's public slots at its lieu,
+    with any agent of the motif's service."""
+    return SlotQuery(rdv.motif_id, start, end, public=True, lieu_id=rdv.lieu_id)
 
 
 def creneaux(
     conn: Connection, rdv: UsagerRdv, start: datetime, end: datetime, now: datetime
 ) -> list[Creneau]:
-    """The slots in [start, end) the RDV may move to (none past its horizon)."""
+    """The slots in [start, end) the RDV may move to (none past its horizon,
+    nor at its own start, which another agent may offer)."""
     end = min(end, rdv.horizon)
-    return find_creneaux(conn, _query(rdv, start, end), now) if start < end else []
+    if start >= end:
+        return []
+    return [
+        c for c in find_creneaux(conn, _query(rdv, start, end), now) if c.start != rdv.starts_at
+    ]
 
 
 def next_creneau(
@@ -211,6 +259,9 @@ def next_creneau(
 ) -> Creneau | None:
     """The first slot from ``start`` the RDV may move to."""
     start = max(start, now)
-    if start >= rdv.horizon:
-        return None
-    return next_availability(conn, _query(rdv, start, rdv.horizon), now)
+    while start < rdv.horizon:
+        found = next_availability(conn, _query(rdv, start, rdv.horizon), now)
+        if found is None or found.start != rdv.starts_at:
+            return found
+        start = found.start + timedelta(minutes=1)
+    return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from plugins.storage import delete_stored, store_text
+from plugins.storage import delete_stored, move_text, store_text
 from storage import agenda_index, calendars
 from storage.calendars import ItemRow
 
@@ -29,6 +29,17 @@ def put_event(
     """Store (create or replace) one object; BookingRefused when a rule says no."""
     stored, _ = store_text(conn, _agenda(conn, collection_path), href, text, writer)
     return stored
+
+
+def move_event(
+    conn: Connection, from_path: str, href: str, to_path: str, text: str, writer: str
+) -> ItemRow:
+    """Move one object to another agenda with a new text, checked there;
+    BookingRefused when a rule says no (nothing moved)."""
+    found = calendars.get_collections(conn, [from_path, to_path], lock=True)
+    if from_path not in found or to_path not in found:
+        raise NoSuchAgenda(from_path if from_path not in found else to_path)
+    return move_text(conn, found[from_path], href, found[to_path], text, writer)
 
 
 def delete_event(conn: Connection, collection_path: str, href: str) -> bool:

@@ -17,7 +17,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from booking import events, limits
-from booking.agenda import agent_zone, usagers_of_rdv
+from booking.agenda import agent_zone, rdv_agenda, usagers_of_rdv
 from booking.recurrence import FAR_FUTURE
 from booking.rules import BookingRefused
 from calserver.api import schemas
@@ -315,7 +315,7 @@ async def create_rdv(request: web.Request) -> web.Response:
             status=rdv.status,
             notify_usagers=rdv.notify_usagers,
         )
-        path = f"{owner['login']}/rdv"
+        path = rdv_agenda(owner["login"])
         stored = agenda_writer.put_event(conn, path, _href(uid), text)
         return _rdv_json(rdv.agent_id, stored.text or "", zone)
 

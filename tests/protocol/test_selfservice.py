@@ -71,13 +71,13 @@ def _at(stack: Stack, weekday: int, hour_minute: str) -> str:
     return f"{(stack.day + timedelta(days=weekday)).isoformat()}T{hour_minute}"
 
 
-def _book(stack: Stack, starts_at: str, usager: int) -> dict:
+def _book(stack: Stack, starts_at: str, usager: int, agent: int | None = None) -> dict:
     with stack.office.client("bob") as bob:
         return ok(
             bob.post(
                 "/rdvs",
                 json={
-                    "agent_id": stack.office.alice,
+                    "agent_id": agent or stack.office.alice,
                     "motif_id": stack.office.motif,
                     "lieu_id": stack.office.lieu,
                     "starts_at": starts_at,
@@ -267,14 +267,16 @@ def test_cancel_is_excused_in_caldav_and_told_by_email_only(stack: Stack) -> Non
 def test_move_through_the_booking_check(stack: Stack) -> None:
     usager, rdv, link = _booked_with_link(stack, _at(stack, 2, "09:00"))
     other = _usager(stack, "Martin")
-    _book(stack, _at(stack, 2, "10:00"), other["id"])
+    for agent in (stack.office.alice, stack.office.bob):  # 10:00 taken with both agents
+        _book(stack, _at(stack, 2, "10:00"), other["id"], agent)
     visitor = _opened(stack, link)
     day = (stack.day + timedelta(days=2)).isoformat()
     week = visitor.get(f"{link}/deplacer?semaine={day}")
     assert week.status_code == 200
     slots = set(re.findall(r"creneau=([0-9T:-]+)", week.text))
     assert f"{day}T09:30" in slots and f"{day}T10:30" in slots
-    assert f"{day}T10:00" not in slots and f"{day}T09:00" not in slots  # taken, its own
+    assert f"{day}T10:00" not in slots  # taken with both agents
+    assert f"{day}T09:00" not in slots  # its own start, although bob is free then
     confirm = visitor.get(f"{link}/deplacer/confirmer?creneau={day}T10:30")
     assert confirm.status_code == 200 and "10h30" in text_of(confirm)
     # A slot someone holds, one off the grid, one past the motif's delays.
@@ -306,6 +308,78 @@ def test_move_through_the_booking_check(stack: Stack) -> None:
     assert int(vevent["SEQUENCE"]) == after["sequence"]
     notice = _mails(stack, usager["email"], 2)[1]
     assert "modifié" in notice["Subject"]
+
+
+def _rdv_of(stack: Stack, login: str, agent: int, uid: str) -> httpx.Response:
+    with stack.office.client(login) as client:
+        return client.get(f"/agents/{agent}/rdvs/{uid}")
+
+
+def _agenda_uids(stack: Stack, login: str) -> set[str]:
+    with caldav.DAVClient(
+        stack.office.server.dav, username=login, password=f"{login}-password"
+    ) as client:
+        calendar = client.calendar(url=f"{stack.office.server.dav}{login}/rdv/")
+        return {str(e.icalendar_component["UID"]) for e in calendar.events()}
+
+
+def _agent_notices(stack: Stack, address: str, uid: str) -> list[tuple[str, str]]:
+    """(METHOD, local start) of the agent emails about this RDV, in order."""
+    found = []
+    for message in stack.smtp.mailbox.to(address):
+        part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+        calendar = icalendar.Calendar.from_ical(part.get_payload(decode=True))
+        (vevent,) = calendar.walk("VEVENT")
+        if str(vevent["UID"]) == uid:
+            start = vevent.decoded("DTSTART").astimezone(PARIS).strftime("%Y-%m-%dT%H:%M")
+            found.append((str(calendar["METHOD"]), start))
+    return found
+
+
+def test_a_move_goes_to_another_agent_free_at_that_time(stack: Stack) -> None:
+    agents = {"alice": stack.office.alice, "bob": stack.office.bob}
+    addresses = {login: f"{login}-move@agents.example.org" for login in agents}
+    with stack.office.client() as admin:
+        for login, agent in agents.items():
+            path = f"/organisations/{stack.office.org}/agents/{agent}"
+            ok(admin.patch(path, json={"email": addresses[login]}))
+    try:
+        usager, rdv, link = _booked_with_link(stack, _at(stack, 4, "10:00"), "Moreau")
+        _book(stack, _at(stack, 4, "11:00"), _usager(stack, "Petit")["id"])  # alice busy
+        visitor = _opened(stack, link, "mor")
+        day = (stack.day + timedelta(days=4)).isoformat()
+        week = visitor.get(f"{link}/deplacer?semaine={day}")
+        assert f"{day}T11:00" in set(re.findall(r"creneau=([0-9T:-]+)", week.text))
+        moved = visitor.post(f"{link}/deplacer/confirmer", {"creneau": f"{day}T11:00"})
+        assert moved.status_code == 303 and moved.headers["Location"] == f"{link}?fait=deplace"
+        summary = text_of(visitor.get(moved.headers["Location"]))  # the same link still opens it
+        assert "Votre rendez-vous est déplacé" in summary and "11h00" in summary
+
+        assert _rdv_of(stack, "alice", stack.office.alice, rdv["id"]).status_code == 404
+        after = ok(_rdv_of(stack, "bob", stack.office.bob, rdv["id"]))
+        assert after["starts_at"].startswith(f"{day}T11:00") and after["status"] == "unknown"
+        assert after["usager_ids"] == [usager["id"]]
+        assert rdv["id"] not in _agenda_uids(stack, "alice")
+        assert rdv["id"] in _agenda_uids(stack, "bob")
+        assert "modifié" in _mails(stack, usager["email"], 2)[1]["Subject"]
+        # bob is told of an RDV at 11:00; alice, who held it, of its cancellation.
+        assert wait_for(lambda: _agent_notices(stack, addresses["bob"], rdv["id"])) == [
+            ("REQUEST", f"{day}T11:00")
+        ]
+        told = wait_for(
+            lambda: (
+                (n := _agent_notices(stack, addresses["alice"], rdv["id"]))
+                and n[-1][0] == "CANCEL"
+                and n
+            )
+        )
+        assert told[-1] == ("CANCEL", f"{day}T10:00")
+        assert all(method == "REQUEST" for method, _ in told[:-1])
+    finally:
+        with stack.office.client() as admin:
+            for agent in agents.values():
+                path = f"/organisations/{stack.office.org}/agents/{agent}"
+                ok(admin.patch(path, json={"email": None}))
 
 
 def test_a_motif_without_online_moves_offers_none(stack: Stack) -> None:
@@ -413,6 +487,8 @@ def test_pages_answer_in_french_without_a_stack_trace(stack: Stack) -> None:
 def test_two_usagers_moving_to_one_slot_get_it_once(stack: Stack) -> None:
     _, first, first_link = _booked_with_link(stack, _at(stack, 1, "10:00"))
     _, second, second_link = _booked_with_link(stack, _at(stack, 1, "10:30"))
+    # bob busy then: alice is the one agent free for the slot both want.
+    _book(stack, _at(stack, 1, "11:30"), _usager(stack, "Roux")["id"], stack.office.bob)
     visitors = [_opened(stack, first_link), _opened(stack, second_link)]
     for visitor, link in zip(visitors, (first_link, second_link), strict=True):
         assert visitor.get(link).status_code == 200

@@ -341,22 +341,54 @@ class Notifier:
 
     # -- sending ------------------------------------------------------------
 
-    async def _send(self, outgoing: Outgoing) -> tuple[Outgoing, Outcome | None]:
-        if outgoing.error is not None:
-            return outgoing, failed(outgoing.error)
-        if outgoing.skip is not None:
-            return outgoing, None
+    async def _send(self, prepared: list[Outgoing]) -> list[tuple[Outgoing, Outcome | None]]:
+        """Each message with its outcome (None: skipped).  The emails go one
+        after another on one SMTP connection (``email.Connection``), the SMS
+        at once beside them on the provider's pooled connections; all within
+        ``send_limit_s`` (inside the lease), after which a message not yet
+        answered is retried later."""
+        outcomes: dict[int, Outcome | None] = {}
+        emails: list[tuple[int, Outgoing]] = []
+        texts: list[tuple[int, Outgoing]] = []
+        for n, outgoing in enumerate(prepared):
+            if outgoing.error is not None:
+                outcomes[n] = failed(outgoing.error)
+            elif outgoing.skip is not None:
+                outcomes[n] = None
+            else:
+                (emails if outgoing.claimed.channel == "email" else texts).append((n, outgoing))
         limit = self.settings.send_limit_s
         try:
             async with asyncio.timeout(limit):
-                if outgoing.claimed.channel == "email":
-                    address, message = outgoing.message
-                    return outgoing, await email.send(self.settings.smtp, message, address)
-                assert self._sms is not None
-                number, text = outgoing.message
-                return outgoing, await self._sms.send(number, text)
+                await asyncio.gather(
+                    self._send_emails(emails, outcomes),
+                    *(self._send_text(n, outgoing, outcomes) for n, outgoing in texts),
+                )
         except TimeoutError:
-            return outgoing, retry(f"no answer within {limit:g} s")
+            pass
+        unanswered = retry(f"no answer within {limit:g} s")
+        return [(o, outcomes.get(n, unanswered)) for n, o in enumerate(prepared)]
+
+    async def _send_emails(
+        self, emails: list[tuple[int, Outgoing]], outcomes: dict[int, Outcome | None]
+    ) -> None:
+        """The round's emails on one connection, closed at the end (dropped
+        if the round's time runs out mid-exchange)."""
+        connection = email.Connection(self.settings.smtp)
+        try:
+            for n, outgoing in emails:
+                address, message = outgoing.message
+                outcomes[n] = await connection.send(message, address)
+            await connection.close()
+        finally:
+            connection.abort()
+
+    async def _send_text(
+        self, n: int, outgoing: Outgoing, outcomes: dict[int, Outcome | None]
+    ) -> None:
+        assert self._sms is not None
+        number, text = outgoing.message
+        outcomes[n] = await self._sms.send(number, text)
 
     async def round(self) -> int:
         """One round: claim, prepare, send, record; how many were handled."""
@@ -364,8 +396,7 @@ class Notifier:
         if not claimed:
             return 0
         prepared = await asyncio.to_thread(self._prepare, claimed)
-        done = await asyncio.gather(*(self._send(o) for o in prepared))
-        await asyncio.to_thread(self._record, list(done))
+        await asyncio.to_thread(self._record, await self._send(prepared))
         return len(claimed)
 
     async def _full_round(self) -> bool:

@@ -22,12 +22,16 @@ SMS_TOKEN = "sms-token-for-tests"
 
 class Mailbox:
     """aiosmtpd handler: keeps every message; ``reply`` (e.g. "451 busy")
-    makes it refuse the next ones with that answer instead, ``delay_s`` makes
-    each answer late."""
+    makes it refuse the next ones with that answer instead, ``refused``
+    (address: answer) refuses those recipients only, ``delay_s`` makes each
+    answer late.  ``peers`` is each accepted message's client address and
+    port: how many connections brought them."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []  # each accepted message's RCPT TO
+        self.peers: list[object] = []  # each accepted message's connection (client address)
+        self.refused: dict[str, str] = {}
         self.reply: str | None = None
         self.delay_s = 0.0  # how long each answer to DATA takes
         self.step_delay_s = 0.0  # how long each answer to MAIL and RCPT takes
@@ -42,6 +46,8 @@ class Mailbox:
 
     async def handle_RCPT(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
         await asyncio.sleep(self.step_delay_s)
+        if address in self.refused:
+            return self.refused[address]
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"
@@ -56,6 +62,7 @@ class Mailbox:
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
             self.recipients.append(list(envelope.rcpt_tos))
+            self.peers.append(session.peer)
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:

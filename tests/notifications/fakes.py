@@ -92,6 +92,7 @@ class SmsProvider:
 
     def __init__(self) -> None:
         self.received: list[dict] = []
+        self.peers: list[object] = []  # each accepted SMS's connection (client address)
         self.status = 200
         self.delay_s = 0.0
         self.plain: str | None = None  # a 2xx answer's body as text, not JSON
@@ -109,6 +110,8 @@ class SmsProvider:
         if self.status != 200:
             return web.json_response({"error": "no"}, status=self.status)
         self.received.append(body)
+        assert request.transport is not None
+        self.peers.append(request.transport.get_extra_info("peername"))
         if self.plain is not None:
             return web.Response(text=self.plain)
         return web.json_response({"id": f"sms-{len(self.received)}"})

@@ -23,7 +23,8 @@ SMS_TOKEN = "sms-token-for-tests"
 class Mailbox:
     """aiosmtpd handler: keeps every message; ``reply`` (e.g. "451 busy")
     makes it refuse the next ones with that answer instead, ``refused``
-    (address: answer) refuses those recipients only, ``delay_s`` makes each
+    (address: answer) refuses those recipients only, ``dropped`` (addresses)
+    hangs up on them without an answer, ``delay_s`` makes each
     answer late.  ``peers`` is each accepted message's client address and
     port: how many connections brought them."""
 
@@ -32,6 +33,7 @@ class Mailbox:
         self.recipients: list[list[str]] = []  # each accepted message's RCPT TO
         self.peers: list[object] = []  # each accepted message's connection (client address)
         self.refused: dict[str, str] = {}
+        self.dropped: set[str] = set()
         self.reply: str | None = None
         self.delay_s = 0.0  # how long each answer to DATA takes
         self.step_delay_s = 0.0  # how long each answer to MAIL and RCPT takes
@@ -48,6 +50,9 @@ class Mailbox:
         await asyncio.sleep(self.step_delay_s)
         if address in self.refused:
             return self.refused[address]
+        if address in self.dropped:
+            server.transport.close()
+            return "421 closing"  # never read: the connection is gone
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"

@@ -108,6 +108,25 @@ async def test_a_refused_recipient_is_retried_alone(db: Database, smtp: SmtpServ
     assert found["a@example.org"] == found["c@example.org"] == [("sent", None)]
 
 
+async def test_a_connection_lost_mid_round_fails_that_email_only(
+    db: Database, smtp: SmtpServer
+) -> None:
+    """The server hangs up during the second of three emails: that one is
+    retried, the third goes on a new connection."""
+    items = _confirmations(db, ["a@example.org", "cut@example.org", "c@example.org"])
+    smtp.mailbox.dropped.add("cut@example.org")
+    notifier = Notifier(db, _settings(smtp.port))
+    assert await notifier.round() == 3
+    assert sorted(str(m["To"]) for m in smtp.mailbox.messages) == ["a@example.org", "c@example.org"]
+    assert len(set(smtp.mailbox.peers)) == 2
+    found = _statuses(db, items)
+    assert found["cut@example.org"] == [("retry", "SMTP connection failed: SMTPServerDisconnected")]
+    assert found["a@example.org"] == found["c@example.org"] == [("sent", None)]
+    smtp.mailbox.dropped.clear()
+    assert await _round_once_due(notifier) == 1
+    assert [str(m["To"]) for m in smtp.mailbox.messages].count("cut@example.org") == 1
+
+
 async def test_smtp_down_for_a_round_then_up_delivers(db: Database) -> None:
     port = free_port()
     items = _confirmations(db, ["d1@example.org", "d2@example.org", "d3@example.org"])

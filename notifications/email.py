@@ -110,6 +110,21 @@ def compose(
     return message
 
 
+@dataclass(frozen=True)
+class Flat:
+    """A message as the bytes sent, ready before the exchange (the worker
+    flattens it in its preparing thread, not on the server's event loop)."""
+
+    data: bytes
+    message_id: str
+
+
+def flatten(message: Message) -> Flat:
+    """The message's bytes as SMTP carries them: every part is ASCII already
+    (headers as encoded words, bodies quoted-printable or base64)."""
+    return Flat(message.as_bytes(), str(message["Message-ID"]))
+
+
 def _by_code(code: int) -> Outcome:
     reason = f"SMTP {code}"
     return retry(reason) if 400 <= code < 500 else failed(reason)
@@ -168,19 +183,22 @@ class Connection:
         self._client = client
         return client
 
-    async def send(self, message: Message, recipient: str) -> Outcome:
+    async def send(self, message: Flat, recipient: str) -> Outcome:
         """Hand the message to the SMTP server for ``recipient`` alone (never
         the addresses its To header may be read as); what came of it."""
         if self._unopened is not None:
             return self._unopened
+        sender = self._settings.sender
+        # An address beyond ASCII needs a server that takes one (RFC 6531).
+        options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
         try:
             client = await self._connected()
-            await client.send_message(message, sender=self._settings.sender, recipients=[recipient])
+            await client.sendmail(sender, [recipient], message.data, mail_options=options)
         except _ERRORS as e:
             if not isinstance(e, _ANSWERS):
                 self.abort()  # in an unknown state: the next message reconnects
             return _failure(e)
-        return sent(str(message["Message-ID"]))
+        return sent(message.message_id)
 
     async def close(self) -> None:
         """QUIT, as a polite client does; a server that does not answer it
@@ -203,6 +221,6 @@ async def send(settings: SmtpSettings, message: Message, recipient: str) -> Outc
     """One message on a connection of its own."""
     connection = Connection(settings)
     try:
-        return await connection.send(message, recipient)
+        return await connection.send(flatten(message), recipient)
     finally:
         await connection.close()

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -91,7 +92,7 @@ class Outgoing:
     recipient: str | None = None  # masked, for the receipt
     skip: str | None = None
     error: str | None = None  # it could not be prepared: failed for good
-    message: Any = None  # (address, email Message), or (number, text) for an SMS
+    message: Any = None  # (address, email.Flat), or (number, text) for an SMS
     segments: int | None = None  # an SMS's
 
 
@@ -132,9 +133,18 @@ class _Reads:
 
 
 class Notifier:
-    def __init__(self, db: Database, settings: NotifierSettings) -> None:
+    def __init__(
+        self, db: Database, settings: NotifierSettings, preparing: Executor | None = None
+    ) -> None:
+        """``preparing``: the threads that read and build the messages, most
+        of the worker's CPU (None: asyncio's default).  In the server's
+        process, a lowest-priority pool (``calserver.background``): requests
+        come first for the cores.  Only reads run there: a thread that might
+        wait for a core must not hold the database's write lock, so claims
+        and receipts stay on ordinary threads."""
         self.db = db
         self.settings = settings
+        self._preparing = preparing
         self._wake = asyncio.Event()
         self._next_purge = 0.0
         self._sms = sms.provider(settings.sms)
@@ -305,7 +315,7 @@ class Notifier:
         method = ics.method_for(content.audience, cancelled)
         calendar = email.Calendar(ics.build(event, method), method)
         message = email.compose(self.settings.smtp, address, subject, text, html, calendar)
-        outgoing.message = (address, message)
+        outgoing.message = (address, email.flatten(message))
         return outgoing
 
     def _text(
@@ -395,7 +405,9 @@ class Notifier:
         claimed = await asyncio.to_thread(self._take)
         if not claimed:
             return 0
-        prepared = await asyncio.to_thread(self._prepare, claimed)
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            self._preparing, self._prepare, claimed
+        )
         await asyncio.to_thread(self._record, await self._send(prepared))
         return len(claimed)
 

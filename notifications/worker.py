@@ -77,9 +77,9 @@ class NotifierSettings:
 
     @property
     def send_limit_s(self) -> float:
-        """How long one send may take in all (aiosmtplib's timeout bounds each
-        SMTP step, not the exchange): 10 s below the lease, which also covers
-        preparing and recording the round."""
+        """How long after its claim a round may still be sending
+        (aiosmtplib's timeout bounds each SMTP step, not the exchange): 10 s
+        below the lease, which leaves recording the round."""
         return (self.lease_ms - 10_000) / 1000
 
 
@@ -351,12 +351,15 @@ class Notifier:
 
     # -- sending ------------------------------------------------------------
 
-    async def _send(self, prepared: list[Outgoing]) -> list[tuple[Outgoing, Outcome | None]]:
+    async def _send(
+        self, prepared: list[Outgoing], claimed_at: float
+    ) -> list[tuple[Outgoing, Outcome | None]]:
         """Each message with its outcome (None: skipped).  The emails go one
         after another on one SMTP connection (``email.Connection``), the SMS
         at once beside them on the provider's pooled connections; all within
-        ``send_limit_s`` (inside the lease), after which a message not yet
-        answered is retried later."""
+        ``send_limit_s`` of the claim (``claimed_at``, the loop's clock), so
+        inside the lease however long preparing took; a message not yet
+        answered then is retried later."""
         outcomes: dict[int, Outcome | None] = {}
         emails: list[tuple[int, Outgoing]] = []
         texts: list[tuple[int, Outgoing]] = []
@@ -369,7 +372,7 @@ class Notifier:
                 (emails if outgoing.claimed.channel == "email" else texts).append((n, outgoing))
         limit = self.settings.send_limit_s
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout_at(claimed_at + limit):
                 await asyncio.gather(
                     self._send_emails(emails, outcomes),
                     *(self._send_text(n, outgoing, outcomes) for n, outgoing in texts),
@@ -402,13 +405,13 @@ class Notifier:
 
     async def round(self) -> int:
         """One round: claim, prepare, send, record; how many were handled."""
+        loop = asyncio.get_running_loop()
+        claimed_at = loop.time()  # the lease runs from (just after) now
         claimed = await asyncio.to_thread(self._take)
         if not claimed:
             return 0
-        prepared = await asyncio.get_running_loop().run_in_executor(
-            self._preparing, self._prepare, claimed
-        )
-        await asyncio.to_thread(self._record, await self._send(prepared))
+        prepared = await loop.run_in_executor(self._preparing, self._prepare, claimed)
+        await asyncio.to_thread(self._record, await self._send(prepared, claimed_at))
         return len(claimed)
 
     async def _full_round(self) -> bool:

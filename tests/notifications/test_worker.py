@@ -3,6 +3,7 @@ skipped and why, and a message retried past its window given up."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -14,7 +15,7 @@ from sqlalchemy import event
 from booking import notifications as planner
 from notifications.email import SmtpSettings
 from notifications.sms import SmsSettings
-from notifications.worker import Notifier, NotifierSettings
+from notifications.worker import Notifier, NotifierSettings, Outgoing
 from storage import agenda_index, agents, calendars, notifications, scheduling
 from storage.database import Database
 from storage.outbox import now_ms
@@ -238,4 +239,34 @@ async def test_a_slow_smtp_exchange_ends_before_the_lease(db: Database) -> None:
         smtp.stop()
     with db.transaction(write=False) as conn:
         (receipt,) = notifications.receipts_of(conn, 7)
+    assert (receipt["status"], receipt["error"]) == ("retry", "no answer within 0.6 s")
+
+
+class _LatePreparing(Notifier):
+    """A worker whose preparing thread gets the cores late (it runs at the
+    lowest priority in the server): past the send limit."""
+
+    def _prepare(self, claimed: list[notifications.Claimed]) -> list[Outgoing]:
+        time.sleep(self.settings.send_limit_s + 0.1)
+        return super()._prepare(claimed)
+
+
+async def test_a_round_prepared_too_late_sends_nothing(db: Database) -> None:
+    """The send limit runs from the claim: a round whose preparing took it
+    all sends nothing (its lease may be another worker's soon) and is
+    retried."""
+    smtp = SmtpServer().start()
+    org, usager = _with_usager(db, "late@b.fr")
+    ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
+    row = notifications.Scheduled(9, org, "usager", usager, "email", "created", ahead, 0)
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [row], now_ms())
+    settings = NotifierSettings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout_s=0.3))
+    try:
+        assert await _LatePreparing(db, settings).round() == 1
+    finally:
+        smtp.stop()
+    assert smtp.mailbox.started == 0
+    with db.transaction(write=False) as conn:
+        (receipt,) = notifications.receipts_of(conn, 9)
     assert (receipt["status"], receipt["error"]) == ("retry", "no answer within 0.6 s")

@@ -6,8 +6,10 @@ One loop per process (``calserver serve`` runs one in process,
 PostgreSQL database).  A round claims due rows (one short write transaction,
 each pushed a lease ahead, and the usagers' links renewed), reads what the
 messages say (a read transaction: motif, lieu, organisation, the recipient's
-contact data and choices), sends them at once outside any transaction, and
-logs the receipts with what follows in one more write transaction: sent,
+contact data and choices) in its preparing thread, sends them outside any
+transaction (the emails one after another on one SMTP connection, the SMS
+at once beside them), and logs the receipts with what follows in one more
+write transaction: sent,
 retried later with backoff (SMTP 4xx or no connection, provider 5xx or
 timeout), failed for good (a permanent refusal, or retries given up), or
 skipped (no contact for that channel, the usager's choice, the channel not

@@ -147,6 +147,13 @@ class SmsProvider:
         return [m for m in list(self.received) if m["to"] == number]
 
 
+def smtp_running() -> Iterator[SmtpServer]:
+    """A fixture's body: an SMTP server, started, then stopped."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
 def both_running() -> Iterator[tuple[SmtpServer, SmsProvider]]:
     """A module fixture's body: an SMTP server and an SMS provider, started,
     then stopped once the module is done."""

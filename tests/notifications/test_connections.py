@@ -16,7 +16,7 @@ from storage import agents, notifications, scheduling
 from storage.database import Database
 from storage.outbox import now_ms
 from tests.conftest import free_port
-from tests.notifications.fakes import SmtpServer
+from tests.notifications.fakes import SmtpServer, smtp_running
 from webhooks.retry import RetryPolicy
 
 RETRY_MS = 200
@@ -24,9 +24,7 @@ RETRY_MS = 200
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
+    yield from smtp_running()
 
 
 def _settings(port: int) -> NotifierSettings:

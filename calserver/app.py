@@ -260,6 +260,11 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     # at the lowest CPU priority: however many are asked at once, the other API
     # requests and feeds keep their threads and come first for the cores.
     searches = background_pool(max(1, settings.threads // 4), "search")
+    # The in-process notifier prepares its messages (reads, templates, ICS,
+    # MIME) at the same lowest priority: a booking's request is not kept
+    # waiting by the messages of the ones before it.  No thread starts
+    # unless it runs.
+    notifying = background_pool(1, "notifier")
     # A thread waiting on the database gets the GIL back within 1 ms of its
     # answer (5 ms by default) while searches compute beside it.
     sys.setswitchinterval(0.001)
@@ -288,13 +293,15 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         gate.close()
         api_executor.shutdown(wait=False, cancel_futures=True)
         searches.shutdown(wait=False, cancel_futures=True)
+        notifying.shutdown(wait=False, cancel_futures=True)
         db.dispose()
 
     app.on_cleanup.append(_close)
     if settings.webhook_worker:
         _run_in_process(app, WORKER_TASK, Worker(db, worker_settings(settings)).run)
     if settings.notification_worker:
-        _run_in_process(app, NOTIFIER_TASK, Notifier(db, notifier_settings(settings)).run)
+        notifier = Notifier(db, notifier_settings(settings), notifying)
+        _run_in_process(app, NOTIFIER_TASK, notifier.run)
     if push is not None and settings.m365_worker:
         _run_in_process(app, PUSH_TASK, Pusher(db, push).run)
     return app

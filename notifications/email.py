@@ -1,4 +1,5 @@
-"""Email over SMTP (``aiosmtplib``): the message's shape and one send.
+"""Email over SMTP (``aiosmtplib``): the message's shape, and sending on
+one connection for many messages (``Connection``).
 
 A message is ``multipart/mixed``: a ``multipart/alternative`` of the plain
 text, the HTML and, when there is an event, the calendar itself as a
@@ -109,19 +110,63 @@ def compose(
     return message
 
 
+@dataclass(frozen=True)
+class Flat:
+    """A message as the bytes sent, ready before the exchange (the worker
+    flattens it in its preparing thread, not on the server's event loop)."""
+
+    data: bytes
+    message_id: str
+
+
+def flatten(message: Message) -> Flat:
+    """The message's bytes as SMTP carries them: every part is ASCII already
+    (headers as encoded words, bodies quoted-printable or base64)."""
+    return Flat(message.as_bytes(), str(message["Message-ID"]))
+
+
 def _by_code(code: int) -> Outcome:
     reason = f"SMTP {code}"
     return retry(reason) if 400 <= code < 500 else failed(reason)
 
 
-async def send(settings: SmtpSettings, message: Message, recipient: str) -> Outcome:
-    """Hand the message to the SMTP server for ``recipient`` alone (never the
-    addresses its To header may be read as); what came of it."""
-    try:
-        await aiosmtplib.send(
-            message,
-            sender=settings.sender,
-            recipients=[recipient],
+_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
+# The server answered: the exchange ended where the protocol says it does.
+_ANSWERS = (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException)
+
+
+def _failure(e: BaseException) -> Outcome:
+    """What one of ``_ERRORS`` means for the message."""
+    if isinstance(e, aiosmtplib.SMTPRecipientsRefused):
+        return _by_code(min([r.code for r in e.recipients] or [550]))
+    if isinstance(e, aiosmtplib.SMTPResponseException):
+        return _by_code(e.code)
+    return retry(f"SMTP connection failed: {type(e).__name__}")
+
+
+class Connection:
+    """One SMTP connection for a worker round's emails, opened at the first
+    and closed (QUIT) with ``close``.
+
+    A new connection per email (TCP, greeting, EHLO, STARTTLS and login) was
+    over a third of the worker's CPU, in the server's process, per booking.
+    Each message's outcome stays its own: a refused recipient or a 4xx/5xx
+    answer is that message's (aiosmtplib resets the envelope, the connection
+    serves the next), a connection lost in an exchange fails that message and
+    the next one reconnects.  A connection that cannot be opened (refused,
+    timeout, a refused greeting or login) is not tried again in the round:
+    every message left gets that outcome, as each would have by itself."""
+
+    def __init__(self, settings: SmtpSettings) -> None:
+        self._settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+        self._unopened: Outcome | None = None  # why the round's connection could not open
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        settings = self._settings
+        client = aiosmtplib.SMTP(
             hostname=settings.host,
             port=settings.port,
             username=settings.user or None,
@@ -130,11 +175,52 @@ async def send(settings: SmtpSettings, message: Message, recipient: str) -> Outc
             use_tls=settings.security == "tls",
             timeout=settings.timeout_s,
         )
-    except aiosmtplib.SMTPRecipientsRefused as e:
-        codes = [r.code for r in e.recipients] or [550]
-        return _by_code(min(codes))
-    except aiosmtplib.SMTPResponseException as e:
-        return _by_code(e.code)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
-        return retry(f"SMTP connection failed: {type(e).__name__}")
-    return sent(str(message["Message-ID"]))
+        try:
+            await client.connect()
+        except _ERRORS as e:
+            self._unopened = _failure(e)
+            raise
+        self._client = client
+        return client
+
+    async def send(self, message: Flat, recipient: str) -> Outcome:
+        """Hand the message to the SMTP server for ``recipient`` alone (never
+        the addresses its To header may be read as); what came of it."""
+        if self._unopened is not None:
+            return self._unopened
+        sender = self._settings.sender
+        # An address beyond ASCII needs a server that takes one (RFC 6531).
+        options = [] if (sender + recipient).isascii() else ["SMTPUTF8"]
+        try:
+            client = await self._connected()
+            await client.sendmail(sender, [recipient], message.data, mail_options=options)
+        except _ERRORS as e:
+            if not isinstance(e, _ANSWERS):
+                self.abort()  # in an unknown state: the next message reconnects
+            return _failure(e)
+        return sent(message.message_id)
+
+    async def close(self) -> None:
+        """QUIT, as a polite client does; a server that does not answer it
+        is left (the messages are already handed over)."""
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except _ERRORS:
+                client.close()
+
+    def abort(self) -> None:
+        """Drop the connection without a word (a send cut short)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+async def send(settings: SmtpSettings, message: Message, recipient: str) -> Outcome:
+    """One message on a connection of its own."""
+    connection = Connection(settings)
+    try:
+        return await connection.send(flatten(message), recipient)
+    finally:
+        await connection.close()

@@ -58,8 +58,12 @@ def _environment() -> jinja2.Environment:
     # Imported on first use: a server that sends nothing never loads it.
     import jinja2
 
+    # The templates ship with the package: compiled once, never looked at on
+    # disk again (auto_reload stats each one, the layout too, at every
+    # render: a tenth of the worker's CPU); a changed template needs a restart.
     return jinja2.Environment(
         loader=jinja2.PackageLoader("notifications", "templates"),
+        auto_reload=False,
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

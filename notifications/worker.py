@@ -6,8 +6,10 @@ One loop per process (``calserver serve`` runs one in process,
 PostgreSQL database).  A round claims due rows (one short write transaction,
 each pushed a lease ahead, and the usagers' links renewed), reads what the
 messages say (a read transaction: motif, lieu, organisation, the recipient's
-contact data and choices), sends them at once outside any transaction, and
-logs the receipts with what follows in one more write transaction: sent,
+contact data and choices) in its preparing thread, sends them outside any
+transaction (the emails one after another on one SMTP connection, the SMS
+at once beside them), and logs the receipts with what follows in one more
+write transaction: sent,
 retried later with backoff (SMTP 4xx or no connection, provider 5xx or
 timeout), failed for good (a permanent refusal, or retries given up), or
 skipped (no contact for that channel, the usager's choice, the channel not
@@ -25,6 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -76,9 +79,9 @@ class NotifierSettings:
 
     @property
     def send_limit_s(self) -> float:
-        """How long one send may take in all (aiosmtplib's timeout bounds each
-        SMTP step, not the exchange): 10 s below the lease, which also covers
-        preparing and recording the round."""
+        """How long after its claim a round may still be sending
+        (aiosmtplib's timeout bounds each SMTP step, not the exchange): 10 s
+        below the lease, which leaves recording the round."""
         return (self.lease_ms - 10_000) / 1000
 
 
@@ -91,7 +94,7 @@ class Outgoing:
     recipient: str | None = None  # masked, for the receipt
     skip: str | None = None
     error: str | None = None  # it could not be prepared: failed for good
-    message: Any = None  # (address, email Message), or (number, text) for an SMS
+    message: Any = None  # (address, email.Flat), or (number, text) for an SMS
     segments: int | None = None  # an SMS's
 
 
@@ -132,9 +135,18 @@ class _Reads:
 
 
 class Notifier:
-    def __init__(self, db: Database, settings: NotifierSettings) -> None:
+    def __init__(
+        self, db: Database, settings: NotifierSettings, preparing: Executor | None = None
+    ) -> None:
+        """``preparing``: the threads that read and build the messages, most
+        of the worker's CPU (None: asyncio's default).  In the server's
+        process, a lowest-priority pool (``calserver.background``): requests
+        come first for the cores.  Only reads run there: a thread that might
+        wait for a core must not hold the database's write lock, so claims
+        and receipts stay on ordinary threads."""
         self.db = db
         self.settings = settings
+        self._preparing = preparing
         self._wake = asyncio.Event()
         self._next_purge = 0.0
         self._sms = sms.provider(settings.sms)
@@ -305,7 +317,7 @@ class Notifier:
         method = ics.method_for(content.audience, cancelled)
         calendar = email.Calendar(ics.build(event, method), method)
         message = email.compose(self.settings.smtp, address, subject, text, html, calendar)
-        outgoing.message = (address, message)
+        outgoing.message = (address, email.flatten(message))
         return outgoing
 
     def _text(
@@ -341,31 +353,67 @@ class Notifier:
 
     # -- sending ------------------------------------------------------------
 
-    async def _send(self, outgoing: Outgoing) -> tuple[Outgoing, Outcome | None]:
-        if outgoing.error is not None:
-            return outgoing, failed(outgoing.error)
-        if outgoing.skip is not None:
-            return outgoing, None
+    async def _send(
+        self, prepared: list[Outgoing], claimed_at: float
+    ) -> list[tuple[Outgoing, Outcome | None]]:
+        """Each message with its outcome (None: skipped).  The emails go one
+        after another on one SMTP connection (``email.Connection``), the SMS
+        at once beside them on the provider's pooled connections; all within
+        ``send_limit_s`` of the claim (``claimed_at``, the loop's clock), so
+        inside the lease however long preparing took; a message not yet
+        answered then is retried later."""
+        outcomes: dict[int, Outcome | None] = {}
+        emails: list[tuple[int, Outgoing]] = []
+        texts: list[tuple[int, Outgoing]] = []
+        for n, outgoing in enumerate(prepared):
+            if outgoing.error is not None:
+                outcomes[n] = failed(outgoing.error)
+            elif outgoing.skip is not None:
+                outcomes[n] = None
+            else:
+                (emails if outgoing.claimed.channel == "email" else texts).append((n, outgoing))
         limit = self.settings.send_limit_s
         try:
-            async with asyncio.timeout(limit):
-                if outgoing.claimed.channel == "email":
-                    address, message = outgoing.message
-                    return outgoing, await email.send(self.settings.smtp, message, address)
-                assert self._sms is not None
-                number, text = outgoing.message
-                return outgoing, await self._sms.send(number, text)
+            async with asyncio.timeout_at(claimed_at + limit):
+                await asyncio.gather(
+                    self._send_emails(emails, outcomes),
+                    *(self._send_text(n, outgoing, outcomes) for n, outgoing in texts),
+                )
         except TimeoutError:
-            return outgoing, retry(f"no answer within {limit:g} s")
+            pass
+        unanswered = retry(f"no answer within {limit:g} s")
+        return [(o, outcomes.get(n, unanswered)) for n, o in enumerate(prepared)]
+
+    async def _send_emails(
+        self, emails: list[tuple[int, Outgoing]], outcomes: dict[int, Outcome | None]
+    ) -> None:
+        """The round's emails on one connection, closed at the end (dropped
+        if the round's time runs out mid-exchange)."""
+        connection = email.Connection(self.settings.smtp)
+        try:
+            for n, outgoing in emails:
+                address, message = outgoing.message
+                outcomes[n] = await connection.send(message, address)
+            await connection.close()
+        finally:
+            connection.abort()
+
+    async def _send_text(
+        self, n: int, outgoing: Outgoing, outcomes: dict[int, Outcome | None]
+    ) -> None:
+        assert self._sms is not None
+        number, text = outgoing.message
+        outcomes[n] = await self._sms.send(number, text)
 
     async def round(self) -> int:
         """One round: claim, prepare, send, record; how many were handled."""
+        loop = asyncio.get_running_loop()
+        claimed_at = loop.time()  # the lease runs from (just after) now
         claimed = await asyncio.to_thread(self._take)
         if not claimed:
             return 0
-        prepared = await asyncio.to_thread(self._prepare, claimed)
-        done = await asyncio.gather(*(self._send(o) for o in prepared))
-        await asyncio.to_thread(self._record, list(done))
+        prepared = await loop.run_in_executor(self._preparing, self._prepare, claimed)
+        await asyncio.to_thread(self._record, await self._send(prepared, claimed_at))
         return len(claimed)
 
     async def _full_round(self) -> bool:

@@ -22,12 +22,18 @@ SMS_TOKEN = "sms-token-for-tests"
 
 class Mailbox:
     """aiosmtpd handler: keeps every message; ``reply`` (e.g. "451 busy")
-    makes it refuse the next ones with that answer instead, ``delay_s`` makes
-    each answer late."""
+    makes it refuse the next ones with that answer instead, ``refused``
+    (address: answer) refuses those recipients only, ``dropped`` (addresses)
+    hangs up on them without an answer, ``delay_s`` makes each
+    answer late.  ``peers`` is each accepted message's client address and
+    port: how many connections brought them."""
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []  # each accepted message's RCPT TO
+        self.peers: list[object] = []  # each accepted message's connection (client address)
+        self.refused: dict[str, str] = {}
+        self.dropped: set[str] = set()
         self.reply: str | None = None
         self.delay_s = 0.0  # how long each answer to DATA takes
         self.step_delay_s = 0.0  # how long each answer to MAIL and RCPT takes
@@ -42,6 +48,11 @@ class Mailbox:
 
     async def handle_RCPT(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
         await asyncio.sleep(self.step_delay_s)
+        if address in self.refused:
+            return self.refused[address]
+        if address in self.dropped:
+            server.transport.close()
+            return "421 closing"  # never read: the connection is gone
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 OK"
@@ -56,6 +67,7 @@ class Mailbox:
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
             self.recipients.append(list(envelope.rcpt_tos))
+            self.peers.append(session.peer)
         return "250 OK"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -85,6 +97,7 @@ class SmsProvider:
 
     def __init__(self) -> None:
         self.received: list[dict] = []
+        self.peers: list[object] = []  # each accepted SMS's connection (client address)
         self.status = 200
         self.delay_s = 0.0
         self.plain: str | None = None  # a 2xx answer's body as text, not JSON
@@ -102,6 +115,8 @@ class SmsProvider:
         if self.status != 200:
             return web.json_response({"error": "no"}, status=self.status)
         self.received.append(body)
+        assert request.transport is not None
+        self.peers.append(request.transport.get_extra_info("peername"))
         if self.plain is not None:
             return web.Response(text=self.plain)
         return web.json_response({"id": f"sms-{len(self.received)}"})
@@ -130,6 +145,13 @@ class SmsProvider:
 
     def to(self, number: str) -> list[dict]:
         return [m for m in list(self.received) if m["to"] == number]
+
+
+def smtp_running() -> Iterator[SmtpServer]:
+    """A fixture's body: an SMTP server, started, then stopped."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
 
 
 def both_running() -> Iterator[tuple[SmtpServer, SmsProvider]]:

@@ -194,6 +194,20 @@ async def test_the_json_sms_provider(provider: SmsProvider) -> None:
     assert sms.provider(sms.SmsSettings()) is None
 
 
+async def test_the_sms_provider_keeps_its_connection(provider: SmsProvider) -> None:
+    """The worker keeps one provider for its life: its sends, round after
+    round, go on one kept-alive connection, not a new one each."""
+    settings = sms.SmsSettings("json_http", provider.url, SMS_TOKEN, "MAIRIE")
+    client = sms.provider(settings)
+    assert client is not None
+    try:
+        for _ in range(3):
+            assert (await client.send("+33611111111", "RDV")).status == SENT
+    finally:
+        await client.close()
+    assert len(set(provider.peers[-3:])) == 1
+
+
 async def test_a_2xx_sms_answer_that_is_not_json_is_sent(provider: SmsProvider) -> None:
     settings = sms.SmsSettings("json_http", provider.url, SMS_TOKEN, "MAIRIE")
     client = sms.provider(settings)

@@ -3,6 +3,7 @@ skipped and why, and a message retried past its window given up."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -14,7 +15,7 @@ from sqlalchemy import event
 from booking import notifications as planner
 from notifications.email import SmtpSettings
 from notifications.sms import SmsSettings
-from notifications.worker import Notifier, NotifierSettings
+from notifications.worker import Notifier, NotifierSettings, Outgoing
 from storage import agenda_index, agents, calendars, notifications, scheduling
 from storage.database import Database
 from storage.outbox import now_ms
@@ -219,18 +220,29 @@ async def test_a_round_reads_each_record_once(db: Database) -> None:
     assert sum(1 for s in reads if "FROM organisations" in s) == 1
 
 
+def _email_due(db: Database, address: str, item: int) -> None:
+    """A usager with this address, and RDV ``item``'s confirmation email to
+    them due now."""
+    org, usager = _with_usager(db, address)
+    ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
+    row = notifications.Scheduled(item, org, "usager", usager, "email", "created", ahead, 0)
+    with db.transaction(write=True) as conn:
+        notifications.schedule(conn, [row], now_ms())
+
+
+def _quick_timeouts(smtp: SmtpServer) -> NotifierSettings:
+    """SMTP steps timed out after 0.3 s: a send limit of 0.6 s."""
+    return NotifierSettings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout_s=0.3))
+
+
 async def test_a_slow_smtp_exchange_ends_before_the_lease(db: Database) -> None:
     """aiosmtplib's timeout bounds each step: three steps each just inside it
     would outlast the lease (another worker would send again); the whole
     send is cut at the worker's limit and retried."""
     smtp = SmtpServer().start()
     smtp.mailbox.step_delay_s = smtp.mailbox.delay_s = 0.25
-    org, usager = _with_usager(db, "s@b.fr")
-    ahead = _rdv(org, datetime.now(UTC) + timedelta(days=10))
-    row = notifications.Scheduled(7, org, "usager", usager, "email", "created", ahead, 0)
-    with db.transaction(write=True) as conn:
-        notifications.schedule(conn, [row], now_ms())
-    settings = NotifierSettings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout_s=0.3))
+    _email_due(db, "s@b.fr", 7)
+    settings = _quick_timeouts(smtp)
     assert settings.send_limit_s < settings.lease_ms / 1000
     try:
         assert await Notifier(db, settings).round() == 1
@@ -238,4 +250,29 @@ async def test_a_slow_smtp_exchange_ends_before_the_lease(db: Database) -> None:
         smtp.stop()
     with db.transaction(write=False) as conn:
         (receipt,) = notifications.receipts_of(conn, 7)
+    assert (receipt["status"], receipt["error"]) == ("retry", "no answer within 0.6 s")
+
+
+class _LatePreparing(Notifier):
+    """A worker whose preparing thread gets the cores late (it runs at the
+    lowest priority in the server): past the send limit."""
+
+    def _prepare(self, claimed: list[notifications.Claimed]) -> list[Outgoing]:
+        time.sleep(self.settings.send_limit_s + 0.1)
+        return super()._prepare(claimed)
+
+
+async def test_a_round_prepared_too_late_sends_nothing(db: Database) -> None:
+    """The send limit runs from the claim: a round whose preparing took it
+    all sends nothing (its lease may be another worker's soon) and is
+    retried."""
+    smtp = SmtpServer().start()
+    _email_due(db, "late@b.fr", 9)
+    try:
+        assert await _LatePreparing(db, _quick_timeouts(smtp)).round() == 1
+    finally:
+        smtp.stop()
+    assert smtp.mailbox.started == 0
+    with db.transaction(write=False) as conn:
+        (receipt,) = notifications.receipts_of(conn, 9)
     assert (receipt["status"], receipt["error"]) == ("retry", "no answer within 0.6 s")

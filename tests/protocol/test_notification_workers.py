@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import start_server
-from tests.notifications.fakes import SmtpServer, wait_for
+from tests.notifications.fakes import SmtpServer, smtp_running, wait_for
 from tests.protocol.pmi_office import Office, book, ok, set_up
 from tests.protocol.test_webhook_workers import _stop, _worker
 
@@ -21,9 +21,7 @@ SLOTS = ["09:00", "09:30", "10:00"]
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
+    yield from smtp_running()
 
 
 def _config(smtp: SmtpServer) -> str:

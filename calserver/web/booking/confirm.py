@@ -29,7 +29,7 @@ from booking.rules import BookingRefused
 from calserver.api import schemas
 from calserver.web.booking import mail, params
 from calserver.web.booking import offer as offers
-from calserver.web.booking.book import Identity, SlotTaken, book, usager_for
+from calserver.web.booking.book import Identity, SlotTaken, book, slot_agent, usager_for
 from calserver.web.booking.pages import base_values, chosen_lieu, chosen_motif, load_offer
 from calserver.web.errors import PageError
 from calserver.web.render import page
@@ -260,7 +260,7 @@ async def identity_post(request: web.Request) -> web.Response:
             },
         )
 
-    await ctx.run(ctx.write, write)
+    await ctx.writing(ctx.write, write)
     slug = organisation["slug"]
     link = f"{ctx.base_url}/prendre-rdv/{slug}/demandes/{request_id}/lien/{token}"
     message = mail.verification_message(
@@ -381,7 +381,7 @@ async def code_post(request: web.Request) -> web.Response:
     code = "".join(str(form.get("code", "")).split())
     expected = keyed_digest(request, f"code:{found['id']}:{code}")
     if not hmac.compare_digest(expected, found["code_hash"]):
-        await ctx.run(ctx.write, lambda conn: public_booking.count_attempt(conn, found["id"]))
+        await ctx.writing(ctx.write, lambda conn: public_booking.count_attempt(conn, found["id"]))
         values = await _values_of(request, found, organisation)
         left = MAX_CODE_ATTEMPTS - found["attempts"] - 1
         error = (
@@ -431,7 +431,23 @@ class _Outcome:
     taken: bool = False
 
 
-def _confirm_write(ctx: WebContext, request_id: str, now: datetime) -> _Outcome:
+def _slot_agent(conn: Connection, found: dict, organisation: dict, now: datetime) -> int | None:
+    """The request's slot's agent, searched before the write transaction
+    (None when the search offers it no more: the write then decides)."""
+    motif = scheduling.motif(conn, found["motif_id"])
+    if motif is None:
+        return None
+    lieu = scheduling.lieu(conn, found["lieu_id"]) if found["lieu_id"] else None
+    start = datetime.fromtimestamp(found["starts_at"], ZoneInfo(organisation["time_zone"]))
+    try:
+        return slot_agent(conn, motif, lieu, start, now)
+    except (SlotTaken, BookingRefused):
+        return None
+
+
+def _confirm_write(
+    ctx: WebContext, request_id: str, now: datetime, agent_id: int | None
+) -> _Outcome:
     def write(conn: Connection) -> _Outcome:
         found = public_booking.booking_request(conn, request_id, lock=True)
         if found is None:
@@ -459,7 +475,9 @@ def _confirm_write(ctx: WebContext, request_id: str, now: datetime) -> _Outcome:
         try:
             with conn.begin_nested():
                 usager = usager_for(conn, organisation["id"], identity)
-                booked = book(conn, organisation, motif, lieu, start, usager, now)
+                booked = book(
+                    conn, organisation, motif, lieu, start, usager, now, agent_id=agent_id
+                )
         except SlotTaken:
             public_booking.update_request(
                 conn, request_id, verified=True, expires_at=int((now + VALID).timestamp())
@@ -477,7 +495,9 @@ def _confirm_write(ctx: WebContext, request_id: str, now: datetime) -> _Outcome:
 
 async def _confirm(request: web.Request, found: dict, organisation: dict) -> web.Response:
     ctx = context(request)
-    outcome = await ctx.run(_confirm_write, ctx, found["id"], offers.utc_now())
+    now = offers.utc_now()
+    agent_id = await ctx.search(ctx.read, lambda conn: _slot_agent(conn, found, organisation, now))
+    outcome = await ctx.writing(_confirm_write, ctx, found["id"], now, agent_id)
     session = session_of(request)
     slug = organisation["slug"]
     if outcome.taken:
@@ -528,13 +548,13 @@ async def other_slot_post(request: web.Request) -> web.Response:
     raw = form.get("debut")
     start = params.slot(raw if isinstance(raw, str) else None, organisation["time_zone"])
     ctx = context(request)
-    await ctx.run(
+    await ctx.writing(
         ctx.write,
         lambda conn: public_booking.update_request(
             conn, found["id"], starts_at=int(start.timestamp())
         ),
     )
-    return await _confirm(request, found, organisation)
+    return await _confirm(request, {**found, "starts_at": int(start.timestamp())}, organisation)
 
 
 # -- the confirmation ------------------------------------------------------------

@@ -36,7 +36,7 @@ from calserver.web.render import page
 from calserver.web.sessions import keyed_digest, session_digest, session_of
 from calserver.web.site import WebContext, context
 from calserver.web.throttle import check, key_of
-from notifications import email, ics, phones, render
+from notifications import ics, phones, render
 from plugins import agenda_writer
 from storage import agenda_index, public_booking, scheduling
 
@@ -235,6 +235,18 @@ async def identity_post(request: web.Request) -> web.Response:
     request_id = secrets.token_urlsafe(16)
     code = f"{secrets.randbelow(1_000_000):06d}"
     token = secrets.token_urlsafe(24)
+    slug = organisation["slug"]
+    link = f"{ctx.base_url}/prendre-rdv/{slug}/demandes/{request_id}/lien/{token}"
+    message = mail.verification_message(
+        request,
+        ctx.smtp,
+        identity.email,
+        organisation=organisation,
+        motif=choice.motif,
+        starts_at=choice.start,
+        code=code,
+        link=link,
+    )
 
     def write(conn: Connection) -> None:
         public_booking.purge(conn, int(now.timestamp()))
@@ -257,29 +269,13 @@ async def identity_post(request: web.Request) -> web.Response:
                 "session_hash": session_digest(request, REQUEST_PURPOSE),
                 "created_at": int(now.timestamp()),
                 "expires_at": int((now + VALID).timestamp()),
+                # Sent by the notification worker, woken by this commit.
+                "mail": message.as_string(),
+                "mail_due_ms": int(now.timestamp() * 1000),
             },
         )
 
     await ctx.writing(ctx.write, write)
-    slug = organisation["slug"]
-    link = f"{ctx.base_url}/prendre-rdv/{slug}/demandes/{request_id}/lien/{token}"
-    message = mail.verification_message(
-        request,
-        ctx.smtp,
-        identity.email,
-        organisation=organisation,
-        motif=choice.motif,
-        starts_at=choice.start,
-        code=code,
-        link=link,
-    )
-    outcome = await email.send(ctx.smtp, message, identity.email)
-    if not outcome.sent:
-        raise PageError(
-            503,
-            "Nous n'avons pas pu envoyer le courriel de confirmation. "
-            "Vérifiez votre adresse et réessayez dans quelques minutes.",
-        )
     raise web.HTTPSeeOther(f"/prendre-rdv/{slug}/demandes/{request_id}")
 
 

@@ -492,7 +492,10 @@ def _confirm_write(
 async def _confirm(request: web.Request, found: dict, organisation: dict) -> web.Response:
     ctx = context(request)
     now = offers.utc_now()
-    agent_id = await ctx.search(ctx.read, lambda conn: _slot_agent(conn, found, organisation, now))
+    # On the read threads, not the searches' low-priority one: this search
+    # follows a right code or link only (no one can ask for it in bulk), and
+    # a booking must not queue behind the crowd's créneaux searches.
+    agent_id = await ctx.run(ctx.read, lambda conn: _slot_agent(conn, found, organisation, now))
     outcome = await ctx.writing(_confirm_write, ctx, found["id"], now, agent_id)
     session = session_of(request)
     slug = organisation["slug"]

@@ -1,8 +1,9 @@
 """Load test of the public booking page: N simulated usagers at once (50 by
 default) each doing the whole journey against one server with M agents (50):
 service, motif, lieux with next availability, a week of créneaux, the
-instructions, identity, the emailed code (read from a real aiosmtpd server),
-and the confirmation (or, when the slot went meanwhile, the nearest one).
+instructions, identity, the emailed code (read from a real aiosmtpd server;
+the server's notification worker sends it, and the RDVs' confirmations), and
+the confirmation (or, when the slot went meanwhile, the nearest one).
 
 One command, from the repository root::
 

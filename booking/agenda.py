@@ -61,6 +61,10 @@ def rdv_agenda(login: str) -> str:
 
 
 BUSY_KINDS = ("absence", "rdv", "event")
+# Next availability looks a day ahead first, then twice as far each time, up
+# to two weeks a search: the first slot is usually near, and a search's cost
+# grows with the days of agendas it reads.
+_FIRST_WINDOW = timedelta(days=1)
 _NEXT_WINDOW = timedelta(days=14)
 
 
@@ -559,15 +563,22 @@ def next_availability(
     deadline: float | None = None,
 ) -> Creneau | None:
     """The first slot from the query's start, looking up to its end (at most
-    the motif's maximum delay for public booking), two weeks at a time."""
+    the motif's maximum delay for public booking): a day first, then windows
+    twice as long, two weeks at most.
+
+    Slots are taken by their start; each window's search reads one slot's
+    length further, so a slot starting before the window's end and ending
+    after it is seen with the busy time that follows."""
     now = now or datetime.now(UTC)
     limits.check_search(query.start, query.end, now)
-    cursor = query.start
+    motif = scheduling.motif(conn, query.motif_id)
+    beyond = timedelta(minutes=motif["duration_minutes"]) if motif else timedelta(0)
+    cursor, window = query.start, _FIRST_WINDOW
     while cursor < query.end:
-        window_end = min(cursor + _NEXT_WINDOW, query.end)
-        window = dataclasses.replace(query, start=cursor, end=window_end)
-        found = find_creneaux(conn, window, now, deadline)
+        window_end = min(cursor + window, query.end)
+        looked = dataclasses.replace(query, start=cursor, end=min(window_end + beyond, query.end))
+        found = [c for c in find_creneaux(conn, looked, now, deadline) if c.start < window_end]
         if found:
             return found[0]
-        cursor = window_end
+        cursor, window = window_end, min(2 * window, _NEXT_WINDOW)
     return None

@@ -280,7 +280,14 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     )
     feed_service = FeedService(db, feed_settings, settings.base_url, api_executor)
     app.router.add_get("/feeds/{token}.ics", feed_handler(feed_service))
-    web_context = site.WebContext(db, api_executor, settings.base_url, settings.smtp, searches)
+    # The pages' writes (bookings, verification requests) get threads of their
+    # own: waiting for the write lock, they leave the read threads to the pages.
+    page_writes = ThreadPoolExecutor(
+        max_workers=max(1, settings.threads // 2), thread_name_prefix="page-write"
+    )
+    web_context = site.WebContext(
+        db, api_executor, settings.base_url, settings.smtp, searches, page_writes
+    )
     add_pages(app, web_context, api_context)
     app.router.add_route("*", "/.well-known/caldav", _well_known)
     app.router.add_route("*", "/.well-known/carddav", _well_known)
@@ -294,6 +301,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
         api_executor.shutdown(wait=False, cancel_futures=True)
         searches.shutdown(wait=False, cancel_futures=True)
         notifying.shutdown(wait=False, cancel_futures=True)
+        page_writes.shutdown(wait=False, cancel_futures=True)
         db.dispose()
 
     app.on_cleanup.append(_close)

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 
-from notifications import email, gsm, ics, phones, render, sms
+from notifications import email, gsm, ics, phones, render, sms, verification
 from notifications.outcome import FAILED, RETRY, SENT, Outcome, failed, retry
 from storage import agenda_index, notifications, scheduling, wakeup
 from storage.database import Database
@@ -150,6 +150,9 @@ class Notifier:
         self._wake = asyncio.Event()
         self._next_purge = 0.0
         self._sms = sms.provider(settings.sms)
+        self._verifications = verification.VerificationMails(
+            db, settings.smtp, settings.lease_ms, settings.send_limit_s
+        )
 
     # -- the three transactions of a round --------------------------------
 
@@ -406,15 +409,18 @@ class Notifier:
         outcomes[n] = await self._sms.send(number, text)
 
     async def round(self) -> int:
-        """One round: claim, prepare, send, record; how many were handled."""
+        """One round: the public page's verification emails first (a usager
+        waits for the code), then claim, prepare, send, record; how many were
+        handled."""
+        mails = await self._verifications.round(self.settings.batch)
         loop = asyncio.get_running_loop()
         claimed_at = loop.time()  # the lease runs from (just after) now
         claimed = await asyncio.to_thread(self._take)
         if not claimed:
-            return 0
+            return mails
         prepared = await loop.run_in_executor(self._preparing, self._prepare, claimed)
         await asyncio.to_thread(self._record, await self._send(prepared, claimed_at))
-        return len(claimed)
+        return mails + len(claimed)
 
     async def _full_round(self) -> bool:
         """A round; whether it took a whole batch (then more may be due at
@@ -441,6 +447,9 @@ class Notifier:
     def _sleep_s(self) -> float:
         with self.db.transaction(write=False) as conn:
             due = notifications.next_due_ms(conn)
+        mail_due = self._verifications.next_due_ms()
+        if mail_due is not None:
+            due = mail_due if due is None else min(due, mail_due)
         return wakeup.sleep_s(due, self.settings.poll_s)
 
     def wake(self) -> None:

@@ -2,15 +2,20 @@
 
 Both hold personal data: a request is deleted a day after it expired
 (``purge``), an invitation goes with its organisation or its usager.  Tokens
-and codes are kept as digests only (the caller makes them).
+and codes are kept as digests only (the caller makes them), except in the
+verification email a request holds until the notification worker sent it
+(``claim_mails``, ``mail_sent``, ``mail_later``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
+from storage import outbox
+from storage.database import skip_locked
 from storage.schema import booking_requests, invitations
 
 Record = dict[str, Any]
@@ -25,7 +30,63 @@ def purge(conn: Connection, now_s: int) -> None:
 
 
 def create_request(conn: Connection, values: Record) -> None:
+    """The request; when it carries its ``mail`` and ``mail_due_ms``, the
+    commit wakes the notification worker that sends it."""
     conn.execute(insert(booking_requests).values(**values))
+    if values.get("mail_due_ms") is not None:
+        outbox.announce(conn)
+
+
+@dataclass(frozen=True)
+class PendingMail:
+    request_id: str
+    recipient: str
+    mail: str
+    tries: int
+    expires_at: int  # seconds
+
+
+def claim_mails(conn: Connection, now_ms: int, lease_ms: int, limit: int) -> list[PendingMail]:
+    """Verification emails due, each pushed ``lease_ms`` ahead: the caller's
+    to send (another worker takes one again only when this one died)."""
+    r = booking_requests
+    query = (
+        select(r.c.id, r.c.email, r.c.mail, r.c.mail_tries, r.c.expires_at)
+        .where(r.c.mail_due_ms <= now_ms, r.c.mail.is_not(None))
+        .order_by(r.c.mail_due_ms)
+        .limit(limit)
+    )
+    rows = conn.execute(skip_locked(conn, query)).all()
+    if rows:
+        conn.execute(
+            update(r)
+            .where(r.c.id.in_([row.id for row in rows]))
+            .values(mail_due_ms=now_ms + lease_ms)
+        )
+    return [
+        PendingMail(row.id, row.email, row.mail, row.mail_tries, row.expires_at) for row in rows
+    ]
+
+
+def mail_sent(conn: Connection, request_id: str) -> None:
+    """Sent or given up: the email (and its code in clear) is forgotten."""
+    conn.execute(
+        update(booking_requests)
+        .where(booking_requests.c.id == request_id)
+        .values(mail=None, mail_due_ms=None)
+    )
+
+
+def mail_later(conn: Connection, request_id: str, due_ms: int) -> None:
+    conn.execute(
+        update(booking_requests)
+        .where(booking_requests.c.id == request_id)
+        .values(mail_due_ms=due_ms, mail_tries=booking_requests.c.mail_tries + 1)
+    )
+
+
+def next_mail_due_ms(conn: Connection) -> int | None:
+    return conn.execute(select(func.min(booking_requests.c.mail_due_ms))).scalar_one()
 
 
 def booking_request(conn: Connection, request_id: str, *, lock: bool = False) -> Record | None:

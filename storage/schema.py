@@ -690,6 +690,12 @@ booking_requests = Table(
     # Set once booked: where the RDV is.
     Column("agent_id", Integer, nullable=True),
     Column("rdv_uid", String(400), nullable=True),
+    # The verification email (MIME text: it holds the code and the link in
+    # clear) until the notification worker has sent it or given up, then
+    # NULL; ``mail_due_ms`` is when it tries next (NULL: nothing to send).
+    Column("mail", Text, nullable=True),
+    Column("mail_due_ms", BigInteger, nullable=True, index=True),
+    Column("mail_tries", Integer, nullable=False, server_default="0"),
 )
 
 # An invitation another system (Démarches Simplifiées...) made for a usager:

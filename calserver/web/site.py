@@ -1,11 +1,12 @@
 """The pages' sub-applications and what they share.
 
 ``WebContext`` is what every page handler reaches through ``context(request)``:
-the database, the thread pool blocking work runs on, the public URL, SMTP
-settings and the rate limits.  ``pages_app`` makes a sub-application with the
-pages' middlewares (security headers, French error pages, session and CSRF)
-and the shared keys; each feature (``calserver.web.booking``, the self-service
-page...) adds its routes to one and ``calserver.app`` mounts it under its prefix.
+the database, the thread pools blocking work runs on (reads, searches,
+writes), the public URL, SMTP settings and the rate limits.  ``pages_app``
+makes a sub-application with the pages' middlewares (security headers,
+French error pages, session and CSRF) and the shared keys; each feature
+(``calserver.web.booking``, the self-service page...) adds its routes to one
+and ``calserver.app`` mounts it under its prefix.
 The stylesheet and other static files are served from ``/static/``, from the
 package itself (``calserver/web/static``).
 """
@@ -47,11 +48,20 @@ class WebContext(Transactions):
     # Searches (créneaux) run on the API's search pool: however many usagers
     # look at once, the other requests keep their threads.
     searches: ThreadPoolExecutor
+    # Writes run on their own threads: a write waits for the database's write
+    # lock (one writer at a time on SQLite), and a crowd of bookings waiting
+    # there must not hold the threads that read the other pages.
+    writes: ThreadPoolExecutor
     limits: PageLimits = field(default_factory=PageLimits)
     templates: jinja2.Environment = field(default_factory=environment)
 
     async def search(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.searches, fn, *args)
+
+    async def writing(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` (``self.write`` and its function, or one that writes)
+        on the write threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.writes, fn, *args)
 
 
 CONTEXT = web.AppKey("web_context", WebContext)

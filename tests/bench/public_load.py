@@ -1,8 +1,9 @@
 """Load test of the public booking page: N simulated usagers at once (50 by
 default) each doing the whole journey against one server with M agents (50):
 service, motif, lieux with next availability, a week of créneaux, the
-instructions, identity, the emailed code (read from a real aiosmtpd server),
-and the confirmation (or, when the slot went meanwhile, the nearest one).
+instructions, identity, the emailed code (read from a real aiosmtpd server;
+the server's notification worker sends it, and the RDVs' confirmations), and
+the confirmation (or, when the slot went meanwhile, the nearest one).
 
 One command, from the repository root::
 
@@ -152,7 +153,7 @@ def usager(
         if asked.status_code != 303:
             outcome.errors.append(f"identity: {asked.status_code}")
             return outcome
-        message = wait_for(lambda: smtp.mailbox.to(email), timeout=120)[-1]  # type: ignore[index]
+        message = wait_for(lambda: journey.verifications(smtp.mailbox, email), timeout=120)[-1]  # type: ignore[index]
         code, _ = journey.code_and_link(message)
         request_url = server.url + asked.headers["Location"]
         code_page = get(request_url, "code")
@@ -253,7 +254,7 @@ def run(argv: list[str] | None = None) -> int:
         smtp = SmtpServer().start()
         config = (
             f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\n"
-            "[notifications]\nworker = false\n[webhooks]\nworker = false\n"
+            "[webhooks]\nworker = false\n"
             "[m365]\nworker = false\n"
         )
         server = start_server(url, Path(folder) / "server", extra_config=config)

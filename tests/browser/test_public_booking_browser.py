@@ -50,7 +50,7 @@ class Visit:
 
 
 def _mail(stack: Stack, address: str):  # type: ignore[no-untyped-def]
-    return wait_for(lambda: (m := stack.smtp.mailbox.to(address)) and m)[-1]
+    return wait_for(lambda: (m := journey.verifications(stack.smtp.mailbox, address)) and m)[-1]
 
 
 def _caldav_sees(stack: Stack, agent_login: str, last_name: str) -> bool:

@@ -332,6 +332,23 @@ def test_next_availability_skips_taken_slots(office: Office) -> None:
     assert found["creneau"]["starts_at"].startswith(f"{TUESDAY}T09:00")
 
 
+def test_next_availability_sees_busy_time_past_a_windows_end(office: Office) -> None:
+    # The search looks a day ahead first: from Sunday 11:40, to Monday 11:40.
+    # The 11:30 slot starts inside that window; an absence from 11:45, after
+    # the window's end, takes it all the same.
+    for time in ("09:00", "09:30", "10:00", "10:30", "11:00"):
+        _ok(_book(office, f"{MONDAY}T{time}"), 201)
+    absences = office.dav_client("alice").calendar(url=office.dav("alice", "indisponibilites/"))
+    absences.save_event(
+        dtstart=_paris(0, 11) + timedelta(minutes=45), dtend=_paris(0, 12), uid="late"
+    )
+    sunday = (MONDAY_DAY - timedelta(days=1)).isoformat()
+    with office.client("alice") as alice:
+        params = {"motif": office.motif, "from": f"{sunday}T11:40"}
+        found = _ok(alice.get("/creneaux/next", params=params))
+    assert found["creneau"]["starts_at"].startswith(f"{TUESDAY}T09:00")
+
+
 def test_opaque_events_of_other_calendars_block_unless_turned_off(office: Office) -> None:
     dav = office.dav_client("alice")
     perso = dav.principal().make_calendar(name="Perso", cal_id="perso")

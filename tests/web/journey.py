@@ -10,6 +10,8 @@ from html import unescape
 
 import httpx
 
+from tests.notifications.fakes import Mailbox
+
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 CODE = re.compile(r"code de confirmation : (\d{6})")
 LINK = re.compile(r"(https?://\S+/lien/\S+)")
@@ -19,6 +21,12 @@ def csrf(page: httpx.Response) -> str:
     found = CSRF.search(page.text)
     assert found, page.text[:500]
     return unescape(found.group(1))
+
+
+def verifications(mailbox: Mailbox, address: str) -> list[EmailMessage]:
+    """The verification emails (code and link) this address received; the
+    notification worker also sends it the RDV's confirmation."""
+    return [m for m in mailbox.to(address) if CODE.search(str(m["Subject"]))]
 
 
 def code_and_link(message: EmailMessage) -> tuple[str, str]:

@@ -163,12 +163,13 @@ class Stack:
 
 @contextlib.contextmanager
 def running(database_url: str, workdir: Path) -> Iterator[Stack]:
-    """A server sending its emails to a local SMTP server (no worker: the
-    pages' own emails only), with an office set up."""
+    """A server sending its emails to a local SMTP server (its notification
+    worker sends the pages' verification emails, and the RDVs' notices),
+    with an office set up."""
     smtp = SmtpServer().start()
     config = (
         f"[smtp]\nhost = 127.0.0.1\nport = {smtp.port}\nsender = rdv@mairie.example.fr\n"
-        "[notifications]\nworker = false\n[webhooks]\nworker = false\n"
+        "[webhooks]\nworker = false\n"
     )
     try:
         server = start_server(database_url, workdir, extra_config=config)

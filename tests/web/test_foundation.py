@@ -106,6 +106,7 @@ def _app(secure: bool = False) -> web.Application:
         base_url="https://rdv.example.fr" if secure else "http://127.0.0.1",
         smtp=None,  # type: ignore[arg-type]
         searches=None,  # type: ignore[arg-type]
+        writes=None,  # type: ignore[arg-type]
     )
     root = web.Application()
     root.add_subapp("/p", site.pages_app(ctx, b"k" * 32, routes))

@@ -254,7 +254,7 @@ async def change_status(request: web.Request) -> web.Response:
             raise PageError(422, refused.message) from None
 
     try:
-        await ctx.run(ctx.write, write)
+        await ctx.writing(ctx.write, write)
     except BookingRefused as refused:
         status_code = 409 if refused.why is Why.TAKEN else 422
         raise PageError(status_code, refused.message) from None

@@ -82,6 +82,21 @@ def usager_for(conn: Connection, organisation_id: int, identity: Identity) -> di
     return updated
 
 
+def slot_agent(
+    conn: Connection, motif: dict, lieu: dict | None, start: datetime, now: datetime
+) -> int:
+    """The agent the public search gives for this slot, or SlotTaken."""
+    if not offer.bookable_time(motif, start, now):
+        raise SlotTaken()
+    lieu_id = lieu["id"] if lieu else None
+    end = start + timedelta(minutes=motif["duration_minutes"])
+    query = agenda.SlotQuery(motif["id"], start, end, public=True, lieu_id=lieu_id)
+    slot = next((c for c in agenda.find_creneaux(conn, query, now) if c.start == start), None)
+    if slot is None:
+        raise SlotTaken()
+    return slot.agent_id
+
+
 def book(
     conn: Connection,
     organisation: dict,
@@ -91,19 +106,23 @@ def book(
     usager: dict,
     now: datetime,
     invitation_id: int | None = None,
+    agent_id: int | None = None,
 ) -> Booked:
-    """Write the RDV, or raise SlotTaken (nothing written)."""
+    """Write the RDV, or raise SlotTaken (nothing written).
+
+    ``agent_id``, when given, is the slot's agent found by a search the caller
+    made before its write transaction (``slot_agent``): it is tried first, so
+    the database's write lock is not held through a search.  The booking check
+    decides all the same; a lost slot searches again here."""
     if not offer.bookable_time(motif, start, now):
         raise SlotTaken()
-    lieu_id = lieu["id"] if lieu else None
-    end = start + timedelta(minutes=motif["duration_minutes"])
-    query = agenda.SlotQuery(motif["id"], start, end, public=True, lieu_id=lieu_id)
     for _ in range(_TRIES):
-        slot = next((c for c in agenda.find_creneaux(conn, query, now) if c.start == start), None)
-        if slot is None:
-            raise SlotTaken()
-        agent = scheduling.agent(conn, slot.agent_id)
-        assert agent is not None
+        if agent_id is None:
+            agent_id = slot_agent(conn, motif, lieu, start, now)
+        agent = scheduling.agent(conn, agent_id)
+        if agent is None:  # gone since the caller's search
+            agent_id = None
+            continue
         uid = f"{uuid.uuid4()}@calserver"
         text = events.build_rdv(
             zone=organisation["time_zone"],
@@ -119,6 +138,7 @@ def book(
             agenda_writer.put_event(conn, f"{agent['login']}/rdv", f"{uid}.ics", text, WRITER)
         except BookingRefused as e:
             if e.why is Why.TAKEN or e.code in _LOST:
+                agent_id = None
                 continue
             raise
         return Booked(agent["id"], uid, usager["id"])

@@ -29,14 +29,14 @@ from booking.rules import BookingRefused
 from calserver.api import schemas
 from calserver.web.booking import mail, params
 from calserver.web.booking import offer as offers
-from calserver.web.booking.book import Identity, SlotTaken, book, usager_for
+from calserver.web.booking.book import Identity, SlotTaken, book, slot_agent, usager_for
 from calserver.web.booking.pages import base_values, chosen_lieu, chosen_motif, load_offer
 from calserver.web.errors import PageError
 from calserver.web.render import page
 from calserver.web.sessions import keyed_digest, session_digest, session_of
 from calserver.web.site import WebContext, context
 from calserver.web.throttle import check, key_of
-from notifications import email, ics, phones, render
+from notifications import ics, phones, render
 from plugins import agenda_writer
 from storage import agenda_index, public_booking, scheduling
 
@@ -235,6 +235,18 @@ async def identity_post(request: web.Request) -> web.Response:
     request_id = secrets.token_urlsafe(16)
     code = f"{secrets.randbelow(1_000_000):06d}"
     token = secrets.token_urlsafe(24)
+    slug = organisation["slug"]
+    link = f"{ctx.base_url}/prendre-rdv/{slug}/demandes/{request_id}/lien/{token}"
+    message = mail.verification_message(
+        request,
+        ctx.smtp,
+        identity.email,
+        organisation=organisation,
+        motif=choice.motif,
+        starts_at=choice.start,
+        code=code,
+        link=link,
+    )
 
     def write(conn: Connection) -> None:
         public_booking.purge(conn, int(now.timestamp()))
@@ -257,29 +269,13 @@ async def identity_post(request: web.Request) -> web.Response:
                 "session_hash": session_digest(request, REQUEST_PURPOSE),
                 "created_at": int(now.timestamp()),
                 "expires_at": int((now + VALID).timestamp()),
+                # Sent by the notification worker, woken by this commit.
+                "mail": message.as_string(),
+                "mail_due_ms": int(now.timestamp() * 1000),
             },
         )
 
-    await ctx.run(ctx.write, write)
-    slug = organisation["slug"]
-    link = f"{ctx.base_url}/prendre-rdv/{slug}/demandes/{request_id}/lien/{token}"
-    message = mail.verification_message(
-        request,
-        ctx.smtp,
-        identity.email,
-        organisation=organisation,
-        motif=choice.motif,
-        starts_at=choice.start,
-        code=code,
-        link=link,
-    )
-    outcome = await email.send(ctx.smtp, message, identity.email)
-    if not outcome.sent:
-        raise PageError(
-            503,
-            "Nous n'avons pas pu envoyer le courriel de confirmation. "
-            "Vérifiez votre adresse et réessayez dans quelques minutes.",
-        )
+    await ctx.writing(ctx.write, write)
     raise web.HTTPSeeOther(f"/prendre-rdv/{slug}/demandes/{request_id}")
 
 
@@ -381,7 +377,7 @@ async def code_post(request: web.Request) -> web.Response:
     code = "".join(str(form.get("code", "")).split())
     expected = keyed_digest(request, f"code:{found['id']}:{code}")
     if not hmac.compare_digest(expected, found["code_hash"]):
-        await ctx.run(ctx.write, lambda conn: public_booking.count_attempt(conn, found["id"]))
+        await ctx.writing(ctx.write, lambda conn: public_booking.count_attempt(conn, found["id"]))
         values = await _values_of(request, found, organisation)
         left = MAX_CODE_ATTEMPTS - found["attempts"] - 1
         error = (
@@ -431,7 +427,23 @@ class _Outcome:
     taken: bool = False
 
 
-def _confirm_write(ctx: WebContext, request_id: str, now: datetime) -> _Outcome:
+def _slot_agent(conn: Connection, found: dict, organisation: dict, now: datetime) -> int | None:
+    """The request's slot's agent, searched before the write transaction
+    (None when the search offers it no more: the write then decides)."""
+    motif = scheduling.motif(conn, found["motif_id"])
+    if motif is None:
+        return None
+    lieu = scheduling.lieu(conn, found["lieu_id"]) if found["lieu_id"] else None
+    start = datetime.fromtimestamp(found["starts_at"], ZoneInfo(organisation["time_zone"]))
+    try:
+        return slot_agent(conn, motif, lieu, start, now)
+    except (SlotTaken, BookingRefused):
+        return None
+
+
+def _confirm_write(
+    ctx: WebContext, request_id: str, now: datetime, agent_id: int | None
+) -> _Outcome:
     def write(conn: Connection) -> _Outcome:
         found = public_booking.booking_request(conn, request_id, lock=True)
         if found is None:
@@ -459,7 +471,9 @@ def _confirm_write(ctx: WebContext, request_id: str, now: datetime) -> _Outcome:
         try:
             with conn.begin_nested():
                 usager = usager_for(conn, organisation["id"], identity)
-                booked = book(conn, organisation, motif, lieu, start, usager, now)
+                booked = book(
+                    conn, organisation, motif, lieu, start, usager, now, agent_id=agent_id
+                )
         except SlotTaken:
             public_booking.update_request(
                 conn, request_id, verified=True, expires_at=int((now + VALID).timestamp())
@@ -477,7 +491,12 @@ def _confirm_write(ctx: WebContext, request_id: str, now: datetime) -> _Outcome:
 
 async def _confirm(request: web.Request, found: dict, organisation: dict) -> web.Response:
     ctx = context(request)
-    outcome = await ctx.run(_confirm_write, ctx, found["id"], offers.utc_now())
+    now = offers.utc_now()
+    # On the read threads, not the searches' low-priority one: this search
+    # follows a right code or link only (no one can ask for it in bulk), and
+    # a booking must not queue behind the crowd's créneaux searches.
+    agent_id = await ctx.run(ctx.read, lambda conn: _slot_agent(conn, found, organisation, now))
+    outcome = await ctx.writing(_confirm_write, ctx, found["id"], now, agent_id)
     session = session_of(request)
     slug = organisation["slug"]
     if outcome.taken:
@@ -528,13 +547,13 @@ async def other_slot_post(request: web.Request) -> web.Response:
     raw = form.get("debut")
     start = params.slot(raw if isinstance(raw, str) else None, organisation["time_zone"])
     ctx = context(request)
-    await ctx.run(
+    await ctx.writing(
         ctx.write,
         lambda conn: public_booking.update_request(
             conn, found["id"], starts_at=int(start.timestamp())
         ),
     )
-    return await _confirm(request, found, organisation)
+    return await _confirm(request, {**found, "starts_at": int(start.timestamp())}, organisation)
 
 
 # -- the confirmation ------------------------------------------------------------

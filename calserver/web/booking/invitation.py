@@ -122,7 +122,7 @@ async def book_invited(request: web.Request) -> web.Response:
         public_booking.set_invitation_booked(conn, invitation["id"], booked.agent_id, booked.uid)
         return choice, booked, []
 
-    choice, booked, nearest = await ctx.run(ctx.write, write)
+    choice, booked, nearest = await ctx.writing(ctx.write, write)
     if booked is None:
         values = {**choice.values(), "title": "Ce créneau n'est plus disponible"}
         return taken_page(request, values, nearest, post_to=None)

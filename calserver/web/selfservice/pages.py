@@ -217,7 +217,7 @@ async def cancel(request: web.Request) -> web.Response:
         usager_rdv.cancel(conn, link.item_id, link.usager_id, now)
 
     try:
-        await ctx.run(ctx.write, write)
+        await ctx.writing(ctx.write, write)
     except BookingRefused as refused:
         raise _refusal(refused) from None
     except LookupError:
@@ -280,7 +280,7 @@ async def move(request: web.Request) -> web.Response:
         usager_rdv.move(conn, link.item_id, link.usager_id, start, now)
 
     try:
-        await ctx.run(ctx.write, write)
+        await ctx.writing(ctx.write, write)
     except BookingRefused as refused:
         if refused.code in ("slot-unavailable", "booking-delay", "outside-plage", "agent-busy"):
             values = _values(link, rdv, "Confirmer le nouveau créneau")

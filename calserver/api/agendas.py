@@ -344,7 +344,7 @@ async def list_rdvs(request: web.Request) -> web.Response:
 
 def _stored_rdv(conn: Connection, owner: dict, uid: str) -> tuple[str, str, str]:
     """(agenda path, href, text) of the owner's RDV with this UID, or 404."""
-    path = f"{owner['login']}/rdv"
+    path = rdv_agenda(owner["login"])
     href = agenda_writer.href_of(conn, path, uid)
     text = agenda_writer.event_text(conn, path, href) if href else None
     if href is None or text is None:

@@ -135,7 +135,9 @@ def book(
             invitation_id=invitation_id,
         )
         try:
-            agenda_writer.put_event(conn, f"{agent['login']}/rdv", f"{uid}.ics", text, WRITER)
+            agenda_writer.put_event(
+                conn, agenda.rdv_agenda(agent["login"]), f"{uid}.ics", text, WRITER
+            )
         except BookingRefused as e:
             if e.why is Why.TAKEN or e.code in _LOST:
                 agent_id = None

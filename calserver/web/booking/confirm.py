@@ -25,6 +25,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from booking import events
+from booking.agenda import rdv_agenda
 from booking.rules import BookingRefused
 from calserver.api import schemas
 from calserver.web.booking import mail, params
@@ -571,7 +572,7 @@ def _booked_rdv(conn: Connection, organisation: dict, agent_id: int, uid: str) -
     agent = scheduling.agent(conn, agent_id)
     if agent is None:
         raise web.HTTPNotFound()
-    path = f"{agent['login']}/rdv"
+    path = rdv_agenda(agent["login"])
     href = agenda_writer.href_of(conn, path, uid)
     text = agenda_writer.event_text(conn, path, href) if href else None
     if href is None or text is None:

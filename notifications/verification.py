@@ -7,7 +7,8 @@ the usager's request answers without waiting for an SMTP exchange, and an
 email survives a restart or an SMTP server that is down for a while.  A send
 that fails for now is tried again soon (the code is valid 30 minutes: from 5
 seconds, doubling, at most a minute apart) until the request expires; a
-refusal for good, or the request's expiry, ends it.  Sent or given up, the
+refusal for good (the request is then marked, and its page asks the usager
+to check the address), or the request's expiry, ends it.  Sent or given up, the
 email is forgotten (it holds the code in clear).  Logs carry counts only.
 """
 
@@ -19,7 +20,7 @@ from collections import Counter
 from email import message_from_string
 
 from notifications import email
-from notifications.outcome import RETRY, Outcome, failed, retry
+from notifications.outcome import FAILED, RETRY, Outcome, failed, retry
 from storage import public_booking
 from storage.database import Database
 from storage.outbox import now_ms
@@ -70,6 +71,8 @@ class VerificationMails:
                     public_booking.mail_later(
                         conn, pending.request_id, at + retry_in_ms(pending.tries)
                     )
+                elif status == FAILED:
+                    public_booking.mail_refused(conn, pending.request_id)
                 else:
                     public_booking.mail_sent(conn, pending.request_id)
                 counts[status] += 1

@@ -77,6 +77,16 @@ def mail_sent(conn: Connection, request_id: str) -> None:
     )
 
 
+def mail_refused(conn: Connection, request_id: str) -> None:
+    """The address was refused for good: forgotten like a sent email, and
+    marked so that the page asks the usager to check it."""
+    conn.execute(
+        update(booking_requests)
+        .where(booking_requests.c.id == request_id)
+        .values(mail=None, mail_due_ms=None, mail_refused=True)
+    )
+
+
 def mail_later(conn: Connection, request_id: str, due_ms: int) -> None:
     conn.execute(
         update(booking_requests)

@@ -696,6 +696,8 @@ booking_requests = Table(
     Column("mail", Text, nullable=True),
     Column("mail_due_ms", BigInteger, nullable=True, index=True),
     Column("mail_tries", Integer, nullable=False, server_default="0"),
+    # The SMTP server refused the address for good: the code page says so.
+    Column("mail_refused", Boolean, nullable=False, server_default="0"),
 )
 
 # An invitation another system (Démarches Simplifiées...) made for a usager:

@@ -95,3 +95,13 @@ async def test_an_expired_requests_email_never_goes(db: Database, smtp: SmtpServ
     assert await Notifier(db, NotifierSettings(smtp=settings)).round() == 1
     assert smtp.mailbox.to(ADDRESS) == []
     assert _row(db)["mail"] is None
+
+
+async def test_a_refused_address_is_marked_and_forgotten(db: Database, smtp: SmtpServer) -> None:
+    settings = SmtpSettings(host="127.0.0.1", port=smtp.port, sender="rdv@example.fr", timeout_s=5)
+    _request(db, settings, expires_in_s=1800)
+    smtp.mailbox.refused[ADDRESS] = "550 5.1.1 no such user"
+    assert await Notifier(db, NotifierSettings(smtp=settings)).round() == 1
+    row = _row(db)
+    assert row["mail_refused"] is True and row["mail"] is None and row["mail_due_ms"] is None
+    assert smtp.mailbox.to(ADDRESS) == []

@@ -5,6 +5,7 @@ server is down for a while, even across a restart of calserver."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import httpx
@@ -49,4 +50,38 @@ def test_the_email_waits_out_smtp_down_and_a_restart(database_url: str, tmp_path
                 second.stop()
     finally:
         first.stop()
+        smtp.stop()
+
+
+def test_a_refused_address_is_told_on_the_code_page(database_url: str, tmp_path: Path) -> None:
+    smtp = SmtpServer().start()
+    email = "nobody@example.org"
+    smtp.mailbox.refused[email] = "550 5.1.1 no such user"
+    server = start_server(database_url, tmp_path, extra_config=CONFIG.format(port=smtp.port))
+    try:
+        office = set_up(server)
+        with httpx.Client(follow_redirects=False, timeout=30) as client:
+            asked = journey.ask(
+                client, office.url, office.motif, slot(office.day, "10:30"), office.lieu,
+                email=email,
+            )  # fmt: skip
+            assert asked.status_code == 303, asked.text[:500]
+            code_url = server.url + asked.headers["Location"]
+
+            def refusal_shown() -> httpx.Response | None:
+                found = client.get(code_url)
+                return found if "adresse a été refusée" in found.text else None
+
+            page = wait_for(refusal_shown)
+            assert isinstance(page, httpx.Response) and page.status_code == 200
+            text = page.text
+            assert 'role="alert"' in text and email in text
+            identity = re.search(r'href="(/prendre-rdv/[^"]+/identite\?[^"]+)"', text)
+            assert identity is not None
+            again = client.get(server.url + identity.group(1).replace("&amp;", "&"))
+            assert again.status_code == 200 and 'name="email"' in again.text
+        assert journey.verifications(smtp.mailbox, email) == []
+        assert email not in server.log()
+    finally:
+        server.stop()
         smtp.stop()

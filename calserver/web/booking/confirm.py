@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -327,7 +327,20 @@ def _request_values(found: dict, organisation: dict, motif: dict | None, lieu: d
         "start": datetime.fromtimestamp(found["starts_at"], zone),
         "request_id": found["id"],
         "email": found["email"],
+        "mail_refused": bool(found.get("mail_refused")),
+        "identity_href": _identity_href(found, organisation),
     }
+
+
+def _identity_href(found: dict, organisation: dict) -> str:
+    """The identity step of the request's slot (to give another address)."""
+    lieu_query = f"lieu={found['lieu_id']}&" if found["lieu_id"] else ""
+    start = datetime.fromtimestamp(found["starts_at"], UTC)
+    debut = params.slot_text(start, organisation["time_zone"])
+    return (
+        f"/prendre-rdv/{organisation['slug']}/motifs/{found['motif_id']}/identite"
+        f"?{lieu_query}debut={debut}"
+    )
 
 
 async def _values_of(request: web.Request, found: dict, organisation: dict) -> dict:

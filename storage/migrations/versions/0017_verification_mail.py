@@ -19,6 +19,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("mail", sa.Text(), nullable=True))
         batch.add_column(sa.Column("mail_due_ms", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("mail_tries", sa.Integer(), server_default="0", nullable=False))
+        batch.add_column(
+            sa.Column("mail_refused", sa.Boolean(), server_default="0", nullable=False)
+        )
     op.create_index(
         op.f("ix_booking_requests_mail_due_ms"), "booking_requests", ["mail_due_ms"], unique=False
     )
@@ -27,6 +30,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_booking_requests_mail_due_ms"), table_name="booking_requests")
     with op.batch_alter_table("booking_requests") as batch:
+        batch.drop_column("mail_refused")
         batch.drop_column("mail_tries")
         batch.drop_column("mail_due_ms")
         batch.drop_column("mail")

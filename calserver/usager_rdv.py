@@ -25,6 +25,7 @@ gets None, as an unknown link does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -205,34 +206,50 @@ def cancel(conn: Connection, item_id: int, usager_id: int, now: datetime) -> Usa
     return _rewrite(conn, item_id, usager_id, now, status=USAGER_CANCELLED)
 
 
-def move(
+def move_candidates(
     conn: Connection, item_id: int, usager_id: int, start: datetime, now: datetime
+) -> list[int]:
+    """The agents who may take the RDV at ``start``, in the order ``move``
+    tries them: its own agent, then the others the search finds free for
+    that very slot.  A read: the search runs before the write transaction,
+    never under its locks."""
+    rdv = usager_rdv(conn, item_id, usager_id, now)
+    if rdv is None:
+        raise LookupError(item_id)
+    end = start + (rdv.ends_at - rdv.starts_at)
+    offered = find_creneaux(conn, _query(rdv, start, end), now)
+    slot = next((c for c in offered if c.start == start), None)
+    free = (slot.agent_ids or (slot.agent_id,)) if slot is not None else ()
+    return [rdv.agent_id, *(a for a in free if a != rdv.agent_id)]
+
+
+def move(
+    conn: Connection,
+    item_id: int,
+    usager_id: int,
+    start: datetime,
+    now: datetime,
+    agent_ids: Sequence[int],
 ) -> UsagerRdv:
-    """Move to another start (same motif and lieu): with the RDV's agent when
-    it is free then, else with the first other agent the search finds free
-    for that very slot.  The first refusal is the one raised when no agent
-    can take it."""
-    try:
-        return _rewrite(conn, item_id, usager_id, now, start=start)
-    except BookingRefused as refused:
-        if refused.code not in _NOT_THIS_AGENT:
-            raise
-        rdv = usager_rdv(conn, item_id, usager_id, now)
-        if rdv is None:
-            raise LookupError(item_id) from None
-        end = start + (rdv.ends_at - rdv.starts_at)
-        offered = find_creneaux(conn, _query(rdv, start, end), now)
-        slot = next((c for c in offered if c.start == start), None)
-        others = (
-            [a for a in (slot.agent_ids or (slot.agent_id,)) if a != rdv.agent_id] if slot else []
-        )
-        for agent_id in others:
-            try:
-                return _rewrite(conn, item_id, usager_id, now, start=start, agent_id=agent_id)
-            except BookingRefused as lost:
-                if lost.code not in _NOT_THIS_AGENT:
-                    raise
-        raise refused from None
+    """Move to another start (same motif and lieu) with the first of
+    ``agent_ids`` (``move_candidates``) whose agenda takes it; the first
+    refusal when none does.  Their agendas are locked together first, in one
+    order for every writer, so two usagers moving RDVs between the same
+    agents queue instead of deadlocking."""
+    agents = [scheduling.agent(conn, agent_id) for agent_id in agent_ids]
+    paths = [rdv_agenda(agent["login"]) for agent in agents if agent is not None]
+    agenda_writer.lock_agendas(conn, paths, agent_ids)
+    first: BookingRefused | None = None
+    for agent_id in agent_ids:
+        try:
+            return _rewrite(conn, item_id, usager_id, now, start=start, agent_id=agent_id)
+        except BookingRefused as refused:
+            if refused.code not in _NOT_THIS_AGENT:
+                raise
+            first = first or refused
+    if first is None:
+        raise LookupError(item_id)
+    raise first
 
 
 def _query(rdv: UsagerRdv, start: datetime, end: datetime) -> SlotQuery:

@@ -4,6 +4,8 @@ page) take the very path of a CalDAV PUT: the booking check and indexes of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection
 
 from plugins.storage import delete_stored, move_text, store_text
@@ -29,6 +31,14 @@ def put_event(
     """Store (create or replace) one object; BookingRefused when a rule says no."""
     stored, _ = store_text(conn, _agenda(conn, collection_path), href, text, writer)
     return stored
+
+
+def lock_agendas(conn: Connection, paths: list[str], agent_ids: Sequence[int]) -> None:
+    """Take the locks of several agents' agendas at once, in the one order
+    every writer uses (collections by path, then agents by id), before a
+    write that may try one after another."""
+    calendars.get_collections(conn, paths, lock=True)
+    agenda_index.lock_agents(conn, agent_ids)
 
 
 def move_event(

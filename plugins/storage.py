@@ -587,17 +587,20 @@ def move_text(
 ) -> ItemRow:
     """Move an item to another agenda, at the same href, with a new text (a
     usager moving their RDV to another agent's slot): the item keeps its id
-    (its links and notifications know it by that), the target's rules check
-    the new text as ``writer``, and the outbox sees one change (agents and
-    time).  Checked before anything moves: a refusal (BookingRefused) leaves
-    the item where it was, and the caller may try another agenda in the same
-    transaction.  LookupError when the target already holds that href."""
+    (its links and notifications know it by that) and is checked in the
+    target as the change of the item it was (its SEQUENCE bumped, the
+    usager's rules on changes applied, its old time not counted as busy); the
+    outbox sees one change (agents and time).  In a savepoint: a refusal
+    (BookingRefused) leaves the item where it was, and the caller may try
+    another agenda in the same transaction.  LookupError when the target
+    already holds that href."""
     if agenda_index.item_id(conn, target.id, href) is not None:
         raise LookupError(f"{target.path}/{href}")
-    prepared = _check(conn, target, href, text, writer)
-    final = prepared.text if prepared is not None else text
-    calendars.move_item(conn, source, href, target, href)
-    stored, _ = _write(conn, target, prepared_item(final, target.path), href, prepared, writer)
+    with conn.begin_nested():
+        calendars.move_item(conn, source, href, target, href)
+        prepared = _check(conn, target, href, text, writer)
+        final = prepared.text if prepared is not None else text
+        stored, _ = _write(conn, target, prepared_item(final, target.path), href, prepared, writer)
     return stored
 
 

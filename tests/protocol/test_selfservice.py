@@ -358,7 +358,7 @@ def test_a_move_goes_to_another_agent_free_at_that_time(stack: Stack) -> None:
         assert _rdv_of(stack, "alice", stack.office.alice, rdv["id"]).status_code == 404
         after = ok(_rdv_of(stack, "bob", stack.office.bob, rdv["id"]))
         assert after["starts_at"].startswith(f"{day}T11:00") and after["status"] == "unknown"
-        assert after["usager_ids"] == [usager["id"]]
+        assert after["usager_ids"] == [usager["id"]] and after["sequence"] > rdv["sequence"]
         assert rdv["id"] not in _agenda_uids(stack, "alice")
         assert rdv["id"] in _agenda_uids(stack, "bob")
         assert "modifié" in _mails(stack, usager["email"], 2)[1]["Subject"]

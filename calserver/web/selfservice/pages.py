@@ -276,10 +276,15 @@ async def move(request: web.Request) -> web.Response:
     ctx = context(request)
     now = _now()
 
-    def write(conn: Connection) -> None:
-        usager_rdv.move(conn, link.item_id, link.usager_id, start, now)
+    def candidates(conn: Connection) -> list[int]:
+        return usager_rdv.move_candidates(conn, link.item_id, link.usager_id, start, now)
 
     try:
+        agent_ids = await ctx.run(ctx.read, candidates)
+
+        def write(conn: Connection) -> None:
+            usager_rdv.move(conn, link.item_id, link.usager_id, start, now, agent_ids)
+
         await ctx.writing(ctx.write, write)
     except BookingRefused as refused:
         if refused.code in ("slot-unavailable", "booking-delay", "outside-plage", "agent-busy"):

@@ -202,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
         settings = Settings(**{**settings.__dict__, **overrides})
-    db = Database(settings.database_url)
+    # PostgreSQL connections for every thread that may hold one at once: the
+    # CalDAV and API pools (``threads`` each), the pages' writes (half as
+    # many), the searches, the workers (pool_size more may overflow).
+    db = Database(settings.database_url, pool_size=max(10, settings.threads + 8))
     try:
         _prepare(settings, db)
         if args.command == "serve":

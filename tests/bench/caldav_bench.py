@@ -38,6 +38,7 @@ from urllib.parse import unquote
 
 import requests
 
+from plugins.caldav import MAX_EXPAND_OCCURRENCES
 from tests.bench import results as results_file
 from tests.bench import workload
 from tests.bench.servers import (
@@ -306,8 +307,14 @@ def bench_server(
         runs,
         expected.week_objects,
     )
+    # Past calserver's documented cap on the instances of one expanded answer
+    # (at 100,000 objects the month holds ~24,000), the right answer is its 400.
+    capped = server.name == "calserver" and expected.month_instances > MAX_EXPAND_OCCURRENCES
     ops["expand_month"] = repeat(
-        counted("REPORT", MONTH_EXPAND, _vevents, Depth="1"), runs, expected.month_instances
+        counted("REPORT", MONTH_EXPAND, _vevents, Depth="1"),
+        runs,
+        None if capped else expected.month_instances,
+        status=400 if capped else 207,
     )
     ops["propfind_1"] = repeat(
         counted("PROPFIND", PROPFIND_ETAGS, lambda b: len(_item_hrefs(b)), Depth="1"), runs, n

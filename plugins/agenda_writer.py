@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from plugins.storage import delete_stored, move_text, store_text
 from storage import agenda_index, calendars
 from storage.calendars import ItemRow
+from storage.database import is_writing
 
 
 class NoSuchAgenda(LookupError):
@@ -18,8 +19,11 @@ class NoSuchAgenda(LookupError):
 
 
 def _agenda(conn: Connection, collection_path: str) -> calendars.CollectionRow:
-    # Locked like a CalDAV write locks it (PostgreSQL), so both paths queue alike.
-    found = calendars.get_collections(conn, [collection_path], lock=True).get(collection_path)
+    # In a write, locked like a CalDAV write locks it (PostgreSQL), so both
+    # paths queue alike and what a write reads first is still true when it
+    # writes; a read locks nothing.
+    lock = is_writing(conn)
+    found = calendars.get_collections(conn, [collection_path], lock=lock).get(collection_path)
     if found is None:
         raise NoSuchAgenda(collection_path)
     return found

@@ -68,6 +68,19 @@ def notices_muted(conn: Connection) -> bool:
     return bool(conn.info.get(NOTICES_MUTED))
 
 
+# Set while a transaction opened by ``Database.transaction`` writes.  A read
+# (REPEATABLE READ on PostgreSQL) must not lock rows: SELECT ... FOR UPDATE on
+# a row another transaction changed meanwhile fails there ("could not
+# serialize access").
+WRITING = "calserver_writing"
+
+
+def is_writing(conn: Connection) -> bool:
+    """Whether ``conn`` runs a write transaction (a connection opened by
+    other means is taken as one: it may lock)."""
+    return bool(conn.info.get(WRITING, True))
+
+
 class MigrationRefused(Exception):
     """A migration found data it cannot bring to the new schema without a
     person's decision; it changed nothing and says what to fix."""
@@ -155,6 +168,7 @@ class Database:
                     isolation_level="READ COMMITTED" if write else "REPEATABLE READ"
                 )
             self._local.conn, self._local.write = conn, write
+            conn.info[WRITING] = write
             try:
                 with conn.begin():
                     yield conn
@@ -162,6 +176,7 @@ class Database:
                 self._local.conn = None
                 conn.info.pop(AUTHOR, None)
                 conn.info.pop(NOTICES_MUTED, None)
+                conn.info.pop(WRITING, None)
                 told = conn.info.pop(OUTBOX_WRITTEN, False)
         if told:  # committed: an exception would have left above
             # A copy: a worker may stop (and unregister) while this thread calls.

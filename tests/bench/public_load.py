@@ -287,6 +287,8 @@ def run(argv: list[str] | None = None) -> int:
     booked = sum(o.booked for o in outcomes)
     verdicts.append(check("every usager booked", args.usagers, booked))
     verdicts.append(check("answers 5xx", 0, sum(1 for s in statuses(log) if s >= 500)))
+    for line in [line for line in log.splitlines() if " ERROR " in line][:5]:
+        print(f"server: {line}", file=sys.stderr)  # the log holds no personal data
     verdicts.append(
         check("journeys with an error", [], [e for o in outcomes for e in o.errors][:5])
     )

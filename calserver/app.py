@@ -31,6 +31,7 @@ from calserver.api import (
 from calserver.auth_gate import AuthGate
 from calserver.background import background_pool
 from calserver.config import Settings
+from calserver.in_flight import InFlight
 from calserver.web import backoffice, selfservice, site
 from calserver.web import booking as booking_pages
 from calserver.wsgi_bridge import WSGIBridge
@@ -242,7 +243,11 @@ def outlook_settings(push: PushSettings) -> outlook.Outlook:
 
 def create_app(settings: Settings, db: Database) -> web.Application:
     """Build the application on a database whose schema is already migrated."""
-    app = web.Application(client_max_size=settings.max_content_length, middlewares=[access_log])
+    in_flight = InFlight()
+    app = web.Application(
+        client_max_size=settings.max_content_length,
+        middlewares=[access_log, in_flight.middleware],
+    )
     dav = build_caldav(db, max_content_length=settings.max_content_length, realm=settings.realm)
     gate = AuthGate(dav.auth, Throttle())
     caldav = WSGIBridge(
@@ -308,7 +313,7 @@ def create_app(settings: Settings, db: Database) -> web.Application:
     if settings.webhook_worker:
         _run_in_process(app, WORKER_TASK, Worker(db, worker_settings(settings)).run)
     if settings.notification_worker:
-        notifier = Notifier(db, notifier_settings(settings), notifying)
+        notifier = Notifier(db, notifier_settings(settings), notifying, in_flight.busy)
         _run_in_process(app, NOTIFIER_TASK, notifier.run)
     if push is not None and settings.m365_worker:
         _run_in_process(app, PUSH_TASK, Pusher(db, push).run)

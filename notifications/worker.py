@@ -45,6 +45,7 @@ from webhooks.retry import RetryPolicy
 log = logging.getLogger("calserver.notifications")
 _T = TypeVar("_T")
 SKIPPED = "skipped"
+GAP_POLL_S = 0.002  # how often a waiting round looks for a gap between requests
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class NotifierSettings:
     )
     purge_every_s: float = 600.0
     purge_batch: int = 500
+    # In the server's process, a round waits for a gap between requests
+    # before each of its steps, this long at most in all (``busy``).
+    yield_s: float = 2.0
 
     @property
     def lease_ms(self) -> int:
@@ -136,17 +140,26 @@ class _Reads:
 
 class Notifier:
     def __init__(
-        self, db: Database, settings: NotifierSettings, preparing: Executor | None = None
+        self,
+        db: Database,
+        settings: NotifierSettings,
+        preparing: Executor | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         """``preparing``: the threads that read and build the messages, most
         of the worker's CPU (None: asyncio's default).  In the server's
         process, a lowest-priority pool (``calserver.background``): requests
         come first for the cores.  Only reads run there: a thread that might
         wait for a core must not hold the database's write lock, so claims
-        and receipts stay on ordinary threads."""
+        and receipts stay on ordinary threads.  ``busy``: whether the
+        server is answering a request (``calserver.in_flight``); the round
+        then waits for a gap before its claim, each message and its receipts,
+        ``settings.yield_s`` at most in all (the verification emails of the
+        public page, which a usager waits for, never wait)."""
         self.db = db
         self.settings = settings
         self._preparing = preparing
+        self._busy = busy
         self._wake = asyncio.Event()
         self._next_purge = 0.0
         self._sms = sms.provider(settings.sms)
@@ -160,10 +173,20 @@ class Notifier:
         with self.db.transaction(write=True) as conn:
             return notifications.claim(conn, now_ms(), self.settings.lease_ms, self.settings.batch)
 
-    def _prepare(self, claimed: list[notifications.Claimed]) -> list[Outgoing]:
+    def _wait_for_a_gap(self, deadline: float) -> None:
+        """Sleep while the server answers requests, until ``deadline``
+        (``time.monotonic()``) at most."""
+        while self._busy is not None and self._busy() and time.monotonic() < deadline:
+            time.sleep(GAP_POLL_S)
+
+    def _prepare(self, claimed: list[notifications.Claimed], deadline: float) -> list[Outgoing]:
         with self.db.transaction(write=False) as conn:
             reads = _Reads(conn)
-            return [self._prepared(reads, c) for c in claimed]
+            prepared = []
+            for one in claimed:
+                self._wait_for_a_gap(deadline)
+                prepared.append(self._prepared(reads, one))
+            return prepared
 
     def _prepared(self, reads: _Reads, claimed: notifications.Claimed) -> Outgoing:
         """One message, or a failure of its own: a row that cannot be built
@@ -413,13 +436,17 @@ class Notifier:
         waits for the code), then claim, prepare, send, record; how many were
         handled."""
         mails = await self._verifications.round(self.settings.batch)
+        deadline = time.monotonic() + self.settings.yield_s
+        await asyncio.to_thread(self._wait_for_a_gap, deadline)
         loop = asyncio.get_running_loop()
         claimed_at = loop.time()  # the lease runs from (just after) now
         claimed = await asyncio.to_thread(self._take)
         if not claimed:
             return mails
-        prepared = await loop.run_in_executor(self._preparing, self._prepare, claimed)
-        await asyncio.to_thread(self._record, await self._send(prepared, claimed_at))
+        prepared = await loop.run_in_executor(self._preparing, self._prepare, claimed, deadline)
+        sent = await self._send(prepared, claimed_at)
+        await asyncio.to_thread(self._wait_for_a_gap, deadline)
+        await asyncio.to_thread(self._record, sent)
         return mails + len(claimed)
 
     async def _full_round(self) -> bool:

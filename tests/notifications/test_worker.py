@@ -3,6 +3,8 @@ skipped and why, and a message retried past its window given up."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -257,9 +259,9 @@ class _LatePreparing(Notifier):
     """A worker whose preparing thread gets the cores late (it runs at the
     lowest priority in the server): past the send limit."""
 
-    def _prepare(self, claimed: list[notifications.Claimed]) -> list[Outgoing]:
+    def _prepare(self, claimed: list[notifications.Claimed], deadline: float) -> list[Outgoing]:
         time.sleep(self.settings.send_limit_s + 0.1)
-        return super()._prepare(claimed)
+        return super()._prepare(claimed, deadline)
 
 
 async def test_a_round_prepared_too_late_sends_nothing(db: Database) -> None:
@@ -276,3 +278,40 @@ async def test_a_round_prepared_too_late_sends_nothing(db: Database) -> None:
     with db.transaction(write=False) as conn:
         (receipt,) = notifications.receipts_of(conn, 9)
     assert (receipt["status"], receipt["error"]) == ("retry", "no answer within 0.6 s")
+
+
+def _waiting(db: Database, smtp: SmtpServer, yield_s: float, busy: list[bool]) -> Notifier:
+    settings = NotifierSettings(smtp=SmtpSettings(host="127.0.0.1", port=smtp.port))
+    return Notifier(db, dataclasses.replace(settings, yield_s=yield_s), busy=lambda: busy[0])
+
+
+async def test_a_round_waits_for_a_gap_between_requests(db: Database) -> None:
+    """In the server's process the round waits while requests are answered,
+    and goes on as soon as they stop (long before its ``yield_s``)."""
+    smtp = SmtpServer().start()
+    answering = [True]
+    try:
+        _email_due(db, "gap@b.fr", 11)
+        started = time.monotonic()
+        round_done = asyncio.ensure_future(_waiting(db, smtp, 5.0, answering).round())
+        await asyncio.sleep(0.3)
+        assert not round_done.done() and smtp.mailbox.to("gap@b.fr") == []
+        answering[0] = False
+        assert await round_done == 1
+        assert time.monotonic() - started < 4.0
+        assert len(smtp.mailbox.to("gap@b.fr")) == 1
+    finally:
+        smtp.stop()
+
+
+async def test_a_round_waits_no_longer_than_its_yield(db: Database) -> None:
+    """Requests without end: the messages go once the wait is over."""
+    smtp = SmtpServer().start()
+    try:
+        _email_due(db, "busy@b.fr", 12)
+        started = time.monotonic()
+        assert await _waiting(db, smtp, 0.5, [True]).round() == 1
+        assert time.monotonic() - started >= 0.5
+        assert len(smtp.mailbox.to("busy@b.fr")) == 1
+    finally:
+        smtp.stop()

@@ -286,11 +286,21 @@ def list_item_heads(conn: Connection, collection_id: int) -> list[ItemHead]:
     return [ItemHead(*r) for r in conn.execute(_ITEM_HEADS, {"cid": collection_id})]
 
 
+# The page's ids first, from the collection's index alone; then their texts by
+# key.  Asked in one query, SQLite sorted the texts of every item after
+# ``after`` to keep the first page of them: the whole collection's texts read
+# again for every page.
 _TEXT_PAGE = (
     select(items.c.id, items.c.text)
-    .where(items.c.collection_id == bindparam("cid"), items.c.id > bindparam("after"))
+    .where(
+        items.c.id.in_(
+            select(items.c.id)
+            .where(items.c.collection_id == bindparam("cid"), items.c.id > bindparam("after"))
+            .order_by(items.c.id)
+            .limit(bindparam("size"))
+        )
+    )
     .order_by(items.c.id)
-    .limit(bindparam("size"))
 )
 
 

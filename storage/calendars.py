@@ -311,8 +311,8 @@ def item_texts_after(
     after the item with id ``after`` (0 for the first page): read a page at a
     time by key, so that no more than a page is held whatever the driver
     buffers, and no transaction stays open between pages."""
-    rows = conn.execute(_TEXT_PAGE, {"cid": collection_id, "after": after, "size": page})
-    return [(row.id, row.text) for row in rows]
+    params = {"cid": collection_id, "after": after, "size": page}
+    return [(key, text) for key, text in conn.execute(_TEXT_PAGE, params).all()]
 
 
 def list_hrefs(conn: Connection, collection_id: int) -> list[str]:

@@ -228,8 +228,8 @@ class Collection(storage.BaseCollection):
         then handed in pieces to ``answer_pieces`` when that is bound too (the
         answer's body is then empty: see ``plugins.application``).
 
-        The pieces read the texts a page at a time, each page in a short
-        transaction of its own, while the answer is being sent.
+        The pieces read the texts once, a page at a time, each page in a
+        short transaction of its own, when the answer starts being sent.
         """
         if self.tag != "VCALENDAR" or self._row is None:
             return super().serialize(vcf_to_ics, ShareActions or {})

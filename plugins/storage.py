@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import email.utils
-import functools
 import posixpath
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -229,16 +228,15 @@ class Collection(storage.BaseCollection):
         then handed in pieces to ``answer_pieces`` when that is bound too (the
         answer's body is then empty: see ``plugins.application``).
 
-        The pieces read the texts a page at a time, each page in a short
-        transaction of its own, while the answer is being sent.
+        The pieces read the texts once, a page at a time, each page in a
+        short transaction of its own, when the answer starts being sent.
         """
         if self.tag != "VCALENDAR" or self._row is None:
             return super().serialize(vcf_to_ics, ShareActions or {})
         encoding = export_encoding.get()
-        texts: Callable[[], Iterator[str]] = functools.partial(self._texts, self._row.id)
+        texts: Iterable[str] = self._texts(self._row.id)
         if self.masked:  # decided now: the pieces may be read after this request's bindings
-            unmasked = texts
-            texts = lambda: map(events.masked, unmasked())  # noqa: E731
+            texts = map(events.masked, texts)
         pieces = export_pieces(
             texts,
             self.get_meta("D:displayname"),

@@ -286,11 +286,21 @@ def list_item_heads(conn: Connection, collection_id: int) -> list[ItemHead]:
     return [ItemHead(*r) for r in conn.execute(_ITEM_HEADS, {"cid": collection_id})]
 
 
+# The page's ids first, from the collection's index alone; then their texts by
+# key.  Asked in one query, SQLite sorted the texts of every item after
+# ``after`` to keep the first page of them: the whole collection's texts read
+# again for every page.
 _TEXT_PAGE = (
     select(items.c.id, items.c.text)
-    .where(items.c.collection_id == bindparam("cid"), items.c.id > bindparam("after"))
+    .where(
+        items.c.id.in_(
+            select(items.c.id)
+            .where(items.c.collection_id == bindparam("cid"), items.c.id > bindparam("after"))
+            .order_by(items.c.id)
+            .limit(bindparam("size"))
+        )
+    )
     .order_by(items.c.id)
-    .limit(bindparam("size"))
 )
 
 
@@ -301,8 +311,8 @@ def item_texts_after(
     after the item with id ``after`` (0 for the first page): read a page at a
     time by key, so that no more than a page is held whatever the driver
     buffers, and no transaction stays open between pages."""
-    rows = conn.execute(_TEXT_PAGE, {"cid": collection_id, "after": after, "size": page})
-    return [(row.id, row.text) for row in rows]
+    params = {"cid": collection_id, "after": after, "size": page}
+    return [(key, text) for key, text in conn.execute(_TEXT_PAGE, params).all()]
 
 
 def list_hrefs(conn: Connection, collection_id: int) -> list[str]:

@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 from radicale import xmlutils
 from radicale.item import filter as radicale_filter
 
-from plugins.etag_listing import PIECE, quote_href
+from plugins.etag_listing import PIECE, quote_href, quote_names
 
 PROP = xmlutils.make_clark("D:prop")
 FILTER = xmlutils.make_clark("C:filter")
@@ -126,9 +126,12 @@ def multistatus(
     caldav = _CALDAV if DATA in properties else ""
     yield _HEAD.format(encoding=encoding, caldav=caldav).encode(encoding)
     prefix = quote_href(collection_href)
+    hrefs = [prefix + name for name in quote_names([item.href for item in found])]
     for start in range(0, len(found), PIECE):
         parts = []
-        for item in found[start : start + PIECE]:
+        for item, href in zip(
+            found[start : start + PIECE], hrefs[start : start + PIECE], strict=True
+        ):
             props = "".join(
                 f"<getetag>{escape(item.etag)}</getetag>"
                 if tag == ETAG
@@ -136,7 +139,7 @@ def multistatus(
                 for tag in properties
             )
             parts.append(
-                f"<response><href>{prefix}{quote_href(item.href)}</href><propstat><prop>"
+                f"<response><href>{href}</href><propstat><prop>"
                 f"{props}</prop><status>{_OK}</status></propstat></response>"
             )
         yield "".join(parts).encode(encoding)

@@ -35,7 +35,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration.  Checked against Alembic's own view by the test suite;
 # it lets a server whose schema is current start without loading Alembic
 # (and its templating stack), which is a fifth of a server's memory.
-HEAD_REVISION = "0017_verification_mail"
+HEAD_REVISION = "0018_item_heads_index"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Set in a connection's info by a transaction that wrote outbox events
 # (storage/outbox.py): its commit wakes this process's workers.

@@ -14,7 +14,6 @@ it.  The same writer serves the expanded queries of ``plugins.expand_report``.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,9 +35,6 @@ DATA = xmlutils.make_clark("C:calendar-data")
 _OK = xmlutils.make_response(client.OK)
 _HEAD = "<?xml version='1.0' encoding='{encoding}'?>\n<multistatus xmlns=\"DAV:\"{caldav}>"
 _CALDAV = f' xmlns:C="{xmlutils.NAMESPACES["C"]}"'
-# What Radicale counts as a VEVENT of a text it answers (a line of its own);
-# this pattern finds at least those.
-_VEVENT = re.compile("begin:vevent", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,9 @@ def parse(root: ET.Element | None) -> QueryShape | None:
 def too_many_events(texts: Sequence[str], cap: int) -> bool:
     """Whether the texts may hold more than ``cap`` VEVENTs as Radicale counts
     them for its ``max_expand_occurrence`` (then Radicale answers)."""
-    return bool(cap) and sum(len(_VEVENT.findall(text)) for text in texts) > cap
+    # Radicale counts the lines that read BEGIN:VEVENT once upper-cased: each
+    # is an occurrence in the upper-cased text (faster than a search ignoring case).
+    return bool(cap) and sum(text.upper().count("BEGIN:VEVENT") for text in texts) > cap
 
 
 class Found(Protocol):

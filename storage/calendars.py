@@ -283,7 +283,8 @@ _ITEM_HEADS = _items_of((items.c.href, items.c.etag, items.c.component, items.c.
 
 def list_item_heads(conn: Connection, collection_id: int) -> list[ItemHead]:
     """Every item of the collection, in the order of ``list_items``, as a head."""
-    return [ItemHead(*r) for r in conn.execute(_ITEM_HEADS, {"cid": collection_id})]
+    # Fetched all at once: row by row costs more than the query.
+    return [ItemHead(*r) for r in conn.execute(_ITEM_HEADS, {"cid": collection_id}).all()]
 
 
 _TEXT_PAGE = (

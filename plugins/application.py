@@ -27,6 +27,9 @@
   types, modification dates) writes the items' responses from their database
   rows (``plugins.etag_listing``) after Radicale's own checks; so does a first
   sync-collection (no token) for etags and content types.
+- A calendar-query for whole VEVENTs (etags, calendar data) in a time range
+  writes its answer from the occurrence index and the stored texts
+  (``plugins.range_report``) after Radicale's own checks.
 """
 
 from __future__ import annotations

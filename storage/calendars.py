@@ -375,7 +375,7 @@ def items_in_range(
     if component:
         query = query.where(items.c.component == component)
     result = []
-    for row in conn.execute(query.order_by(items.c.id)):
+    for row in conn.execute(query.order_by(items.c.id)).all():
         certain = row.ranges_until is None or end <= row.ranges_until
         result.append((_item(row), certain))
     return result

@@ -12,10 +12,15 @@ import pytest
 
 from plugins import range_report
 from plugins.application import Application
-from plugins.item_index import item_write, prepared_item
-from storage import calendars
 from storage.database import Database
-from tests.plugins.conftest import Call, calls_of, streamed, unsized
+from tests.plugins.conftest import (
+    REFUSED_OR_ANSWERED,
+    Call,
+    calls_of,
+    store_in_alice_rdv,
+    streamed,
+    unsized,
+)
 from tests.plugins.series import MARCH, SERIES
 
 _CAL = "urn:ietf:params:xml:ns:caldav"
@@ -40,15 +45,10 @@ def _query(
 
 @pytest.fixture
 def call(db: Database, dav: Call) -> Iterator[Call]:
-    """alice's rdv agenda holds the awkward series (stored as a PUT stores them,
-    without the booking rules: what is tested is the query), one of them at
-    an href that needs escapes."""
+    """alice's rdv agenda holds the awkward series, one of them at an href that
+    needs escapes."""
     texts = {**SERIES, "é & <x>.ics": SERIES["single.ics"].replace("UID:single", "UID:s2")}
-    with db.transaction(write=True) as conn:
-        agenda = calendars.get_collection(conn, "alice/rdv")
-        assert agenda is not None
-        for href, text in texts.items():
-            calendars.put_item(conn, agenda, item_write(prepared_item(text, agenda.path), href))
+    store_in_alice_rdv(db, texts)
     yield dav
 
 
@@ -112,12 +112,7 @@ def test_open_ended_range_same_bytes_as_radicale(
 def test_refusals_are_radicale_s(
     call: Call, generic: Callable[[], None], answered: list[int]
 ) -> None:
-    asked = [
-        ("bob", "/alice/rdv/"),  # same service: shared agenda
-        ("carol", "/alice/rdv/"),  # another service: nothing
-        ("bob", "/alice/plages/"),  # colleague, not a shared agenda
-        ("alice", "/alice/absent/"),  # no such collection
-    ]
+    asked = REFUSED_OR_ANSWERED
     fast = [call(login, "REPORT", path, _query(MARCH), depth="1") for login, path in asked]
     assert len(answered) == 1  # only bob's query of alice's rdv
     generic()

@@ -30,8 +30,32 @@ def _france():  # type: ignore[no-untyped-def]
     return holidays.France
 
 
+# ``holidays.France.subdivisions``, written out: the API's schema lists the
+# zones when it is imported, which must not import the package (a test checks
+# that both agree).
+FRANCE_SUBDIVISIONS = (
+    "57",
+    "6AE",
+    "971",
+    "972",
+    "973",
+    "974",
+    "976",
+    "BL",
+    "MF",
+    "NC",
+    "PF",
+    "PM",
+    "TF",
+    "WF",
+    "Zone A",
+    "Zone B",
+    "Zone C",
+)
+
+
 def zones() -> tuple[str, ...]:
-    return (METROPOLE, *_france().subdivisions)
+    return (METROPOLE, *FRANCE_SUBDIVISIONS)
 
 
 def zone_for_department(department: str) -> str:
@@ -39,7 +63,7 @@ def zone_for_department(department: str) -> str:
     department = department.strip().upper()
     if department in _DEPARTMENT_ZONES:
         return _DEPARTMENT_ZONES[department]
-    return department if department in _france().subdivisions else METROPOLE
+    return department if department in FRANCE_SUBDIVISIONS else METROPOLE
 
 
 def validate_zone(zone: str) -> str:

@@ -15,25 +15,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import client
-from xml.sax.saxutils import escape
 
 from radicale import xmlutils
-from radicale.item import filter as radicale_filter
 
-from plugins.etag_listing import quote_href
+from plugins import range_report
 from plugins.expansion import Expansion
 
-_PROP = xmlutils.make_clark("D:prop")
-_FILTER = xmlutils.make_clark("C:filter")
-_COMP = xmlutils.make_clark("C:comp-filter")
-_TIME_RANGE = xmlutils.make_clark("C:time-range")
-_ETAG = xmlutils.make_clark("D:getetag")
-_DATA = xmlutils.make_clark("C:calendar-data")
 _EXPAND = xmlutils.make_clark("C:expand")
 _LIMIT_SET = xmlutils.make_clark("C:limit-recurrence-set")
 _FORMAT = "%Y%m%dT%H%M%SZ"
-_OK = xmlutils.make_response(client.OK)
 
 
 @dataclass(frozen=True)
@@ -63,41 +53,24 @@ def _range(element: ET.Element) -> tuple[int, int] | None:
     return (start, end) if start < end else None
 
 
-def _only(element: ET.Element, tag: str, name: str | None = None) -> ET.Element | None:
-    if len(element) != 1 or element[0].tag != tag:
-        return None
-    if name is not None and element[0].get("name", "").upper() != name:
-        return None
-    return element[0]
-
-
 def parse(root: ET.Element | None) -> ExpandQuery | None:
     """The query when it has the shape answered here, else None."""
-    if root is None or root.tag != xmlutils.make_clark("C:calendar-query"):
+    query = range_report.shape(root)
+    if query is None or query.data is None:
         return None
-    if sorted(child.tag for child in root) != sorted((_PROP, _FILTER)):
-        return None
-    prop = root.find(_PROP)
-    assert prop is not None
-    tags = [child.tag for child in prop]
-    if not tags or any(tag not in (_ETAG, _DATA) for tag in tags) or tags.count(_DATA) != 1:
-        return None
-    data = prop.find(_DATA)
-    assert data is not None
+    data = query.data
     if len(data) != 1 or data[0].tag not in (_EXPAND, _LIMIT_SET) or data.attrib:
         return None
     limits = _range(data[0])
-    calendar = _only(root.find(_FILTER), _COMP, "VCALENDAR")  # type: ignore[arg-type]
-    event = _only(calendar, _COMP, "VEVENT") if calendar is not None else None
-    time_range = _only(event, _TIME_RANGE) if event is not None else None
-    if limits is None or time_range is None:
-        return None
-    try:
-        window = radicale_filter.time_range_timestamps(time_range)
-    except ValueError:
+    if limits is None:
         return None
     expanding = data[0].tag == _EXPAND
-    return ExpandQuery(tags, window, limits if expanding else None, None if expanding else limits)
+    return ExpandQuery(
+        query.properties,
+        query.window,
+        limits if expanding else None,
+        None if expanding else limits,
+    )
 
 
 @dataclass(frozen=True)
@@ -130,23 +103,12 @@ def match(
 def multistatus(
     collection_href: str, query: ExpandQuery, matches: list[Match], encoding: str
 ) -> Iterator[bytes]:
-    """The multistatus, a response at a time (Radicale's serialisation: DAV:
-    as the default namespace, CalDAV as ``C``), each calendar-data written
-    only when its turn comes."""
-    yield (
-        f"<?xml version='1.0' encoding='{encoding}'?>\n"
-        '<multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-    ).encode(encoding)
-    prefix = quote_href(collection_href)
-    for found in matches:
-        props = "".join(
-            f"<getetag>{escape(found.etag)}</getetag>"
-            if tag == _ETAG
-            else f"<C:calendar-data>{escape(found.calendar_data(query))}</C:calendar-data>"
-            for tag in query.properties
-        )
-        yield (
-            f"<response><href>{prefix}{quote_href(found.href)}</href><propstat><prop>"
-            f"{props}</prop><status>{_OK}</status></propstat></response>"
-        ).encode(encoding)
-    yield b"</multistatus>"
+    """The multistatus, written as Radicale writes it (see
+    ``range_report.multistatus``)."""
+    return range_report.multistatus(
+        collection_href,
+        query.properties,
+        matches,
+        lambda found: found.calendar_data(query),
+        encoding,
+    )

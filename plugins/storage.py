@@ -404,17 +404,19 @@ class Storage(storage.BaseStorage):
             return Collection(self, row), calendars.list_item_heads(conn, row.id)
 
     def events_in_range(
-        self, path: str, start: int, end: int
-    ) -> tuple[Collection, list[ItemRow]] | None:
-        """The calendar at ``path`` and its VEVENT items (without texts) with an
-        occurrence overlapping [start, end), for expanding queries; None when
-        ``path`` is not a calendar (Radicale answers)."""
+        self, path: str, start: int, end: int, *, texts: bool = False
+    ) -> tuple[Collection, list[tuple[ItemRow, bool]]] | None:
+        """The calendar at ``path`` and its VEVENT items (with their texts when
+        asked) with an occurrence overlapping [start, end), each with whether
+        that is certain (see ``calendars.items_in_range``), for the queries
+        answered without building Radicale items; None when ``path`` is not a
+        calendar (Radicale answers)."""
         with self.db.connection() as conn:
             row = calendars.get_collection(conn, pathutils.strip_path(path))
             if row is None or row.props.get("tag") != "VCALENDAR":
                 return None
-            found = calendars.items_in_range(conn, row.id, "VEVENT", start, end, texts=False)
-        return Collection(self, row), [item for item, _ in found]
+            found = calendars.items_in_range(conn, row.id, "VEVENT", start, end, texts=texts)
+        return Collection(self, row), found
 
     def initial_sync_heads(self, path: str) -> tuple[Collection, str, list[ItemHead]] | None:
         """The calendar at ``path``, the token and item heads ``sync("")`` would

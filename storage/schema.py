@@ -171,6 +171,18 @@ items = Table(
     UniqueConstraint("collection_id", "href"),
     Index("ix_items_collection_uid", "collection_id", "uid"),
     Index("ix_items_collection_range", "collection_id", "t_start", "t_end"),
+    # Listings of heads (PROPFIND Depth 1, sync-collection) read this index
+    # alone: the table's rows hold the texts, two or three to a page.
+    Index(
+        "ix_items_collection_heads",
+        "collection_id",
+        "id",
+        "href",
+        "etag",
+        "component",
+        "modified_at",
+        "revision",
+    ),
 )
 
 item_ranges = Table(

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from plugins.caldav import build_caldav
-from storage import agents
+from plugins.item_index import item_write, prepared_item
+from storage import agents, calendars
 from storage.database import Database
 from tests.team import PASSWORDS, create_team
 
@@ -81,3 +82,23 @@ def calls_of(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[
 
     monkeypatch.setattr(owner, name, counting)
     return calls
+
+
+# Who asks for alice's agendas, and how Radicale answers: only bob's reading of
+# her rdv agenda is answered (calserver's listings answer no other).
+REFUSED_OR_ANSWERED = [
+    ("bob", "/alice/rdv/"),  # same service: shared agenda
+    ("carol", "/alice/rdv/"),  # another service: nothing
+    ("bob", "/alice/plages/"),  # colleague, not a shared agenda
+    ("alice", "/alice/absent/"),  # no such collection
+]
+
+
+def store_in_alice_rdv(db: Database, texts: dict[str, str]) -> None:
+    """Store items in alice's rdv agenda as a PUT stores them, but without the
+    booking rules (plain events have no motif): what is tested is the reading."""
+    with db.transaction(write=True) as conn:
+        agenda = calendars.get_collection(conn, "alice/rdv")
+        assert agenda is not None
+        for href, text in texts.items():
+            calendars.put_item(conn, agenda, item_write(prepared_item(text, agenda.path), href))

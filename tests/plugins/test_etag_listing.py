@@ -74,6 +74,12 @@ def test_quote_href_is_urllib_quote() -> None:
         assert etag_listing.quote_href(text) == quote(text)
 
 
+def test_quote_names_is_urllib_quote() -> None:
+    names = [*HREFS, "", "%41%", "é–😀", "".join(map(chr, range(1, 300))).replace("/", "")]
+    assert etag_listing.quote_names(names) == [quote(name) for name in names]
+    assert etag_listing.quote_names([]) == []
+
+
 @pytest.mark.parametrize(
     "properties",
     [

@@ -17,7 +17,7 @@ from plugins.application import Application
 from plugins.item_index import item_write, prepared_item
 from storage import calendars
 from storage.database import Database
-from tests.plugins.conftest import Call, calls_of
+from tests.plugins.conftest import REFUSED_OR_ANSWERED, Call, calls_of, store_in_alice_rdv
 from tests.plugins.series import MARCH, SERIES, expected, found
 
 _CAL = "urn:ietf:params:xml:ns:caldav"
@@ -48,11 +48,7 @@ def _datas(answer: bytes) -> dict[str, str]:
 def call(db: Database, dav: Call) -> Iterator[Call]:
     """alice's rdv agenda holds the awkward series (stored as a PUT stores them,
     without the booking rules: what is tested is the query)."""
-    with db.transaction(write=True) as conn:
-        agenda = calendars.get_collection(conn, "alice/rdv")
-        assert agenda is not None
-        for href, text in SERIES.items():
-            calendars.put_item(conn, agenda, item_write(prepared_item(text, agenda.path), href))
+    store_in_alice_rdv(db, SERIES)
     yield dav
 
 
@@ -146,12 +142,7 @@ def generic(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
 def test_refusals_are_radicale_s(
     call: Call, generic: Callable[[], None], answered: list[int]
 ) -> None:
-    asked = [
-        ("bob", "/alice/rdv/"),  # same service: shared agenda
-        ("carol", "/alice/rdv/"),  # another service: nothing
-        ("bob", "/alice/plages/"),  # colleague, not a shared agenda
-        ("alice", "/alice/absent/"),  # no such collection
-    ]
+    asked = REFUSED_OR_ANSWERED
     fast = [call(login, "REPORT", path, _query(MARCH), depth="1") for login, path in asked]
     assert len(answered) == 1  # only bob's query of alice's rdv
     assert fast[0][0].startswith("207") and b"dst.ics" in fast[0][1]

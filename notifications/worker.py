@@ -68,7 +68,7 @@ class NotifierSettings:
     purge_every_s: float = 600.0
     purge_batch: int = 500
     # In the server's process, a round waits for a gap between requests
-    # before each of its steps, this long at most in all (``busy``).
+    # before its claim and each message, this long at most in all (``busy``).
     yield_s: float = 2.0
 
     @property
@@ -153,9 +153,11 @@ class Notifier:
         wait for a core must not hold the database's write lock, so claims
         and receipts stay on ordinary threads.  ``busy``: whether the
         server is answering a request (``calserver.in_flight``); the round
-        then waits for a gap before its claim, each message and its receipts,
-        ``settings.yield_s`` at most in all (the verification emails of the
-        public page, which a usager waits for, never wait)."""
+        then waits for a gap before its claim and before each message,
+        ``settings.yield_s`` at most in all.  Its receipts are written as
+        soon as the messages are answered (what was sent is known at once),
+        and the public page's verification emails, which a usager waits
+        for, never wait."""
         self.db = db
         self.settings = settings
         self._preparing = preparing
@@ -444,9 +446,7 @@ class Notifier:
         if not claimed:
             return mails
         prepared = await loop.run_in_executor(self._preparing, self._prepare, claimed, deadline)
-        sent = await self._send(prepared, claimed_at)
-        await asyncio.to_thread(self._wait_for_a_gap, deadline)
-        await asyncio.to_thread(self._record, sent)
+        await asyncio.to_thread(self._record, await self._send(prepared, claimed_at))
         return mails + len(claimed)
 
     async def _full_round(self) -> bool:

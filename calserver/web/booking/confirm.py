@@ -68,7 +68,7 @@ class Choice:
 
     def values(self) -> dict:
         zone = self.offer.organisation["time_zone"]
-        lieu_query = f"lieu={self.lieu['id']}&" if self.lieu else ""
+        lieu_id = self.lieu["id"] if self.lieu else None
         debut = params.slot_text(self.start, zone)
         return {
             **base_values(self.offer),
@@ -77,8 +77,8 @@ class Choice:
             "lieu": self.lieu,
             "start": self.start.astimezone(ZoneInfo(zone)),
             "debut": debut,
-            "slot_query": f"{lieu_query}debut={debut}",
-            "lieu_query": lieu_query,
+            "slot_query": params.slot_query(lieu_id, self.start, zone),
+            "lieu_query": params.lieu_query(lieu_id),
         }
 
 
@@ -334,13 +334,9 @@ def _request_values(found: dict, organisation: dict, motif: dict | None, lieu: d
 
 def _identity_href(found: dict, organisation: dict) -> str:
     """The identity step of the request's slot (to give another address)."""
-    lieu_query = f"lieu={found['lieu_id']}&" if found["lieu_id"] else ""
     start = datetime.fromtimestamp(found["starts_at"], UTC)
-    debut = params.slot_text(start, organisation["time_zone"])
-    return (
-        f"/prendre-rdv/{organisation['slug']}/motifs/{found['motif_id']}/identite"
-        f"?{lieu_query}debut={debut}"
-    )
+    query = params.slot_query(found["lieu_id"], start, organisation["time_zone"])
+    return f"/prendre-rdv/{organisation['slug']}/motifs/{found['motif_id']}/identite?{query}"
 
 
 async def _values_of(request: web.Request, found: dict, organisation: dict) -> dict:

@@ -146,7 +146,7 @@ async def creneaux_page(request: web.Request) -> web.Response:
         span = week.window(wanted_day, now, offers.horizon(motif, now), zone)
         lieu_id = lieu["id"] if lieu else None
         found = offers.week(conn, motif, lieu_id, span.start, now)
-        lieu_query = f"lieu={lieu_id}&" if lieu_id else ""
+        lieu_query = params.lieu_query(lieu_id)
         rdv_path = f"/prendre-rdv/{slug}/motifs/{motif_id}/rdv?{lieu_query}debut="
         return {
             **base_values(offer),

@@ -68,6 +68,16 @@ def slot_text(moment: datetime, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
 
 
+def lieu_query(lieu_id: int | None) -> str:
+    """The lieu's part of a slot's query string (none for a motif without one)."""
+    return f"lieu={lieu_id}&" if lieu_id else ""
+
+
+def slot_query(lieu_id: int | None, start: datetime, zone: str) -> str:
+    """The query string that names a slot on the booking pages."""
+    return f"{lieu_query(lieu_id)}debut={slot_text(start, zone)}"
+
+
 def text(raw: str | None) -> str:
     """A form's text, trimmed; control characters refused."""
     value = (raw or "").strip()

@@ -556,6 +556,12 @@ def find_creneaux(
     return found
 
 
+def creneau_at(conn: Connection, query: SlotQuery, now: datetime | None = None) -> Creneau | None:
+    """The slot the search offers at the very start of the query's window
+    (a slot chosen on a page, checked again), or None."""
+    return next((c for c in find_creneaux(conn, query, now) if c.start == query.start), None)
+
+
 def next_availability(
     conn: Connection,
     query: SlotQuery,

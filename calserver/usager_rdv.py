@@ -32,7 +32,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from booking import events
-from booking.agenda import SlotQuery, find_creneaux, next_availability, rdv_agenda
+from booking.agenda import (
+    SlotQuery,
+    creneau_at,
+    find_creneaux,
+    next_availability,
+    rdv_agenda,
+)
 from booking.model import Creneau
 from booking.rules import (
     USAGER_CANCELLED,
@@ -217,8 +223,7 @@ def move_candidates(
     if rdv is None:
         raise LookupError(item_id)
     end = start + (rdv.ends_at - rdv.starts_at)
-    offered = find_creneaux(conn, _query(rdv, start, end), now)
-    slot = next((c for c in offered if c.start == start), None)
+    slot = creneau_at(conn, _query(rdv, start, end), now)
     free = (slot.agent_ids or (slot.agent_id,)) if slot is not None else ()
     return [rdv.agent_id, *(a for a in free if a != rdv.agent_id)]
 

@@ -91,7 +91,7 @@ def slot_agent(
     lieu_id = lieu["id"] if lieu else None
     end = start + timedelta(minutes=motif["duration_minutes"])
     query = agenda.SlotQuery(motif["id"], start, end, public=True, lieu_id=lieu_id)
-    slot = next((c for c in agenda.find_creneaux(conn, query, now) if c.start == start), None)
+    slot = agenda.creneau_at(conn, query, now)
     if slot is None:
         raise SlotTaken()
     return slot.agent_id

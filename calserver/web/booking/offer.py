@@ -144,5 +144,4 @@ def offered_at(
     if not bookable_time(motif, start, now):
         return False
     end = start + timedelta(minutes=motif["duration_minutes"])
-    found = agenda.find_creneaux(conn, _query(motif, lieu_id, start, end), now)
-    return any(c.start == start for c in found)
+    return agenda.creneau_at(conn, _query(motif, lieu_id, start, end), now) is not None
